@@ -1,0 +1,44 @@
+# shipway: `make up` runs it, `make test` tests it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+ARGS   ?=
+
+.PHONY: up test lint format bench clean
+
+up: $(VENV)/.installed
+	$(BIN)/shipway up $(ARGS)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/ruff check shipway tests bench
+	$(BIN)/mypy shipway
+	$(BIN)/pytest $(ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check shipway tests bench
+	$(BIN)/ruff format --check shipway tests bench
+	$(BIN)/mypy shipway
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff format shipway tests bench
+	$(BIN)/ruff check --fix shipway tests bench
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/run.py
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shipway needs Python 3.11 or newer; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python requirements.lock pyproject.toml
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock
+	$(BIN)/pip install -q -r requirements-dev.lock
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Tenants (organizations), users, API tokens and the roles they carry."""

@@ -1,0 +1,46 @@
+"""Assemble the FastAPI application: routes, error mapping and the body limit."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
+
+from shipway import __version__
+from shipway.api import errors
+from shipway.api.limits import BodyLimit
+from shipway.api.routes import apps, health, organizations, tokens
+from shipway.services import Services
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
+`Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
+
+
+def create_app(services: Services) -> BodyLimit:
+    """The ASGI app of one shipway process, wrapped in the 1 MiB body limit."""
+    app = FastAPI(
+        title="shipway",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    errors.install(app)
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(apps.router)
+    api.include_router(tokens.router)
+    api.include_router(tokens.whoami_router)
+    api.include_router(organizations.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
+    return BodyLimit(app)
+
+
+async def _index() -> HTMLResponse:
+    from shipway.web.pages import index
+
+    return HTMLResponse(index())

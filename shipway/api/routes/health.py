@@ -1,0 +1,18 @@
+"""/healthz: the state of the store, Temporal and NATS, without auth."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from shipway import __version__
+from shipway.api.auth import services
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["health"], summary="State of each part; 503 while degraded")
+async def healthz(request: Request) -> JSONResponse:
+    report = await services(request).health()
+    report["version"] = __version__
+    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)

@@ -1,0 +1,167 @@
+"""`shipway up|down|status`: run, stop and inspect shipway on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shipway.cli.client import CliError, data_dir_from
+from shipway.cli.output import console, emit_json
+from shipway.datadir import DataDir
+from shipway.errors import ShipwayError
+from shipway.settings import Settings
+
+READY_TIMEOUT = 120.0
+
+
+def banner(state: dict[str, Any]) -> None:
+    """What a user needs right after start: where to point a browser, git and the CLI."""
+    addresses = state["addresses"]
+    temporal = addresses.get("temporal", "")
+    if "temporal_ui" in addresses:
+        temporal += f"  (Web UI {addresses['temporal_ui']})"
+    embedded = set(state.get("embedded", []))
+    rows = [
+        ("dashboard/API", f"{state['url']}  (API docs {state['url']}/api/v1/docs)"),
+        ("admin token", state["admin_token_file"]),
+        ("Temporal", temporal + ("" if "temporal" in embedded else "  (external)")),
+        ("NATS", addresses.get("nats", "") + ("" if "nats" in embedded else "  (external)")),
+        ("store", state["store"]),
+        ("data dir", state["data_dir"]),
+    ]
+    console.print(f"[bold green]shipway {state['version']} is up[/] (pid {state['pid']})")
+    for label, value in rows:
+        console.print(f"  [bold]{label:<14}[/]{value}")
+
+
+def up_foreground(settings: Settings) -> None:
+    from shipway.server import Server
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("temporalio", "nats", "alembic", "uvicorn", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def ready(state: dict[str, Any]) -> None:
+        banner(state)
+        console.print("Press Ctrl-C to stop.", style="dim")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(Server(settings, ready).run())
+    except ShipwayError as e:
+        raise CliError(e.message) from e
+    console.print("shipway stopped.")
+
+
+def up_detached(settings: Settings, argv: list[str]) -> None:
+    """Start `shipway up` in its own session, logging to DATA/shipway.log; wait until ready."""
+    data = DataDir(settings.data_dir)
+    data.create()
+    running = data.read_state()
+    if running is not None:
+        raise CliError(
+            f"shipway is already running with data dir {data.root} (pid {running['pid']})"
+        )
+    offset = data.log_file.stat().st_size if data.log_file.exists() else 0
+    env = {**os.environ, "SHIPWAY_DATA": str(data.root)}
+    with open(data.log_file, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "shipway", "up", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            raise CliError(_last_error(data.log_file, offset) or f"shipway exited with code {code}")
+        state = data.read_state()
+        if state is not None and state["pid"] == child.pid:
+            banner(state)
+            console.print(
+                f"Running in the background; log: {data.log_file}. Stop with `shipway down`.",
+                style="dim",
+            )
+            return
+        time.sleep(0.1)
+    child.terminate()
+    raise CliError(f"shipway did not become ready within {READY_TIMEOUT:.0f}s; see {data.log_file}")
+
+
+def _last_error(log: Path, offset: int) -> str | None:
+    with open(log, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").splitlines()
+    for line in reversed(lines):
+        if line.startswith("error:"):
+            return line.removeprefix("error:").strip()
+    return lines[-1].strip() if lines else None
+
+
+def down(data_flag: Path | None, timeout: float = 60.0) -> None:
+    data = data_dir_from(data_flag)
+    pid = data.read_pid()
+    if pid is None:
+        console.print(f"shipway is not running (data dir {data.root}).")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if data.read_pid() is None and not _alive(pid):
+            console.print(f"shipway stopped (pid {pid}).")
+            return
+        time.sleep(0.1)
+    raise CliError(f"shipway (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours is gone for every purpose that matters here.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def status(data_flag: Path | None, as_json: bool) -> None:
+    data = data_dir_from(data_flag)
+    state = data.read_state()
+    if state is None:
+        if as_json:
+            emit_json({"running": False, "data_dir": str(data.root)})
+        raise CliError(f"shipway is not running (data dir {data.root})")
+    try:
+        health = httpx.get(f"{state['url']}/healthz", timeout=10).json()
+    except (httpx.HTTPError, ValueError) as e:
+        health = {"status": "unreachable", "components": {}, "error": str(e)}
+    report = {"running": True, **state, "health": health}
+    if as_json:
+        emit_json(report)
+        return
+    colour = "green" if health["status"] == "ok" else "yellow"
+    console.print(
+        f"shipway {state['version']} (pid {state['pid']}) at {state['url']}: "
+        f"[{colour}]{health['status']}[/]"
+    )
+    for name, part in health.get("components", {}).items():
+        where = part.get("address") or part.get("backend") or ""
+        extra = f"  restarts {part['restarts']}" if part.get("restarts") else ""
+        console.print(f"  [bold]{name:<10}[/]{part['status']:<10}{where}{extra}")

@@ -1,0 +1,136 @@
+"""The `shipway` command: Typer app, global error handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from shipway import __version__
+from shipway.cli import local
+from shipway.cli.client import Api, CliError, save_login
+from shipway.cli.output import console, errors
+from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, tokens
+from shipway.errors import ShipwayError
+from shipway.settings import Settings
+
+app = typer.Typer(
+    name="shipway",
+    help="Turn a git push into a live, isolated deployment on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(apps, name="apps")
+app.add_typer(tokens, name="tokens")
+app.add_typer(orgs, name="orgs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"shipway {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    """shipway: git push → live."""
+
+
+@app.command()
+def up(
+    data: Annotated[Path | None, typer.Option(help="data dir (env SHIPWAY_DATA)")] = None,
+    port: Annotated[int | None, typer.Option(help="control port (env SHIPWAY_PORT; 8080)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (env SHIPWAY_HOST; 127.0.0.1)")
+    ] = None,
+    base_domain: Annotated[
+        str | None, typer.Option(help="apps answer at APP.DOMAIN (env SHIPWAY_BASE_DOMAIN)")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL (env SHIPWAY_DATABASE_URL; SQLite)")
+    ] = None,
+    temporal_address: Annotated[
+        str | None, typer.Option(help="use this Temporal (env SHIPWAY_TEMPORAL_ADDRESS)")
+    ] = None,
+    nats_url: Annotated[
+        str | None, typer.Option(help="use this NATS (env SHIPWAY_NATS_URL)")
+    ] = None,
+    detach: Annotated[bool, typer.Option("-d", "--detach", help="run in the background")] = False,
+) -> None:
+    """Run shipway on this machine: Temporal, NATS, the store, the API and the workers."""
+    flags = {
+        "data_dir": data,
+        "port": port,
+        "host": host,
+        "base_domain": base_domain,
+        "database_url": database_url,
+        "temporal_address": temporal_address,
+        "nats_url": nats_url,
+    }
+    settings = Settings.load(flags)
+    if detach:
+        argv = [a for a in sys.argv[2:] if a not in ("-d", "--detach")]
+        local.up_detached(settings, argv)
+    else:
+        local.up_foreground(settings)
+
+
+@app.command()
+def down(data: DataOpt = None) -> None:
+    """Stop the shipway running from the data dir."""
+    local.down(data)
+
+
+@app.command()
+def status(as_json: JsonOpt = False, data: DataOpt = None) -> None:
+    """Show whether shipway runs, and the state and address of each part."""
+    local.status(data, as_json)
+
+
+@app.command()
+def login(
+    url: Annotated[str, typer.Option(help="the server, e.g. https://shipway.example.com")],
+    token: Annotated[str, typer.Option(help="an API token", prompt=True, hide_input=True)],
+) -> None:
+    """Save a remote server and token for later commands."""
+    who = Api(url.rstrip("/"), token).get("/whoami")
+    path = save_login(url, token)
+    console.print(
+        f"Logged in to {url} as {who['actor']} ({who['role']} of "
+        f"{who['organization']}); saved to {path}."
+    )
+
+
+def run() -> None:
+    """Entry point: every failure becomes one `error: …` line and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except (CliError, ShipwayError) as e:
+        errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except httpx.HTTPError as e:
+        errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise

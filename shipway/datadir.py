@@ -1,0 +1,97 @@
+"""The layout of the data dir, and the small files through which the CLI finds a running server."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @property
+    def admin_token(self) -> Path:
+        return self.root / "admin-token"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "shipway.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "shipway.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "run" / "state.json"
+
+    @property
+    def ports_file(self) -> Path:
+        return self.root / "run" / "ports.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "run" / "lock"
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.root / "run").mkdir(exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+
+    def read_state(self) -> dict[str, Any] | None:
+        """What the running server wrote at start, or None when none runs from this dir."""
+        try:
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = state.get("pid")
+        if not isinstance(pid, int) or not pid_alive(pid):
+            return None
+        return state
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    def read_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def read_admin_token(self) -> str | None:
+        try:
+            return self.admin_token.read_text().strip() or None
+        except OSError:
+            return None
+
+    def clear_run_files(self) -> None:
+        for path in (self.state_file, self.pid_file):
+            path.unlink(missing_ok=True)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write TEXT to PATH readable by its owner only (mode 0600), never briefly wider."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

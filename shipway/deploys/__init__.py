@@ -1,0 +1,1 @@
+"""Deployment lifecycle: builds and deployments from queued to a terminal state."""

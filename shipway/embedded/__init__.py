@@ -1,0 +1,1 @@
+"""Start, watch and stop the embedded Temporal and NATS servers."""

@@ -1,0 +1,72 @@
+"""Loopback ports for the embedded servers: stable across restarts, free at start."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from shipway.errors import PortInUse
+
+#: The port each embedded server prefers when it is free.
+PREFERRED = {"temporal": 7233, "temporal_ui": 8233, "temporal_http": 7243, "nats": 4222}
+
+
+def is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def any_free(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """Bind the control port now, so a clash is found before anything is spawned."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise PortInUse(
+            f"port {port} is already in use on {host}; stop what is using it "
+            f"or start shipway with --port N",
+            details={"port": port},
+        ) from e
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def allocate(path: Path, names: list[str], *, avoid: set[int]) -> dict[str, int]:
+    """Ports for NAMES: last time's if still free, else the preferred one, else any free one."""
+    saved: dict[str, int] = {}
+    if path.exists():
+        try:
+            saved = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, AttributeError):
+            saved = {}
+    chosen: dict[str, int] = {}
+    taken = set(avoid)
+    for name in names:
+        for candidate in (saved.get(name), PREFERRED.get(name)):
+            if candidate and candidate not in taken and is_free(candidate):
+                chosen[name] = candidate
+                break
+        else:
+            port = any_free()
+            while port in taken:
+                port = any_free()
+            chosen[name] = port
+        taken.add(chosen[name])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(chosen, indent=2))
+    return chosen

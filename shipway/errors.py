@@ -1,0 +1,70 @@
+"""The one error tree. Domain code raises these; the edges (HTTP, CLI) translate them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ShipwayError(Exception):
+    """Raised when shipway cannot do what was asked; the base of every domain error."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(ShipwayError):
+    """Raised when a setting is missing or has a bad value; the message names the key."""
+
+    code = "bad_config"
+
+
+class ValidationError(ShipwayError):
+    """Raised when input breaks a rule; the message states the rule."""
+
+    code = "invalid"
+
+
+class NotFound(ShipwayError):
+    """Raised when the thing asked for does not exist for this tenant."""
+
+    code = "not_found"
+
+
+class Conflict(ShipwayError):
+    """Raised when the change clashes with what is stored (a duplicate name, say)."""
+
+    code = "conflict"
+
+
+class Unauthorized(ShipwayError):
+    """Raised when a request carries no valid credentials."""
+
+    code = "unauthorized"
+
+
+class Forbidden(ShipwayError):
+    """Raised when the credentials are valid but their role does not allow the action."""
+
+    code = "forbidden"
+
+
+class IllegalTransition(ShipwayError):
+    """Raised when a lifecycle is asked to move to a state it cannot reach from its current one."""
+
+    code = "illegal_transition"
+
+
+class ServiceError(ShipwayError):
+    """Raised when an embedded or remote service (Temporal, NATS) cannot be started or reached."""
+
+    code = "service_unavailable"
+
+
+class PortInUse(ServiceError):
+    """Raised when a port shipway must listen on is already taken."""
+
+    code = "port_in_use"

@@ -1,0 +1,209 @@
+"""The shipway server process: embedded services, store, API and workers, started and stopped
+in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
+from typing import Any, TextIO
+
+import uvicorn
+
+from shipway import __version__
+from shipway.accounts.organizations import bootstrap
+from shipway.connections import NatsLink, connect_temporal
+from shipway.datadir import DataDir, write_private
+from shipway.embedded import nats as embedded_nats
+from shipway.embedded import ports
+from shipway.embedded import temporal as embedded_temporal
+from shipway.embedded.process import SupervisedProcess
+from shipway.errors import ServiceError
+from shipway.services import Services
+from shipway.settings import Settings
+from shipway.store import Store, upgrade
+from shipway.store.types import utcnow
+from shipway.workers import Workers
+
+log = logging.getLogger(__name__)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the server process decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def lock_data_dir(data: DataDir) -> TextIO:
+    """Hold an exclusive lock on DATA for the life of the process; one server per data dir."""
+    handle = open(data.lock_file, "a+")  # noqa: SIM115 - held open until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        pid = data.read_pid()
+        running = f" (pid {pid})" if pid else ""
+        raise ServiceError(
+            f"shipway is already running with data dir {data.root}{running}; "
+            "run `shipway down` first or choose another --data"
+        ) from None
+    return handle
+
+
+def prepare_store(settings: Settings, data: DataDir) -> Store:
+    """Migrate the store and make sure DATA/admin-token holds a working owner token."""
+    store = Store(settings.store_url)
+    upgrade(store.engine)
+    with store.transaction() as session:
+        secret = bootstrap(session, data.read_admin_token())
+    if secret is not None:
+        write_private(data.admin_token, secret + "\n")
+    return store
+
+
+class Server:
+    """Runs everything until SIGINT or SIGTERM, then stops it all, children first to last."""
+
+    def __init__(self, settings: Settings, on_ready: Callable[[dict[str, Any]], None]) -> None:
+        self.settings = settings
+        self.data = DataDir(settings.data_dir)
+        self.on_ready = on_ready
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self.data.create()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        lock = lock_data_dir(self.data)
+        try:
+            async with AsyncExitStack() as stack:
+                starting = asyncio.create_task(self._start(stack), name="start")
+                stopping = asyncio.create_task(self._stop.wait(), name="wait-for-stop")
+                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if starting.done():
+                    starting.result()
+                    await stopping
+                else:
+                    starting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await starting
+                log.info("stopping")
+        finally:
+            self.data.clear_run_files()
+            lock.close()
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        settings = self.settings
+        listener = ports.bind_listener(settings.host, settings.port)
+        stack.callback(listener.close)
+        store = await asyncio.to_thread(prepare_store, settings, self.data)
+        stack.callback(store.close)
+        services = Services(settings=settings, store=store)
+        await self._start_embedded(stack, services)
+
+        services.temporal = await connect_temporal(
+            services.addresses["temporal"], settings.temporal_namespace
+        )
+        link = NatsLink(services.addresses["nats"])
+        await link.connect()
+        stack.push_async_callback(link.close)
+        services.nats = link
+
+        workers = Workers(services.temporal)
+        workers.start()
+        stack.push_async_callback(workers.stop)
+        services.workers = workers
+
+        await self._serve_api(stack, services, listener)
+        state = self._state(services)
+        self.data.write_state(state)
+        write_private(self.data.pid_file, f"{os.getpid()}\n")
+        self.on_ready(state)
+
+    async def _start_embedded(self, stack: AsyncExitStack, services: Services) -> None:
+        settings = self.settings
+        wanted = []
+        if settings.temporal_address:
+            services.addresses["temporal"] = settings.temporal_address
+        else:
+            wanted += ["temporal", "temporal_ui", "temporal_http"]
+        if settings.nats_url:
+            services.addresses["nats"] = settings.nats_url
+        else:
+            wanted.append("nats")
+        if not wanted:
+            return
+        chosen = ports.allocate(self.data.ports_file, wanted, avoid={settings.port})
+        specs = []
+        if "temporal" in chosen:
+            specs.append(
+                embedded_temporal.spec(
+                    self.data.root,
+                    chosen["temporal"],
+                    chosen["temporal_ui"],
+                    chosen["temporal_http"],
+                )
+            )
+            services.addresses["temporal"] = f"127.0.0.1:{chosen['temporal']}"
+            services.addresses["temporal_ui"] = f"http://127.0.0.1:{chosen['temporal_ui']}"
+        if "nats" in chosen:
+            specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
+            services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
+        processes = [SupervisedProcess(spec) for spec in specs]
+        for proc in processes:
+            services.processes[proc.spec.name] = proc
+            stack.push_async_callback(proc.stop)
+        await asyncio.gather(*(proc.start() for proc in processes))
+
+    async def _serve_api(
+        self, stack: AsyncExitStack, services: Services, listener: socket.socket
+    ) -> None:
+        from shipway.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(services),
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
+            timeout_graceful_shutdown=5,
+        )
+        server = _Uvicorn(config)
+        task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
+
+        async def stop_api() -> None:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+
+        stack.push_async_callback(stop_api)
+        while not server.started:
+            if task.done():
+                task.result()
+                raise ServiceError("the API server stopped while starting")
+            await asyncio.sleep(0.02)
+
+    def _state(self, services: Services) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "url": self.settings.api_url,
+            "port": self.settings.port,
+            "data_dir": str(self.data.root),
+            "admin_token_file": str(self.data.admin_token),
+            "store": services.store.dialect,
+            "addresses": services.addresses,
+            "embedded": sorted(services.processes),
+            "started_at": utcnow().isoformat(),
+        }

@@ -1,0 +1,73 @@
+"""What the API needs at run time: the store, the Temporal and NATS links, and their health."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client as TemporalClient
+
+from shipway.connections import NatsLink, temporal_ok
+from shipway.embedded.process import SupervisedProcess
+from shipway.settings import Settings
+from shipway.store import Store
+from shipway.workers import Workers
+
+
+@dataclass
+class Services:
+    """The live parts of one shipway process. Temporal and NATS are None in API-only tests."""
+
+    settings: Settings
+    store: Store
+    temporal: TemporalClient | None = None
+    nats: NatsLink | None = None
+    workers: Workers | None = None
+    processes: dict[str, SupervisedProcess] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+
+    async def health(self) -> dict[str, Any]:
+        """Each part's state; the whole is "ok" only when every part is."""
+        store, temporal, nats = await asyncio.gather(
+            self._store_health(), self._temporal_health(), self._nats_health()
+        )
+        parts = {"store": store, "temporal": temporal, "nats": nats}
+        status = "ok" if all(p["status"] == "ok" for p in parts.values()) else "degraded"
+        return {"status": status, "components": parts}
+
+    async def _store_health(self) -> dict[str, Any]:
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except Exception as e:
+            return {"status": "down", "backend": self.store.dialect, "error": str(e)[:200]}
+        return {"status": "ok", "backend": self.store.dialect}
+
+    def _process_part(self, name: str) -> dict[str, Any]:
+        part: dict[str, Any] = {"address": self.addresses.get(name)}
+        proc = self.processes.get(name)
+        if proc is None:
+            part["embedded"] = False
+        else:
+            part.update(
+                embedded=True, process=proc.state.value, pid=proc.pid, restarts=proc.restarts
+            )
+        return part
+
+    async def _temporal_health(self) -> dict[str, Any]:
+        part = self._process_part("temporal")
+        if "temporal_ui" in self.addresses:
+            part["ui"] = self.addresses["temporal_ui"]
+        proc = self.processes.get("temporal")
+        up = self.temporal is not None and (proc is None or proc.healthy)
+        up = up and self.temporal is not None and await temporal_ok(self.temporal)
+        part["workers"] = "running" if self.workers and self.workers.running else "stopped"
+        part["status"] = "ok" if up else "down"
+        return part
+
+    async def _nats_health(self) -> dict[str, Any]:
+        part = self._process_part("nats")
+        proc = self.processes.get("nats")
+        up = self.nats is not None and (proc is None or proc.healthy) and await self.nats.ok()
+        part["status"] = "ok" if up else "down"
+        return part

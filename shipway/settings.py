@@ -1,0 +1,126 @@
+"""One typed settings object: flags win over the environment, which wins over defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipway.errors import ConfigError
+
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_BASE_DOMAIN = "localhost"
+
+
+def default_data_dir() -> Path:
+    """Where shipway keeps its state when neither --data nor SHIPWAY_DATA says otherwise."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "shipway"
+
+
+def _port(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}: must be a port number from 1 to 65535, got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{key}: must be a port number from 1 to 65535, got {value}")
+    return value
+
+
+def _database_url(key: str, raw: str) -> str:
+    if not raw.startswith(("sqlite", "postgresql", "postgres://")):
+        raise ConfigError(f"{key}: must be a sqlite:/// or postgresql:// URL, got {raw!r}")
+    if raw.startswith("postgres://"):
+        raw = "postgresql://" + raw.removeprefix("postgres://")
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg://" + raw.removeprefix("postgresql://")
+    return raw
+
+
+def _address(key: str, raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}: must be HOST:PORT, got {raw!r}")
+    _port(key, port)
+    return raw
+
+
+def _nats_url(key: str, raw: str) -> str:
+    if not raw.startswith(("nats://", "tls://")):
+        raise ConfigError(f"{key}: must be a nats:// or tls:// URL, got {raw!r}")
+    return raw
+
+
+def _text(key: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{key}: must not be empty")
+    return raw.strip()
+
+
+def _path(key: str, raw: str) -> Path:
+    return Path(_text(key, raw)).expanduser().resolve()
+
+
+Parser = Callable[[str, str], Any]
+
+
+_FLAG_NAMES = {"data_dir": "--data"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything shipway needs to know about where it runs and what it talks to."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    base_domain: str = DEFAULT_BASE_DOMAIN
+    database_url: str | None = None
+    temporal_address: str | None = None
+    nats_url: str | None = None
+    temporal_namespace: str = "default"
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the store: SHIPWAY_DATABASE_URL or the SQLite file in DATA."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'shipway.db'}"
+
+    @property
+    def api_url(self) -> str:
+        shown = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{shown}:{self.port}"
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read SHIPWAY_* from the environment, then apply flags given on the command line."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        parsers: dict[str, tuple[str, Parser]] = {
+            "data_dir": ("SHIPWAY_DATA", _path),
+            "port": ("SHIPWAY_PORT", _port),
+            "host": ("SHIPWAY_HOST", _text),
+            "base_domain": ("SHIPWAY_BASE_DOMAIN", _text),
+            "database_url": ("SHIPWAY_DATABASE_URL", _database_url),
+            "temporal_address": ("SHIPWAY_TEMPORAL_ADDRESS", _address),
+            "nats_url": ("SHIPWAY_NATS_URL", _nats_url),
+            "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
+        }
+        for name, (key, parse) in parsers.items():
+            raw = env.get(key)
+            if raw is not None and raw != "":
+                values[name] = parse(key, raw)
+        for name, value in (flags or {}).items():
+            if value is None:
+                continue
+            if name not in parsers:
+                raise ConfigError(f"unknown setting {name!r}")
+            key = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+            values[name] = parsers[name][1](key, str(value))
+        return cls(**values)

@@ -1,0 +1,91 @@
+"""shipway's Temporal workers, run inside the server process and restarted if they fail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.worker import Worker
+
+log = logging.getLogger(__name__)
+
+CONTROL_QUEUE = "shipway-control"
+
+
+@dataclass
+class ProbeInput:
+    """What a health probe carries through Temporal and back."""
+
+    nonce: str
+
+
+@activity.defn(name="shipway.probe")
+async def probe_activity(payload: ProbeInput) -> str:
+    return f"{payload.nonce}:{activity.info().task_queue}"
+
+
+@workflow.defn(name="shipway.Probe")
+class ProbeWorkflow:
+    """A workflow of one activity: proves the control workers poll and answer end to end."""
+
+    @workflow.run
+    async def run(self, payload: ProbeInput) -> str:
+        return await workflow.execute_activity(
+            probe_activity,
+            payload,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+
+
+class Workers:
+    """Runs the control-plane worker until stopped; a worker that dies is started again."""
+
+    def __init__(self, client: Client, task_queue: str = CONTROL_QUEUE) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self._worker: Worker | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="temporal-workers")
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_running
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            self._worker = Worker(
+                self.client,
+                task_queue=self.task_queue,
+                workflows=[ProbeWorkflow],
+                activities=[probe_activity],
+                graceful_shutdown_timeout=timedelta(seconds=5),
+            )
+            try:
+                await self._worker.run()
+                delay = 0.5
+            except Exception as e:  # the worker failed; keep the process up and try again
+                log.error("Temporal worker on %s stopped: %s", self.task_queue, e)
+            if not self._stopping:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._worker is not None and self._worker.is_running:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._worker.shutdown(), 15)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
