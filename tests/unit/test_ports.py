@@ -1,0 +1,36 @@
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from shipway.embedded import ports
+from shipway.errors import PortInUse
+
+
+def test_allocation_is_stable_and_avoids_taken_ports(tmp_path: Path) -> None:
+    path = tmp_path / "ports.json"
+    first = ports.allocate(path, ["temporal", "nats"], avoid=set())
+    assert len(set(first.values())) == 2
+    assert ports.allocate(path, ["temporal", "nats"], avoid=set()) == first
+    assert json.loads(path.read_text()) == first
+
+
+def test_a_taken_port_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "ports.json"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        path.write_text(json.dumps({"nats": busy}))
+        chosen = ports.allocate(path, ["nats"], avoid=set())
+    assert chosen["nats"] != busy
+
+
+def test_binding_a_busy_control_port_names_it() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"port {busy} is already in use"):
+            ports.bind_listener("127.0.0.1", busy)

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from shipway.errors import ConfigError
+from shipway.settings import Settings
+
+
+def test_defaults_use_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings.load({"data_dir": tmp_path}, env={})
+    assert settings.port == 8080
+    assert settings.store_url == f"sqlite:///{tmp_path / 'shipway.db'}"
+    assert settings.temporal_address is None and settings.nats_url is None
+
+
+def test_flags_win_over_the_environment(tmp_path: Path) -> None:
+    env = {"SHIPWAY_PORT": "9000", "SHIPWAY_DATA": str(tmp_path / "env")}
+    settings = Settings.load({"port": 9100}, env=env)
+    assert settings.port == 9100
+    assert settings.data_dir == tmp_path / "env"
+
+
+def test_postgres_urls_get_the_psycopg_driver() -> None:
+    settings = Settings.load(env={"SHIPWAY_DATABASE_URL": "postgres://u:p@db/shipway"})
+    assert settings.store_url == "postgresql+psycopg://u:p@db/shipway"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SHIPWAY_PORT", "eighty"),
+        ("SHIPWAY_PORT", "70000"),
+        ("SHIPWAY_DATABASE_URL", "mysql://x"),
+        ("SHIPWAY_TEMPORAL_ADDRESS", "no-port"),
+        ("SHIPWAY_NATS_URL", "http://localhost:4222"),
+    ],
+)
+def test_a_bad_value_names_its_key(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        Settings.load(env={key: value})
+
+
+def test_a_bad_flag_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--port"):
+        Settings.load({"port": 0}, env={})
