@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from shipway.accounts.organizations import bootstrap
 from shipway.api.app import create_app
 from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
+from tests.helpers import fresh_postgres_database
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -43,22 +42,6 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield server.get_uri("postgres")
 
 
-def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
-    name = f"shipway_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test runs once on SQLite and once on a real PostgreSQL."""
@@ -66,7 +49,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'shipway.db'}"
         return
     admin_url = request.getfixturevalue("postgres_server")
-    yield from _fresh_postgres_database(admin_url)
+    with fresh_postgres_database(admin_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -139,6 +139,7 @@ class SupervisedProcess:
                 break
             self.last_exit = code
             self.state = ProcessState.RESTARTING
+            self._ready.clear()
             if time.monotonic() - started > self.stable_after:
                 delay = self.backoff_start
             log.warning("%s exited with code %s; restarting in %.1fs", self.spec.name, code, delay)

@@ -55,9 +55,7 @@ def test_wrongly_typed_bodies_get_422(api: TestClient, store: Store, body: Any) 
 @pytest.mark.parametrize("raw", [b"{", b'{"name": "web",}', b"not json", b"\xff\xfe"])
 def test_malformed_json_gets_422(api: TestClient, store: Store, raw: bytes) -> None:
     before = snapshot(store)
-    response = api.post(
-        "/api/v1/apps", content=raw, headers={"Content-Type": "application/json"}
-    )
+    response = api.post("/api/v1/apps", content=raw, headers={"Content-Type": "application/json"})
     assert_error(response, 422, "invalid")
     assert snapshot(store) == before
 
@@ -83,8 +81,12 @@ def test_unknown_app_is_404(api: TestClient, store: Store) -> None:
 def test_missing_or_invalid_tokens_get_401(api: TestClient, store: Store, headers: Any) -> None:
     before = snapshot(store)
     api.headers.pop("Authorization")
-    for method, path in [("GET", "/api/v1/apps"), ("POST", "/api/v1/apps"),
-                         ("GET", "/api/v1/tokens"), ("DELETE", "/api/v1/apps/x")]:
+    for method, path in [
+        ("GET", "/api/v1/apps"),
+        ("POST", "/api/v1/apps"),
+        ("GET", "/api/v1/tokens"),
+        ("DELETE", "/api/v1/apps/x"),
+    ]:
         response = api.request(method, path, headers=headers, json={"name": "sneaky"})
         assert_error(response, 401, "unauthorized")
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -94,8 +96,9 @@ def test_missing_or_invalid_tokens_get_401(api: TestClient, store: Store, header
 def test_wrong_role_gets_403_and_changes_nothing(api: TestClient, store: Store) -> None:
     viewer = auth(make_token(api, "viewer"))
     before = snapshot(store)
-    assert_error(api.post("/api/v1/apps", json={"name": "web"}, headers=viewer), 403, "forbidden",
-                 "deployer")
+    assert_error(
+        api.post("/api/v1/apps", json={"name": "web"}, headers=viewer), 403, "forbidden", "deployer"
+    )
     assert_error(api.post("/api/v1/tokens", json={"name": "t"}, headers=viewer), 403, "forbidden")
     assert snapshot(store) == before
 
@@ -116,8 +119,9 @@ def test_a_chunked_body_over_1_mib_gets_413(api: TestClient, store: Store) -> No
         yield b'"}'
 
     before = snapshot(store)
-    response = api.post("/api/v1/apps", content=chunks(),
-                        headers={"Content-Type": "application/json"})
+    response = api.post(
+        "/api/v1/apps", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert_error(response, 413, "payload_too_large")
     assert snapshot(store) == before
 

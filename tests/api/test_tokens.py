@@ -33,8 +33,11 @@ def test_create_list_revoke(api: TestClient) -> None:
 def test_an_expired_token_is_refused(api: TestClient, store: Store) -> None:
     secret = make_token(api, "deployer", expires_in=60)
     with store.transaction() as session:
-        session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)).where(
-            ApiToken.name == "deployer-token"))
+        session.execute(
+            update(ApiToken)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+            .where(ApiToken.name == "deployer-token")
+        )
     refused = api.get("/api/v1/apps", headers=auth(secret))
     assert refused.status_code == 401
     assert refused.json()["error"]["message"] == "token has expired"
@@ -62,8 +65,8 @@ def test_whoami(api: TestClient) -> None:
 
 def test_only_platform_owners_create_organizations(api: TestClient) -> None:
     other = api.post("/api/v1/orgs", json={"name": "globex"}).json()
-    refused = api.post("/api/v1/orgs", json={"name": "initech"},
-                       headers=auth(other["owner_token"]))
+    refused = api.post("/api/v1/orgs", json={"name": "initech"}, headers=auth(other["owner_token"]))
     assert refused.status_code == 403
-    assert [o["name"] for o in api.get("/api/v1/orgs", headers=auth(other["owner_token"])).json()
-            ] == ["globex"]
+    assert [
+        o["name"] for o in api.get("/api/v1/orgs", headers=auth(other["owner_token"])).json()
+    ] == ["globex"]

@@ -1,0 +1,181 @@
+"""Starting, supervising and stopping: restarts, signals, orphans, ports, side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from shipway.embedded.ports import any_free
+from tests.e2e.conftest import Instance, assert_gone, clean_env, shipway, start, stop
+from tests.helpers import fresh_postgres_database
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_killed_temporal_degrades_health_then_recovers(tmp_path: Path) -> None:
+    running = start(tmp_path, "victim")
+    try:
+        status, report = running.health()
+        assert status == 200 and report["status"] == "ok"
+        pid = report["components"]["temporal"]["pid"]
+        shipway_pid = json.loads((running.data / "run" / "state.json").read_text())["pid"]
+
+        os.kill(pid, signal.SIGKILL)
+        seen: list[tuple[int, str]] = []
+
+        def degraded() -> bool:
+            code, body = running.health()
+            seen.append((code, body["components"]["temporal"]["status"]))
+            return code == 503 and body["status"] == "degraded"
+
+        wait_for(degraded, 10, "/healthz to report degraded")
+        assert seen[-1] == (503, "down")
+
+        def recovered() -> bool:
+            code, body = running.health()
+            temporal = body["components"]["temporal"]
+            return code == 200 and temporal["pid"] != pid and temporal["restarts"] == 1
+
+        wait_for(recovered, 60, "/healthz to report healthy again")
+        state = json.loads((running.data / "run" / "state.json").read_text())
+        assert state["pid"] == shipway_pid, "shipway itself must not have restarted"
+        assert running.cli("apps", "create", "after-restart").returncode == 0
+    finally:
+        stop(running)
+
+
+def test_sigkill_of_shipway_leaves_no_orphans(tmp_path: Path) -> None:
+    running = start(tmp_path, "killed")
+    children = running.child_pids()
+    assert len(children) == 2
+    shipway_pid = json.loads((running.data / "run" / "state.json").read_text())["pid"]
+    os.kill(shipway_pid, signal.SIGKILL)
+    assert_gone([shipway_pid, *children])
+    again = start(tmp_path, "killed")
+    try:
+        assert again.health()[1]["status"] == "ok"
+    finally:
+        stop(again)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_stops_cleanly_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    port = any_free()
+    env = clean_env(tmp_path, SHIPWAY_DATA=str(tmp_path / "fg"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipway", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            banner.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        text = "".join(banner)
+        assert f"http://localhost:{port}" in text
+        assert "admin-token" in text and "Web UI http://127.0.0.1:" in text
+        assert "nats://127.0.0.1:" in text
+        children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(children) >= 2
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 0
+        assert_gone(children)
+        assert not (tmp_path / "fg" / "run" / "state.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        env = clean_env(tmp_path, SHIPWAY_DATA=str(tmp_path / "busy"))
+        for args in (("up", "--port", str(busy)), ("up", "-d", "--port", str(busy))):
+            before = {p.pid for p in psutil.process_iter()}
+            result = shipway(*args, env=env)
+            assert result.returncode == 1, result.stdout
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert f"port {busy} is already in use" in lines[0] and "--port" in lines[0]
+            spawned = [
+                p
+                for p in psutil.process_iter(["pid", "name"])
+                if p.pid not in before and p.info["name"] in ("temporal", "nats-server")
+            ]
+            assert spawned == []
+
+
+def test_one_data_dir_runs_one_server(instance: Instance) -> None:
+    result = instance.cli("up", "--port", str(any_free()))
+    assert result.returncode == 1
+    assert "already running" in result.stderr
+
+
+def test_two_instances_side_by_side_and_external_services(
+    instance: Instance, tmp_path: Path
+) -> None:
+    parts = instance.health()[1]["components"]
+    second = start(
+        tmp_path,
+        "second",
+        SHIPWAY_TEMPORAL_ADDRESS=parts["temporal"]["address"],
+        SHIPWAY_NATS_URL=parts["nats"]["address"],
+    )
+    try:
+        status, report = second.health()
+        assert status == 200, report
+        assert report["components"]["temporal"]["embedded"] is False
+        assert report["components"]["nats"]["embedded"] is False
+        assert (
+            psutil.Process(
+                json.loads((second.data / "run" / "state.json").read_text())["pid"]
+            ).children()
+            == []
+        )
+        assert second.cli("apps", "create", "only-in-second").returncode == 0
+        first_apps = json.loads(instance.cli("apps", "list", "--json").stdout)
+        assert "only-in-second" not in [a["name"] for a in first_apps]
+    finally:
+        stop(second)
+
+
+def test_postgresql_store(tmp_path: Path, postgres_server: str) -> None:
+    with fresh_postgres_database(postgres_server) as url:
+        running = start(tmp_path, "pg", SHIPWAY_DATABASE_URL=url)
+        try:
+            assert running.health()[1]["components"]["store"]["backend"] == "postgresql"
+            assert running.cli("apps", "create", "on-postgres").returncode == 0
+            assert "on-postgres" in running.cli("apps", "list").stdout
+        finally:
+            stop(running)
+
+
+def test_down_when_nothing_runs(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, SHIPWAY_DATA=str(tmp_path / "idle"))
+    result = shipway("down", env=env)
+    assert result.returncode == 0 and "not running" in result.stdout
+    status = shipway("status", env=env)
+    assert status.returncode == 1 and "not running" in status.stderr
