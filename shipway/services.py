@@ -12,7 +12,7 @@ from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
 from shipway.settings import Settings
 from shipway.store import Store
-from shipway.workers import Workers
+from shipway.workers import Workers, run_probe
 
 
 @dataclass
@@ -27,10 +27,13 @@ class Services:
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 
-    async def health(self) -> dict[str, Any]:
-        """Each part's state; the whole is "ok" only when every part is."""
+    async def health(self, deep: bool = False) -> dict[str, Any]:
+        """Each part's state; the whole is "ok" only when every part is.
+
+        DEEP also runs a probe workflow through the control workers, proving them end to end.
+        """
         store, temporal, nats = await asyncio.gather(
-            self._store_health(), self._temporal_health(), self._nats_health()
+            self._store_health(), self._temporal_health(deep), self._nats_health()
         )
         parts = {"store": store, "temporal": temporal, "nats": nats}
         status = "ok" if all(p["status"] == "ok" for p in parts.values()) else "degraded"
@@ -54,14 +57,18 @@ class Services:
             )
         return part
 
-    async def _temporal_health(self) -> dict[str, Any]:
+    async def _temporal_health(self, deep: bool) -> dict[str, Any]:
         part = self._process_part("temporal")
         if "temporal_ui" in self.addresses:
             part["ui"] = self.addresses["temporal_ui"]
         proc = self.processes.get("temporal")
-        up = self.temporal is not None and (proc is None or proc.healthy)
-        up = up and self.temporal is not None and await temporal_ok(self.temporal)
+        client = self.temporal
+        up = client is not None and (proc is None or proc.healthy) and await temporal_ok(client)
         part["workers"] = "running" if self.workers and self.workers.running else "stopped"
+        if deep and up and client is not None and self.workers is not None:
+            probe = await run_probe(client, self.workers.task_queue)
+            part["probe"] = probe
+            up = probe["status"] == "ok"
         part["status"] = "ok" if up else "down"
         return part
 

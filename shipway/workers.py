@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -42,6 +45,25 @@ class ProbeWorkflow:
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
+
+
+async def run_probe(client: Client, task_queue: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Run one ProbeWorkflow and say how it went and how long it took."""
+    nonce = uuid.uuid4().hex
+    started = time.perf_counter()
+    try:
+        answer = await client.execute_workflow(
+            ProbeWorkflow.run,
+            ProbeInput(nonce=nonce),
+            id=f"probe/{nonce}",
+            task_queue=task_queue,
+            execution_timeout=timedelta(seconds=timeout),
+        )
+    except Exception as e:  # any failure of the round trip is what the probe reports
+        return {"status": "down", "error": str(e)[:200]}
+    if answer != f"{nonce}:{task_queue}":
+        return {"status": "down", "error": f"unexpected answer {answer!r}"}
+    return {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 class Workers:

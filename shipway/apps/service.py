@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from shipway.accounts.names import check_dns_label
 from shipway.accounts.roles import Principal, Role
@@ -68,11 +68,13 @@ def get(session: Session, principal: Principal, name: str) -> App:
 
 
 def list_apps(session: Session, principal: Principal) -> list[App]:
-    return list(
-        session.scalars(
-            select(App).where(App.organization_id == principal.organization_id).order_by(App.name)
-        )
+    query = (
+        select(App)
+        .where(App.organization_id == principal.organization_id)
+        .options(selectinload(App.environments))
+        .order_by(App.name)
     )
+    return list(session.scalars(query))
 
 
 def delete(session: Session, principal: Principal, name: str) -> None:

@@ -40,7 +40,7 @@ def banner(state: dict[str, Any]) -> None:
     ]
     console.print(f"[bold green]shipway {state['version']} is up[/] (pid {state['pid']})")
     for label, value in rows:
-        console.print(f"  [bold]{label:<14}[/]{value}")
+        console.print(f"  [bold]{label:<14}[/] {value}", soft_wrap=True)
 
 
 def up_foreground(settings: Settings) -> None:
@@ -141,7 +141,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def status(data_flag: Path | None, as_json: bool) -> None:
+def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
     data = data_dir_from(data_flag)
     state = data.read_state()
     if state is None:
@@ -149,7 +149,9 @@ def status(data_flag: Path | None, as_json: bool) -> None:
             emit_json({"running": False, "data_dir": str(data.root)})
         raise CliError(f"shipway is not running (data dir {data.root})")
     try:
-        health = httpx.get(f"{state['url']}/healthz", timeout=10).json()
+        health = httpx.get(
+            f"{state['url']}/healthz", params={"deep": deep}, timeout=20
+        ).json()
     except (httpx.HTTPError, ValueError) as e:
         health = {"status": "unreachable", "components": {}, "error": str(e)}
     report = {"running": True, **state, "health": health}

@@ -90,9 +90,15 @@ def down(data: DataOpt = None) -> None:
 
 
 @app.command()
-def status(as_json: JsonOpt = False, data: DataOpt = None) -> None:
+def status(
+    as_json: JsonOpt = False,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="also run a probe workflow through the workers")
+    ] = False,
+    data: DataOpt = None,
+) -> None:
     """Show whether shipway runs, and the state and address of each part."""
-    local.status(data, as_json)
+    local.status(data, as_json, deep)
 
 
 @app.command()

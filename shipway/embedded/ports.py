@@ -30,8 +30,11 @@ def any_free(host: str = "127.0.0.1") -> int:
 def bind_listener(host: str, port: int) -> socket.socket:
     """Bind the control port now, so a clash is found before anything is spawned."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP lets asyncio turn on TCP_NODELAY for each accepted connection;
+    # without it, keep-alive requests stall ~40 ms on Nagle plus delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as e:

@@ -23,6 +23,9 @@ def test_status_reports_each_part_and_its_address(instance: Instance) -> None:
     assert parts["nats"]["address"].startswith("nats://127.0.0.1:")
     assert (instance.data / "temporal.db").exists() and (instance.data / "nats").is_dir()
 
+    deep = json.loads(instance.cli("status", "--deep", "--json").stdout)["health"]
+    assert deep["components"]["temporal"]["probe"]["status"] == "ok", deep
+
     human = instance.cli("status")
     assert human.returncode == 0
     assert "temporal" in human.stdout and parts["nats"]["address"] in human.stdout

@@ -53,6 +53,8 @@ def test_killed_temporal_degrades_health_then_recovers(tmp_path: Path) -> None:
             return code == 200 and temporal["pid"] != pid and temporal["restarts"] == 1
 
         wait_for(recovered, 60, "/healthz to report healthy again")
+        deep = json.loads(running.cli("status", "--deep", "--json").stdout)["health"]
+        assert deep["components"]["temporal"]["probe"]["status"] == "ok", deep
         state = json.loads((running.data / "run" / "state.json").read_text())
         assert state["pid"] == shipway_pid, "shipway itself must not have restarted"
         assert running.cli("apps", "create", "after-restart").returncode == 0

@@ -18,7 +18,7 @@ from shipway.errors import ServiceError
 from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
-from shipway.workers import ProbeInput, ProbeWorkflow, Workers
+from shipway.workers import ProbeInput, ProbeWorkflow, Workers, run_probe
 from tests.integration.conftest import Servers
 
 
@@ -28,6 +28,7 @@ async def test_control_workers_run_a_workflow_end_to_end(servers: Servers) -> No
     workers = Workers(client, task_queue=queue)
     workers.start()
     try:
+        assert (await run_probe(client, queue))["status"] == "ok"
         result = await client.execute_workflow(
             ProbeWorkflow.run,
             ProbeInput(nonce="n1"),
@@ -39,6 +40,8 @@ async def test_control_workers_run_a_workflow_end_to_end(servers: Servers) -> No
     finally:
         await workers.stop()
     assert not workers.running
+    stalled = await run_probe(client, queue, timeout=1)
+    assert stalled["status"] == "down"
 
 
 async def test_jetstream_round_trip(servers: Servers) -> None:

@@ -34,3 +34,12 @@ def test_binding_a_busy_control_port_names_it() -> None:
         busy = holder.getsockname()[1]
         with pytest.raises(PortInUse, match=f"port {busy} is already in use"):
             ports.bind_listener("127.0.0.1", busy)
+
+
+def test_the_control_listener_disables_nagle() -> None:
+    listener = ports.bind_listener("127.0.0.1", 0)
+    try:
+        assert listener.proto == socket.IPPROTO_TCP
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        listener.close()

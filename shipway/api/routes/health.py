@@ -12,7 +12,8 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["health"], summary="State of each part; 503 while degraded")
-async def healthz(request: Request) -> JSONResponse:
-    report = await services(request).health()
+async def healthz(request: Request, deep: bool = False) -> JSONResponse:
+    """With ?deep=true a probe workflow also runs through the control workers."""
+    report = await services(request).health(deep=deep)
     report["version"] = __version__
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
