@@ -136,32 +136,43 @@ def test_one_data_dir_runs_one_server(instance: Instance) -> None:
     assert "already running" in result.stderr
 
 
-def test_two_instances_side_by_side_and_external_services(
-    instance: Instance, tmp_path: Path
-) -> None:
+def test_two_instances_run_side_by_side(instance: Instance, tmp_path: Path) -> None:
+    second = start(tmp_path, "second")
+    try:
+        first_parts = instance.health()[1]["components"]
+        status, report = second.health()
+        assert status == 200, report
+        second_parts = report["components"]
+        for part in ("temporal", "nats"):
+            assert second_parts[part]["embedded"] is True
+            assert second_parts[part]["address"] != first_parts[part]["address"]
+        assert second.cli("apps", "create", "only-in-second").returncode == 0
+        first_apps = json.loads(instance.cli("apps", "list", "--json").stdout)
+        assert "only-in-second" not in [a["name"] for a in first_apps]
+        assert instance.health()[0] == 200
+    finally:
+        stop(second)
+
+
+def test_external_temporal_and_nats_spawn_nothing(instance: Instance, tmp_path: Path) -> None:
     parts = instance.health()[1]["components"]
-    second = start(
+    external = start(
         tmp_path,
-        "second",
+        "external",
         SHIPWAY_TEMPORAL_ADDRESS=parts["temporal"]["address"],
         SHIPWAY_NATS_URL=parts["nats"]["address"],
     )
     try:
-        status, report = second.health()
+        status, report = external.health()
         assert status == 200, report
         assert report["components"]["temporal"]["embedded"] is False
         assert report["components"]["nats"]["embedded"] is False
-        assert (
-            psutil.Process(
-                json.loads((second.data / "run" / "state.json").read_text())["pid"]
-            ).children()
-            == []
-        )
-        assert second.cli("apps", "create", "only-in-second").returncode == 0
-        first_apps = json.loads(instance.cli("apps", "list", "--json").stdout)
-        assert "only-in-second" not in [a["name"] for a in first_apps]
+        state = json.loads((external.data / "run" / "state.json").read_text())
+        assert state["embedded"] == []
+        assert psutil.Process(state["pid"]).children() == []
+        assert not (external.data / "temporal.db").exists()
     finally:
-        stop(second)
+        stop(external)
 
 
 def test_postgresql_store(tmp_path: Path, postgres_server: str) -> None:
