@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -92,6 +93,7 @@ class App(Base):
     name: Mapped[str] = mapped_column(String(40))
     plan: Mapped[str] = mapped_column(String(32), default="free")
     region: Mapped[str] = mapped_column(String(32), default="local")
+    build_network: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     environments: Mapped[list[Environment]] = relationship(
@@ -127,6 +129,8 @@ class Build(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     builder: Mapped[str | None] = mapped_column(String(128), nullable=True)
     cache_warm: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    stack: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    steps: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -165,6 +169,9 @@ class Deployment(Base):
         ForeignKey("releases.id", ondelete="SET NULL"), nullable=True
     )
     status: Mapped[str] = mapped_column(String(16), index=True)
+    ref: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="git")
     workflow_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -190,4 +197,18 @@ class AuditEntry(Base):
     subject: Mapped[str] = mapped_column(String(255))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LogLine(Base):
+    """One line of a build's (later: an app's or a function run's) output, in order."""
+
+    __tablename__ = "log_lines"
+    __table_args__ = (UniqueConstraint("kind", "owner_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    line: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

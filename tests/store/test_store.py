@@ -18,7 +18,7 @@ from shipway.store.tables import ApiToken, App, AuditEntry, Environment, Organiz
 
 
 def test_migrations_create_every_table(store: Store) -> None:
-    assert current(store.engine) == "0001"
+    assert current(store.engine) == "0002"
     tables = set(inspect(store.engine).get_table_names())
     assert {
         "organizations",
@@ -35,7 +35,7 @@ def test_migrations_create_every_table(store: Store) -> None:
 
 def test_migrating_twice_changes_nothing(store: Store) -> None:
     upgrade(store.engine)
-    assert current(store.engine) == "0001"
+    assert current(store.engine) == "0002"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -144,3 +144,28 @@ def test_foreign_keys_are_enforced(store: Store) -> None:
     with pytest.raises(IntegrityError), store.transaction() as session:
         session.add(Environment(app_id=999_999, name="production", kind="production"))
         session.flush()
+
+
+def test_upgrading_keeps_existing_rows(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        upgrade(store.engine, "0001")
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO organizations (name, plan, is_admin, created_at) "
+                    "VALUES ('acme', 'free', false, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO apps (organization_id, name, plan, region, created_at) "
+                    "SELECT id, 'old', 'free', 'local', CURRENT_TIMESTAMP FROM organizations"
+                )
+            )
+        upgrade(store.engine)
+        with store.transaction() as session:
+            app = session.scalar(select(App).where(App.name == "old"))
+            assert app is not None and app.build_network is True
+    finally:
+        store.close()
