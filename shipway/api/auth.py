@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shipway.accounts import tokens
@@ -18,9 +18,10 @@ def services(request: Request) -> Services:
     return found
 
 
-async def principal_from(request: Request) -> Principal:
+async def principal_from(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
     """The principal of the request's bearer token; Unauthorized if it is missing or bad."""
-    credentials: HTTPAuthorizationCredentials | None = await bearer(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: send Authorization: Bearer TOKEN")
     store = services(request).store

@@ -149,9 +149,7 @@ def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
             emit_json({"running": False, "data_dir": str(data.root)})
         raise CliError(f"shipway is not running (data dir {data.root})")
     try:
-        health = httpx.get(
-            f"{state['url']}/healthz", params={"deep": deep}, timeout=20
-        ).json()
+        health = httpx.get(f"{state['url']}/healthz", params={"deep": deep}, timeout=20).json()
     except (httpx.HTTPError, ValueError) as e:
         health = {"status": "unreachable", "components": {}, "error": str(e)}
     report = {"running": True, **state, "health": health}

@@ -119,24 +119,19 @@ def run() -> None:
     """Entry point: every failure becomes one `error: …` line and exit code 1."""
     try:
         app(standalone_mode=False)
-    except (CliError, ShipwayError) as e:
+    except (CliError, ShipwayError, httpx.HTTPError) as e:
         errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-    except httpx.HTTPError as e:
-        errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
         sys.exit(1)
+    except typer.TyperException as e:
+        show = getattr(e, "show", None)
+        if show is not None:
+            show()
+        else:
+            errors.print(f"error: {e.message}", markup=False, highlight=False)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise

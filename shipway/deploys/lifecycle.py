@@ -65,9 +65,7 @@ def is_terminal(status: BuildStatus | DeploymentStatus) -> bool:
 def advance(current: S, target: S) -> S:
     """Return TARGET if the lifecycle allows CURRENT → TARGET, else raise IllegalTransition."""
     table: dict[S, frozenset[S]] = (
-        BUILD_TRANSITIONS
-        if isinstance(current, BuildStatus)
-        else DEPLOYMENT_TRANSITIONS
+        BUILD_TRANSITIONS if isinstance(current, BuildStatus) else DEPLOYMENT_TRANSITIONS
     )
     if target not in table.get(current, frozenset()):
         kind = "build" if isinstance(current, BuildStatus) else "deployment"

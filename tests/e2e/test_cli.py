@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import stat
 
+import pytest
+
 from tests.e2e.conftest import Instance
+
+pytestmark = pytest.mark.e2e
 
 
 def test_status_reports_each_part_and_its_address(instance: Instance) -> None:

@@ -18,6 +18,8 @@ from shipway.embedded.ports import any_free
 from tests.e2e.conftest import Instance, assert_gone, clean_env, shipway, start, stop
 from tests.helpers import fresh_postgres_database
 
+pytestmark = pytest.mark.e2e
+
 
 def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout

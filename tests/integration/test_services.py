@@ -21,6 +21,8 @@ from shipway.store import Store, upgrade
 from shipway.workers import ProbeInput, ProbeWorkflow, Workers, run_probe
 from tests.integration.conftest import Servers
 
+pytestmark = pytest.mark.integration
+
 
 async def test_control_workers_run_a_workflow_end_to_end(servers: Servers) -> None:
     client = await connect_temporal(servers.temporal_address, "default")

@@ -1,0 +1,1 @@
+"""Content-addressed layers and release manifests."""
