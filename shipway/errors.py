@@ -58,6 +58,18 @@ class IllegalTransition(ShipwayError):
     code = "illegal_transition"
 
 
+class TooLarge(ShipwayError):
+    """Raised when an upload or push passes its size limit."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMedia(ShipwayError):
+    """Raised when a body is not of a type the endpoint takes."""
+
+    code = "unsupported_media_type"
+
+
 class ServiceError(ShipwayError):
     """Raised when an embedded or remote service (Temporal, NATS) cannot be started or reached."""
 

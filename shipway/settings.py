@@ -66,6 +66,16 @@ def _path(key: str, raw: str) -> Path:
     return Path(_text(key, raw)).expanduser().resolve()
 
 
+def _megabytes(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}: must be a whole number of MiB, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{key}: must be at least 1 MiB, got {value}")
+    return value
+
+
 Parser = Callable[[str, str], Any]
 
 
@@ -84,11 +94,17 @@ class Settings:
     temporal_address: str | None = None
     nats_url: str | None = None
     temporal_namespace: str = "default"
+    max_source_mb: int = 200
 
     @property
     def store_url(self) -> str:
         """The SQLAlchemy URL of the store: SHIPWAY_DATABASE_URL or the SQLite file in DATA."""
         return self.database_url or f"sqlite:///{self.data_dir / 'shipway.db'}"
+
+    @property
+    def max_source(self) -> int:
+        """The largest source archive or push accepted, in bytes."""
+        return self.max_source_mb * 1024 * 1024
 
     @property
     def api_url(self) -> str:
@@ -111,6 +127,7 @@ class Settings:
             "temporal_address": ("SHIPWAY_TEMPORAL_ADDRESS", _address),
             "nats_url": ("SHIPWAY_NATS_URL", _nats_url),
             "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
+            "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _megabytes),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

@@ -1,0 +1,36 @@
+"""What the deploy workflow and a builder send each other through Temporal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class BuildInput:
+    """One build task, as a builder pulls it from its pool's task queue."""
+
+    build_id: int
+    deployment_id: int
+    app_id: int
+    app: str
+    source_path: str
+    source_sha: str | None = None
+    network: bool = True
+    wall_seconds: float = 900.0
+
+
+@dataclass
+class BuildOutput:
+    manifest: dict[str, Any]
+    cache_warm: bool
+    builder: str
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+BUILD_ACTIVITY = "shipway.build"
+FAILURE_TYPE = "BuildFailed"
+
+
+def builder_queue(pool: str) -> str:
+    return f"builders-{pool}"

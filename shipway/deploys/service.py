@@ -1,0 +1,239 @@
+"""Deployments and builds in the store: requested by a push or an upload, moved along their
+lifecycles in one place each, superseded by a newer push to the same environment."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shipway.accounts.roles import SYSTEM_ACTOR, Principal, Role
+from shipway.apps import service as apps
+from shipway.apps.service import PRODUCTION
+from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, advance, is_terminal
+from shipway.errors import NotFound, ValidationError
+from shipway.events import Event, emit
+from shipway.store.tables import App, Build, Deployment, Environment, Organization, Release
+from shipway.store.types import utcnow
+
+DEFAULT_BRANCHES = ("main", "master")
+ACTIVE = (DeploymentStatus.QUEUED, DeploymentStatus.BUILDING, DeploymentStatus.DEPLOYING)
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+_NOT_LABEL = re.compile(r"[^a-z0-9]+")
+
+
+def environment_name(ref: str | None) -> tuple[str, str | None]:
+    """The environment a ref deploys to: production for main/master, else a preview per branch."""
+    branch = ref.removeprefix("refs/heads/") if ref else None
+    if branch is None or branch in DEFAULT_BRANCHES:
+        return PRODUCTION, branch
+    name = _NOT_LABEL.sub("-", branch.lower()).strip("-")[:40].strip("-")
+    if not name:
+        raise ValidationError(f"branch {branch!r} has no letters or digits to name a preview")
+    return name, branch
+
+
+def workflow_id(org: Organization, app: App, environment: str) -> str:
+    """deploy/APP/ENV, with the organization in front for tenants other than the platform's."""
+    if org.is_admin:
+        return f"deploy/{app.name}/{environment}"
+    return f"deploy/{org.name}/{app.name}/{environment}"
+
+
+@dataclass(frozen=True)
+class Requested:
+    deployment: Deployment
+    build: Build
+    environment: Environment
+    superseded: list[int]
+
+
+def request(
+    session: Session,
+    principal: Principal,
+    app_name: str,
+    *,
+    ref: str | None,
+    sha: str | None,
+    source: str,
+    environment: str | None = None,
+) -> Requested:
+    """Queue a build and deployment of SHA; any still-running one of that environment is
+    superseded in the same transaction."""
+    principal.require(Role.DEPLOYER)
+    app = apps.get(session, principal, app_name)
+    if sha is not None and not _SHA.match(sha):
+        raise ValidationError("sha must be 7-64 lowercase hex digits", details={"sha": sha})
+    if source not in ("git", "upload"):
+        raise ValidationError("source must be git or upload", details={"source": source})
+    env_name, branch = environment_name(ref)
+    if environment:
+        env_name = apps.check_app_name(environment) if environment != PRODUCTION else PRODUCTION
+    env = _environment(session, app, env_name, branch)
+    superseded = supersede(session, principal.actor, env)
+    org = session.get(Organization, app.organization_id)
+    assert org is not None
+    build = Build(app_id=app.id, environment_id=env.id, commit_sha=sha, status=BuildStatus.QUEUED)
+    session.add(build)
+    session.flush()
+    deployment = Deployment(
+        app_id=app.id,
+        environment_id=env.id,
+        build_id=build.id,
+        status=DeploymentStatus.QUEUED,
+        ref=ref,
+        commit_sha=sha,
+        source=source,
+        workflow_id=workflow_id(org, app, env.name),
+    )
+    session.add(deployment)
+    session.flush()
+    emit(
+        session,
+        Event(
+            app.organization_id,
+            principal.actor,
+            "push" if source == "git" else "deploy.upload",
+            f"app:{app.name}",
+            {
+                "ref": ref,
+                "sha": sha,
+                "environment": env.name,
+                "deployment": deployment.id,
+                "build": build.id,
+            },
+        ),
+    )
+    return Requested(deployment, build, env, superseded)
+
+
+def _environment(session: Session, app: App, name: str, branch: str | None) -> Environment:
+    env = session.scalar(
+        select(Environment).where(Environment.app_id == app.id, Environment.name == name)
+    )
+    if env is None:
+        env = Environment(
+            app_id=app.id,
+            name=name,
+            kind=PRODUCTION if name == PRODUCTION else "preview",
+            branch=branch,
+        )
+        session.add(env)
+        session.flush()
+    return env
+
+
+def supersede(session: Session, actor: str, env: Environment) -> list[int]:
+    """Mark every active deployment of ENV (and its build) superseded; return their ids."""
+    rows = session.scalars(
+        select(Deployment).where(
+            Deployment.environment_id == env.id, Deployment.status.in_([s.value for s in ACTIVE])
+        )
+    ).all()
+    for deployment in rows:
+        move_deployment(
+            session, deployment, DeploymentStatus.SUPERSEDED, "a newer push", actor=actor
+        )
+    return [d.id for d in rows]
+
+
+def move_build(
+    session: Session, build: Build, target: BuildStatus, *, error: str | None = None
+) -> bool:
+    """The one place a build changes status. False (and nothing written) if it already ended."""
+    current = BuildStatus(build.status)
+    if is_terminal(current):
+        return False
+    build.status = advance(current, target)
+    now = utcnow()
+    payload: dict[str, Any]
+    if target is BuildStatus.BUILDING:
+        build.started_at = now
+        action, payload = "build.start", {"builder": build.builder}
+    else:
+        build.finished_at = now
+        build.error = error
+        action, payload = (
+            "build.end",
+            {"status": target.value, "error": error, "cache_warm": build.cache_warm},
+        )
+    app = session.get(App, build.app_id)
+    assert app is not None
+    emit(
+        session,
+        Event(
+            app.organization_id,
+            SYSTEM_ACTOR,
+            action,
+            f"build:{build.id}",
+            {"app": app.name, **payload},
+        ),
+    )
+    return True
+
+
+def move_deployment(
+    session: Session,
+    deployment: Deployment,
+    target: DeploymentStatus,
+    reason: str | None = None,
+    *,
+    actor: str = SYSTEM_ACTOR,
+) -> bool:
+    """The one place a deployment changes status; its build follows when the deployment stops.
+
+    Returns False, writing nothing, when the deployment already ended (e.g. it was superseded
+    while its build was finishing)."""
+    current = DeploymentStatus(deployment.status)
+    if is_terminal(current):
+        return False
+    deployment.status = advance(current, target)
+    deployment.updated_at = utcnow()
+    if reason is not None:
+        deployment.reason = reason
+    if target in (DeploymentStatus.FAILED, DeploymentStatus.CANCELLED, DeploymentStatus.SUPERSEDED):
+        deployment.finished_at = deployment.updated_at
+        build = session.get(Build, deployment.build_id) if deployment.build_id else None
+        if build is not None:
+            move_build(session, build, BuildStatus(target.value), error=reason)
+    if target is DeploymentStatus.LIVE:
+        deployment.finished_at = deployment.updated_at
+    app = session.get(App, deployment.app_id)
+    assert app is not None
+    emit(
+        session,
+        Event(
+            app.organization_id,
+            actor,
+            f"deployment.{target.value}",
+            f"deployment:{deployment.id}",
+            {"app": app.name, "reason": reason, "release": deployment.release_id},
+        ),
+    )
+    return True
+
+
+def next_release_version(session: Session, app_id: int) -> int:
+    current = session.scalar(select(func.max(Release.version)).where(Release.app_id == app_id))
+    return int(current or 0) + 1
+
+
+def get_deployment(session: Session, principal: Principal, deployment_id: int) -> Deployment:
+    deployment = session.get(Deployment, deployment_id) if 0 < deployment_id < 2**31 else None
+    if deployment is None or _org_of(session, deployment.app_id) != principal.organization_id:
+        raise NotFound(f"no deployment with id {deployment_id}")
+    return deployment
+
+
+def get_build(session: Session, principal: Principal, build_id: int) -> Build:
+    build = session.get(Build, build_id) if 0 < build_id < 2**31 else None
+    if build is None or _org_of(session, build.app_id) != principal.organization_id:
+        raise NotFound(f"no build with id {build_id}")
+    return build
+
+
+def _org_of(session: Session, app_id: int) -> int | None:
+    return session.scalar(select(App.organization_id).where(App.id == app_id))

@@ -1,0 +1,54 @@
+"""Release manifests: which layers, processes and stack make a release, named by their digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    digest: str
+    role: str  # "app" or "deps"
+    mount: str  # where it is mounted at run time
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything needed to run a release; immutable once written."""
+
+    app: str
+    stack: str
+    runtime: str
+    layers: tuple[LayerRef, ...]
+    processes: dict[str, str] = field(default_factory=dict)
+    static_root: str | None = None
+    source_sha: str | None = None
+    build_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["layers"] = [asdict(layer) for layer in self.layers]
+        return data
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of what runs: the same inputs, the same digest."""
+        content = {k: v for k, v in self.to_json().items() if k != "build_id"}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+        return f"sha256:{hashlib.sha256(canonical).hexdigest()}"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            app=data["app"],
+            stack=data["stack"],
+            runtime=data["runtime"],
+            layers=tuple(LayerRef(**layer) for layer in data["layers"]),
+            processes=dict(data.get("processes", {})),
+            static_root=data.get("static_root"),
+            source_sha=data.get("source_sha"),
+            build_id=data.get("build_id"),
+        )
