@@ -18,20 +18,28 @@ import uvicorn
 
 from shipway import __version__
 from shipway.accounts.organizations import bootstrap
+from shipway.builder.activity import BuilderActivities
+from shipway.builder.messages import builder_queue
 from shipway.connections import NatsLink, connect_temporal
 from shipway.datadir import DataDir, write_private
+from shipway.deploys.activities import DeployActivities
+from shipway.deploys.workflow import DeployWorkflow
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess
 from shipway.errors import ServiceError
+from shipway.logs import ensure_streams
 from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.store.types import utcnow
-from shipway.workers import Workers
+from shipway.workers import CONTROL_QUEUE, ProbeWorkflow, Workers, probe_activity
 
 log = logging.getLogger(__name__)
+
+#: Builds this machine's builder runs at once.
+BUILD_SLOTS = 2
 
 
 class _Uvicorn(uvicorn.Server):
@@ -121,16 +129,36 @@ class Server:
         stack.push_async_callback(link.close)
         services.nats = link
 
-        workers = Workers(services.temporal)
-        workers.start()
-        stack.push_async_callback(workers.stop)
-        services.workers = workers
+        await ensure_streams(link.js)
+        self._start_workers(stack, services)
 
         await self._serve_api(stack, services, listener)
         state = self._state(services)
         self.data.write_state(state)
         write_private(self.data.pid_file, f"{os.getpid()}\n")
         self.on_ready(state)
+
+    def _start_workers(self, stack: AsyncExitStack, services: Services) -> None:
+        """The control-plane worker and this machine's builder, both in this process."""
+        assert services.temporal is not None and services.nats is not None
+        control = Workers(
+            services.temporal,
+            CONTROL_QUEUE,
+            workflows=[ProbeWorkflow, DeployWorkflow],
+            activities=[probe_activity, DeployActivities(services.store).finish],
+        )
+        builder = Workers(
+            services.temporal,
+            builder_queue("default"),
+            workflows=[],
+            activities=[BuilderActivities(services.store, self.data.root, services.nats.js).build],
+            max_concurrent_activities=BUILD_SLOTS,
+        )
+        for workers in (control, builder):
+            workers.start()
+            stack.push_async_callback(workers.stop)
+        services.workers = control
+        services.builders = [builder]
 
     async def _start_embedded(self, stack: AsyncExitStack, services: Services) -> None:
         settings = self.settings

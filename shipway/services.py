@@ -24,6 +24,7 @@ class Services:
     temporal: TemporalClient | None = None
     nats: NatsLink | None = None
     workers: Workers | None = None
+    builders: list[Workers] = field(default_factory=list)
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +66,7 @@ class Services:
         client = self.temporal
         up = client is not None and (proc is None or proc.healthy) and await temporal_ok(client)
         part["workers"] = "running" if self.workers and self.workers.running else "stopped"
+        part["builders"] = sum(1 for b in self.builders if b.running)
         if deep and up and client is not None and self.workers is not None:
             probe = await run_probe(client, self.workers.task_queue)
             part["probe"] = probe

@@ -76,6 +76,16 @@ def _megabytes(key: str, raw: str) -> int:
     return value
 
 
+def _seconds(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}: must be a whole number of seconds, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{key}: must be at least 1 second, got {value}")
+    return value
+
+
 Parser = Callable[[str, str], Any]
 
 
@@ -95,6 +105,7 @@ class Settings:
     nats_url: str | None = None
     temporal_namespace: str = "default"
     max_source_mb: int = 200
+    build_timeout: int = 900
 
     @property
     def store_url(self) -> str:
@@ -128,6 +139,7 @@ class Settings:
             "nats_url": ("SHIPWAY_NATS_URL", _nats_url),
             "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
             "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _megabytes),
+            "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _seconds),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -67,17 +68,28 @@ async def run_probe(client: Client, task_queue: str, timeout: float = 10.0) -> d
 
 
 class Workers:
-    """Runs the control-plane worker until stopped; a worker that dies is started again."""
+    """Runs one Temporal worker until stopped; a worker that dies is started again."""
 
-    def __init__(self, client: Client, task_queue: str = CONTROL_QUEUE) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str = CONTROL_QUEUE,
+        *,
+        workflows: Sequence[type] = (ProbeWorkflow,),
+        activities: Sequence[Callable[..., Any]] = (probe_activity,),
+        max_concurrent_activities: int | None = None,
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.workflows = list(workflows)
+        self.activities = list(activities)
+        self.max_concurrent_activities = max_concurrent_activities
         self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="temporal-workers")
+        self._task = asyncio.create_task(self._run(), name=f"worker-{self.task_queue}")
 
     @property
     def running(self) -> bool:
@@ -89,8 +101,9 @@ class Workers:
             self._worker = Worker(
                 self.client,
                 task_queue=self.task_queue,
-                workflows=[ProbeWorkflow],
-                activities=[probe_activity],
+                workflows=self.workflows,
+                activities=self.activities,
+                max_concurrent_activities=self.max_concurrent_activities,
                 graceful_shutdown_timeout=timedelta(seconds=5),
             )
             try:

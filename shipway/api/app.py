@@ -8,10 +8,13 @@ from fastapi.responses import HTMLResponse
 from shipway import __version__
 from shipway.api import errors
 from shipway.api.limits import BodyLimit
-from shipway.api.routes import apps, health, organizations, tokens
+from shipway.api.routes import apps, deployments, health, logs, organizations, tokens
 from shipway.services import Services
 
 API_PREFIX = "/api/v1"
+
+#: Paths that take large bodies and enforce their own limit (SHIPWAY_MAX_SOURCE_MB).
+UPLOADS = (rf"^{API_PREFIX}/apps/[^/]+/deployments$", r"^/git/")
 
 DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 `Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
@@ -34,10 +37,12 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(tokens.router)
     api.include_router(tokens.whoami_router)
     api.include_router(organizations.router)
+    api.include_router(deployments.router)
+    api.include_router(logs.router)
     app.include_router(api)
     app.include_router(health.router)
     app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
-    return BodyLimit(app)
+    return BodyLimit(app, exempt=UPLOADS)
 
 
 async def _index() -> HTMLResponse:

@@ -23,6 +23,8 @@ STATUS: dict[type[errors.ShipwayError], int] = {
     errors.Forbidden: 403,
     errors.IllegalTransition: 409,
     errors.ServiceError: 503,
+    errors.TooLarge: 413,
+    errors.UnsupportedMedia: 415,
 }
 
 HTTP_CODES = {

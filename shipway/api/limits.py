@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,15 +25,18 @@ def too_large_message(limit: int) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: bodies larger than LIMIT bytes get 413 whatever their framing."""
+    """ASGI middleware: bodies larger than LIMIT bytes get 413 whatever their framing.
+
+    Paths matching one of the EXEMPT regular expressions (uploads, git pushes) enforce their
+    own, larger limits."""
 
     def __init__(self, app: ASGIApp, limit: int = MIB, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = exempt
+        self.exempt = re.compile("|".join(exempt)) if exempt else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or (self.exempt and self.exempt.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

@@ -128,7 +128,7 @@ def detect(source: Path) -> Stack:
 def _python_install(*requirements: str) -> tuple[str, ...]:
     script = (
         f"{PYTHON} -m venv /deps/venv && "
-        "/deps/venv/bin/pip install --disable-pip-version-check --no-input "
+        "/deps/venv/bin/pip install --disable-pip-version-check --no-input --progress-bar off "
         '--cache-dir /cache/pip "$@"'
     )
     if not requirements:

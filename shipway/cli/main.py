@@ -11,9 +11,10 @@ import typer
 
 from shipway import __version__
 from shipway.cli import local
+from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.output import console, errors
-from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, tokens
+from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, releases, tokens
 from shipway.errors import ShipwayError
 from shipway.settings import Settings
 
@@ -27,6 +28,8 @@ app = typer.Typer(
 app.add_typer(apps, name="apps")
 app.add_typer(tokens, name="tokens")
 app.add_typer(orgs, name="orgs")
+app.add_typer(releases, name="releases")
+app.add_typer(builds, name="builds")
 
 
 def _version(value: bool) -> None:

@@ -20,6 +20,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 apps = typer.Typer(help="Create, list, inspect and delete apps.", no_args_is_help=True)
 tokens = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 orgs = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
+releases = typer.Typer(help="An app's immutable releases.", no_args_is_help=True)
 
 
 @apps.command("create")
@@ -139,3 +140,35 @@ def orgs_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
         emit_json(items)
     else:
         table(items, ["id", "name", "plan", "created_at"], empty="None.")
+
+
+@releases.command("list")
+def releases_list(
+    app: Annotated[str, typer.Option("--app", help="the app")],
+    as_json: JsonOpt = False,
+    data: DataOpt = None,
+) -> None:
+    """List an app's releases, newest first."""
+    items = Api.find(data).get(f"/apps/{app}/releases")
+    if as_json:
+        emit_json(items)
+        return
+    rows = [
+        {
+            **r,
+            "version": f"v{r['version']}",
+            "commit": (r["commit"] or "")[:10],
+            "digest": r["digest"][:19],
+            "duration": seconds(r["duration"]),
+        }
+        for r in items
+    ]
+    table(
+        rows,
+        ["version", "status", "stack", "commit", "digest", "duration", "created_at"],
+        empty="No releases yet.",
+    )
+
+
+def seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}s"

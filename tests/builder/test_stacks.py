@@ -17,8 +17,12 @@ def tree(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_detection_order(tmp_path: Path) -> None:
-    node = detect(tree(tmp_path / "n", {"package.json": "{}", "package-lock.json": "{}",
-                                        "requirements.txt": "flask"}))
+    node = detect(
+        tree(
+            tmp_path / "n",
+            {"package.json": "{}", "package-lock.json": "{}", "requirements.txt": "flask"},
+        )
+    )
     assert node.name == "node" and node.deps_mount == "/workspace/node_modules"
     python = detect(tree(tmp_path / "p", {"requirements.txt": "flask", "index.html": ""}))
     assert python.name == "python" and python.lockfile == "requirements.txt"
@@ -46,7 +50,7 @@ def test_the_key_follows_the_lockfile_only(tmp_path: Path) -> None:
 def test_no_stack_says_what_was_looked_for(tmp_path: Path) -> None:
     with pytest.raises(NoStack, match=r"requirements\.txt or pyproject\.toml"):
         detect(tree(tmp_path, {"README.md": "hi"}))
-    with pytest.raises(NoStack, match="package-lock.json"):
+    with pytest.raises(NoStack, match=r"package-lock\.json"):
         detect(tree(tmp_path / "n", {"package.json": "{}"}))
 
 

@@ -1,0 +1,211 @@
+"""Deployments, builds and releases: start one from an uploaded source, list and inspect them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from shipway.accounts.roles import Principal, Role
+from shipway.api.auth import principal_from, services
+from shipway.apps import service as apps
+from shipway.deploys import launch, service
+from shipway.errors import UnsupportedMedia
+from shipway.store.tables import Build, Deployment, Environment, Release
+
+router = APIRouter(tags=["deployments"])
+
+ARCHIVE_TYPES = ("application/x-tar", "application/gzip", "application/octet-stream")
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def _app_url(request: Request, app: str, environment: str) -> str:
+    settings = services(request).settings
+    host = app if environment == "production" else f"{app}--{environment}"
+    return f"http://{host}.{settings.base_domain}:{settings.port}"
+
+
+def build_json(build: Build) -> dict[str, Any]:
+    return {
+        "id": build.id,
+        "status": build.status,
+        "commit": build.commit_sha,
+        "stack": build.stack,
+        "builder": build.builder,
+        "cache_warm": build.cache_warm,
+        "error": build.error,
+        "steps": build.steps,
+        "created_at": build.created_at.isoformat(),
+        "duration": _seconds(build.started_at, build.finished_at),
+        "logs_url": f"/api/v1/builds/{build.id}/logs",
+    }
+
+
+def deployment_json(
+    request: Request, d: Deployment, app: str, env: str, version: int | None
+) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "app": app,
+        "environment": env,
+        "status": d.status,
+        "ref": d.ref,
+        "commit": d.commit_sha,
+        "source": d.source,
+        "build_id": d.build_id,
+        "release": version,
+        "reason": d.reason,
+        "url": _app_url(request, app, env),
+        "workflow_id": d.workflow_id,
+        "created_at": d.created_at.isoformat(),
+        "duration": _seconds(d.created_at, d.finished_at),
+    }
+
+
+@router.post("/apps/{app}/deployments", status_code=202, summary="Deploy an uploaded source tar")
+async def create_deployment(
+    app: str,
+    request: Request,
+    ref: str | None = Query(default=None, max_length=255),
+    sha: str | None = Query(default=None, max_length=64),
+    source: str = Query(default="upload", pattern="^(git|upload)$"),
+    env: str | None = Query(default=None, max_length=40),
+    principal: Principal = Depends(principal_from),
+) -> JSONResponse:
+    """The body is the source tree as a tar (or gzipped tar); the build log follows at logs_url."""
+    ctx = services(request)
+    principal.require(Role.DEPLOYER)
+    with ctx.store.transaction() as session:
+        apps.get(session, principal, app)
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind not in ARCHIVE_TYPES:
+        raise UnsupportedMedia(
+            f"the body must be a tar archive ({', '.join(ARCHIVE_TYPES)}); got {kind or 'none'}"
+        )
+    upload = await launch.receive(request.stream(), ctx.settings.data_dir, ctx.settings.max_source)
+    launched = await launch.launch(
+        ctx.store,
+        ctx.temporal,
+        principal,
+        app,
+        upload,
+        ref=ref,
+        sha=sha,
+        source=source,
+        environment=env,
+        build_timeout=ctx.settings.build_timeout,
+    )
+    body = {
+        "id": launched.deployment_id,
+        "build_id": launched.build_id,
+        "app": launched.app,
+        "environment": launched.environment,
+        "status": launched.status,
+        "url": _app_url(request, launched.app, launched.environment),
+        "logs_url": f"/api/v1/builds/{launched.build_id}/logs",
+    }
+    return JSONResponse(body, status_code=202)
+
+
+@router.get("/deployments/{deployment_id}", summary="One deployment and its outcome")
+def get_deployment(
+    deployment_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    with services(request).store.transaction() as session:
+        d = service.get_deployment(session, principal, deployment_id)
+        env = session.get(Environment, d.environment_id)
+        release = session.get(Release, d.release_id) if d.release_id else None
+        assert env is not None
+        return deployment_json(
+            request, d, env.app.name, env.name, release.version if release else None
+        )
+
+
+@router.get("/apps/{app}/deployments", summary="The app's deployments, newest first")
+def list_deployments(
+    app: str,
+    request: Request,
+    limit: int = Query(default=50, ge=1, le=500),
+    principal: Principal = Depends(principal_from),
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        row = apps.get(session, principal, app)
+        rows = session.execute(
+            select(Deployment, Environment.name, Release.version)
+            .join(Environment, Environment.id == Deployment.environment_id)
+            .outerjoin(Release, Release.id == Deployment.release_id)
+            .where(Deployment.app_id == row.id)
+            .order_by(Deployment.id.desc())
+            .limit(limit)
+        ).all()
+        return [deployment_json(request, d, app, env, version) for d, env, version in rows]
+
+
+@router.get("/apps/{app}/builds", summary="The app's builds, newest first")
+def list_builds(
+    app: str,
+    request: Request,
+    limit: int = Query(default=50, ge=1, le=500),
+    principal: Principal = Depends(principal_from),
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        row = apps.get(session, principal, app)
+        builds = session.scalars(
+            select(Build).where(Build.app_id == row.id).order_by(Build.id.desc()).limit(limit)
+        ).all()
+        return [build_json(b) for b in builds]
+
+
+@router.get("/builds/{build_id}", summary="One build")
+def get_build(
+    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    with services(request).store.transaction() as session:
+        return build_json(service.get_build(session, principal, build_id))
+
+
+@router.get("/apps/{app}/releases", summary="The app's releases, newest first")
+def list_releases(
+    app: str,
+    request: Request,
+    limit: int = Query(default=50, ge=1, le=500),
+    principal: Principal = Depends(principal_from),
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        row = apps.get(session, principal, app)
+        releases = session.scalars(
+            select(Release)
+            .where(Release.app_id == row.id)
+            .order_by(Release.version.desc())
+            .limit(limit)
+        ).all()
+        builds = {
+            b.id: b
+            for b in session.scalars(
+                select(Build).where(Build.id.in_([r.build_id for r in releases if r.build_id]))
+            )
+        }
+        out = []
+        for r in releases:
+            build = builds.get(r.build_id) if r.build_id else None
+            out.append(
+                {
+                    "version": r.version,
+                    "digest": r.digest,
+                    "build_id": r.build_id,
+                    "commit": build.commit_sha if build else None,
+                    "stack": r.manifest.get("stack"),
+                    "processes": r.manifest.get("processes", {}),
+                    "layers": r.manifest.get("layers", []),
+                    "status": "ready",
+                    "duration": _seconds(build.started_at, build.finished_at) if build else None,
+                    "created_at": r.created_at.isoformat(),
+                }
+            )
+        return out

@@ -1,0 +1,117 @@
+"""`shipway builds …`: list an app's builds, print or follow a build's log."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from shipway.cli.client import Api, CliError, describe_error
+from shipway.cli.output import emit_json, errors, table
+from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.logs.sse import SseEvent, iter_sse
+
+builds = typer.Typer(help="List builds and read their logs.", no_args_is_help=True)
+
+FollowOpt = Annotated[
+    bool, typer.Option("-f", "--follow", help="keep printing new lines until the build ends")
+]
+
+#: A followed log is idle at most 15 s between keep-alives; longer silence means a dead link.
+READ_TIMEOUT = 60.0
+
+#: How often a followed stream that drops is resumed (with Last-Event-ID) before giving up,
+#: waiting RECONNECT_PAUSE seconds longer each time.
+RECONNECTS = 5
+RECONNECT_PAUSE = 1.0
+
+
+@builds.command("list")
+def builds_list(
+    app: Annotated[str, typer.Option("--app", help="the app whose builds to list")],
+    as_json: JsonOpt = False,
+    data: DataOpt = None,
+) -> None:
+    """List an app's builds, newest first."""
+    items = Api.find(data).get(f"/apps/{app}/builds")
+    if as_json:
+        emit_json(items)
+    else:
+        columns = ["id", "status", "commit", "stack", "duration", "created_at"]
+        table(items, columns, empty="No builds yet.")
+
+
+@builds.command("logs")
+def builds_logs(build_id: int, follow: FollowOpt = False, data: DataOpt = None) -> None:
+    """Print a build's log; with -f, follow it live until the build ends."""
+    status = read_log(Api.find(data), build_id, follow=follow, on_line=typer.echo)
+    if status == "failed":
+        raise CliError(f"build {build_id} failed")
+    if status in ("cancelled", "superseded"):
+        errors.print(f"build {build_id} was {status}", style="dim", highlight=False)
+
+
+def read_log(
+    api: Api,
+    build_id: int,
+    *,
+    follow: bool,
+    on_line: Callable[[str], Any],
+    client: httpx.Client | None = None,
+) -> str | None:
+    """Pass each line of the build's log to ON_LINE; the build's status if the log ended.
+
+    A followed stream that drops is resumed where it stopped, by Last-Event-ID.
+    """
+    if client is not None:
+        return _read(client, api, build_id, follow, on_line)
+    timeout = httpx.Timeout(api.timeout, read=READ_TIMEOUT)
+    with httpx.Client(timeout=timeout) as own:
+        return _read(own, api, build_id, follow, on_line)
+
+
+def _read(
+    http: httpx.Client, api: Api, build_id: int, follow: bool, on_line: Callable[[str], Any]
+) -> str | None:
+    url = f"{api.url}/api/v1/builds/{build_id}/logs"
+    params = {"follow": "true" if follow else "false"}
+    last, drops, streamed = 0, 0, False
+    while True:
+        headers = {"Authorization": f"Bearer {api.token}"}
+        if last:
+            headers["Last-Event-ID"] = str(last)
+        try:
+            with http.stream("GET", url, params=params, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CliError(describe_error(response))
+                streamed = True
+                for event in iter_sse(response):
+                    body = _body(event)
+                    if event.event == "line":
+                        last, drops = int(body["seq"]), 0
+                        on_line(str(body["line"]))
+                    elif event.event == "end":
+                        return str(body["status"])
+                    elif event.event == "error":
+                        raise CliError(str(body["message"]))
+            return None
+        except httpx.TransportError as e:
+            drops += 1
+            if not (follow and streamed) or drops > RECONNECTS:
+                raise CliError(f"lost the log stream from {api.url}: {e}") from e
+            time.sleep(RECONNECT_PAUSE * drops)
+
+
+def _body(event: SseEvent) -> dict[str, Any]:
+    try:
+        body = json.loads(event.data)
+    except ValueError as e:
+        raise CliError(f"the server sent a malformed {event.event} event: {e}") from e
+    if not isinstance(body, dict):
+        raise CliError(f"the server sent a malformed {event.event} event")
+    return body

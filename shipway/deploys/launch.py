@@ -1,0 +1,149 @@
+"""Accept a source archive and start its DeployWorkflow: the control plane's side of a push."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from shipway.accounts.roles import Principal
+from shipway.builder.messages import BuildInput
+from shipway.deploys import service
+from shipway.deploys.lifecycle import DeploymentStatus
+from shipway.deploys.workflow import DeployInput, DeployWorkflow
+from shipway.errors import ServiceError, TooLarge
+from shipway.store import Store
+from shipway.store.tables import App, Deployment
+from shipway.workers import CONTROL_QUEUE
+
+MIB = 1024 * 1024
+DEFAULT_MAX_SOURCE = 200 * MIB
+
+
+@dataclass(frozen=True)
+class Launched:
+    deployment_id: int
+    build_id: int
+    app: str
+    environment: str
+    status: str
+
+
+def sources_dir(data_dir: Path) -> Path:
+    path = data_dir / "sources"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def receive(chunks: AsyncIterator[bytes], data_dir: Path, limit: int) -> Path:
+    """Write an uploaded archive to DATA/sources, refusing it once it passes LIMIT bytes."""
+    path = sources_dir(data_dir) / f".upload-{uuid.uuid4().hex}"
+    size = 0
+    try:
+        with open(path, "wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(
+                        f"the source is larger than the {limit // MIB} MiB limit",
+                        details={"limit_bytes": limit},
+                    )
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def launch(
+    store: Store,
+    client: Client | None,
+    principal: Principal,
+    app_name: str,
+    upload: Path,
+    *,
+    ref: str | None,
+    sha: str | None,
+    source: str,
+    environment: str | None,
+    build_timeout: float,
+    pool: str = "default",
+) -> Launched:
+    """Record the deployment, then start its workflow, superseding the environment's last one."""
+    if client is None:
+        upload.unlink(missing_ok=True)
+        raise ServiceError("Temporal is not reachable; the deployment was not queued")
+    try:
+        requested, app = await asyncio.to_thread(
+            _record, store, principal, app_name, ref, sha, source, environment
+        )
+    except BaseException:
+        upload.unlink(missing_ok=True)
+        raise
+    archive = upload.with_name(f"{requested.build.id}.tar")
+    os.replace(upload, archive)
+    spec = DeployInput(
+        deployment_id=requested.deployment.id,
+        pool=pool,
+        build=BuildInput(
+            build_id=requested.build.id,
+            deployment_id=requested.deployment.id,
+            app_id=app.id,
+            app=app.name,
+            source_path=str(archive),
+            source_sha=sha,
+            network=app.build_network,
+            wall_seconds=build_timeout,
+        ),
+    )
+    workflow_id = requested.deployment.workflow_id
+    assert workflow_id is not None
+    try:
+        await client.start_workflow(
+            DeployWorkflow.run,
+            spec,
+            id=workflow_id,
+            task_queue=CONTROL_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+        )
+    except Exception as e:
+        await asyncio.to_thread(_fail, store, requested.deployment.id, f"cannot start: {e}")
+        raise ServiceError(f"the deployment could not be started: {e}") from e
+    return Launched(
+        deployment_id=requested.deployment.id,
+        build_id=requested.build.id,
+        app=app.name,
+        environment=requested.environment.name,
+        status=requested.deployment.status,
+    )
+
+
+def _record(
+    store: Store,
+    principal: Principal,
+    app_name: str,
+    ref: str | None,
+    sha: str | None,
+    source: str,
+    environment: str | None,
+) -> tuple[service.Requested, App]:
+    with store.transaction() as session:
+        requested = service.request(
+            session, principal, app_name, ref=ref, sha=sha, source=source, environment=environment
+        )
+        app = session.get(App, requested.deployment.app_id)
+        assert app is not None
+        return requested, app
+
+
+def _fail(store: Store, deployment_id: int, reason: str) -> None:
+    with store.transaction() as session:
+        deployment = session.get(Deployment, deployment_id)
+        if deployment is not None:
+            service.move_deployment(session, deployment, DeploymentStatus.FAILED, reason)
