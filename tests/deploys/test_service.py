@@ -46,8 +46,9 @@ def test_a_branch_without_letters_is_refused() -> None:
 
 def test_request_queues_a_build_and_a_deployment(store: Store, owner: Principal) -> None:
     with store.transaction() as session:
-        made = service.request(session, owner, "web", ref="refs/heads/main", sha="a" * 40,
-                               source="git")
+        made = service.request(
+            session, owner, "web", ref="refs/heads/main", sha="a" * 40, source="git"
+        )
         assert made.deployment.workflow_id == "deploy/web/production"
         assert made.deployment.status == "queued" and made.build.status == "queued"
     with store.transaction() as session:
@@ -57,17 +58,20 @@ def test_request_queues_a_build_and_a_deployment(store: Store, owner: Principal)
 
 def test_a_newer_push_supersedes_the_running_one(store: Store, owner: Principal) -> None:
     with store.transaction() as session:
-        first = service.request(session, owner, "web", ref="refs/heads/main", sha=None,
-                                source="git")
+        first = service.request(
+            session, owner, "web", ref="refs/heads/main", sha=None, source="git"
+        )
         service.move_deployment(session, first.deployment, DeploymentStatus.BUILDING)
         service.move_build(session, first.build, BuildStatus.BUILDING)
         first_id, first_build = first.deployment.id, first.build.id
     with store.transaction() as session:
-        second = service.request(session, owner, "web", ref="refs/heads/main", sha=None,
-                                 source="upload")
+        second = service.request(
+            session, owner, "web", ref="refs/heads/main", sha=None, source="upload"
+        )
         assert second.superseded == [first_id]
-        preview = service.request(session, owner, "web", ref="refs/heads/other", sha=None,
-                                  source="git")
+        preview = service.request(
+            session, owner, "web", ref="refs/heads/other", sha=None, source="git"
+        )
         assert preview.superseded == [] and preview.environment.kind == "preview"
     with store.transaction() as session:
         old = session.get(Deployment, first_id)

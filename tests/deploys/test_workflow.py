@@ -1,0 +1,202 @@
+"""DeployWorkflow end to end on real Temporal, NATS, SQLite and bubblewrap, without git."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from shipway.accounts.roles import Principal, Role
+from shipway.apps import service as apps
+from shipway.builder.activity import BuilderActivities
+from shipway.builder.messages import builder_queue
+from shipway.connections import NatsLink, connect_temporal
+from shipway.deploys import launch
+from shipway.deploys.activities import DeployActivities
+from shipway.deploys.workflow import DeployWorkflow
+from shipway.logs import ensure_streams
+from shipway.store import Store, upgrade
+from shipway.store.tables import Deployment, LogLine, Organization, Release
+from shipway.workers import Workers
+from tests.integration.conftest import Servers
+
+pytestmark = pytest.mark.integration
+
+
+class Platform:
+    def __init__(self, store: Store, client, data: Path, owner: Principal, queue: str) -> None:  # type: ignore[no-untyped-def]
+        self.store, self.client, self.data, self.owner, self.queue = (
+            store,
+            client,
+            data,
+            owner,
+            queue,
+        )
+
+    async def deploy(self, files: dict[str, str], app: str = "web", ref: str = "main") -> int:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, text in files.items():
+                data = text.encode()
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield buffer.getvalue()
+
+        upload = await launch.receive(chunks(), self.data, 10 * 1024 * 1024)
+        launched = await launch.launch(
+            self.store,
+            self.client,
+            self.owner,
+            app,
+            upload,
+            ref=f"refs/heads/{ref}",
+            sha=None,
+            source="upload",
+            environment=None,
+            build_timeout=120,
+            pool=self.queue,
+        )
+        return launched.deployment_id
+
+    def status(self, deployment_id: int) -> str:
+        with self.store.transaction() as session:
+            row = session.get(Deployment, deployment_id)
+            assert row is not None
+            return row.status
+
+    async def wait(self, deployment_id: int, statuses: set[str], timeout: float = 120) -> str:
+        for _ in range(int(timeout / 0.05)):
+            status = await asyncio.to_thread(self.status, deployment_id)
+            if status in statuses:
+                return status
+            await asyncio.sleep(0.05)
+        pytest.fail(f"deployment {deployment_id} stayed {status}")
+
+    def log(self, deployment_id: int) -> list[str]:
+        with self.store.transaction() as session:
+            row = session.get(Deployment, deployment_id)
+            assert row is not None
+            return list(
+                session.scalars(
+                    select(LogLine.line)
+                    .where(LogLine.owner_id == row.build_id)
+                    .order_by(LogLine.seq)
+                )
+            )
+
+
+@pytest_asyncio.fixture
+async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
+    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
+    upgrade(store.engine)
+    with store.transaction() as session:
+        org = Organization(name="acme", is_admin=True)
+        session.add(org)
+        session.flush()
+        owner = Principal(org.id, Role.OWNER, "user:o")
+        apps.create(session, owner, "web")
+    client = await connect_temporal(servers.temporal_address, "default")
+    link = NatsLink(servers.nats_url)
+    await link.connect()
+    await ensure_streams(link.js)
+    import uuid
+
+    pool = f"test-{uuid.uuid4().hex[:8]}"
+    control = Workers(
+        client,
+        "shipway-control",
+        workflows=[DeployWorkflow],
+        activities=[DeployActivities(store).finish],
+    )
+    builder = Workers(
+        client,
+        builder_queue(pool),
+        workflows=[],
+        activities=[BuilderActivities(store, tmp_path, link.js).build],
+    )
+    control.start()
+    builder.start()
+    try:
+        yield Platform(store, client, tmp_path, owner, pool)
+    finally:
+        await builder.stop()
+        await control.stop()
+        await link.close()
+        store.close()
+
+
+async def test_a_static_site_becomes_a_live_release(platform: Platform) -> None:
+    deployment = await platform.deploy({"index.html": "<h1>hi"})
+    assert await platform.wait(deployment, {"live", "failed"}) == "live"
+    log = platform.log(deployment)
+    assert "-----> static app detected (static)" in log
+    assert log[-1].startswith("-----> Build succeeded")
+    with platform.store.transaction() as session:
+        [release] = session.scalars(select(Release)).all()
+        assert release.version == 1 and release.manifest["static_root"] == "."
+
+
+async def test_a_source_without_a_stack_fails_with_what_was_looked_for(
+    platform: Platform,
+) -> None:
+    deployment = await platform.deploy({"README.md": "hello"})
+    assert await platform.wait(deployment, {"live", "failed"}) == "failed"
+    with platform.store.transaction() as session:
+        row = session.get(Deployment, deployment)
+        assert row is not None and row.reason is not None
+        assert "shipway looked for" in row.reason
+
+
+SLOW = {
+    "package.json": json.dumps(
+        {"name": "s", "version": "1.0.0", "scripts": {"postinstall": "sleep 301"}}
+    ),
+    "package-lock.json": json.dumps(
+        {
+            "name": "s",
+            "version": "1.0.0",
+            "lockfileVersion": 3,
+            "requires": True,
+            "packages": {"": {"name": "s", "version": "1.0.0"}},
+        }
+    ),
+}
+
+
+def sleepers() -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [])[:2] == ["sleep", "301"]
+    ]
+
+
+async def test_a_newer_deploy_supersedes_a_running_build(platform: Platform) -> None:
+    first = await platform.deploy(SLOW)
+    for _ in range(1200):
+        if sleepers():
+            break
+        await asyncio.sleep(0.05)
+    assert sleepers(), "the slow install step never started"
+    loop = asyncio.get_running_loop()
+    second = await platform.deploy({"index.html": "<h1>newer"})
+    assert await platform.wait(first, {"superseded"}, timeout=30) == "superseded"
+    superseded_after = loop.time()
+    assert await platform.wait(second, {"live", "failed"}) == "live"
+    for _ in range(600):
+        if not sleepers():
+            break
+        await asyncio.sleep(0.05)
+    assert not sleepers(), "the superseded build's processes outlived it"
+    print(f"sandbox gone {loop.time() - superseded_after:.2f}s after superseded")
