@@ -88,10 +88,15 @@ def write_private(path: Path, text: str) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while PID runs; a zombie (killed, not yet reaped by its parent) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

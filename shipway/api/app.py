@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from shipway import __version__
 from shipway.api import errors
 from shipway.api.limits import BodyLimit
-from shipway.api.routes import apps, deployments, health, logs, organizations, tokens
+from shipway.api.routes import apps, deployments, git, health, logs, organizations, tokens
 from shipway.services import Services
 
 API_PREFIX = "/api/v1"
@@ -41,6 +41,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(logs.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(git.router)
     app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
     return BodyLimit(app, exempt=UPLOADS)
 

@@ -16,7 +16,7 @@ import httpx
 
 from shipway.cli.client import CliError, data_dir_from
 from shipway.cli.output import console, emit_json
-from shipway.datadir import DataDir
+from shipway.datadir import DataDir, pid_alive
 from shipway.errors import ShipwayError
 from shipway.settings import Settings
 
@@ -121,24 +121,11 @@ def down(data_flag: Path | None, timeout: float = 60.0) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if data.read_pid() is None and not _alive(pid):
+        if data.read_pid() is None and not pid_alive(pid):
             console.print(f"shipway stopped (pid {pid}).")
             return
         time.sleep(0.1)
     raise CliError(f"shipway (pid {pid}) did not stop within {timeout:.0f}s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of ours is gone for every purpose that matters here.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:

@@ -13,6 +13,7 @@ from shipway import __version__
 from shipway.cli import local
 from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
+from shipway.cli.deploy import deploy
 from shipway.cli.output import console, errors
 from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, releases, tokens
 from shipway.errors import ShipwayError
@@ -30,6 +31,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(orgs, name="orgs")
 app.add_typer(releases, name="releases")
 app.add_typer(builds, name="builds")
+app.command()(deploy)
 
 
 def _version(value: bool) -> None:
@@ -121,7 +123,7 @@ def login(
 def run() -> None:
     """Entry point: every failure becomes one `error: …` line and exit code 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except (CliError, ShipwayError, httpx.HTTPError) as e:
         errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -138,3 +140,4 @@ def run() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
