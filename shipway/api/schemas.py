@@ -20,6 +20,13 @@ class AppCreate(Body):
     region: str = "local"
 
 
+class AppUpdate(Body):
+    plan: str | None = None
+    build_network: bool | None = Field(
+        default=None, description="whether builds may reach the network (to download packages)"
+    )
+
+
 class EnvironmentOut(BaseModel):
     name: str
     kind: str
@@ -31,6 +38,7 @@ class AppOut(BaseModel):
     name: str
     plan: str
     region: str
+    build_network: bool
     created_at: datetime
     url: str
     environments: list[EnvironmentOut]
@@ -41,6 +49,7 @@ class AppOut(BaseModel):
             name=app.name,
             plan=app.plan,
             region=app.region,
+            build_network=app.build_network,
             created_at=app.created_at,
             url=base_url.format(host=app.name),
             environments=[

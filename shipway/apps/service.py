@@ -88,3 +88,31 @@ def delete(session: Session, principal: Principal, name: str) -> None:
             principal.organization_id, principal.actor, "app.delete", f"app:{name}", {"id": app.id}
         ),
     )
+
+
+def update(
+    session: Session,
+    principal: Principal,
+    name: str,
+    *,
+    plan: str | None = None,
+    build_network: bool | None = None,
+) -> App:
+    """Change an app's settings; one event lists what changed."""
+    principal.require(Role.DEPLOYER)
+    app = get(session, principal, name)
+    changes: dict[str, object] = {}
+    if plan is not None and plan != app.plan:
+        if plan not in PLANS:
+            raise ValidationError(
+                f"plan must be one of {', '.join(PLANS)}; got {plan!r}", details={"field": "plan"}
+            )
+        app.plan = changes["plan"] = plan
+    if build_network is not None and build_network != app.build_network:
+        app.build_network = changes["build_network"] = build_network
+    if changes:
+        emit(
+            session,
+            Event(principal.organization_id, principal.actor, "app.update", f"app:{name}", changes),
+        )
+    return app

@@ -60,6 +60,30 @@ def apps_info(name: str, as_json: JsonOpt = False, data: DataOpt = None) -> None
     table(app["environments"], ["name", "kind", "branch", "url"], empty="No environments.")
 
 
+@apps.command("set")
+def apps_set(
+    name: str,
+    plan: Annotated[str | None, typer.Option(help="free or pro")] = None,
+    build_network: Annotated[
+        bool | None,
+        typer.Option("--build-network/--no-build-network", help="let builds reach the network"),
+    ] = None,
+    as_json: JsonOpt = False,
+    data: DataOpt = None,
+) -> None:
+    """Change an app's settings."""
+    body = {
+        k: v for k, v in {"plan": plan, "build_network": build_network}.items() if v is not None
+    }
+    if not body:
+        raise CliError("nothing to change: pass --plan or --build-network/--no-build-network")
+    app = Api.find(data).request("PATCH", f"/apps/{name}", json=body)
+    if as_json:
+        emit_json(app)
+    else:
+        fields(app, ["name", "plan", "region", "build_network"])
+
+
 @apps.command("delete")
 def apps_delete(
     name: str,

@@ -66,3 +66,13 @@ def test_every_change_is_audited(api: TestClient, store) -> None:  # type: ignor
     actions = [(r.action, r.subject) for r in rows]
     assert ("app.create", "app:web") in actions and ("app.delete", "app:web") in actions
     assert all(r.actor.startswith(("token:", "system")) for r in rows)
+
+
+def test_build_network_can_be_turned_off(api: TestClient) -> None:
+    assert api.post("/api/v1/apps", json={"name": "web"}).json()["build_network"] is True
+    changed = api.patch("/api/v1/apps/web", json={"build_network": False})
+    assert changed.status_code == 200 and changed.json()["build_network"] is False
+    assert api.get("/api/v1/apps/web").json()["build_network"] is False
+    assert api.patch("/api/v1/apps/web", json={"build_network": "no"}).status_code == 422
+    assert api.patch("/api/v1/apps/web", json={"plan": "gold"}).status_code == 422
+    assert api.patch("/api/v1/apps/nope", json={"plan": "pro"}).status_code == 404

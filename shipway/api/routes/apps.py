@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
-from shipway.api.schemas import AppCreate, AppOut
+from shipway.api.schemas import AppCreate, AppOut, AppUpdate
 from shipway.apps import service
 
 router = APIRouter(prefix="/apps", tags=["apps"])
@@ -36,6 +36,17 @@ def list_apps(request: Request, principal: Principal = Depends(principal_from)) 
 def get_app(name: str, request: Request, principal: Principal = Depends(principal_from)) -> AppOut:
     with services(request).store.transaction() as session:
         return AppOut.of(service.get(session, principal, name), _app_url(request))
+
+
+@router.patch("/{name}", response_model=AppOut, summary="Change an app's settings")
+def update_app(
+    name: str, body: AppUpdate, request: Request, principal: Principal = Depends(principal_from)
+) -> AppOut:
+    with services(request).store.transaction() as session:
+        app = service.update(
+            session, principal, name, plan=body.plan, build_network=body.build_network
+        )
+        return AppOut.of(app, _app_url(request))
 
 
 @router.delete("/{name}", status_code=204, summary="Delete an app and all it owns")
