@@ -1,84 +1,124 @@
-"""`shipway deploy [PATH] --app APP`: deploy a directory without git, honouring .gitignore."""
+"""`shipway deploy [PATH] --app APP`: upload a directory without git, honouring its .gitignore
+files as git would, and follow the build like a push does."""
 
 from __future__ import annotations
 
-import io
 import os
+import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
-import pathspec
 import typer
+from pathspec import GitIgnoreSpec
 
 from shipway.cli.client import Api, CliError
-from shipway.cli.output import console
 from shipway.cli.resources import DataOpt
-from shipway.cli.upload import deploy_archive
+from shipway.cli.upload import Source
+from shipway.cli.upload import deploy as upload
 
-ALWAYS_SKIPPED = (".git",)
+CHUNK = 64 * 1024
+BLOCK = tarfile.BLOCKSIZE
+ALWAYS_SKIPPED = frozenset({".git"})
 
-
-def included(root: Path) -> Iterator[Path]:
-    """Files and links under ROOT that git would track: .gitignore files apply, nested too."""
-    specs: dict[Path, pathspec.PathSpec] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        ignore = here / ".gitignore"
-        if ignore.is_file():
-            specs[here] = pathspec.PathSpec.from_lines(
-                "gitwildmatch", ignore.read_text().splitlines()
-            )
-
-        def ignored(path: Path, is_dir: bool) -> bool:
-            for base, spec in specs.items():
-                if base == path or base not in path.parents:
-                    continue
-                rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
-                if spec.match_file(rel):
-                    return True
-            return False
-
-        dirnames[:] = sorted(
-            d for d in dirnames if d not in ALWAYS_SKIPPED and not ignored(here / d, True)
-        )
-        for name in sorted(filenames):
-            path = here / name
-            if not ignored(path, False):
-                yield path
-
-
-def pack(root: Path) -> bytes:
-    """ROOT as an uncompressed tar of what .gitignore lets through."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in included(root):
-            tar.add(path, arcname=path.relative_to(root).as_posix(), recursive=False)
-    return buffer.getvalue()
+#: The .gitignore files that apply in a directory: (the directory relative to the root, rules).
+Rules = list[tuple[str, GitIgnoreSpec]]
 
 
 def deploy(
-    path: Annotated[Path, typer.Argument(help="the directory to deploy")] = Path("."),
-    app: Annotated[str, typer.Option("--app", help="the app to deploy to")] = "",
+    app: Annotated[str, typer.Option("--app", help="the app to deploy")],
+    path: Annotated[Path, typer.Argument(help="the directory to upload")] = Path("."),
     env: Annotated[
-        str | None, typer.Option("--env", help="environment (default: production)")
+        str | None, typer.Option("--env", help="a preview environment; default production")
     ] = None,
     data: DataOpt = None,
 ) -> None:
-    """Upload a directory (no git needed), stream its build log, exit non-zero if it fails."""
-    if not app:
-        raise CliError("--app is required: the app to deploy to")
-    if not path.is_dir():
+    """Upload a directory (no git needed), follow its build log, exit 1 if it does not go live."""
+    root = path.expanduser().resolve()
+    if not root.is_dir():
         raise CliError(f"{path} is not a directory")
-    archive = pack(path.resolve())
-    console.print(f"-----> Uploading {path} ({len(archive) / 1024:.0f} KiB)", highlight=False)
-    ok = deploy_archive(
-        Api.find(data),
-        app,
-        [archive],
-        environment=env,
-        out=lambda line: console.print(line, markup=False, highlight=False),
-    )
-    if not ok:
-        raise CliError(f"the deployment of {app} did not go live")
+    files = list(source_files(root))
+    if not files:
+        raise CliError(f"nothing to deploy: {root} holds no files that .gitignore lets through")
+    api = Api.find(data)
+    typer.echo(f"-----> Uploading {len(files)} files from {root}")
+    source = Source(app=app, chunks=tar_stream(root, files), environment=env)
+    if upload(api, source, typer.echo) != 0:
+        raise typer.Exit(1)
+
+
+def source_files(root: Path) -> Iterator[str]:
+    """The files and links under ROOT that git would take, as sorted POSIX paths: .gitignore
+    files apply to their own directory and below, a deeper one overriding a shallower one,
+    an ignored directory is not entered, and .git/ is always left out."""
+    yield from _walk(root, "", [])
+
+
+def _walk(root: Path, here: str, rules: Rules) -> Iterator[str]:
+    folder = root / here
+    ignore_file = folder / ".gitignore"
+    if ignore_file.is_file():
+        lines = ignore_file.read_text(errors="replace").splitlines()
+        rules = [*rules, (here, GitIgnoreSpec.from_lines(lines))]
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        raise CliError(f"cannot read {folder}: {e.strerror}") from e
+    for entry in entries:
+        rel = f"{here}/{entry.name}" if here else entry.name
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if entry.name in ALWAYS_SKIPPED or ignored(rules, rel, is_dir):
+            continue
+        if is_dir:
+            yield from _walk(root, rel, rules)
+        elif entry.is_symlink() or entry.is_file(follow_symlinks=False):
+            yield rel
+
+
+def ignored(rules: Rules, rel: str, is_dir: bool) -> bool:
+    """Whether REL is ignored: the deepest .gitignore with a rule about it decides."""
+    for base, spec in reversed(rules):
+        inside = rel[len(base) + 1 :] if base else rel
+        result = spec.check_file(inside + "/" if is_dir else inside)
+        if result.include is not None:
+            return result.include
+    return False
+
+
+def tar_stream(root: Path, files: Sequence[str]) -> Iterator[bytes]:
+    """FILES (relative to ROOT) as an uncompressed tar, a piece at a time: memory stays flat
+    however large a file is. Modes are git's (644 or 755); owners are left out."""
+    for rel in files:
+        path = root / rel
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        info = tarfile.TarInfo(rel)
+        info.mtime = int(st.st_mtime)
+        if stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
+            yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            continue
+        info.size = st.st_size
+        info.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+        yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        yield from _content(path, info.size)
+    yield b"\0" * (2 * BLOCK)
+
+
+def _content(path: Path, size: int) -> Iterator[bytes]:
+    """SIZE bytes of PATH padded to whole blocks, even if the file changes while it is read."""
+    left = size
+    try:
+        with open(path, "rb") as f:
+            while left and (chunk := f.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror}") from e
+    if left:
+        yield b"\0" * left
+    if size % BLOCK:
+        yield b"\0" * (BLOCK - size % BLOCK)

@@ -1,67 +1,125 @@
-"""Send a source archive to the deployments API, show the build log live, report the outcome.
-
-Both `git push` (from the pre-receive hook) and `shipway deploy` go through deploy_archive().
-"""
+"""Hand a source tar to the deployments API, show its build log as it is written, and say how
+the deployment ended. `git push` (through the pre-receive hook) and `shipway deploy` share it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from shipway.cli.builds import read_log
+from shipway.cli.builds import READ_TIMEOUT, read_log
 from shipway.cli.client import Api, CliError, describe_error
+from shipway.deploys.lifecycle import DeploymentStatus, is_terminal
 
-ENDED = ("live", "failed", "cancelled", "superseded", "retired")
-OUTCOME_WAIT = 120.0
+#: How often, and for how long at most, the deployment is asked how it ended once its log did.
+POLL_INTERVAL = 0.2
+OUTCOME_WAIT = 600.0
+
+SUCCEEDED = (DeploymentStatus.LIVE, DeploymentStatus.RETIRED)
+
+Say = Callable[[str], Any]
 
 
-def deploy_archive(
-    api: Api,
-    app: str,
-    archive: Iterable[bytes],
-    *,
-    out: Callable[[str], Any],
-    ref: str | None = None,
-    sha: str | None = None,
-    source: str = "upload",
-    environment: str | None = None,
-) -> bool:
-    """True when the deployment went live; every step is reported through OUT."""
-    params = {
-        k: v for k, v in {"ref": ref, "sha": sha, "source": source, "env": environment}.items() if v
-    }
+@dataclass(frozen=True)
+class Source:
+    """One source tree to deploy: its tar chunks and where it came from."""
+
+    app: str
+    chunks: Iterable[bytes]
+    origin: str = "upload"
+    ref: str | None = None
+    sha: str | None = None
+    environment: str | None = None
+
+
+def deploy(api: Api, source: Source, say: Say) -> int:
+    """Upload, follow, report through SAY; 0 when the deployment went live, else 1."""
+    timeout = httpx.Timeout(api.timeout, read=READ_TIMEOUT)
+    shown: list[str] = [""]
+
+    def show(line: str) -> None:
+        shown[0] = line
+        say(line)
+
+    with httpx.Client(timeout=timeout) as http:
+        started = _upload(http, api, source)
+        show(
+            f"-----> Deploying to {started['environment']} of {source.app} "
+            f"(build {started['build_id']})"
+        )
+        build = read_log(api, int(started["build_id"]), follow=True, on_line=show, client=http)
+        deployment = _wait(http, api, int(started["id"]))
+    said, code = outcome(deployment, build)
+    if said != shown[0]:  # the log's own last line may already say it
+        say(said)
+    return code
+
+
+def _upload(http: httpx.Client, api: Api, source: Source) -> dict[str, Any]:
+    params = {"source": source.origin}
+    for name, value in (("ref", source.ref), ("sha", source.sha), ("env", source.environment)):
+        if value:
+            params[name] = value
+    headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/x-tar"}
     try:
-        response = httpx.post(
-            f"{api.url}/api/v1/apps/{app}/deployments",
+        response = http.post(
+            f"{api.url}/api/v1/apps/{source.app}/deployments",
             params=params,
-            content=archive,
-            headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/x-tar"},
-            timeout=httpx.Timeout(api.timeout, write=None),
+            headers=headers,
+            content=source.chunks,
         )
     except httpx.HTTPError as e:
-        raise CliError(f"cannot reach shipway at {api.url}: {e}") from e
+        raise CliError(f"cannot upload the source to shipway at {api.url}: {e}") from e
     if response.status_code >= 400:
         raise CliError(describe_error(response))
-    launched = response.json()
-    out(f"-----> Deploying {app} to {launched['environment']} (build {launched['build_id']})")
-    read_log(api, int(launched["build_id"]), follow=True, on_line=out)
-    deployment = _outcome(api, int(launched["id"]))
-    status = deployment["status"]
-    if status == "live":
-        out(f"-----> Release v{deployment['release']} is live in {deployment['environment']}")
-        return True
-    reason = f": {deployment['reason']}" if deployment.get("reason") else ""
-    out(f"-----> Deployment {status}{reason}")
-    return False
+    started: dict[str, Any] = response.json()
+    return started
 
 
-def _outcome(api: Api, deployment_id: int) -> dict[str, Any]:
+def _wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
+    """The deployment once it ended, or as it stands after OUTCOME_WAIT seconds."""
     deadline = time.monotonic() + OUTCOME_WAIT
+    headers = {"Authorization": f"Bearer {api.token}"}
     while True:
-        deployment: dict[str, Any] = api.get(f"/deployments/{deployment_id}")
-        if deployment["status"] in ENDED or time.monotonic() > deadline:
+        try:
+            response = http.get(f"{api.url}/api/v1/deployments/{deployment_id}", headers=headers)
+        except httpx.HTTPError as e:
+            raise CliError(f"cannot reach shipway at {api.url}: {e}") from e
+        if response.status_code >= 400:
+            raise CliError(describe_error(response))
+        deployment: dict[str, Any] = response.json()
+        if _ended(deployment["status"]) or time.monotonic() > deadline:
             return deployment
-        time.sleep(0.05)
+        time.sleep(POLL_INTERVAL)
+
+
+def _ended(status: str) -> bool:
+    """Live counts as an end here: the push is done once its release serves."""
+    try:
+        known = DeploymentStatus(status)
+    except ValueError:
+        return True
+    return known in SUCCEEDED or is_terminal(known)
+
+
+def outcome(deployment: dict[str, Any], build: str | None) -> tuple[str, int]:
+    """What to tell the pusher once DEPLOYMENT ended (BUILD is its build's status, if the log
+    said), and the exit code: 0 when it went live. The build log has told how the build went;
+    this adds what it cannot know: the release, the URL, a failure after the build."""
+    status, reason = deployment["status"], deployment.get("reason")
+    release = f"Release v{deployment['release']}" if deployment.get("release") else "The release"
+    because = f": {reason}" if reason else ""
+    if status == DeploymentStatus.LIVE:
+        return f"-----> {release} is live at {deployment['url']}", 0
+    if status == DeploymentStatus.RETIRED:
+        return f"-----> {release} went live; a newer deployment has since replaced it", 0
+    if not _ended(status):
+        follow = f"shipway builds logs {deployment.get('build_id')} -f"
+        return f"-----> Still {status} after {OUTCOME_WAIT:.0f} s; follow it with: {follow}", 1
+    verb = "failed" if status == DeploymentStatus.FAILED else f"was {status}"
+    if build == "succeeded":
+        return f"-----> Build succeeded, but the deployment {verb}{because}", 1
+    return f"-----> Build {verb}{because}", 1

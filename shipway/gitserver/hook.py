@@ -1,8 +1,9 @@
-"""The pre-receive hook: build and deploy each pushed branch before its ref moves.
+"""The pre-receive hook: deploy each pushed branch before its ref moves.
 
-git runs it with the pushed objects in quarantine and the updates on stdin
-(`OLD NEW REF` per line). Whatever it prints reaches the pusher as `remote: …` lines; a
-non-zero exit rejects the push, so a failed build leaves the branch where it was.
+git runs it with the pushed objects still in quarantine and `OLD NEW REF` lines on stdin;
+all it prints reaches the pusher as `remote: …` lines, and a non-zero exit rejects the whole
+push, so a branch whose build fails stays where it was. The git server passes SHIPWAY_URL,
+SHIPWAY_TOKEN (the pusher's), SHIPWAY_APP and SHIPWAY_MAX_SOURCE through git's environment.
 """
 
 from __future__ import annotations
@@ -10,67 +11,132 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from shipway.cli.client import Api, CliError
-from shipway.cli.upload import deploy_archive
+from shipway.cli.upload import Source, deploy
 
-ZERO = "0" * 40
+BRANCH_PREFIX = "refs/heads/"
+CHUNK = 64 * 1024
+MIB = 1024 * 1024
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
-def archive(sha: str) -> Iterator[bytes]:
-    """The tree of SHA as a tar stream, read from the quarantined objects."""
-    proc = subprocess.Popen(["git", "archive", "--format=tar", sha], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    while chunk := proc.stdout.read(65536):
-        yield chunk
-    if proc.wait() != 0:
-        raise CliError(f"git archive {sha} failed")
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix(BRANCH_PREFIX) if self.ref.startswith(BRANCH_PREFIX) else None
+
+    @property
+    def deleted(self) -> bool:
+        return set(self.new) == {"0"}
 
 
-def update(api: Api, app: str, old: str, new: str, ref: str) -> bool:
-    if not ref.startswith("refs/heads/"):
-        return True
-    branch = ref.removeprefix("refs/heads/")
-    if set(new) == {"0"}:
-        return delete_preview(api, app, branch)
-    return deploy_archive(api, app, archive(new), out=say, ref=ref, sha=new, source="git")
+def read_updates(lines: Iterable[str]) -> list[RefUpdate]:
+    updates = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3:
+            updates.append(RefUpdate(*parts))
+    return updates
 
 
-def delete_preview(api: Api, app: str, branch: str) -> bool:
+def archive(sha: str, limit: int | None) -> Iterator[bytes]:
+    """The tree of SHA as a tar stream, read from the quarantined objects git pointed us at."""
+    proc = subprocess.Popen(
+        ["git", "archive", "--format=tar", sha], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    size = 0
+    try:
+        while chunk := proc.stdout.read(CHUNK):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise CliError(
+                    f"the source of {sha[:7]} is larger than the {limit / MIB:g} MiB limit"
+                )
+            yield chunk
+        if proc.wait() != 0:
+            problem = proc.stderr.read().decode(errors="replace").strip()
+            raise CliError(f"git archive {sha[:7]} failed: {problem}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def deploy_branch(api: Api, app: str, update: RefUpdate, limit: int | None) -> int:
+    branch = update.branch
+    assert branch is not None
+    say(f"-----> Received {branch} ({update.new[:7]})")
+    source = Source(
+        app=app, chunks=archive(update.new, limit), origin="git", ref=update.ref, sha=update.new
+    )
+    return deploy(api, source, say)
+
+
+def remove_preview(api: Api, app: str, branch: str) -> None:
+    """A deleted branch takes its preview environment with it; production stays."""
     from shipway.deploys.service import environment_name
+    from shipway.errors import ValidationError
 
-    env, _ = environment_name(f"refs/heads/{branch}")
+    try:
+        env, _ = environment_name(BRANCH_PREFIX + branch)
+    except ValidationError:
+        say(f"-----> Deleted {branch}; it had no preview")
+        return
     if env == "production":
-        say("-----> The production branch was deleted; production keeps running")
-        return True
+        say(f"-----> Deleted {branch}, the production branch; production keeps running")
+        return
     try:
         api.delete(f"/apps/{app}/environments/{env}")
     except CliError as e:
-        say(f"-----> Branch {branch} deleted; its preview could not be removed: {e}")
-        return True
-    say(f"-----> Branch {branch} deleted; preview {env} removed")
-    return True
+        say(f"-----> Deleted {branch}; its preview {env} was not removed: {e}")
+        return
+    say(f"-----> Deleted {branch}; removed its preview {env}")
+
+
+def run(api: Api, app: str, updates: list[RefUpdate], limit: int | None) -> int:
+    """Deploy the pushed branches one by one, then remove the previews of deleted ones.
+
+    The push is accepted or rejected whole, so after a failure nothing more is deployed."""
+    pushed = [u for u in updates if u.branch is not None and not u.deleted]
+    for number, update in enumerate(pushed):
+        try:
+            failed = deploy_branch(api, app, update, limit)
+        except CliError as e:
+            say(f" !     {e}")
+            failed = 1
+        if failed:
+            for skipped in pushed[number + 1 :]:
+                say(f" !     Not deploying {skipped.branch}: the push is rejected")
+            return 1
+    for update in updates:
+        if update.branch is None:
+            say(f"-----> Kept {update.ref} without deploying: only branches deploy")
+        elif update.deleted:
+            remove_preview(api, app, update.branch)
+    return 0
 
 
 def main() -> int:
-    api = Api(os.environ["SHIPWAY_URL"], os.environ["SHIPWAY_TOKEN"], timeout=60)
-    app = os.environ["SHIPWAY_APP"]
-    ok = True
-    for line in sys.stdin:
-        parts = line.split()
-        if len(parts) != 3:
-            continue
-        try:
-            ok = update(api, app, *parts) and ok
-        except CliError as e:
-            say(f"-----> {e}")
-            ok = False
-    return 0 if ok else 1
+    try:
+        url, token, app = (os.environ[k] for k in ("SHIPWAY_URL", "SHIPWAY_TOKEN", "SHIPWAY_APP"))
+    except KeyError as e:
+        say(f" !     shipway's hook runs under shipway's git server only ({e.args[0]} is unset)")
+        return 1
+    raw_limit = os.environ.get("SHIPWAY_MAX_SOURCE", "")
+    limit = int(raw_limit) if raw_limit.isdigit() else None
+    return run(Api(url, token), app, read_updates(sys.stdin), limit)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from nats.js.api import StorageType
 
 from shipway.connections import NatsLink
 from shipway.errors import ServiceError
-from shipway.logs import PRIVATE_LINE, LogEvent, LogWriter, bus, ensure_streams, follow, lines
+from shipway.logs import PRIVATE_LINE, LogEvent, LogWriter, bus, ensure_streams, lines
 from shipway.logs import writer as writer_module
+from shipway.logs.follow import follow
 from shipway.logs.writer import MAX_LINE
 from shipway.store import Store
 from tests.logs.conftest import make_build, make_tenant

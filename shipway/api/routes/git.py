@@ -1,54 +1,98 @@
-"""/git/APP.git: smart HTTP for the real git client. The token is the Basic-auth password."""
+"""/git/APP.git: git over smart HTTP for the real git client; the API token is the password.
+
+Answers meant for a person are text/plain: git prints their body as `remote: …` lines.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import services
 from shipway.apps import service as apps
-from shipway.errors import Forbidden, NotFound, Unauthorized
-from shipway.gitserver import cgi, repos
+from shipway.errors import NotFound, Unauthorized
+from shipway.gitserver import backend, repos
+from shipway.store import Store
 
 router = APIRouter(include_in_schema=False)
 
-SERVICES = ("git-upload-pack", "git-receive-pack")
-TRANSFER_FACTOR = 4
+UPLOAD_PACK = "git-upload-pack"
+RECEIVE_PACK = "git-receive-pack"
 MIB = 1024 * 1024
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="shipway"'}
 
 
-def _challenge(message: str) -> Response:
-    return Response(
-        message + "\n",
-        status_code=401,
-        media_type="text/plain",
-        headers={"WWW-Authenticate": 'Basic realm="shipway"'},
+@dataclass(frozen=True)
+class Access:
+    """Who pushes or fetches, and the app's repository they reach."""
+
+    principal: Principal
+    organization_id: int
+    app_identity: str
+
+
+@router.api_route("/git/{app}.git/{path:path}", methods=["GET", "POST"])
+async def git_http(app: str, path: str, request: Request) -> Response:
+    """info/refs, git-upload-pack and git-receive-pack, run by git's own http-backend."""
+    ctx = services(request)
+    service = _service(request.method, path, request.query_params.get("service"))
+    if service is None:
+        return _text(404, "shipway serves git over smart HTTP only")
+    secret = _secret(request.headers.get("authorization", ""))
+    if secret is None:
+        return _text(401, "authentication required: use an API token as the password", CHALLENGE)
+    try:
+        access = await asyncio.to_thread(_authorize, ctx.store, secret, app)
+    except Unauthorized as e:
+        return _text(401, e.message, CHALLENGE)
+    except NotFound:
+        return _text(404, f"no app named '{app}'; create it with: shipway apps create {app}")
+    pushing = service == RECEIVE_PACK
+    if pushing and not access.principal.role.allows(Role.DEPLOYER):
+        return _text(403, f"a {access.principal.role} token can fetch but not push")
+    data_dir = ctx.settings.data_dir
+    repo = await asyncio.to_thread(
+        repos.ensure, data_dir, access.organization_id, app, access.app_identity
     )
-
-
-def _pkt(text: str) -> bytes:
-    data = text.encode()
-    return f"{len(data) + 4:04x}".encode() + data
-
-
-def _refusal(service: str, message: str) -> Response:
-    """An answer git prints as `remote error: MESSAGE` instead of a bare HTTP status."""
-    body = _pkt(f"# service={service}\n") + b"0000" + _pkt(f"ERR {message}")
-    return Response(
-        body,
-        media_type=f"application/x-{service}-advertisement",
-        headers={"Cache-Control": "no-cache"},
+    limit = await _push_limit(repo, ctx.settings.max_source) if pushing else None
+    env = backend.environment(
+        project_root=repo.parent,
+        path_info=f"/{repo.name}/{path}",
+        method=request.method,
+        query=request.url.query,
+        headers=request.headers,
+        remote_addr=request.client.host if request.client else "",
+        remote_user=access.principal.actor,
+        max_input=limit.size if limit else None,
+        extra=_hook_env(request, secret, app, ctx.settings.max_source) if pushing else {},
     )
+    try:
+        answer = await backend.run(env, request.stream(), limit)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    return StreamingResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
 
-def _secret(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def _service(method: str, path: str, wanted: str | None) -> str | None:
+    """The git service a request is for; None for anything but smart HTTP."""
+    if method == "GET" and path == "info/refs" and wanted in (UPLOAD_PACK, RECEIVE_PACK):
+        return wanted
+    if method == "POST" and path in (UPLOAD_PACK, RECEIVE_PACK):
+        return path
+    return None
+
+
+def _secret(header: str) -> str | None:
+    """The token: the password of HTTP Basic (any user name), or a bearer token."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
         return value.strip() or None
@@ -61,89 +105,46 @@ def _secret(request: Request) -> str | None:
     return decoded.partition(":")[2] or None
 
 
-def _service(request: Request, path: str) -> str | None:
-    if path == "info/refs":
-        wanted = request.query_params.get("service")
-        return wanted if wanted in SERVICES else None
-    return path if path in SERVICES else None
+def _authorize(store: Store, secret: str, app: str) -> Access:
+    with store.transaction() as session:
+        principal = tokens.authenticate(session, secret)
+        row = apps.get(session, principal, app)
+        return Access(principal, row.organization_id, f"{row.id}@{row.created_at.isoformat()}")
 
 
-@router.api_route("/git/{app}.git/{path:path}", methods=["GET", "POST"])
-async def git_http(app: str, path: str, request: Request) -> Response:
-    ctx = services(request)
-    service = _service(request, path)
-    if service is None:
-        return Response(
-            "only smart HTTP (git-upload-pack, git-receive-pack) is served\n",
-            status_code=404,
-            media_type="text/plain",
-        )
-    secret = _secret(request)
-    if secret is None:
-        return _challenge("authentication required: use an API token as the password")
-    try:
-        with ctx.store.transaction() as session:
-            principal = tokens.authenticate(session, secret)
-            row = apps.get(session, principal, app)
-            org_id = row.organization_id
-    except Unauthorized as e:
-        return _challenge(e.message)
-    except NotFound:
-        return _refusal(service, f"no app named '{app}'; create it with: shipway apps create {app}")
-    if service == "git-receive-pack":
-        try:
-            principal.require(Role.DEPLOYER)
-        except Forbidden as e:
-            return (
-                _refusal(service, e.message)
-                if path == "info/refs"
-                else Response(e.message + "\n", status_code=403, media_type="text/plain")
-            )
-    repo = repos.ensure(repos.repo_path(ctx.settings.data_dir, org_id, app))
-    # The source limit applies to the pushed tree, which the hook uploads to the deployments
-    # API; the raw transfer only gets a looser cap, so a bad client cannot make us read forever.
-    transfer_limit = TRANSFER_FACTOR * ctx.settings.max_source
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > transfer_limit:
-        return Response(
-            f"the push is larger than the {transfer_limit // MIB} MiB limit\n",
-            status_code=413,
-            media_type="text/plain",
-        )
-    env = _cgi_env(request, ctx.settings, repo, path, principal, secret, app)
-    answer = await cgi.run(env, request.stream(), transfer_limit)
-    return StreamingResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
+async def _push_limit(repo: Path, max_source: int) -> backend.Limit:
+    """What this push may add: the repository as a whole stays within MAX_SOURCE."""
+    held = await asyncio.to_thread(repos.size, repo)
+    shown = f"{max_source / MIB:g} MiB limit"
+    if held:
+        what = f"this push would make the repository (now {held / MIB:.1f} MiB) larger than"
+    else:
+        what = "this push is larger than"
+    return backend.Limit(
+        size=max(max_source - held, 0),
+        message=f"{what} the {shown} (SHIPWAY_MAX_SOURCE_MB)",
+        reason=f"larger than the {shown}",
+    )
 
 
-def _cgi_env(
-    request: Request,
-    settings,
-    repo,
-    path: str,
-    principal: Principal,  # type: ignore[no-untyped-def]
-    secret: str,
-    app: str,
-) -> dict[str, str]:
-    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "GIT_PROJECT_ROOT": str(repo.parent),
-        "GIT_HTTP_EXPORT_ALL": "1",
-        "PATH_INFO": f"/{repo.name}/{path}",
-        "REQUEST_METHOD": request.method,
-        "QUERY_STRING": request.url.query,
-        "CONTENT_TYPE": request.headers.get("content-type", ""),
-        "REMOTE_USER": principal.actor,
-        "REMOTE_ADDR": request.client.host if request.client else "",
-        "SHIPWAY_URL": f"http://{host}:{settings.port}",
+def _hook_env(request: Request, secret: str, app: str, max_source: int) -> dict[str, str]:
+    """What the pre-receive hook needs to call this server back as the pusher."""
+    return {
+        "SHIPWAY_URL": _loopback_url(request),
         "SHIPWAY_TOKEN": secret,
         "SHIPWAY_APP": app,
+        "SHIPWAY_MAX_SOURCE": str(max_source),
     }
-    if "content-length" in request.headers:
-        env["CONTENT_LENGTH"] = request.headers["content-length"]
-    if "content-encoding" in request.headers:
-        env["HTTP_CONTENT_ENCODING"] = request.headers["content-encoding"]
-    if "git-protocol" in request.headers:
-        env["GIT_PROTOCOL"] = request.headers["git-protocol"]
-    return env
+
+
+def _loopback_url(request: Request) -> str:
+    """This server as seen from this machine: the address the request itself arrived on."""
+    server = request.scope.get("server")
+    if not server or server[1] is None:
+        return f"http://127.0.0.1:{services(request).settings.port}"
+    host, port = server
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(message + "\n", status_code=status, media_type="text/plain", headers=headers)

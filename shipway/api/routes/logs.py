@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from nats.js import JetStreamContext
 
-from shipway import logs
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.errors import ShipwayError, ValidationError
 from shipway.logs import sse
+from shipway.logs.follow import follow as follow_log
 from shipway.store import Store
 from shipway.store.tables import Build
 
@@ -96,7 +96,7 @@ async def _events(
         return current if current in TERMINAL else None
 
     try:
-        async for event in logs.follow(
+        async for event in follow_log(
             store, js, KIND, build_id, after, live=js is not None, finished=finished
         ):
             if event.type == "line":
