@@ -66,24 +66,19 @@ def _path(key: str, raw: str) -> Path:
     return Path(_text(key, raw)).expanduser().resolve()
 
 
-def _megabytes(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key}: must be a whole number of MiB, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{key}: must be at least 1 MiB, got {value}")
-    return value
+def _at_least_one(unit: str) -> Callable[[str, str], int]:
+    """A parser for a whole number of UNIT that must be at least 1."""
 
+    def parse(key: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key}: must be a whole number of {unit}, got {raw!r}") from None
+        if value < 1:
+            raise ConfigError(f"{key}: must be at least 1 ({unit}), got {value}")
+        return value
 
-def _seconds(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key}: must be a whole number of seconds, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{key}: must be at least 1 second, got {value}")
-    return value
+    return parse
 
 
 Parser = Callable[[str, str], Any]
@@ -138,8 +133,8 @@ class Settings:
             "temporal_address": ("SHIPWAY_TEMPORAL_ADDRESS", _address),
             "nats_url": ("SHIPWAY_NATS_URL", _nats_url),
             "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
-            "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _megabytes),
-            "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _seconds),
+            "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _at_least_one("MiB")),
+            "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _at_least_one("seconds")),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

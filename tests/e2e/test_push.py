@@ -16,30 +16,11 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import Instance, shipway, start, stop
+from tests.helpers import commit, git
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_TERMINAL_PROMPT": "0",
-}
-
-
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-        timeout=300,
-        check=check,
-    )
 
 
 def make_repo(path: Path, files: dict[str, str] | None = None, example: str | None = None) -> Path:
@@ -53,14 +34,6 @@ def make_repo(path: Path, files: dict[str, str] | None = None, example: str | No
     git(path, "add", "-A")
     git(path, "commit", "-qm", "first")
     return path
-
-
-def commit(repo: Path, files: dict[str, str], message: str = "change") -> str:
-    for name, text in files.items():
-        (repo / name).write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
-    return git(repo, "rev-parse", "HEAD").stdout.strip()
 
 
 def push(
@@ -196,26 +169,9 @@ def test_pushes_that_are_refused(instance: Instance, tmp_path: Path) -> None:
 
 def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: Path) -> None:
     assert instance.cli("apps", "create", "slow").returncode == 0
-    package = {
-        "name": "slow",
-        "version": "1.0.0",
-        "scripts": {"postinstall": "sleep 300"},
-    }
-    lock = {
-        "name": "slow",
-        "version": "1.0.0",
-        "lockfileVersion": 3,
-        "requires": True,
-        "packages": {"": {"name": "slow", "version": "1.0.0"}},
-    }
+    app = slow_node_app(300)
     repo = make_repo(
-        tmp_path / "slow",
-        {
-            "package.json": json.dumps(package),
-            "package-lock.json": json.dumps(lock),
-            "server.js": "1",
-            "Procfile": "web: node server.js",
-        },
+        tmp_path / "slow", {**app, "server.js": "1", "Procfile": "web: node server.js"}
     )
     first: dict[str, subprocess.CompletedProcess[str]] = {}
     pusher = threading.Thread(target=lambda: first.update(r=push(instance, repo, "slow")))
@@ -226,8 +182,7 @@ def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: P
         "the first build to start",
     )
     wait_for(lambda: _sleepers(), 60, "the slow install step to run")
-    package["scripts"] = {}
-    commit(repo, {"package.json": json.dumps(package)})
+    commit(repo, {"package.json": app["package.json"].replace('"sleep 300"', '"true"')})
     second = push(instance, repo, "slow")
     pusher.join(timeout=120)
     assert second.returncode == 0, second.stderr
@@ -235,6 +190,19 @@ def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: P
     assert old["status"] == "superseded"
     assert first["r"].returncode != 0 and "superseded" in first["r"].stderr
     wait_for(lambda: not _sleepers(), 30, "the superseded build's processes to die")
+
+
+def slow_node_app(seconds: int) -> dict[str, str]:
+    """A Node app whose install step runs `sleep SECONDS` in the sandbox."""
+    package = {"name": "s", "version": "1.0.0", "scripts": {"postinstall": f"sleep {seconds}"}}
+    lock = {
+        "name": "s",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {"": {"name": "s", "version": "1.0.0"}},
+    }
+    return {"package.json": json.dumps(package), "package-lock.json": json.dumps(lock)}
 
 
 def _sleepers() -> list[int]:
@@ -249,18 +217,7 @@ def test_a_killed_builder_is_retried_and_the_deployment_ends(tmp_path: Path) -> 
     running = start(tmp_path, "durable")
     try:
         assert running.cli("apps", "create", "durable").returncode == 0
-        package = {"name": "d", "version": "1.0.0", "scripts": {"postinstall": "sleep 8"}}
-        lock = {
-            "name": "d",
-            "version": "1.0.0",
-            "lockfileVersion": 3,
-            "requires": True,
-            "packages": {"": {"name": "d", "version": "1.0.0"}},
-        }
-        repo = make_repo(
-            tmp_path / "d",
-            {"package.json": json.dumps(package), "package-lock.json": json.dumps(lock)},
-        )
+        repo = make_repo(tmp_path / "d", slow_node_app(8))
         pusher = threading.Thread(target=lambda: push(running, repo, "durable"))
         pusher.start()
         wait_for(lambda: _sleepers8(), 120, "the build to be running")
@@ -306,18 +263,7 @@ def test_size_limit_and_build_timeout(tmp_path: Path) -> None:
         too_big = push(running, repo, "big")
         assert too_big.returncode != 0 and "1 MiB limit" in too_big.stderr
 
-        package = {"name": "h", "version": "1.0.0", "scripts": {"postinstall": "sleep 600"}}
-        lock = {
-            "name": "h",
-            "version": "1.0.0",
-            "lockfileVersion": 3,
-            "requires": True,
-            "packages": {"": {"name": "h", "version": "1.0.0"}},
-        }
-        hang = make_repo(
-            tmp_path / "hang",
-            {"package.json": json.dumps(package), "package-lock.json": json.dumps(lock)},
-        )
+        hang = make_repo(tmp_path / "hang", slow_node_app(600))
         hung = push(running, hang, "big")
         assert hung.returncode != 0
         assert "timed out after 3 s" in hung.stderr

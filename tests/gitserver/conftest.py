@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import socket
-import subprocess
 import tarfile
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -36,16 +34,7 @@ from shipway.logs import sse
 from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+from tests.helpers import commit, git
 
 #: How long the fake holds a build log open waiting for the test; only a safety net.
 HOLD_SECONDS = 60
@@ -262,35 +251,11 @@ def ship(shipway: Shipway) -> Shipway:
     return shipway
 
 
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-        timeout=120,
-        check=check,
-    )
-
-
 def make_repo(path: Path, files: Mapping[str, str | bytes]) -> Path:
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
     commit(path, files, "first")
     return path
-
-
-def commit(repo: Path, files: Mapping[str, str | bytes], message: str = "change") -> str:
-    for name, content in files.items():
-        target = repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
-    return git(repo, "rev-parse", "HEAD").stdout.strip()
 
 
 def remote_refs(ship: Shipway, app: str) -> dict[str, str]:

@@ -12,7 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from shipway.cli.deploy import deploy, source_files, tar_stream
-from tests.gitserver.conftest import Shipway, git
+from tests.gitserver.conftest import Shipway
+from tests.helpers import git
 
 cli = typer.Typer()
 cli.command()(deploy)

@@ -12,14 +12,8 @@ import httpx
 from shipway.accounts import tokens
 from shipway.apps import service as apps
 from shipway.gitserver import repos
-from tests.gitserver.conftest import (
-    GIT_ENV,
-    Shipway,
-    commit,
-    git,
-    make_repo,
-    remote_refs,
-)
+from tests.gitserver.conftest import Shipway, make_repo, remote_refs
+from tests.helpers import GIT_ENV, commit, git
 
 FILES = {"index.html": "<h1>hello</h1>", "static/app.js": "console.log(1)", "bin/run": "#!/bin/sh"}
 

@@ -43,3 +43,11 @@ def test_a_bad_value_names_its_key(key: str, value: str) -> None:
 def test_a_bad_flag_names_the_flag() -> None:
     with pytest.raises(ConfigError, match="--port"):
         Settings.load({"port": 0}, env={})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("SHIPWAY_MAX_SOURCE_MB", "0"), ("SHIPWAY_BUILD_TIMEOUT", "soon")]
+)
+def test_limits_must_be_positive_whole_numbers(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        Settings.load(env={key: value})
