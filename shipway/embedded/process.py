@@ -184,3 +184,35 @@ class SupervisedProcess:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+def stop_leftovers(markers: list[str], grace: float = 15.0) -> list[int]:
+    """Stop servers that a hard-killed earlier run left exiting, so the new run does not race
+    them for ports and files: any process whose command line holds one of MARKERS (the
+    arguments naming this data dir's Temporal database and NATS store). Returns their PIDs."""
+    mine = os.getpid()
+    found = [pid for pid in _pids() if pid != mine and _cmdline_has(pid, markers)]
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_cmdline_has(p, markers) for p in found):
+        time.sleep(0.05)
+    for pid in found:
+        if _cmdline_has(pid, markers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return found
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _cmdline_has(pid: int, markers: list[str]) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return any(marker.encode() in args for marker in markers)
