@@ -15,8 +15,11 @@ What it sees
     curated /etc without shadow or keys, see toolchain.py), a passwd and group naming only
     the sandbox user, fresh /dev, /proc (own PID namespace) and private tmpfs /tmp and
     /dev/shm, the workspace read-write at /workspace (the cwd) and the spec's mounts. The
-    root and /dev are read-only. IPC, UTS and cgroup namespaces are new; the network
-    namespace too when spec.network is False. The environment is spec.env over PATH,
+    root and /dev are read-only. IPC, UTS, cgroup and network namespaces are new. With
+    spec.network, slirp4netns (as the sandbox's uid) gives the network namespace a way out to
+    the internet, with DNS at 10.0.2.3, but none to the host's loopback, the host's other
+    addresses or link-local ones (see network.py); without slirp4netns it shares the host's
+    network instead, with a warning. The environment is spec.env over PATH,
     HOME=/tmp and LANG=C.UTF-8, plus PWD; nothing of shipway's. As root, the mount sources
     are bound, in a private mount namespace of bubblewrap's parent, to a path the sandbox
     uid can reach: shipway's data dir may not be reachable (/root is 0700).

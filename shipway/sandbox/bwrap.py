@@ -23,6 +23,10 @@ class Sources:
     passwd_fd: int
     group_fd: int
     status_fd: int
+    #: With a network of its own (see network.py): the fd it waits on before the command runs,
+    #: and its resolv.conf.
+    block_fd: int | None = None
+    resolv_fd: int | None = None
 
 
 def arguments(spec: SandboxSpec, sources: Sources) -> list[str]:
@@ -41,8 +45,10 @@ def arguments(spec: SandboxSpec, sources: Sources) -> list[str]:
         "--json-status-fd",
         str(sources.status_fd),
     ]
-    if not spec.network:
+    if not spec.network or sources.block_fd is not None:
         args.append("--unshare-net")
+    if sources.block_fd is not None:
+        args += ["--block-fd", str(sources.block_fd)]
     if spec.toolchain:
         for link, path in root_symlinks():
             args += ["--symlink", link, path]
@@ -51,8 +57,12 @@ def arguments(spec: SandboxSpec, sources: Sources) -> list[str]:
         for parent in sorted({p for m in mounts for p in _parents(m.target)}):
             args += ["--perms", "0755", "--dir", parent]
         for mount in mounts:
-            args += ["--ro-bind", str(mount.source), mount.target]
-    for fd, path in ((sources.passwd_fd, "/etc/passwd"), (sources.group_fd, "/etc/group")):
+            if mount.target != "/etc/resolv.conf" or sources.resolv_fd is None:
+                args += ["--ro-bind", str(mount.source), mount.target]
+    data = [(sources.passwd_fd, "/etc/passwd"), (sources.group_fd, "/etc/group")]
+    if sources.resolv_fd is not None:
+        data.append((sources.resolv_fd, "/etc/resolv.conf"))
+    for fd, path in data:
         args += ["--perms", "0644", "--ro-bind-data", str(fd), path]
     tmp_size = str(spec.limits.memory_mb * 2**20)
     args += ["--dev", "/dev", "--proc", "/proc"]

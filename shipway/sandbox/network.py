@@ -1,0 +1,282 @@
+"""A networked sandbox's own network: slirp4netns gives its network namespace a way out to the
+internet that does not lead back into the host.
+
+bubblewrap makes the namespace and waits on --block-fd before the command runs. Meanwhile
+slirp4netns, run as the sandbox's uid, joins the namespace's owning user namespace, configures
+tap0 (10.0.2.100, gateway 10.0.2.2, DNS 10.0.2.3) and relays the sandbox's connections through
+sockets of its own in the host's namespace. --disable-host-loopback refuses the gateway's way to
+the host's 127.0.0.1; the host's other addresses (and link-local ones, such as a cloud's metadata
+service) would still be reached that way, so the sandbox gets unreachable routes to them first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import struct
+from dataclasses import dataclass
+from functools import cache
+
+from shipway.sandbox.child import _check, _libc
+from shipway.sandbox.spec import SandboxError
+
+log = logging.getLogger(__name__)
+
+#: What the sandbox's /etc/resolv.conf says: slirp4netns's DNS forwarder.
+RESOLV_CONF = b"nameserver 10.0.2.3\n"
+#: Never reachable from a sandbox, besides the host's own addresses.
+BLOCKED = (ipaddress.IPv4Network("169.254.0.0/16"),)
+#: Seconds slirp4netns may take to configure the namespace.
+READY_SECONDS = 30.0
+#: Processes of the sandbox's uid that slirp4netns adds while the command runs.
+SLIRP_PROCESSES = 1
+
+_TUN = "/dev/net/tun"
+_NS_GET_USERNS = 0xB701
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_MS_NOSUID = 0x2
+_MS_REC = 0x4000
+_MS_PRIVATE = 0x40000
+_PR_SET_PDEATHSIG = 1
+_RTM_NEWROUTE = 24
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+_RT_TABLE_MAIN, _RTPROT_STATIC, _RTN_UNREACHABLE, _RTA_DST = 254, 4, 7, 1
+
+
+@cache
+def slirp4netns() -> str | None:
+    """slirp4netns's path, or None (warned about once): networked sandboxes then share the host's
+    network namespace, as they did before."""
+    path = shutil.which("slirp4netns")
+    # As root, slirp4netns gets a tun device of its own (see _private_tun).
+    usable = os.access(_TUN, os.R_OK | os.W_OK) and os.path.exists(_TUN)
+    if path is None or not usable:
+        log.warning(
+            "slirp4netns is missing or %s is not usable: sandboxes with network share the "
+            "host's network and can reach its local services",
+            _TUN,
+        )
+        return None
+    return path
+
+
+def unreachable() -> tuple[ipaddress.IPv4Network, ...]:
+    """The host's IPv4 addresses, bar loopback (the sandbox's own), and BLOCKED."""
+    found: set[ipaddress.IPv4Network] = set(BLOCKED)
+    address = None
+    with open("/proc/net/fib_trie") as f:
+        for line in f:
+            entry = line.strip()
+            if entry.startswith("|-- "):
+                address = ipaddress.IPv4Address(entry.removeprefix("|-- "))
+            elif (
+                entry.startswith("/32 ")
+                and entry.split()[-1] in ("LOCAL", "BROADCAST")
+                and address is not None
+                and not address.is_loopback
+            ):
+                found.add(ipaddress.IPv4Network(address))
+    return tuple(sorted(found))
+
+
+@dataclass(frozen=True)
+class _SlirpSetup:
+    """slirp4netns's preexec_fn: a tun device it may open, its uid, routes in the sandbox."""
+
+    userns_fd: int
+    netns_fd: int
+    unreachable: tuple[ipaddress.IPv4Network, ...]
+    uid: int | None = None
+    gid: int | None = None
+
+    def __call__(self) -> None:  # pragma: no cover - runs in the child between fork and exec
+        try:
+            if self.uid is not None and self.gid is not None:
+                _private_tun()
+                os.setgroups([])
+                os.setresgid(self.gid, self.gid, self.gid)
+                os.setresuid(self.uid, self.uid, self.uid)
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            _in_sandbox(self.userns_fd, self.netns_fd, self.unreachable)
+        except BaseException as e:
+            os.write(2, f"{e}\n".encode())
+            raise
+
+
+def _private_tun() -> None:  # pragma: no cover - runs in the child
+    """A /dev/net/tun the sandbox uid may open (the host's may be root's only), seen by none
+    but slirp4netns."""
+    _check(_libc.unshare(_CLONE_NEWNS), "unshare the mount namespace")
+    _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+    device = os.stat(_TUN).st_rdev
+    _check(
+        _libc.mount(b"tmpfs", b"/dev/net", b"tmpfs", _MS_NOSUID, b"mode=0755,size=4k"),
+        "mount a tmpfs on /dev/net",
+    )
+    os.mknod(_TUN, stat.S_IFCHR | 0o666, device)
+    os.chmod(_TUN, 0o666)
+
+
+def _in_sandbox(
+    userns_fd: int, netns_fd: int, blocked: tuple[ipaddress.IPv4Network, ...]
+) -> None:  # pragma: no cover - runs in the child
+    """Add the unreachable routes from a child in the sandbox's namespaces: slirp4netns itself
+    must stay in the host's."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _check(_libc.setns(userns_fd, _CLONE_NEWUSER), "join the sandbox's user namespace")
+            _check(_libc.setns(netns_fd, _CLONE_NEWNET), "join the sandbox's network namespace")
+            _add_unreachable(blocked)
+            code = 0
+        except BaseException as e:
+            os.write(2, f"{e}\n".encode())
+        finally:
+            os._exit(code)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        raise OSError("cannot route the host's addresses nowhere in the sandbox")
+
+
+def _add_unreachable(blocked: tuple[ipaddress.IPv4Network, ...]) -> None:
+    """rtnetlink's RTM_NEWROUTE, type unreachable, for each network: `ip route add unreachable`."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:
+        for seq, network in enumerate(blocked, 1):
+            route = struct.pack(
+                "BBBBBBBBI",
+                socket.AF_INET,
+                network.prefixlen,
+                0,
+                0,
+                _RT_TABLE_MAIN,
+                _RTPROT_STATIC,
+                0,
+                _RTN_UNREACHABLE,
+                0,
+            )
+            route += struct.pack("HH", 8, _RTA_DST) + network.network_address.packed
+            flags = _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_EXCL | _NLM_F_CREATE
+            sock.send(struct.pack("IHHII", 16 + len(route), _RTM_NEWROUTE, flags, seq, 0) + route)
+            error = struct.unpack_from("i", sock.recv(4096), 16)[0]
+            if error:
+                raise OSError(-error, f"cannot add route to {network}: {os.strerror(-error)}")
+
+
+class Slirp:
+    """The slirp4netns of one sandbox run: started once bubblewrap has made the namespace."""
+
+    def __init__(self, executable: str, uid: int | None, gid: int | None) -> None:
+        self.executable = executable
+        self.uid = uid
+        self.gid = gid
+        self.proc: asyncio.subprocess.Process | None = None
+        #: The write end of bubblewrap's --block-fd: closing it unblocks the sandbox too.
+        self.block_w: int | None = None
+
+    async def attach(self, child_pid: int, net_namespace: int, ended: asyncio.Future[int]) -> None:
+        """Give the sandbox of CHILD_PID its network, then let its command start. If it has
+        ended already, there is nothing to do: its result says why."""
+        try:
+            netns_fd = os.open(f"/proc/{child_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        try:
+            if os.fstat(netns_fd).st_ino != net_namespace:
+                return  # the pid is another process's now
+            userns_fd = fcntl.ioctl(netns_fd, _NS_GET_USERNS)
+            try:
+                await self._start(userns_fd, netns_fd, ended)
+            finally:
+                os.close(userns_fd)
+        finally:
+            os.close(netns_fd)
+        assert self.block_w is not None
+        with contextlib.suppress(BrokenPipeError):  # it has ended: its result says why
+            os.write(self.block_w, b"1")
+
+    async def _start(self, userns_fd: int, netns_fd: int, ended: asyncio.Future[int]) -> None:
+        ready_r, ready_w = os.pipe()
+        output = os.memfd_create("slirp4netns", os.MFD_CLOEXEC)
+        try:
+            setup = _SlirpSetup(userns_fd, netns_fd, unreachable(), self.uid, self.gid)
+            args = [
+                "--configure",
+                "--mtu=65520",
+                "--disable-host-loopback",
+                "--enable-seccomp",
+                f"--ready-fd={ready_w}",
+                "--netns-type=path",
+                f"--userns-path=/proc/self/fd/{userns_fd}",
+                f"/proc/self/fd/{netns_fd}",
+                "tap0",
+            ]
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    self.executable,
+                    *args,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
+                    pass_fds=(ready_w, userns_fd, netns_fd),
+                    preexec_fn=setup,
+                    cwd="/",
+                    env={},
+                )
+            except OSError as e:
+                raise SandboxError(f"cannot start slirp4netns: {e}") from e
+            except Exception as e:
+                raise SandboxError(f"cannot start slirp4netns: {_said(output) or e}") from e
+            finally:
+                os.close(ready_w)
+            ready = await until_readable(ready_r, ended, READY_SECONDS)
+            if ended.done():
+                return  # its result says why
+            if not ready or os.read(ready_r, 1) != b"1":
+                raise SandboxError(f"cannot set up the sandbox's network: {_said(output)}")
+        finally:
+            os.close(ready_r)
+            os.close(output)
+
+    async def close(self) -> None:
+        """Kill slirp4netns and reap it, however the run ended."""
+        if self.block_w is not None:
+            os.close(self.block_w)
+            self.block_w = None
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await asyncio.shield(self.proc.wait())
+
+
+async def until_readable(fd: int, ended: asyncio.Future[int], timeout: float | None = None) -> bool:
+    """Whether FD became readable (or closed) before ENDED finished or TIMEOUT passed."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, ready)
+    try:
+        waiting: set[asyncio.Future[None] | asyncio.Future[int]] = {readable, ended}
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_reader(fd)
+    return readable in done
+
+
+def _said(fd: int) -> str:
+    """The last line slirp4netns (or its preexec step) wrote."""
+    text = os.pread(fd, 65536, 0).decode(errors="replace").strip()
+    return text
