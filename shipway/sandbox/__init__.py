@@ -44,7 +44,14 @@ Ending
 from __future__ import annotations
 
 from shipway.sandbox.runner import run
-from shipway.sandbox.spec import Limits, Mount, SandboxError, SandboxResult, SandboxSpec
+from shipway.sandbox.spec import (
+    Limits,
+    Mount,
+    SandboxError,
+    SandboxResult,
+    SandboxSpec,
+    Started,
+)
 from shipway.sandbox.toolchain import toolchain_mounts
 
 __all__ = [
@@ -53,6 +60,7 @@ __all__ = [
     "SandboxError",
     "SandboxResult",
     "SandboxSpec",
+    "Started",
     "run",
     "toolchain_mounts",
 ]

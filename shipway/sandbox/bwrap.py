@@ -45,7 +45,7 @@ def arguments(spec: SandboxSpec, sources: Sources) -> list[str]:
         "--json-status-fd",
         str(sources.status_fd),
     ]
-    if not spec.network or sources.block_fd is not None:
+    if not spec.host_network and (not spec.network or sources.block_fd is not None):
         args.append("--unshare-net")
     if sources.block_fd is not None:
         args += ["--block-fd", str(sources.block_fd)]
@@ -71,7 +71,7 @@ def arguments(spec: SandboxSpec, sources: Sources) -> list[str]:
     for mount, source in zip(spec.mounts, sources.mounts, strict=True):
         args += ["--bind" if mount.writable else "--ro-bind", source, mount.target]
     # Last, so nothing but /tmp, /dev/shm, the workspace and writable mounts stays writable.
-    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", spec.cwd, "--clearenv"]
     for key, value in {**DEFAULT_ENV, **spec.env}.items():
         args += ["--setenv", key, value]
     return args

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import resource
 import signal
@@ -29,6 +30,7 @@ from shipway.sandbox.spec import (
     SandboxError,
     SandboxResult,
     SandboxSpec,
+    Started,
     validate,
 )
 
@@ -47,8 +49,16 @@ REAP_SECONDS = 5.0
 _MiB = 2**20
 
 
-async def run(spec: SandboxSpec, on_line: Callable[[str], None]) -> SandboxResult:
-    """Run SPEC's command isolated and limited, streaming its merged output to ON_LINE."""
+async def run(
+    spec: SandboxSpec,
+    on_line: Callable[[str], None],
+    on_started: Callable[[Started], None] | None = None,
+) -> SandboxResult:
+    """Run SPEC's command isolated and limited, streaming its merged output to ON_LINE.
+
+    ON_STARTED hears the sandbox's pid 1 and network namespace once it runs: an app instance's
+    supervisor connects into that namespace to reach the app's port.
+    """
     validate(spec)
     with lease() as ident:
         where = cgroups.hierarchy() if ident.switched else None
@@ -59,7 +69,7 @@ async def run(spec: SandboxSpec, on_line: Callable[[str], None]) -> SandboxResul
         except OSError as e:
             raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         try:
-            return await _Run(spec, ident, group).execute(on_line)
+            return await _Run(spec, ident, group).execute(on_line, on_started)
         finally:
             if group is not None:
                 await _remove(group)
@@ -116,13 +126,13 @@ class _Status:
             text = text[end:].lstrip()
         self._pending = text
 
-    async def started(self, exited: asyncio.Future[int]) -> tuple[int, int] | None:
-        """The sandbox's pid 1 and network namespace as soon as bubblewrap has said them; None if
-        it ended first."""
+    async def started(self, exited: asyncio.Future[int], own_network: bool) -> int | None:
+        """The sandbox's pid 1 as soon as bubblewrap has said it (and, with OWN_NETWORK, the
+        network namespace it made); None if it ended first."""
         while True:
             self.poll()
-            if self.child_pid is not None and self.net_namespace is not None:
-                return self.child_pid, self.net_namespace
+            if self.child_pid is not None and (self.net_namespace is not None or not own_network):
+                return self.child_pid
             if self.closed or exited.done():
                 return None
             await network.until_readable(self.fd, exited)
@@ -158,7 +168,7 @@ class _Run:
         self.last_line = ""
         self.status: _Status
         self.proc: asyncio.subprocess.Process
-        slirp = network.slirp4netns() if spec.network else None
+        slirp = network.slirp4netns() if spec.network and not spec.host_network else None
         self.slirp = None
         if slirp is not None:
             switched = ident.switched
@@ -166,7 +176,9 @@ class _Run:
                 slirp, ident.uid if switched else None, ident.gid if switched else None
             )
 
-    async def execute(self, on_line: Callable[[str], None]) -> SandboxResult:
+    async def execute(
+        self, on_line: Callable[[str], None], on_started: Callable[[Started], None] | None
+    ) -> SandboxResult:
         started = time.monotonic()
         try:
             status_fd = await self._spawn()
@@ -177,8 +189,14 @@ class _Run:
             exited = asyncio.ensure_future(self.proc.wait())
             pump = asyncio.ensure_future(self._pump(on_line))
             try:
-                if self.slirp is not None and (pid1 := await self.status.started(exited)):
-                    await self.slirp.attach(*pid1, exited)
+                if self.slirp is not None or on_started is not None:
+                    own_network = not self.spec.network or self.slirp is not None
+                    pid1 = await self.status.started(exited, own_network)
+                    if pid1 is not None and self.slirp is not None:
+                        assert self.status.net_namespace is not None
+                        await self.slirp.attach(pid1, self.status.net_namespace, exited)
+                    if pid1 is not None and on_started is not None:
+                        on_started(Started(pid1, f"/proc/{pid1}/ns/net"))
                 await self._supervise(exited, pump)
             except BaseException:
                 pump.cancel()
@@ -323,7 +341,9 @@ class _Run:
             if remaining <= 0:
                 break
             done, waiting = await asyncio.wait(
-                waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                waiting,
+                timeout=None if math.isinf(remaining) else remaining,
+                return_when=asyncio.FIRST_COMPLETED,
             )
             if pump in done:
                 pump.result()

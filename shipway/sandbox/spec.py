@@ -36,6 +36,7 @@ class Limits:
     memory_mb: int = 2048
     processes: int = 512
     file_size_mb: int = 2048
+    #: math.inf for a command that runs until stopped (an app instance).
     wall_seconds: float = 900.0
 
     def __post_init__(self) -> None:
@@ -66,6 +67,20 @@ class SandboxSpec:
     #: Mount toolchain_mounts() (the host's /usr and a curated /etc) read-only.
     toolchain: bool = True
     hostname: str = "sandbox"
+    #: The working directory: the workspace unless a mount is meant to be it (an app instance
+    #: runs in its read-only release at /app).
+    cwd: str = WORKSPACE
+    #: Share the host's network instead of having one of its own (app instances when shipway
+    #: is not root, since only root can reach into a sandbox's network to connect to it).
+    host_network: bool = False
+
+
+@dataclass(frozen=True)
+class Started:
+    """A running sandbox: its pid 1 on the host and its network namespace (a /proc path)."""
+
+    pid1: int
+    net_namespace: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,10 @@ def validate(spec: SandboxSpec) -> None:
     for key, value in spec.env.items():
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise SandboxError(f"bad sandbox environment variable name or value: {key!r}")
+    if spec.host_network and not spec.network:
+        raise SandboxError("a sandbox cannot share the host's network and have none")
+    if spec.cwd != WORKSPACE and spec.cwd not in {m.target for m in spec.mounts}:
+        raise SandboxError(f"sandbox cwd {spec.cwd!r} is neither the workspace nor a mount")
     if not spec.workspace.is_dir():
         raise SandboxError(f"sandbox workspace {spec.workspace} is not a directory")
     _check_writable(spec.workspace)
