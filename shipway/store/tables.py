@@ -94,6 +94,13 @@ class App(Base):
     plan: Mapped[str] = mapped_column(String(32), default="free")
     region: Mapped[str] = mapped_column(String(32), default="local")
     build_network: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: Instances per process type, e.g. {"web": 1, "worker": 2}.
+    formation: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    #: Seconds without a request after which web instances stop (scale to zero); None: never.
+    idle_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    health_path: Mapped[str] = mapped_column(String(255), default="/", server_default="/")
+    #: Seconds an instance has to answer its health check.
+    health_timeout: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     environments: Mapped[list[Environment]] = relationship(
@@ -151,7 +158,27 @@ class Release(Base):
     version: Mapped[int] = mapped_column(Integer)
     digest: Mapped[str] = mapped_column(String(71))
     manifest: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: The config vars it runs with: {KEY: {"value": str, "secret": bool}}; secret values are
+    #: stored encrypted, as in config_vars.
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: What made it, for people: "Deploy 1a2b3c4", "Set FOO, BAR", "Rollback to v3".
+    description: Mapped[str] = mapped_column(String(255), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConfigVar(Base):
+    """An app's environment variable; a secret's value is encrypted with DATA/secret.key."""
+
+    __tablename__ = "config_vars"
+    __table_args__ = (UniqueConstraint("app_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Deployment(Base):
