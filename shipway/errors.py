@@ -80,3 +80,9 @@ class PortInUse(ServiceError):
     """Raised when a port shipway must listen on is already taken."""
 
     code = "port_in_use"
+
+
+class SecretKeyError(ShipwayError):
+    """Raised when DATA/secret.key is unsafe or unusable, or a secret does not decrypt with it."""
+
+    code = "secret_key"

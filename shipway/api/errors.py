@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ShipwayError], int] = {
     errors.ServiceError: 503,
     errors.TooLarge: 413,
     errors.UnsupportedMedia: 415,
+    errors.SecretKeyError: 500,
 }
 
 HTTP_CODES = {

@@ -117,3 +117,16 @@ class OrganizationOut(BaseModel):
 
 class OrganizationCreated(OrganizationOut):
     owner_token: str = Field(description="an owner token of the new organization; shown only once")
+
+
+class ConfigChange(Body):
+    set: dict[str, str] = Field(default_factory=dict, description="config vars to set: KEY → value")
+    secret: bool = Field(default=False, description="store the values of `set` encrypted")
+    unset: list[str] = Field(default_factory=list, description="keys of config vars to remove")
+
+
+class ConfigVarOut(BaseModel):
+    key: str
+    value: str = Field(description='the value, or "***" for a secret')
+    secret: bool
+    updated_at: datetime

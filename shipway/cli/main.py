@@ -14,6 +14,7 @@ from shipway.cli import local
 from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.deploy import deploy
+from shipway.cli.env import env
 from shipway.cli.output import console, errors
 from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, releases, tokens
 from shipway.errors import ShipwayError
@@ -31,6 +32,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(orgs, name="orgs")
 app.add_typer(releases, name="releases")
 app.add_typer(builds, name="builds")
+app.add_typer(env, name="env")
 app.command()(deploy)
 
 
