@@ -1,0 +1,305 @@
+"""Benchmark: what the router adds over calling an app directly, and how it compares to nginx.
+
+A trivial upstream (a raw asyncio responder in its own process) answers every GET with 13
+bytes. Measured against it, directly, through the Router (in its own process) and through
+nginx (one worker, upstream keep-alive on) when an `nginx` binary exists:
+- latency: sequential GETs over one keep-alive connection, median and p95;
+- throughput: requests/s with CONNECTIONS concurrent keep-alive clients, by `wrk` when it
+  is installed, else by a Python client (which then limits the figures itself).
+Prints the figures and appends them to bench/RESULTS.md (not with `--dry-run`). Nothing here
+asserts a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from run import RESULTS, machine
+
+from shipway.embedded.ports import any_free
+from shipway.router import Route, Router, RouteTable, TcpUpstream
+
+HOST = "app.localhost"
+REQUEST = f"GET / HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: bench\r\n\r\n".encode()
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
+SEQUENTIAL = 3000
+WARM_UP = 300
+CONNECTIONS = 32
+SECONDS = 4
+#: Throughput is measured in rounds that alternate the targets, and the median kept, so a
+#: noisy neighbour on the machine skews all targets alike.
+ROUNDS = 3
+
+
+class _Responder(asyncio.Protocol):
+    """Answers each request head with RESPONSE; bodiless GETs only, pipelining allowed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        heads = self.pending.count(b"\r\n\r\n")
+        if heads:
+            self.pending = self.pending[self.pending.rfind(b"\r\n\r\n") + 4 :]
+            self.transport.write(RESPONSE * heads)
+
+
+async def _serve_upstream(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Responder, "127.0.0.1", port, backlog=1024)
+    await server.serve_forever()
+
+
+async def _serve_router(port: int, upstream_port: int) -> None:
+    table = RouteTable()
+    app = TcpUpstream("127.0.0.1", upstream_port, name="web.1")
+    table.switch(HOST, Route("app", "production", (app,)))
+    router = Router(table, app, "localhost")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    server = await router.serve(sock)
+    await server.serve_forever()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextmanager
+def _process(args: list[str], port: int) -> Iterator[None]:
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _nginx_conf(tmp: Path, port: int, upstream_port: int) -> Path:
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"  {kind}_temp_path {tmp / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"""{user}worker_processes 1;
+daemon off;
+pid {tmp / "nginx.pid"};
+error_log {tmp / "error.log"} warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+{temp}
+  upstream app {{
+    server 127.0.0.1:{upstream_port};
+    keepalive 32;
+    keepalive_requests 1000000;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto http;
+      proxy_set_header X-Request-Id $request_id;
+      add_header X-Request-Id $request_id;
+    }}
+  }}
+}}
+"""
+    )
+    return conf
+
+
+def _content_length(head: bytes) -> int:
+    match = re.search(rb"(?i)content-length: *(\d+)", head)
+    if match is None:
+        raise RuntimeError(f"no Content-Length in {head!r}")
+    return int(match.group(1))
+
+
+def _read_response(sock: socket.socket, buffer: bytes) -> bytes:
+    """Read one sized response; returns what was read past it."""
+    while (end := buffer.find(b"\r\n\r\n")) < 0:
+        buffer += sock.recv(65536)
+    total = end + 4 + _content_length(buffer[:end])
+    while len(buffer) < total:
+        buffer += sock.recv(65536)
+    return buffer[total:]
+
+
+def latency(port: int) -> list[float]:
+    """Seconds per GET, sequential over one keep-alive connection."""
+    samples = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rest = b""
+        for i in range(WARM_UP + SEQUENTIAL):
+            started = time.perf_counter()
+            sock.sendall(REQUEST)
+            rest = _read_response(sock, rest)
+            if i >= WARM_UP:
+                samples.append(time.perf_counter() - started)
+    return samples
+
+
+def throughput(port: int) -> float:
+    """Requests per second with CONNECTIONS concurrent keep-alive clients."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return asyncio.run(_python_load(port))
+    out = subprocess.run(
+        [
+            wrk,
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{SECONDS}s",
+            "-H",
+            f"Host: {HOST}",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+async def _python_load(port: int) -> float:
+    done = 0
+    stop = time.monotonic() + SECONDS
+
+    async def client() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.monotonic() < stop:
+            writer.write(REQUEST)
+            head = await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(_content_length(head))
+            done += 1
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(CONNECTIONS)))
+    return done / (time.monotonic() - started)
+
+
+def ms(samples: list[float]) -> tuple[float, float]:
+    """Median and p95, in milliseconds."""
+    q = statistics.quantiles([s * 1000 for s in samples], n=100)
+    return statistics.median(samples) * 1000, q[94]
+
+
+def _nginx() -> str | None:
+    """The nginx binary, also where Debian puts it outside a non-root PATH."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
+
+
+def measure(targets: dict[str, int]) -> list[tuple[str, str]]:
+    """Latency and throughput of each target, and how the router compares."""
+    rows: list[tuple[str, str]] = []
+    medians: dict[str, float] = {}
+    for name, port in targets.items():
+        medians[name], p95 = ms(latency(port))
+        rows.append((f"GET latency, {name}", f"p50 {medians[name]:.3f} ms, p95 {p95:.3f} ms"))
+    for name in ("router", "nginx"):
+        if name in medians:
+            added = medians[name] - medians["direct"]
+            target = " (target ≤ 1 ms)" if name == "router" else ""
+            rows.append((f"added latency of the {name}, p50", f"{added:.3f} ms{target}"))
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(ROUNDS):
+        for name, port in targets.items():
+            samples[name].append(throughput(port))
+    rates = {name: statistics.median(values) for name, values in samples.items()}
+    for name, rate in rates.items():
+        rows.append((f"throughput, {name}", f"{rate:,.0f} req/s"))
+    if "nginx" in rates:
+        rows.append(("throughput ratio router / nginx", f"{rates['router'] / rates['nginx']:.2f}"))
+    return rows
+
+
+def main(record: bool) -> None:
+    upstream_port, router_port, nginx_port = any_free(), any_free(), any_free()
+    me = [sys.executable, __file__]
+    nginx = _nginx()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        stack.enter_context(_process([*me, "upstream", str(upstream_port)], upstream_port))
+        router = [*me, "router", str(router_port), str(upstream_port)]
+        stack.enter_context(_process(router, router_port))
+        targets = {"direct": upstream_port, "router": router_port}
+        if nginx:
+            conf = _nginx_conf(Path(tmp), nginx_port, upstream_port)
+            command = [nginx, "-p", tmp, "-c", str(conf), "-e", str(Path(tmp) / "error.log")]
+            stack.enter_context(_process(command, nginx_port))
+            targets["nginx"] = nginx_port
+        rows = measure(targets)
+    report(rows, "wrk" if shutil.which("wrk") else "a Python asyncio client", record)
+
+
+def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"\n## Router overhead — {stamp}\n",
+        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router and "
+        f"nginx (1 worker, upstream keep-alive) each in their own process. Latency: {SEQUENTIAL} "
+        f"sequential GETs over one keep-alive connection. Throughput: {CONNECTIONS} keep-alive "
+        f"connections, median of {ROUNDS} rounds of {SECONDS} s, driven by {load}; load "
+        "generator, proxy and upstream share the 2 cores.\n",
+        "",
+        "| what | figure |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {what} | {figure} |" for what, figure in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if record:
+        with RESULTS.open("a") as out:
+            out.write(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "upstream":
+        asyncio.run(_serve_upstream(int(sys.argv[2])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "router":
+        asyncio.run(_serve_router(int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        main(record="--dry-run" not in sys.argv)

@@ -1,0 +1,313 @@
+"""HTTP/1.x message heads: parsed with bytes operations, rewritten for the other side.
+
+Only the fields a proxy acts on are picked out (framing, connection handling, host and
+forwarding headers); every other header line passes through byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shipway.errors import ShipwayError
+
+CRLF = b"\r\n"
+HEAD_END = b"\r\n\r\n"
+
+#: Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
+)
+#: Request headers the proxy sets itself, replacing what the client sent.
+_SET_BY_PROXY = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+_DROP_FROM_REQUEST = HOP_BY_HOP | _SET_BY_PROXY | {b"x-request-id"}
+_DROP_FROM_RESPONSE = HOP_BY_HOP | {b"x-request-id"}
+#: Framing and routing headers a Connection header may not remove: that would let a client
+#: make the proxy and the upstream disagree on where a message ends.
+_PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_NOTED_REQUEST = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"upgrade", b"expect"}
+    | _DROP_FROM_REQUEST
+)
+_NOTED_RESPONSE = frozenset({b"content-length", b"transfer-encoding"} | _DROP_FROM_RESPONSE)
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+#: A request line; the target is visible bytes only, so no whitespace or control byte.
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e\x80-\xff]+) (HTTP/1\.[01])")
+#: The header lines and the empty line after them: no bare CR or LF, no NUL, no space
+#: before the colon, no line folding; other parsers may read any of those differently.
+_FIELD_LINES = re.compile(rb"(?:" + _TOKEN + rb":[^\0\r\n]*\r\n)*\r\n")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+
+class HttpError(ShipwayError):
+    """Raised when a message breaks HTTP/1.1 framing; `status` is the answer to give."""
+
+    code = "bad_request"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    """The comma-separated, case-insensitive tokens of a header such as Connection."""
+    return [t.strip(b" \t") for t in value.lower().split(b",") if t.strip(b" \t")]
+
+
+def _content_length(value: bytes, previous: int | None) -> int:
+    """A Content-Length value; a second, different one makes the message ambiguous."""
+    if _DIGITS.fullmatch(value) is None:
+        raise HttpError(400, "Content-Length is not a number")
+    length = int(value)
+    if previous is not None and previous != length:
+        raise HttpError(400, "conflicting Content-Length headers")
+    return length
+
+
+class RequestHead:
+    """A parsed request head; `fields` holds (lowercased name, value, raw line) per header."""
+
+    __slots__ = (
+        "chunked",
+        "connection",
+        "content_length",
+        "expect_continue",
+        "fields",
+        "host",
+        "keep_alive",
+        "method",
+        "request_id",
+        "request_line",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(self) -> None:
+        self.request_line = b""
+        self.method = b""
+        self.target = b""
+        self.version = b""
+        self.fields: list[tuple[bytes, bytes, bytes]] = []
+        self.host: bytes | None = None
+        self.content_length: int | None = None
+        self.chunked = False
+        self.connection: list[bytes] = []
+        self.keep_alive = True
+        self.upgrade: bytes | None = None
+        self.expect_continue = False
+        self.request_id: bytes | None = None
+
+    @property
+    def has_body(self) -> bool:
+        """Whether body bytes follow the head."""
+        return self.chunked or bool(self.content_length)
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header NAME (lowercase), for the rarely needed ones."""
+        for lname, value, _ in self.fields:
+            if lname == name:
+                return value
+        return None
+
+    def host_name(self) -> str:
+        """The Host without port and trailing dot, lowercased; "" when there is none."""
+        host = self.host
+        if not host:
+            return ""
+        if host[:1] == b"[":
+            return host[: host.find(b"]") + 1].decode("latin-1").lower()
+        return host.partition(b":")[0].rstrip(b".").decode("latin-1").lower()
+
+    def for_upstream(self, client: bytes, request_id: bytes) -> bytes:
+        """The head to send upstream: hop-by-hop headers out, forwarding headers in."""
+        drop = _DROP_FROM_REQUEST
+        if self.connection:
+            drop = drop | (frozenset(self.connection) - _PROTECTED)
+        out = [self.request_line]
+        forwarded_for = b""
+        for lname, value, line in self.fields:
+            if lname not in drop:
+                out.append(line)
+            elif lname == b"x-forwarded-for":
+                forwarded_for = forwarded_for + b", " + value if forwarded_for else value
+            elif lname == b"upgrade" and self.upgrade is not None:
+                out.append(line)
+        out.append(
+            b"X-Forwarded-For: " + (forwarded_for + b", " + client if forwarded_for else client)
+        )
+        out.append(b"X-Forwarded-Proto: http")
+        if self.host is not None:
+            out.append(b"X-Forwarded-Host: " + self.host)
+        out.append(b"X-Request-Id: " + request_id)
+        if self.upgrade is not None:
+            out.append(b"Connection: Upgrade")
+        elif self.version == b"HTTP/1.0" and self.keep_alive:
+            out.append(b"Connection: keep-alive")
+        return CRLF.join(out) + HEAD_END
+
+
+def _request_line(head: RequestHead, line: re.Match[bytes]) -> None:
+    """Take "METHOD TARGET HTTP/1.x"; absolute-form targets become origin-form."""
+    method, target, version = line.groups()
+    if method == b"CONNECT":
+        raise HttpError(405, "CONNECT is not supported")
+    head.request_line = line.group()
+    if target[:1] != b"/" and target != b"*":
+        scheme, sep, rest = target.partition(b"://")
+        if not sep or scheme.lower() not in (b"http", b"https"):
+            raise HttpError(400, "malformed request target")
+        authority, slash, path = rest.partition(b"/")
+        head.host = authority
+        target = slash + path if slash else b"/"
+        head.request_line = b" ".join((method, target, version))
+    head.method, head.target, head.version = method, target, version
+
+
+def _note_request_header(head: RequestHead, lname: bytes, value: bytes) -> None:
+    """Record a header the proxy acts on."""
+    if lname == b"host":
+        if head.host is None:  # an absolute-form target names the host itself
+            head.host = value
+    elif lname == b"content-length":
+        head.content_length = _content_length(value, head.content_length)
+    elif lname == b"transfer-encoding":
+        codings = _tokens(value)
+        head.chunked = bool(codings) and codings[-1] == b"chunked"
+        if not head.chunked:
+            raise HttpError(400, "unsupported Transfer-Encoding")
+    elif lname == b"connection":
+        head.connection.extend(_tokens(value))
+    elif lname == b"upgrade":
+        head.upgrade = value
+    elif lname == b"expect":
+        head.expect_continue = value.lower() == b"100-continue"
+    elif lname == b"x-request-id" and REQUEST_ID.fullmatch(value) is not None:
+        head.request_id = value
+
+
+def parse_request(raw: bytes) -> RequestHead:
+    """Parse a request head that ends with an empty line; raise HttpError when it is bad."""
+    start = 0
+    while raw.startswith(CRLF, start):
+        start += 2  # stray empty lines before a request are allowed
+    end = raw.find(CRLF, start)
+    request_line = _REQUEST_LINE.fullmatch(raw, start, end) if end > 0 else None
+    if request_line is None:
+        raise HttpError(400, "malformed request line")
+    head = RequestHead()
+    _request_line(head, request_line)
+    if _FIELD_LINES.fullmatch(raw, end + 2) is None:
+        raise HttpError(400, "malformed header line")
+    hosts = 0
+    fields = head.fields
+    for line in raw[end + 2 : -4].split(CRLF) if end + 4 < len(raw) else ():
+        name, _, value = line.partition(b":")
+        lname = name.lower()
+        value = value.strip(b" \t")
+        fields.append((lname, value, line))
+        if lname in _NOTED_REQUEST:
+            hosts += lname == b"host"
+            _note_request_header(head, lname, value)
+    if hosts > 1:
+        raise HttpError(400, "more than one Host header")
+    if head.chunked and head.content_length is not None:
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    connection = head.connection
+    if head.version == b"HTTP/1.1":
+        head.keep_alive = b"close" not in connection
+    else:
+        head.keep_alive = b"keep-alive" in connection
+    if head.upgrade is not None and b"upgrade" not in connection:
+        head.upgrade = None
+    return head
+
+
+class ResponseHead:
+    """A parsed response head from an upstream."""
+
+    __slots__ = (
+        "chunked",
+        "connection",
+        "content_length",
+        "dirty",
+        "encoded",
+        "raw",
+        "reusable",
+        "status",
+        "status_line",
+    )
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.status_line = b""
+        self.status = 0
+        self.content_length: int | None = None
+        self.chunked = False
+        self.encoded = False
+        self.connection: list[bytes] = []
+        self.dirty = False
+        self.reusable = True
+
+    def for_client(self, request_id: bytes, connection: bytes | None) -> bytes:
+        """The head to send to the client, with its own Connection header and request id."""
+        tail = b"X-Request-Id: " + request_id + CRLF
+        if connection is not None:
+            tail += b"Connection: " + connection + CRLF
+        if not self.dirty:
+            return self.raw[:-2] + tail + CRLF
+        drop = _DROP_FROM_RESPONSE
+        if self.connection:
+            drop = drop | (frozenset(self.connection) - _PROTECTED)
+        keep_upgrade = self.status == 101
+        out = [self.status_line]
+        for line in self.raw[len(self.status_line) + 2 : -4].split(CRLF):
+            lname = line.partition(b":")[0].lower()
+            if lname not in drop or (keep_upgrade and lname == b"upgrade"):
+                out.append(line)
+        out.append(tail)
+        return CRLF.join(out) + CRLF
+
+
+def parse_response(raw: bytes) -> ResponseHead:
+    """Parse an upstream's response head; raise HttpError(502) when it is not HTTP/1.x."""
+    lines = raw[:-4].split(CRLF)
+    head = ResponseHead(raw)
+    line = head.status_line = lines[0]
+    version = line[:8]
+    code = line[9:12]
+    if version[:7] != b"HTTP/1." or line[8:9] != b" " or not code.isdigit():
+        raise HttpError(502, "the upstream sent a malformed status line")
+    head.status = int(code)
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name[-1:] in b" \t":
+            raise HttpError(502, "the upstream sent a malformed header line")
+        lname = name.lower()
+        if lname in _NOTED_RESPONSE:
+            _note_response_header(head, lname, value.strip(b" \t"))
+    if head.encoded:
+        head.content_length = None  # Transfer-Encoding wins over Content-Length
+    if version == b"HTTP/1.1":
+        head.reusable = b"close" not in head.connection
+    else:
+        head.reusable = b"keep-alive" in head.connection
+    return head
+
+
+def _note_response_header(head: ResponseHead, lname: bytes, value: bytes) -> None:
+    """Record a header the proxy acts on."""
+    if lname == b"content-length":
+        try:
+            head.content_length = _content_length(value, head.content_length)
+        except HttpError as e:
+            raise HttpError(502, f"the upstream sent a bad Content-Length: {e}") from e
+    elif lname == b"transfer-encoding":
+        codings = _tokens(value)
+        head.chunked = bool(codings) and codings[-1] == b"chunked"
+        head.encoded = True
+    else:
+        head.dirty = True
+        if lname == b"connection":
+            head.connection.extend(_tokens(value))
