@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
@@ -30,6 +31,10 @@ from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
 from shipway.errors import ServiceError
 from shipway.logs import ensure_streams
+from shipway.router import Router, RouteTable, UnixUpstream
+from shipway.runtime.activities import RuntimeActivities
+from shipway.runtime.agent import Runtime
+from shipway.runtime.messages import NODE_QUEUE
 from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
@@ -130,22 +135,49 @@ class Server:
         services.nats = link
 
         await ensure_streams(link.js)
-        self._start_workers(stack, services)
+        table = RouteTable()
+        runtime = Runtime(
+            store, self.data.root, table, base_domain=settings.base_domain, js=link.js
+        )
+        stack.push_async_callback(runtime.close)
+        services.runtime = runtime
+        self._start_workers(stack, services, runtime)
 
-        await self._serve_api(stack, services, listener)
+        api_socket = await self._serve_api(stack, services)
+        await self._serve_router(stack, table, api_socket, listener)
+        restored = await runtime.reconcile()
+        if restored:
+            log.info("routing %d live deployments again", restored)
         state = self._state(services)
         self.data.write_state(state)
         write_private(self.data.pid_file, f"{os.getpid()}\n")
         self.on_ready(state)
 
-    def _start_workers(self, stack: AsyncExitStack, services: Services) -> None:
-        """The control-plane worker and this machine's builder, both in this process."""
+    async def _serve_router(
+        self, stack: AsyncExitStack, table: RouteTable, api_socket: str, listener: socket.socket
+    ) -> None:
+        """The public port: apps by Host, everything else to the API."""
+        router = Router(table, UnixUpstream(api_socket, name="api"), self.settings.base_domain)
+        server = await router.serve(listener)
+
+        async def stop_router() -> None:
+            server.close()
+            router.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+
+        stack.push_async_callback(stop_router)
+
+    def _start_workers(self, stack: AsyncExitStack, services: Services, runtime: Runtime) -> None:
+        """The control-plane worker, this machine's builder and its node, all in this process."""
         assert services.temporal is not None and services.nats is not None
+        deploys = DeployActivities(services.store)
+        node = RuntimeActivities(runtime, services.store)
         control = Workers(
             services.temporal,
             CONTROL_QUEUE,
             workflows=[ProbeWorkflow, DeployWorkflow],
-            activities=[probe_activity, DeployActivities(services.store).finish],
+            activities=[probe_activity, deploys.release, deploys.finish],
         )
         builder = Workers(
             services.temporal,
@@ -154,7 +186,13 @@ class Server:
             activities=[BuilderActivities(services.store, self.data.root, services.nats.js).build],
             max_concurrent_activities=BUILD_SLOTS,
         )
-        for workers in (control, builder):
+        node_workers = Workers(
+            services.temporal,
+            NODE_QUEUE,
+            workflows=[],
+            activities=[node.start, node.route, node.discard],
+        )
+        for workers in (control, builder, node_workers):
             workers.start()
             stack.push_async_callback(workers.stop)
         services.workers = control
@@ -203,11 +241,15 @@ class Server:
         if stopped:
             log.warning("stopped servers left by an earlier run: pids %s", stopped)
 
-    async def _serve_api(
-        self, stack: AsyncExitStack, services: Services, listener: socket.socket
-    ) -> None:
+    async def _serve_api(self, stack: AsyncExitStack, services: Services) -> str:
+        """uvicorn on a private socket (abstract, so no path length limit) behind the router."""
         from shipway.api.app import create_app
 
+        address = f"\0shipway-api-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(address)
+        sock.listen(1024)
+        stack.callback(sock.close)
         config = uvicorn.Config(
             create_app(services),
             log_level="warning",
@@ -216,7 +258,7 @@ class Server:
             timeout_graceful_shutdown=5,
         )
         server = _Uvicorn(config)
-        task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
 
         async def stop_api() -> None:
             server.should_exit = True
@@ -229,6 +271,7 @@ class Server:
                 task.result()
                 raise ServiceError("the API server stopped while starting")
             await asyncio.sleep(0.02)
+        return address
 
     def _state(self, services: Services) -> dict[str, Any]:
         return {

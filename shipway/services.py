@@ -10,6 +10,7 @@ from temporalio.client import Client as TemporalClient
 
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
+from shipway.runtime.agent import Runtime
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.workers import Workers, run_probe
@@ -25,6 +26,8 @@ class Services:
     nats: NatsLink | None = None
     workers: Workers | None = None
     builders: list[Workers] = field(default_factory=list)
+    #: This machine's node agent; None in API-only tests.
+    runtime: Runtime | None = None
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 

@@ -144,6 +144,18 @@ def change(
     return done
 
 
+def describe(done: Change) -> str:
+    """The release description of a change: "Set FOO, BAR; unset BAZ"."""
+    parts = []
+    if done.set:
+        parts.append("Set " + ", ".join(done.set))
+    if done.unset:
+        parts.append(
+            "unset " + ", ".join(done.unset) if parts else "Unset " + ", ".join(done.unset)
+        )
+    return "; ".join(parts)
+
+
 def snapshot(session: Session, app_id: int) -> dict[str, dict[str, Any]]:
     """The app's config vars as a new release stores them; secret values stay encrypted."""
     return {var.key: {"value": var.value, "secret": var.secret} for var in _vars(session, app_id)}

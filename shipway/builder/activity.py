@@ -12,6 +12,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from shipway.apps import config
+from shipway.apps.secretbox import SecretBox
 from shipway.builder.messages import BUILD_ACTIVITY, FAILURE_TYPE, BuildInput, BuildOutput
 from shipway.builder.pipeline import BuildFailed, BuildRequest, build
 from shipway.deploys import service
@@ -43,7 +45,8 @@ class BuilderActivities:
             raise ApplicationError(
                 "the build was superseded before it started", type=FAILURE_TYPE, non_retryable=True
             )
-        log = await LogWriter.open(self.store, self.js, "build", task.build_id)
+        secrets = await asyncio.to_thread(self._secrets, task.app_id)
+        log = await LogWriter.open(self.store, self.js, "build", task.build_id, secrets=secrets)
         attempt = activity.info().attempt
         if attempt > 1:
             await log.write(
@@ -104,6 +107,12 @@ class BuilderActivities:
                     session, deployment, DeploymentStatus.BUILDING
                 ) and service.move_build(session, build_row, BuildStatus.BUILDING)
             return False
+
+    def _secrets(self, app_id: int) -> list[str]:
+        """The app's secret values, masked wherever the build prints them."""
+        with self.store.transaction() as session:
+            snapshot = config.snapshot(session, app_id)
+        return config.secret_values(snapshot, SecretBox.load(self.data_dir))
 
     def _final_status(self, build_id: int) -> str:
         with self.store.transaction() as session:

@@ -43,7 +43,6 @@ class BuildRequest:
     source_sha: str | None = None
     network: bool = True
     limits: Limits = field(default_factory=Limits)
-    secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -103,7 +102,7 @@ async def build(request: BuildRequest, data_dir: Path, log: Log) -> BuildResult:
 
         refs = [LayerRef(digest=app_digest, role="app", mount=APP_MOUNT)]
         if deps is not None and stack.deps_mount is not None:
-            mount = stack.deps_mount.replace("/workspace", APP_MOUNT, 1)
+            mount = stack.run_mount or stack.deps_mount
             refs.append(LayerRef(digest=deps, role="deps", mount=mount))
         manifest = Manifest(
             app=request.app,

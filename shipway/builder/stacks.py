@@ -33,8 +33,10 @@ class Stack:
     inputs: tuple[str, ...] = ()
     #: The install command run in the sandbox, or none (static sites).
     install: tuple[str, ...] = ()
-    #: Where the dependency layer is mounted, at build and at run time.
+    #: Where the dependency layer is mounted at build time.
     deps_mount: str | None = None
+    #: Where it is mounted at run time, beside the read-only app at /app; default deps_mount.
+    run_mount: str | None = None
     static_root: str | None = None
     extra_key: str = field(default="")
 
@@ -97,6 +99,8 @@ def detect(source: Path) -> Stack:
             inputs=("package.json", lock),
             install=(NPM, "ci", "--no-audit", "--no-fund", "--cache", "/cache/npm"),
             deps_mount="/workspace/node_modules",
+            # Node looks in /app/node_modules, then /node_modules: the app layer stays whole.
+            run_mount="/node_modules",
         )
     if (source / "requirements.txt").is_file():
         return Stack(

@@ -104,7 +104,24 @@ async def launch(
     )
     workflow_id = requested.deployment.workflow_id
     assert workflow_id is not None
+    await start_workflow(store, client, spec, workflow_id)
+    return Launched(
+        deployment_id=requested.deployment.id,
+        build_id=requested.build.id,
+        app=app.name,
+        environment=requested.environment.name,
+        status=requested.deployment.status,
+    )
+
+
+async def start_workflow(
+    store: Store, client: Client | None, spec: DeployInput, workflow_id: str
+) -> None:
+    """Start the deployment's workflow, ending the environment's earlier one; if it cannot be
+    started the deployment fails, saying why."""
     try:
+        if client is None:
+            raise ServiceError("Temporal is not reachable")
         await client.start_workflow(
             DeployWorkflow.run,
             spec,
@@ -113,15 +130,14 @@ async def launch(
             id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         )
     except Exception as e:
-        await asyncio.to_thread(_fail, store, requested.deployment.id, f"cannot start: {e}")
+        await asyncio.to_thread(_fail, store, spec.deployment_id, f"cannot start: {e}")
         raise ServiceError(f"the deployment could not be started: {e}") from e
-    return Launched(
-        deployment_id=requested.deployment.id,
-        build_id=requested.build.id,
-        app=app.name,
-        environment=requested.environment.name,
-        status=requested.deployment.status,
-    )
+
+
+async def deploy_release(store: Store, client: Client | None, deployment: Deployment) -> None:
+    """Start the workflow of a deployment of an existing release (rollback, config change)."""
+    assert deployment.workflow_id is not None
+    await start_workflow(store, client, DeployInput(deployment.id), deployment.workflow_id)
 
 
 def _record(

@@ -237,3 +237,124 @@ def get_build(session: Session, principal: Principal, build_id: int) -> Build:
 
 def _org_of(session: Session, app_id: int) -> int | None:
     return session.scalar(select(App.organization_id).where(App.id == app_id))
+
+
+def current_release(session: Session, env: Environment) -> Release | None:
+    """The release the environment's live deployment runs, if one is live."""
+    return session.scalar(
+        select(Release)
+        .join(Deployment, Deployment.release_id == Release.id)
+        .where(
+            Deployment.environment_id == env.id,
+            Deployment.status == DeploymentStatus.LIVE.value,
+        )
+        .order_by(Deployment.id.desc())
+        .limit(1)
+    )
+
+
+def production(session: Session, app: App) -> Environment:
+    env = session.scalar(
+        select(Environment).where(Environment.app_id == app.id, Environment.name == PRODUCTION)
+    )
+    assert env is not None, "every app has a production environment"
+    return env
+
+
+def rollback(
+    session: Session, principal: Principal, app_name: str, to: int | None = None
+) -> Deployment:
+    """Deploy an earlier release of production again, code and config as they were: version TO,
+    or the one before the live one. It becomes a new release, so history only grows."""
+    principal.require(Role.DEPLOYER)
+    app = apps.get(session, principal, app_name)
+    env = production(session, app)
+    live = current_release(session, env)
+    if to is None:
+        if live is None:
+            raise ValidationError(f"{app.name} has no live release to roll back from")
+        # The last one that went live before it (a release that failed to start never did).
+        target = session.scalar(
+            select(Release)
+            .join(Deployment, Deployment.release_id == Release.id)
+            .where(
+                Deployment.environment_id == env.id,
+                Deployment.status == DeploymentStatus.RETIRED.value,
+                Release.version < live.version,
+            )
+            .order_by(Release.version.desc())
+            .limit(1)
+        )
+        if target is None:
+            raise ValidationError(
+                f"{app.name} has no earlier release that went live; name one with --to"
+            )
+    else:
+        target = session.scalar(
+            select(Release).where(Release.app_id == app.id, Release.version == to)
+        )
+        if target is None:
+            raise NotFound(f"{app.name} has no release v{to}", details={"release": to})
+    release = _copy(session, app, target, target.config, f"Rollback to v{target.version}")
+    deployment = _deploy(session, principal.actor, app, env, release, "rollback")
+    emit(
+        session,
+        Event(
+            app.organization_id,
+            principal.actor,
+            "rollback",
+            f"app:{app.name}",
+            {"to": target.version, "release": release.version, "deployment": deployment.id},
+        ),
+    )
+    return deployment
+
+
+def release_config(
+    session: Session, actor: str, app: App, snapshot: dict[str, Any], description: str
+) -> Deployment | None:
+    """After a config change: a new release of the live production code with SNAPSHOT, and its
+    deployment; None when nothing is live yet (the next push takes the new config)."""
+    env = production(session, app)
+    live = current_release(session, env)
+    if live is None:
+        return None
+    release = _copy(session, app, live, snapshot, description)
+    return _deploy(session, actor, app, env, release, "config")
+
+
+def _copy(
+    session: Session, app: App, source: Release, snapshot: dict[str, Any], description: str
+) -> Release:
+    release = Release(
+        app_id=app.id,
+        build_id=source.build_id,
+        version=next_release_version(session, app.id),
+        digest=source.digest,
+        manifest=source.manifest,
+        config=snapshot,
+        description=description[:255],
+    )
+    session.add(release)
+    session.flush()
+    return release
+
+
+def _deploy(
+    session: Session, actor: str, app: App, env: Environment, release: Release, source: str
+) -> Deployment:
+    """A deployment of an existing release, superseding whatever is under way in ENV."""
+    supersede(session, actor, env)
+    org = session.get(Organization, app.organization_id)
+    assert org is not None
+    deployment = Deployment(
+        app_id=app.id,
+        environment_id=env.id,
+        release_id=release.id,
+        status=DeploymentStatus.QUEUED,
+        source=source,
+        workflow_id=workflow_id(org, app, env.name),
+    )
+    session.add(deployment)
+    session.flush()
+    return deployment

@@ -1,4 +1,5 @@
-"""DeployWorkflow: orchestration only. The build runs on a builder; the rest are local steps."""
+"""DeployWorkflow: orchestration only. The build runs on a builder, the release's instances on a
+node; recording the outcome is a local step of the control plane."""
 
 from __future__ import annotations
 
@@ -13,17 +14,26 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from shipway.builder.messages import (
         BUILD_ACTIVITY,
-        FAILURE_TYPE,
         BuildInput,
         BuildOutput,
         builder_queue,
     )
+    from shipway.builder.messages import FAILURE_TYPE as BUILD_FAILED
+    from shipway.runtime.messages import (
+        DISCARD_ACTIVITY,
+        NODE_QUEUE,
+        ROUTE_ACTIVITY,
+        START_ACTIVITY,
+        RunInput,
+    )
+    from shipway.runtime.messages import FAILURE_TYPE as RELEASE_FAILED
 
 
 @dataclass
 class DeployInput:
     deployment_id: int
-    build: BuildInput
+    #: None when the deployment runs a release that exists already (a rollback, a config change).
+    build: BuildInput | None = None
     pool: str = "default"
 
 
@@ -35,10 +45,10 @@ class Outcome:
     build: BuildOutput | None = None
 
 
-async def _finish(outcome: Outcome) -> Outcome:
+async def _record(step: str, outcome: Outcome) -> Outcome:
     """Record OUTCOME in the store: a local activity on the control-plane worker."""
     result: Outcome = await workflow.execute_local_activity(
-        "shipway.deploy.finish",
+        step,
         outcome,
         result_type=Outcome,
         start_to_close_timeout=timedelta(seconds=30),
@@ -56,30 +66,83 @@ def _reason(error: BaseException) -> str:
 
 @workflow.defn(name="shipway.Deploy")
 class DeployWorkflow:
-    """Build the pushed source, record the release and make it the environment's live one."""
+    """Build the pushed source (if any), record the release, start it, route to it."""
 
     @workflow.run
     async def run(self, spec: DeployInput) -> Outcome:
+        built = None
+        if spec.build is not None:
+            try:
+                built = await self._build(spec.build, spec.pool)
+            except ActivityError as e:
+                return await _record(
+                    "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", _reason(e))
+                )
+            except asyncio.CancelledError:
+                await _record(
+                    "shipway.deploy.finish", Outcome(spec.deployment_id, "cancelled", "cancelled")
+                )
+                raise
+        released = await _record(
+            "shipway.deploy.release", Outcome(spec.deployment_id, "deploying", None, built)
+        )
+        if released.status != "deploying":
+            return released
+        task = RunInput(spec.deployment_id)
         try:
-            built = await workflow.execute_activity(
-                BUILD_ACTIVITY,
-                spec.build,
-                result_type=BuildOutput,
-                task_queue=builder_queue(spec.pool),
-                start_to_close_timeout=timedelta(seconds=spec.build.wall_seconds + 120),
+            await workflow.execute_activity(
+                START_ACTIVITY,
+                task,
+                result_type=int,
+                task_queue=NODE_QUEUE,
+                start_to_close_timeout=timedelta(minutes=15),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=RetryPolicy(
-                    maximum_attempts=3,
+                    maximum_attempts=2,
                     initial_interval=timedelta(milliseconds=200),
-                    non_retryable_error_types=[FAILURE_TYPE],
+                    non_retryable_error_types=[RELEASE_FAILED],
                 ),
             )
+            routed = await workflow.execute_activity(
+                ROUTE_ACTIVITY,
+                task,
+                result_type=bool,
+                task_queue=NODE_QUEUE,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
         except ActivityError as e:
-            outcome = Outcome(spec.deployment_id, "failed", _reason(e))
-            return await _finish(outcome)
+            return await _record(
+                "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", _reason(e))
+            )
         except asyncio.CancelledError:
-            outcome = Outcome(spec.deployment_id, "cancelled", "cancelled")
-            await _finish(outcome)
+            await workflow.execute_activity(
+                DISCARD_ACTIVITY,
+                task,
+                task_queue=NODE_QUEUE,
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+            await _record(
+                "shipway.deploy.finish", Outcome(spec.deployment_id, "cancelled", "cancelled")
+            )
             raise
-        outcome = Outcome(spec.deployment_id, "live", None, built)
-        return await _finish(outcome)
+        status = "live" if routed else "superseded"
+        return await _record(
+            "shipway.deploy.finish", Outcome(spec.deployment_id, status, None, built)
+        )
+
+    async def _build(self, build: BuildInput, pool: str) -> BuildOutput:
+        result: BuildOutput = await workflow.execute_activity(
+            BUILD_ACTIVITY,
+            build,
+            result_type=BuildOutput,
+            task_queue=builder_queue(pool),
+            start_to_close_timeout=timedelta(seconds=build.wall_seconds + 120),
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(
+                maximum_attempts=3,
+                initial_interval=timedelta(milliseconds=200),
+                non_retryable_error_types=[BUILD_FAILED],
+            ),
+        )
+        return result

@@ -127,6 +127,10 @@ class LogWriter:
             flush_seconds=flush_seconds,
         )
 
+    def hide(self, secrets: Iterable[str]) -> None:
+        """Mask SECRETS from the next line on (a running app's secrets change with its release)."""
+        self.masker = Masker(secrets)
+
     @property
     def seq(self) -> int:
         """The number of the last line written (0 before the first)."""

@@ -291,13 +291,14 @@ class Router:
         streamed = head.chunked or (
             length is not None and (length > BUFFERED_BODY or head.expect_continue)
         )
-        if length and not streamed:
-            try:
-                payload += await exchange.reader.readexactly(length)
-            except asyncio.IncompleteReadError:
-                return False
+        # Counted from the moment it is chosen: a drain must wait for a body still arriving.
         upstream.active += 1
         try:
+            if length and not streamed:
+                try:
+                    payload += await exchange.reader.readexactly(length)
+                except asyncio.IncompleteReadError:
+                    return False
             return await self._exchange(exchange, upstream, payload, streamed, limit)
         finally:
             upstream.active -= 1

@@ -23,6 +23,10 @@ from shipway.deploys import launch
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
 from shipway.logs import ensure_streams
+from shipway.router import RouteTable
+from shipway.runtime.activities import RuntimeActivities
+from shipway.runtime.agent import Runtime
+from shipway.runtime.messages import NODE_QUEUE
 from shipway.store import Store, upgrade
 from shipway.store.tables import Deployment, LogLine, Organization, Release
 from shipway.workers import Workers
@@ -113,12 +117,19 @@ async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
     import uuid
 
     pool = f"test-{uuid.uuid4().hex[:8]}"
+    deploys = DeployActivities(store)
     control = Workers(
         client,
         "shipway-control",
         workflows=[DeployWorkflow],
-        activities=[DeployActivities(store).finish],
+        activities=[deploys.release, deploys.finish],
     )
+    runtime = Runtime(store, tmp_path, RouteTable(), base_domain="localhost", js=link.js)
+    node = RuntimeActivities(runtime, store)
+    node_workers = Workers(
+        client, NODE_QUEUE, workflows=[], activities=[node.start, node.route, node.discard]
+    )
+    node_workers.start()
     builder = Workers(
         client,
         builder_queue(pool),
@@ -132,6 +143,8 @@ async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
     finally:
         await builder.stop()
         await control.stop()
+        await node_workers.stop()
+        await runtime.close()
         await link.close()
         store.close()
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.api.schemas import ConfigChange, ConfigVarOut
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
-from shipway.store.tables import ConfigVar
+from shipway.deploys import launch
+from shipway.deploys import service as deploys
+from shipway.store.tables import ConfigVar, Deployment
+
+#: Names the deployment a config change started.
+DEPLOYMENT_HEADER = "X-Shipway-Deployment"
 
 router = APIRouter(prefix="/apps/{name}/env", tags=["config"])
 
@@ -37,20 +43,39 @@ def list_env(
 
 
 @router.patch("", response_model=list[ConfigVarOut], summary="Set and unset config vars")
-def change_env(
-    name: str, body: ConfigChange, request: Request, principal: Principal = Depends(principal_from)
+async def change_env(
+    name: str,
+    body: ConfigChange,
+    request: Request,
+    response: Response,
+    principal: Principal = Depends(principal_from),
 ) -> list[ConfigVarOut]:
+    """A change that sets or unsets anything makes a new release of the live production code
+    and deploys it; the `X-Shipway-Deployment` header then names that deployment."""
+    store = services(request).store
     box = SecretBox.load(services(request).settings.data_dir)
-    with services(request).store.transaction() as session:
-        change = config.change(
-            session,
-            principal,
-            name,
-            values=body.set,
-            unset=body.unset,
-            secret=body.secret,
-            box=box,
-        )
-        listing = _listing(change.vars)
-    # The change is committed: this is where it is released and deployed.
+
+    def change() -> tuple[list[ConfigVarOut], Deployment | None]:
+        with store.transaction() as session:
+            done = config.change(
+                session,
+                principal,
+                name,
+                values=body.set,
+                unset=body.unset,
+                secret=body.secret,
+                box=box,
+            )
+            deployment = None
+            if done.changed:
+                snapshot = config.snapshot(session, done.app.id)
+                deployment = deploys.release_config(
+                    session, principal.actor, done.app, snapshot, config.describe(done)
+                )
+            return _listing(done.vars), deployment
+
+    listing, deployment = await asyncio.to_thread(change)
+    if deployment is not None:
+        await launch.deploy_release(store, services(request).temporal, deployment)
+        response.headers[DEPLOYMENT_HEADER] = str(deployment.id)
     return listing

@@ -1,0 +1,84 @@
+"""The runtime's side of a deploy: start the release's instances, switch the route, or discard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from shipway.deploys.lifecycle import DeploymentStatus
+from shipway.errors import ShipwayError
+from shipway.runtime.agent import Runtime
+from shipway.runtime.messages import (
+    DISCARD_ACTIVITY,
+    FAILURE_TYPE,
+    ROUTE_ACTIVITY,
+    START_ACTIVITY,
+    RunInput,
+)
+from shipway.store import Store
+from shipway.store.tables import Deployment
+
+HEARTBEAT_EVERY = 1.0
+
+
+class RuntimeActivities:
+    def __init__(self, runtime: Runtime, store: Store) -> None:
+        self.runtime = runtime
+        self.store = store
+
+    @activity.defn(name=START_ACTIVITY)
+    async def start(self, task: RunInput) -> int:
+        """Start the release and return its instance count once every one is healthy."""
+        work = asyncio.create_task(self.runtime.launch(task.deployment_id))
+        beat = asyncio.create_task(self._heartbeat(task.deployment_id, work))
+        try:
+            generation = await asyncio.shield(work)
+        except ShipwayError as e:
+            raise ApplicationError(e.message, type=FAILURE_TYPE, non_retryable=True) from e
+        except asyncio.CancelledError:
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            await self.runtime.discard(task.deployment_id)
+            if beat.done() and not beat.cancelled() and beat.result():
+                raise ApplicationError(
+                    "a newer deployment replaced it while it started",
+                    type=FAILURE_TYPE,
+                    non_retryable=True,
+                ) from None
+            raise
+        finally:
+            beat.cancel()
+        return len(generation.instances)
+
+    @activity.defn(name=ROUTE_ACTIVITY)
+    async def route(self, task: RunInput) -> bool:
+        """Switch the router to the started release, if its deployment is still the one to go
+        live (a newer push may have superseded it meanwhile); else stop it."""
+        if await asyncio.to_thread(self._deploying, task.deployment_id):
+            return self.runtime.route(task.deployment_id)
+        await self.runtime.discard(task.deployment_id)
+        return False
+
+    @activity.defn(name=DISCARD_ACTIVITY)
+    async def discard(self, task: RunInput) -> None:
+        await self.runtime.discard(task.deployment_id)
+
+    def _deploying(self, deployment_id: int) -> bool:
+        with self.store.transaction() as session:
+            row = session.get(Deployment, deployment_id)
+            return row is not None and row.status == DeploymentStatus.DEPLOYING.value
+
+    async def _heartbeat(self, deployment_id: int, work: asyncio.Task[Any]) -> bool:
+        """Heartbeat; stop starting a deployment that a newer one has superseded (True)."""
+        while not work.done():
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            if not work.done() and not await asyncio.to_thread(self._deploying, deployment_id):
+                work.cancel()
+                return True
+        return False

@@ -1,0 +1,428 @@
+"""The node agent: runs releases as sandboxed instances and keeps the router pointed at them.
+
+Each app environment has at most one live generation (the instances of one release). A
+deploy starts a new generation beside the live one and, once every instance is healthy,
+switches the route to it in one step; the old generation drains, then stops. An app with an
+idle timeout is stopped when idle and woken by its next request. At start, `reconcile` brings
+back every live deployment recorded in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from shipway.apps.secretbox import SecretBox
+from shipway.apps.service import PRODUCTION
+from shipway.deploys.lifecycle import DeploymentStatus
+from shipway.errors import ValidationError
+from shipway.releases.layers import LayerStore
+from shipway.router import Route, RouteTable
+from shipway.runtime import netns
+from shipway.runtime import placement as placements
+from shipway.runtime.applog import AppLog
+from shipway.runtime.instance import Instance, InstanceFailed, InstanceSpec
+from shipway.runtime.lifecycle import InstanceState
+from shipway.runtime.placement import Key, Placement
+from shipway.sandbox import Limits, Mount, network
+from shipway.store import Store
+from shipway.store.tables import Deployment, Environment
+
+log = logging.getLogger(__name__)
+
+#: Seconds an old generation gets to finish the requests in flight after a switch.
+DRAIN_SECONDS = 30.0
+#: The port an isolated instance listens on inside its own network namespace.
+INSTANCE_PORT = 5000
+#: How often idle apps are looked for, in seconds.
+IDLE_CHECK_SECONDS = 1.0
+
+#: Instance limits by plan; instances run until stopped.
+PLAN_LIMITS = {
+    "free": Limits(memory_mb=512, processes=256, file_size_mb=1024, wall_seconds=math.inf),
+    "pro": Limits(memory_mb=2048, processes=1024, file_size_mb=4096, wall_seconds=math.inf),
+}
+
+_BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass
+class Generation:
+    """The instances of one release in one environment (none when asleep or static)."""
+
+    placement: Placement
+    instances: list[Instance] = field(default_factory=list)
+    asleep: bool = False
+    #: While asleep: the start under way, which every waiting request shares.
+    waking: asyncio.Future[None] | None = None
+
+    def upstreams(self) -> tuple[Any, ...]:
+        return tuple(
+            i.upstream
+            for i in self.instances
+            if i.upstream is not None and i.state is InstanceState.HEALTHY
+        )
+
+    async def stop(self, drain: float = 0.0) -> None:
+        await asyncio.gather(*(i.stop(drain) for i in self.instances), return_exceptions=True)
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        table: RouteTable,
+        *,
+        base_domain: str,
+        js: Any = None,
+        isolated: bool | None = None,
+    ) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.table = table
+        self.base_domain = base_domain
+        self.js = js
+        #: Instances get a network namespace of their own when shipway can reach into one.
+        self.isolated = (
+            netns.can_enter() and network.slirp4netns() is not None
+            if isolated is None
+            else isolated
+        )
+        self.layers = LayerStore(data_dir / "layers")
+        self.box = SecretBox.load(data_dir)
+        self._live: dict[Key, Generation] = {}
+        self._pending: dict[int, Generation] = {}
+        self._logs: dict[int, AppLog] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._idle_task: asyncio.Task[None] | None = None
+
+    # -- deploys ---------------------------------------------------------------------------
+
+    async def launch(self, deployment_id: int) -> Generation:
+        """Start the release of a deploying deployment and wait until it is healthy; it is
+        routed by `route`. Raises InstanceFailed (nothing left running) when it cannot be."""
+        place = await asyncio.to_thread(self._placement_of, deployment_id)
+        for other_id, other in list(self._pending.items()):
+            if other.placement.key == place.key:  # a superseded deploy's instances
+                del self._pending[other_id]
+                self._spawn(other.stop())
+        generation = await self._start(place)
+        self._pending[deployment_id] = generation
+        return generation
+
+    def route(self, deployment_id: int) -> bool:
+        """Switch the router to what `launch` started; False when nothing is waiting."""
+        generation = self._pending.pop(deployment_id, None)
+        if generation is None:
+            return False
+        self._promote(generation)
+        return True
+
+    async def discard(self, deployment_id: int) -> None:
+        """Stop what `launch` started for a deployment that will not go live."""
+        generation = self._pending.pop(deployment_id, None)
+        if generation is not None:
+            await generation.stop()
+
+    def _placement_of(self, deployment_id: int) -> Placement:
+        with self.store.transaction() as session:
+            deployment = session.get(Deployment, deployment_id)
+            if deployment is None or deployment.release_id is None:
+                raise ValidationError(f"deployment {deployment_id} has no release to run")
+            env = session.get(Environment, deployment.environment_id)
+            assert env is not None
+            return placements.load(
+                session, deployment.release_id, env.name, self.base_domain, self.box
+            )
+
+    async def _start(self, place: Placement) -> Generation:
+        """A generation of PLACE with every instance healthy (static sites have none)."""
+        generation = Generation(place)
+        if place.static:
+            return generation
+        counts = place.counts()
+        if "web" not in counts and not counts:
+            raise InstanceFailed(
+                "the release has no processes to run: add a Procfile with a line like "
+                "`web: gunicorn app:app --bind 0.0.0.0:$PORT`"
+            )
+        applog = self._log(place)
+        applog.hide(place.secrets)
+        summary = ", ".join(f"{kind}={n}" for kind, n in counts.items())
+        applog.say(f"[shipway] Starting v{place.version} in {place.environment} ({summary})")
+        started = time.perf_counter()
+        for kind, count in counts.items():
+            for number in range(1, count + 1):
+                generation.instances.append(self._instance(place, kind, number, generation))
+        results = await asyncio.gather(
+            *(i.start() for i in generation.instances), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await generation.stop()
+            applog.say(f"[shipway] v{place.version} did not start: {failure}")
+            raise failure
+        seconds = time.perf_counter() - started
+        applog.say(f"[shipway] v{place.version} healthy in {seconds:.2f} s")
+        return generation
+
+    def _instance(self, place: Placement, kind: str, number: int, owner: Generation) -> Instance:
+        name = f"{kind}.{number}"
+        if place.environment != PRODUCTION:
+            name = f"{place.environment}/{name}"
+        port = None
+        if kind == "web":
+            port = INSTANCE_PORT if self.isolated else _free_port()
+        env = {**_stack_env(place), **place.env}
+        env.update(
+            SHIPWAY_APP=place.app,
+            SHIPWAY_ENVIRONMENT=place.environment,
+            SHIPWAY_RELEASE=f"v{place.version}",
+            SHIPWAY_PROCESS=f"{kind}.{number}",
+        )
+        if port is not None:
+            env["PORT"] = str(port)
+        mounts = tuple(
+            Mount(self.layers.path(layer.digest), layer.mount) for layer in place.manifest.layers
+        )
+        scratch = self.data_dir / "run" / "instances" / f"{place.app_id}-{uuid.uuid4().hex[:12]}"
+        spec = InstanceSpec(
+            name=name,
+            command=place.processes()[kind],
+            env=env,
+            mounts=mounts,
+            scratch=scratch,
+            limits=PLAN_LIMITS.get(place.plan, PLAN_LIMITS["free"]),
+            port=port,
+            isolated=self.isolated,
+            health_path=place.health_path if kind == "web" else "/",
+            health_timeout=float(place.health_timeout),
+            health_host=place.host,
+            hostname=place.app,
+        )
+        return Instance(spec, self._log(place).say, lambda _: self._changed(owner))
+
+    def _changed(self, generation: Generation) -> None:
+        """An instance of GENERATION changed state: keep its route to the healthy ones."""
+        key = generation.placement.key
+        if self._live.get(key) is generation:
+            self._switch(generation)
+
+    def _promote(self, generation: Generation) -> None:
+        key = generation.placement.key
+        old = self._live.get(key)
+        self._live[key] = generation
+        self._switch(generation)
+        if old is not None and old is not generation:
+            self._spawn(old.stop(DRAIN_SECONDS))
+
+    def _switch(self, generation: Generation) -> None:
+        place = generation.placement
+        current = self.table.get(place.host)
+        route = Route(app=place.app, environment=place.environment)
+        if place.static:
+            assert place.manifest.static_root is not None
+            app_layer = next(lay for lay in place.manifest.layers if lay.role == "app")
+            route.static_root = self.layers.path(app_layer.digest) / place.manifest.static_root
+        elif generation.asleep:
+            route.waker = lambda: self._wake(generation)
+        else:
+            route.upstreams = generation.upstreams()
+        if current is not None:
+            route.last_request = current.last_request
+        self.table.switch(place.host, route)
+
+    # -- scale and sleep -------------------------------------------------------------------
+
+    async def scale(self, app_id: int, formation: dict[str, int]) -> None:
+        """Run FORMATION in every live environment of the app, without downtime."""
+        for key, generation in list(self._live.items()):
+            if key[0] != app_id or generation.placement.static:
+                continue
+            place = replace(generation.placement, formation=dict(formation))
+            if generation.asleep:
+                generation.placement = place
+                continue
+            fresh = await self._start(place)
+            if self._live.get(key) is generation:
+                self._promote(fresh)
+            else:
+                await fresh.stop()
+
+    async def _wake(self, sleeping: Generation) -> None:
+        """Start a sleeping app, once however many requests wait on it."""
+        if sleeping.waking is None:
+            sleeping.waking = asyncio.ensure_future(self._start_awake(sleeping))
+        try:
+            await asyncio.shield(sleeping.waking)
+        except Exception:
+            sleeping.waking = None  # the next request tries again
+            raise
+
+    async def _start_awake(self, sleeping: Generation) -> None:
+        fresh = await self._start(sleeping.placement)
+        if self._live.get(sleeping.placement.key) is sleeping:
+            self._log(sleeping.placement).say("[shipway] Woken by a request")
+            self._promote(fresh)
+        else:
+            await fresh.stop()
+
+    def _sleep(self, generation: Generation) -> None:
+        place = generation.placement
+        self._log(place).say(
+            f"[shipway] Idle for {place.idle_timeout} s: stopping until the next request"
+        )
+        self._promote(Generation(place, asleep=True))
+
+    async def _idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(IDLE_CHECK_SECONDS)
+            now = time.monotonic()
+            for generation in list(self._live.values()):
+                place = generation.placement
+                if place.idle_timeout is None or generation.asleep or not generation.instances:
+                    continue
+                route = self.table.get(place.host)
+                if route is None or now - route.last_request < place.idle_timeout:
+                    continue
+                if any(u.active for u in generation.upstreams()):
+                    continue
+                self._sleep(generation)
+
+    # -- whole environments ------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Route every environment whose latest deployment is live, as recorded in the store.
+
+        Each gets a route at once that wakes it on the first request; those without an idle
+        timeout are then started in the background. Returns how many were restored."""
+        found = await asyncio.to_thread(self._live_placements)
+        for place in found:
+            generation = Generation(place, asleep=not place.static)
+            self._live[place.key] = generation
+            self._switch(generation)
+            if place.idle_timeout is None and not place.static:
+                self._spawn(self._restore(generation))
+        if self._idle_task is None:
+            self._idle_task = asyncio.create_task(self._idle_loop(), name="runtime-idle")
+        return len(found)
+
+    async def _restore(self, generation: Generation) -> None:
+        try:
+            await self._wake(generation)
+        except InstanceFailed as e:
+            log.warning("cannot restore %s: %s", generation.placement.host, e)
+
+    def _live_placements(self) -> list[Placement]:
+        found = []
+        with self.store.transaction() as session:
+            rows = session.execute(
+                select(Deployment.release_id, Environment.name)
+                .join(Environment, Environment.id == Deployment.environment_id)
+                .where(
+                    Deployment.status == DeploymentStatus.LIVE.value,
+                    Deployment.release_id.is_not(None),
+                )
+            ).all()
+            for release_id, env in rows:
+                assert release_id is not None
+                try:
+                    found.append(
+                        placements.load(session, release_id, env, self.base_domain, self.box)
+                    )
+                except Exception as e:  # one broken release must not keep the others down
+                    log.warning("cannot restore release %s of %s: %s", release_id, env, e)
+        return found
+
+    async def remove(self, app_id: int, environment: str | None = None) -> list[str]:
+        """Stop serving an app (every environment) or one environment; returns the hosts."""
+        removed = []
+        for key, generation in list(self._live.items()):
+            if key[0] == app_id and environment in (None, key[1]):
+                del self._live[key]
+                self.table.remove(generation.placement.host)
+                removed.append(generation.placement.host)
+                await generation.stop()
+        if environment is None and app_id in self._logs:
+            await self._logs.pop(app_id).close()
+        return removed
+
+    def describe(self, app_id: int) -> list[dict[str, Any]]:
+        """The app's live environments with their release and instances, for `apps info`."""
+        out = []
+        for key, generation in sorted(self._live.items()):
+            if key[0] != app_id:
+                continue
+            place = generation.placement
+            out.append(
+                {
+                    "environment": place.environment,
+                    "host": place.host,
+                    "release": place.version,
+                    "state": "static"
+                    if place.static
+                    else "asleep"
+                    if generation.asleep
+                    else "running",
+                    "instances": [i.describe() for i in generation.instances],
+                }
+            )
+        return out
+
+    async def close(self) -> None:
+        """Stop every instance at once (shipway is stopping; `reconcile` restores them)."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        generations = [*self._live.values(), *self._pending.values()]
+        self._live.clear()
+        self._pending.clear()
+        await asyncio.gather(*(g.stop() for g in generations), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*(applog.close() for applog in self._logs.values()))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _log(self, place: Placement) -> AppLog:
+        applog = self._logs.get(place.app_id)
+        if applog is None:
+            applog = self._logs[place.app_id] = AppLog(self.store, self.js, place.app_id)
+        return applog
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _stack_env(place: Placement) -> dict[str, str]:
+    """PATH and friends for the release's stack, so its tools run by name."""
+    if place.manifest.stack == "python":
+        return {
+            "PATH": f"/deps/venv/bin:{_BASE_PATH}",
+            "VIRTUAL_ENV": "/deps/venv",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    if place.manifest.stack == "node":
+        return {"PATH": f"/node_modules/.bin:{_BASE_PATH}", "NODE_ENV": "production"}
+    return {}
+
+
+def _free_port() -> int:
+    """A port nothing listens on now, for an instance on the host's network."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

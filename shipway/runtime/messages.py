@@ -1,0 +1,19 @@
+"""What the deploy workflow and a node's runtime send each other through Temporal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The task queue of this node's runtime (one node per machine).
+NODE_QUEUE = "shipway-node"
+
+START_ACTIVITY = "shipway.runtime.start"
+ROUTE_ACTIVITY = "shipway.runtime.route"
+DISCARD_ACTIVITY = "shipway.runtime.discard"
+#: The error type of a release that cannot start: retrying would not help.
+FAILURE_TYPE = "ReleaseFailed"
+
+
+@dataclass
+class RunInput:
+    deployment_id: int

@@ -1,0 +1,92 @@
+"""What the runtime needs to run one release in one environment, read from the store at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shipway.apps import config, hosts
+from shipway.apps.secretbox import SecretBox
+from shipway.apps.service import PRODUCTION
+from shipway.errors import NotFound
+from shipway.releases.manifest import Manifest
+from shipway.store.tables import App, Organization, Release
+
+#: The web command of a Node app without a Procfile: what `npm start` runs.
+NODE_WEB = "npm start"
+
+Key = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class Placement:
+    app_id: int
+    app: str
+    environment: str
+    host: str
+    release_id: int
+    version: int
+    manifest: Manifest
+    env: dict[str, str]
+    secrets: tuple[str, ...]
+    formation: dict[str, int]
+    plan: str
+    health_path: str
+    health_timeout: int
+    idle_timeout: int | None
+
+    @property
+    def key(self) -> Key:
+        return (self.app_id, self.environment)
+
+    @property
+    def static(self) -> bool:
+        return self.manifest.static_root is not None
+
+    def processes(self) -> dict[str, str]:
+        """Process type → command: the Procfile's, else the stack's default web command."""
+        if self.manifest.processes:
+            return dict(self.manifest.processes)
+        if self.manifest.stack == "node":
+            return {"web": NODE_WEB}
+        return {}
+
+    def counts(self) -> dict[str, int]:
+        """How many instances of each process type run: the app's formation in production
+        (1 of each by default), at most one of each in a preview."""
+        counts = {}
+        for process in self.processes():
+            wanted = self.formation.get(process, 1)
+            counts[process] = wanted if self.environment == PRODUCTION else min(wanted, 1)
+        return counts
+
+
+def load(
+    session: Session, release_id: int, environment: str, base_domain: str, box: SecretBox
+) -> Placement:
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFound(f"no release with id {release_id}")
+    app = session.get(App, release.app_id)
+    assert app is not None
+    org = session.get(Organization, app.organization_id)
+    assert org is not None
+    snapshot: dict[str, Any] = release.config or {}
+    return Placement(
+        app_id=app.id,
+        app=app.name,
+        environment=environment,
+        host=hosts.hostname(app.name, environment, base_domain, None if org.is_admin else org.name),
+        release_id=release.id,
+        version=release.version,
+        manifest=Manifest.from_json(release.manifest),
+        env=config.environment(snapshot, box),
+        secrets=tuple(config.secret_values(snapshot, box)),
+        formation=dict(app.formation or {}),
+        plan=app.plan,
+        health_path=app.health_path,
+        health_timeout=app.health_timeout,
+        idle_timeout=app.idle_timeout,
+    )

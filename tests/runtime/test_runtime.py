@@ -1,0 +1,209 @@
+"""Releases run as sandboxed instances behind the router: health checks, switches, failures,
+crashes, scaling, sleeping and waking, and coming back after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from shipway.router import RouteTable
+from shipway.runtime import agent
+from shipway.runtime.agent import Runtime
+from shipway.runtime.instance import InstanceFailed
+from shipway.store.tables import App
+from tests.runtime.conftest import WEB, Node, until
+
+pytestmark = pytest.mark.integration
+
+HOST = "shop.localhost"
+
+
+async def test_a_release_goes_live_with_its_config_and_port(node: Node) -> None:
+    node.create_app("shop")
+    node.set_config("shop", {"GREETING": "hello"})
+    node.set_config("shop", {"API_KEY": "s3cr3t-value"}, secret=True)
+    await node.deploy("shop", WEB)
+    answer = (await node.get(HOST)).json()
+    assert answer["release"] == "v1" and answer["process"] == "web.1"
+    assert answer["greeting"] == "hello" and answer["secret"] == "s3cr3t-value"
+    assert answer["port"] is not None
+    assert answer["uid"] != 0
+    log = await until(lambda: [line for line in node.app_log("shop") if "booting" in line])
+    assert log == ["web.1: booting web.1"]
+
+
+async def test_an_instance_sees_only_its_release_read_only(node: Node) -> None:
+    node.create_app("shop")
+    node.create_app("other")
+    await node.deploy("shop", WEB)
+    other_files = {**WEB, "private.txt": "other app's data"}
+    await node.deploy("other", other_files)
+    assert (await node.get(HOST, "/write-app")).json() == {"error": "OSError"}
+    layer = next(p for p in node.layers.root.iterdir() if (p / "private.txt").exists())
+    for target in (
+        str(layer / "private.txt"),
+        str(node.data / "shipway.db"),
+        str(node.data / "secret.key"),
+    ):
+        answer = (await node.get(HOST, f"/read?{target}")).json()
+        assert answer.get("error") in ("FileNotFoundError", "PermissionError"), (target, answer)
+    assert (await node.get(HOST, "/read?/app/server.py")).json()["read"].startswith("\nimport")
+
+
+async def test_a_new_release_replaces_the_old_and_the_old_instances_stop(node: Node) -> None:
+    node.create_app("shop")
+    await node.deploy("shop", WEB)
+    first_boot = (await node.get(HOST)).json()["boot"]
+    await node.deploy("shop", {**WEB, "v2.txt": "2"})
+    answer = (await node.get(HOST)).json()
+    assert answer["release"] == "v2" and answer["boot"] != first_boot
+    [env] = node.runtime.describe(node_app_id(node, "shop"))
+    assert env["release"] == 2 and [i["state"] for i in env["instances"]] == ["healthy"]
+
+
+def node_app_id(node: Node, name: str) -> int:
+    from sqlalchemy import select
+
+    with node.store.transaction() as session:
+        app_id = session.scalar(select(App.id).where(App.name == name))
+        assert app_id is not None
+        return app_id
+
+
+async def test_a_web_process_that_exits_fails_with_its_output_and_the_old_stays(
+    node: Node,
+) -> None:
+    node.create_app("shop")
+    await node.deploy("shop", WEB)
+    broken = {
+        "server.py": "import sys\nprint('missing DATABASE_URL', flush=True)\nsys.exit(1)\n",
+        "Procfile": "web: python3 server.py\n",
+    }
+    deployment = node.deployment("shop", node.release("shop", broken))
+    with pytest.raises(InstanceFailed) as failed:
+        await node.runtime.launch(deployment)
+    assert "web.1 failed to start: exited with code 1" in failed.value.message
+    assert "missing DATABASE_URL" in failed.value.message
+    assert (await node.get(HOST)).json()["release"] == "v1"
+
+
+async def test_a_web_process_that_never_answers_fails_after_the_health_timeout(
+    node: Node,
+) -> None:
+    node.create_app("shop", health_timeout=1)
+    await node.deploy("shop", WEB)
+    silent = {"Procfile": "web: echo listening nowhere; sleep 600\n"}
+    deployment = node.deployment("shop", node.release("shop", silent))
+    with pytest.raises(InstanceFailed) as failed:
+        await node.runtime.launch(deployment)
+    assert "no healthy answer within 1 s" in failed.value.message
+    assert "listening nowhere" in failed.value.message
+    assert (await node.get(HOST)).json()["release"] == "v1"
+
+
+async def test_the_health_check_uses_the_configured_path(node: Node) -> None:
+    node.create_app("shop", health_path="/slow?s=0", health_timeout=5)
+    await node.deploy("shop", WEB)
+    assert (await node.get(HOST)).status_code == 200
+
+
+async def test_a_crashed_instance_is_restarted_and_its_crash_logged(node: Node) -> None:
+    node.create_app("shop")
+    await node.deploy("shop", WEB)
+    first_boot = (await node.get(HOST)).json()["boot"]
+    crash = await node.get(HOST, "/crash")
+    assert crash.status_code == 502
+    app_id = node_app_id(node, "shop")
+
+    async def back() -> bool:
+        [env] = node.runtime.describe(app_id)
+        [instance] = env["instances"]
+        return bool(instance["state"] == "healthy" and instance["restarts"] == 1)
+
+    await until(back, timeout=15)
+    assert (await node.get(HOST)).json()["boot"] != first_boot
+    log = await until(
+        lambda: [line for line in node.app_log("shop") if line.startswith("web.1 crashed")]
+    )
+    assert log == ["web.1 crashed: exited with code 3; restarting in 1 s"]
+    assert "web.1: crashing on request" in node.app_log("shop")
+
+
+async def test_scaled_instances_share_the_requests(node: Node) -> None:
+    app_id = node.create_app("shop")
+    await node.deploy("shop", WEB)
+    await node.runtime.scale(app_id, {"web": 3})
+    seen = {(await node.get(HOST)).json()["process"] for _ in range(9)}
+    assert seen == {"web.1", "web.2", "web.3"}
+    await node.runtime.scale(app_id, {"web": 1})
+    seen = {(await node.get(HOST)).json()["process"] for _ in range(4)}
+    assert seen == {"web.1"}
+
+
+async def test_other_process_types_run_without_a_port(node: Node) -> None:
+    node.create_app("shop")
+    worker = "worker: python3 -c \"import os; print('working', os.environ.get('PORT'), flush=True); import time; time.sleep(600)\""
+    await node.deploy("shop", {**WEB, "Procfile": WEB["Procfile"] + worker + "\n"})
+    assert await until(lambda: "worker.1: working None" in node.app_log("shop"))
+    [env] = node.runtime.describe(node_app_id(node, "shop"))
+    assert sorted(i["name"] for i in env["instances"]) == ["web.1", "worker.1"]
+
+
+async def test_previews_are_served_at_their_own_host(node: Node) -> None:
+    node.create_app("shop")
+    await node.deploy("shop", WEB)
+    await node.deploy("shop", {**WEB, "preview.txt": "p"}, environment="feature-x")
+    assert (await node.get("shop--feature-x.localhost")).json()["release"] == "v2"
+    assert (await node.get(HOST)).json()["release"] == "v1"
+    await node.runtime.remove(node_app_id(node, "shop"), "feature-x")
+    gone = await node.get("shop--feature-x.localhost")
+    assert gone.status_code == 404 and "shop--feature-x.localhost" in gone.text
+    assert (await node.get(HOST)).json()["release"] == "v1"
+
+
+async def test_a_static_site_is_served_by_the_router(node: Node) -> None:
+    node.create_app("site")
+    await node.deploy("site", {"index.html": "<h1>static</h1>"}, stack="static")
+    response = await node.get("site.localhost")
+    assert response.status_code == 200 and response.text == "<h1>static</h1>"
+    assert node.runtime.describe(node_app_id(node, "site"))[0]["state"] == "static"
+
+
+async def test_an_idle_app_sleeps_and_the_next_request_wakes_it(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent, "IDLE_CHECK_SECONDS", 0.1)
+    app_id = node.create_app("shop", idle_timeout=1)
+    node.runtime._idle_task = asyncio.create_task(node.runtime._idle_loop())
+    await node.deploy("shop", WEB)
+    assert (await node.get(HOST)).status_code == 200
+    await until(lambda: node.runtime.describe(app_id)[0]["state"] == "asleep", timeout=10)
+    woken = await asyncio.gather(*(node.get(HOST) for _ in range(5)))
+    assert {r.json()["release"] for r in woken} == {"v1"}
+    assert len({r.json()["boot"] for r in woken}) == 1, "one instance answers them all"
+    await until(lambda: "[shipway] Woken by a request" in node.app_log("shop"))
+
+
+async def test_after_a_restart_live_deployments_are_routed_again(
+    node: Node, tmp_path: Path
+) -> None:
+    node.create_app("shop")
+    node.create_app("sleepy", idle_timeout=60)
+    await node.deploy("shop", WEB)
+    await node.deploy("sleepy", WEB)
+    await node.runtime.close()
+
+    table = RouteTable()
+    again = Runtime(node.store, tmp_path, table, base_domain="localhost")
+    try:
+        assert await again.reconcile() == 2
+        assert sorted(table.hosts()) == ["shop.localhost", "sleepy.localhost"]
+        shop = table.get("shop.localhost")
+        assert shop is not None
+        await until(lambda: bool(table.get("shop.localhost").upstreams), timeout=15)  # type: ignore[union-attr]
+        sleepy = table.get("sleepy.localhost")
+        assert sleepy is not None and sleepy.waker is not None and not sleepy.upstreams
+    finally:
+        await again.close()
