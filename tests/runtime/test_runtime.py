@@ -144,8 +144,10 @@ async def test_scaled_instances_share_the_requests(node: Node) -> None:
 
 async def test_other_process_types_run_without_a_port(node: Node) -> None:
     node.create_app("shop")
-    worker = "worker: python3 -c \"import os; print('working', os.environ.get('PORT'), flush=True); import time; time.sleep(600)\""
-    await node.deploy("shop", {**WEB, "Procfile": WEB["Procfile"] + worker + "\n"})
+    worker = "import os, time\nprint('working', os.environ.get('PORT'), flush=True)\n"
+    worker += "time.sleep(600)\n"
+    procfile = WEB["Procfile"] + "worker: python3 worker.py\n"
+    await node.deploy("shop", {**WEB, "worker.py": worker, "Procfile": procfile})
     assert await until(lambda: "worker.1: working None" in node.app_log("shop"))
     [env] = node.runtime.describe(node_app_id(node, "shop"))
     assert sorted(i["name"] for i in env["instances"]) == ["web.1", "worker.1"]
