@@ -18,7 +18,11 @@ DNS_RULE = (
 def check_dns_label(value: object, *, what: str, limit: int = 40) -> str:
     """Return VALUE if it is a lowercase DNS label of at most LIMIT characters, else raise."""
     rule = f"{what} {DNS_RULE.format(limit=limit)}"
-    if not isinstance(value, str) or not 1 <= len(value) <= limit or not _DNS_LABEL.match(value):
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= limit
+        or not _DNS_LABEL.fullmatch(value)
+    ):
         raise ValidationError(rule, details={"field": what.split()[-1], "value": value})
     if "--" in value:
         raise ValidationError(
@@ -29,7 +33,7 @@ def check_dns_label(value: object, *, what: str, limit: int = 40) -> str:
 
 def check_label(value: object, *, what: str, limit: int = 64) -> str:
     """Return VALUE if it is a printable label of 1-LIMIT characters, else raise."""
-    if not isinstance(value, str) or not 1 <= len(value) <= limit or not _LABEL.match(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not _LABEL.fullmatch(value):
         raise ValidationError(
             f"{what} must be 1-{limit} characters of letters, digits, space, '.', '_' or '-', "
             "starting with a letter or digit",

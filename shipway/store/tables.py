@@ -29,6 +29,10 @@ NAMING = {
 }
 
 
+#: Table options of every table whose ids must never be handed out twice (see migration 0004).
+NEVER_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -37,6 +41,7 @@ class Organization(Base):
     """A tenant: everything else belongs to exactly one."""
 
     __tablename__ = "organizations"
+    __table_args__ = NEVER_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -47,7 +52,7 @@ class Organization(Base):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    __table_args__ = (UniqueConstraint("organization_id", "name"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -62,6 +67,7 @@ class ApiToken(Base):
     """A bearer token. Only the sha256 of the secret is kept."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -84,7 +90,7 @@ class ApiToken(Base):
 
 class App(Base):
     __tablename__ = "apps"
-    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    __table_args__ = (UniqueConstraint("organization_id", "name"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organization_id: Mapped[int] = mapped_column(
@@ -112,7 +118,7 @@ class Environment(Base):
     """Production (the default branch) or a preview of one branch."""
 
     __tablename__ = "environments"
-    __table_args__ = (UniqueConstraint("app_id", "name"),)
+    __table_args__ = (UniqueConstraint("app_id", "name"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
@@ -126,6 +132,7 @@ class Environment(Base):
 
 class Build(Base):
     __tablename__ = "builds"
+    __table_args__ = NEVER_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
@@ -148,7 +155,7 @@ class Release(Base):
     """An immutable set of layers plus config; rollback points back at one of these."""
 
     __tablename__ = "releases"
-    __table_args__ = (UniqueConstraint("app_id", "version"),)
+    __table_args__ = (UniqueConstraint("app_id", "version"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
@@ -170,7 +177,7 @@ class ConfigVar(Base):
     """An app's environment variable; a secret's value is encrypted with DATA/secret.key."""
 
     __tablename__ = "config_vars"
-    __table_args__ = (UniqueConstraint("app_id", "key"),)
+    __table_args__ = (UniqueConstraint("app_id", "key"), NEVER_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
@@ -183,6 +190,7 @@ class ConfigVar(Base):
 
 class Deployment(Base):
     __tablename__ = "deployments"
+    __table_args__ = NEVER_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
