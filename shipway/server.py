@@ -19,6 +19,7 @@ import uvicorn
 
 from shipway import __version__
 from shipway.accounts.organizations import bootstrap
+from shipway.apps import hosts
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
 from shipway.connections import NatsLink, connect_temporal
@@ -278,6 +279,7 @@ class Server:
             "pid": os.getpid(),
             "version": __version__,
             "url": self.settings.api_url,
+            "apps_url": hosts.url(f"APP.{self.settings.base_domain}", self.settings.port),
             "port": self.settings.port,
             "data_dir": str(self.data.root),
             "admin_token_file": str(self.data.admin_token),

@@ -8,7 +8,19 @@ from fastapi.responses import HTMLResponse
 from shipway import __version__
 from shipway.api import errors
 from shipway.api.limits import BodyLimit
-from shipway.api.routes import apps, config, deployments, git, health, logs, organizations, tokens
+from shipway.api.routes import (
+    apps,
+    config,
+    deployments,
+    environments,
+    formation,
+    git,
+    health,
+    logs,
+    organizations,
+    releases,
+    tokens,
+)
 from shipway.services import Services
 
 API_PREFIX = "/api/v1"
@@ -34,6 +46,9 @@ def create_app(services: Services) -> BodyLimit:
     errors.install(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(apps.router)
+    api.include_router(formation.router)
+    api.include_router(environments.router)
+    api.include_router(releases.router)
     api.include_router(config.router)
     api.include_router(tokens.router)
     api.include_router(tokens.whoami_router)

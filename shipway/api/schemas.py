@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipway.store.tables import ApiToken, App, Organization
+from shipway.apps.service import PRODUCTION
+from shipway.store.tables import ApiToken, App, Organization, Release
 
 
 class Body(BaseModel):
@@ -25,6 +27,18 @@ class AppUpdate(Body):
     build_network: bool | None = Field(
         default=None, description="whether builds may reach the network (to download packages)"
     )
+    idle_timeout: int | None = Field(
+        default=None,
+        description="seconds without a request after which web instances stop until the next "
+        "one (10-86400); null turns sleeping off. Left out: unchanged",
+    )
+    health_path: str | None = Field(
+        default=None,
+        description="the path (e.g. /up) a new instance must answer, below 500, to get traffic",
+    )
+    health_timeout: int | None = Field(
+        default=None, description="seconds a new instance has to pass its health check (1-600)"
+    )
 
 
 class EnvironmentOut(BaseModel):
@@ -39,28 +53,28 @@ class AppOut(BaseModel):
     plan: str
     region: str
     build_network: bool
+    idle_timeout: int | None = Field(description="seconds idle before sleeping; null: never")
+    health_path: str
+    health_timeout: int
     created_at: datetime
     url: str
     environments: list[EnvironmentOut]
 
     @classmethod
-    def of(cls, app: App, base_url: str) -> AppOut:
+    def of(cls, app: App, url: Callable[[str], str]) -> AppOut:
+        """APP as the API shows it; URL gives the address of one of its environments."""
         return cls(
             name=app.name,
             plan=app.plan,
             region=app.region,
             build_network=app.build_network,
+            idle_timeout=app.idle_timeout,
+            health_path=app.health_path,
+            health_timeout=app.health_timeout,
             created_at=app.created_at,
-            url=base_url.format(host=app.name),
+            url=url(PRODUCTION),
             environments=[
-                EnvironmentOut(
-                    name=env.name,
-                    kind=env.kind,
-                    branch=env.branch,
-                    url=base_url.format(
-                        host=app.name if env.kind == "production" else f"{app.name}--{env.name}"
-                    ),
-                )
+                EnvironmentOut(name=env.name, kind=env.kind, branch=env.branch, url=url(env.name))
                 for env in app.environments
             ],
         )
@@ -130,3 +144,47 @@ class ConfigVarOut(BaseModel):
     value: str = Field(description='the value, or "***" for a secret')
     secret: bool
     updated_at: datetime
+
+
+class Rollback(Body):
+    to: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="the release version to deploy again; default the one live before the "
+        "current one",
+    )
+
+
+class ReleaseRef(BaseModel):
+    version: int
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, release: Release) -> ReleaseRef:
+        return cls(
+            version=release.version, description=release.description, created_at=release.created_at
+        )
+
+
+class InstanceOut(BaseModel):
+    name: str = Field(description='e.g. "web.1", or "preview/web.1" in a preview')
+    state: str
+    restarts: int
+    uptime: float | None = Field(description="seconds since it became healthy")
+    command: str
+
+
+class EnvironmentInfo(EnvironmentOut):
+    release: ReleaseRef | None = Field(description="the release that is live; null if none")
+    state: str | None = Field(
+        description="running, asleep, static or stopped; null when this process runs no apps"
+    )
+    instances: list[InstanceOut]
+
+
+class AppInfo(BaseModel):
+    app: AppOut
+    formation: dict[str, int] = Field(description="instances per process type in production")
+    environments: list[EnvironmentInfo]

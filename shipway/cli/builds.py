@@ -1,4 +1,5 @@
-"""`shipway builds …`: list an app's builds, print or follow a build's log."""
+"""`shipway builds …`: list an app's builds, print or follow a build's log (and read any log
+streamed as server-sent events)."""
 
 from __future__ import annotations
 
@@ -63,22 +64,39 @@ def read_log(
     on_line: Callable[[str], Any],
     client: httpx.Client | None = None,
 ) -> str | None:
-    """Pass each line of the build's log to ON_LINE; the build's status if the log ended.
+    """Pass each line of the build's log to ON_LINE; the build's status if the log ended."""
+    path, params = f"/builds/{build_id}/logs", {"follow": "true" if follow else "false"}
+    return read_events(api, path, params, follow=follow, on_line=on_line, client=client)
 
-    A followed stream that drops is resumed where it stopped, by Last-Event-ID.
-    """
+
+def read_events(
+    api: Api,
+    path: str,
+    params: dict[str, str],
+    *,
+    follow: bool,
+    on_line: Callable[[str], Any],
+    client: httpx.Client | None = None,
+) -> str | None:
+    """Pass each line of the log streamed at PATH (a build's, an app's) to ON_LINE; the status
+    its end event carries, None if it has none. A followed stream that drops is resumed where
+    it stopped, by Last-Event-ID."""
     if client is not None:
-        return _read(client, api, build_id, follow, on_line)
+        return _read(client, api, path, params, follow, on_line)
     timeout = httpx.Timeout(api.timeout, read=READ_TIMEOUT)
     with httpx.Client(timeout=timeout) as own:
-        return _read(own, api, build_id, follow, on_line)
+        return _read(own, api, path, params, follow, on_line)
 
 
 def _read(
-    http: httpx.Client, api: Api, build_id: int, follow: bool, on_line: Callable[[str], Any]
+    http: httpx.Client,
+    api: Api,
+    path: str,
+    params: dict[str, str],
+    follow: bool,
+    on_line: Callable[[str], Any],
 ) -> str | None:
-    url = f"{api.url}/api/v1/builds/{build_id}/logs"
-    params = {"follow": "true" if follow else "false"}
+    url = f"{api.url}/api/v1{path}"
     last, drops, streamed = 0, 0, False
     while True:
         headers = {"Authorization": f"Bearer {api.token}"}

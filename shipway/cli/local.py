@@ -32,6 +32,7 @@ def banner(state: dict[str, Any]) -> None:
     embedded = set(state.get("embedded", []))
     rows = [
         ("dashboard/API", f"{state['url']}  (API docs {state['url']}/api/v1/docs)"),
+        ("apps", state.get("apps_url", "")),
         ("admin token", state["admin_token_file"]),
         ("Temporal", temporal + ("" if "temporal" in embedded else "  (external)")),
         ("NATS", addresses.get("nats", "") + ("" if "nats" in embedded else "  (external)")),

@@ -15,8 +15,12 @@ from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.deploy import deploy
 from shipway.cli.env import env
+from shipway.cli.formation import scale
+from shipway.cli.logs import logs
 from shipway.cli.output import console, errors
-from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, releases, tokens
+from shipway.cli.previews import previews
+from shipway.cli.releases import releases, rollback
+from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, tokens
 from shipway.errors import ShipwayError
 from shipway.settings import Settings
 
@@ -33,7 +37,11 @@ app.add_typer(orgs, name="orgs")
 app.add_typer(releases, name="releases")
 app.add_typer(builds, name="builds")
 app.add_typer(env, name="env")
+app.add_typer(previews, name="previews")
 app.command()(deploy)
+app.command()(rollback)
+app.command()(scale)
+app.command()(logs)
 
 
 def _version(value: bool) -> None:

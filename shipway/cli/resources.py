@@ -20,7 +20,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 apps = typer.Typer(help="Create, list, inspect and delete apps.", no_args_is_help=True)
 tokens = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 orgs = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
-releases = typer.Typer(help="An app's immutable releases.", no_args_is_help=True)
 
 
 @apps.command("create")
@@ -51,13 +50,64 @@ def apps_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
 
 @apps.command("info")
 def apps_info(name: str, as_json: JsonOpt = False, data: DataOpt = None) -> None:
-    """Show one app."""
-    app = Api.find(data).get(f"/apps/{name}")
+    """Show an app: its settings, URLs, live releases and instances."""
+    info = Api.find(data).get(f"/apps/{name}/info")
     if as_json:
-        emit_json(app)
+        emit_json(info)
         return
-    fields(app, ["name", "plan", "region", "url", "created_at"])
-    table(app["environments"], ["name", "kind", "branch", "url"], empty="No environments.")
+    app = info["app"]
+    fields(
+        {
+            **app,
+            "formation": " ".join(f"{p}={n}" for p, n in info["formation"].items()) or "none yet",
+            "sleeps": _sleeps(app["idle_timeout"]),
+            "health check": f"GET {app['health_path']} within {app['health_timeout']} s",
+        },
+        ["name", "plan", "region", "url", "formation", "sleeps", "health check", "created_at"],
+    )
+    environments = [
+        {
+            **env,
+            "release": f"v{env['release']['version']}" if env["release"] else "none live",
+            "description": env["release"]["description"] if env["release"] else "",
+        }
+        for env in info["environments"]
+    ]
+    console.print()
+    table(
+        environments,
+        ["name", "url", "release", "description", "state"],
+        empty="No environments.",
+    )
+    instances = [
+        {**i, "uptime": uptime(i["uptime"])}
+        for env in info["environments"]
+        for i in env["instances"]
+    ]
+    if instances:
+        console.print()
+        table(instances, ["name", "state", "restarts", "uptime"], empty="")
+
+
+def _sleeps(idle_timeout: int | None) -> str:
+    return "never" if idle_timeout is None else f"after {idle_timeout} s without a request"
+
+
+def uptime(seconds: float | None) -> str:
+    """SECONDS as "42s", "12m 5s", "3h 4m" or "2d 3h"."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
 
 
 @apps.command("set")
@@ -68,20 +118,48 @@ def apps_set(
         bool | None,
         typer.Option("--build-network/--no-build-network", help="let builds reach the network"),
     ] = None,
+    idle_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--idle-timeout",
+            help="stop web instances after this long without a request (300, 90s, 15m, 2h), "
+            "start them at the next one; off: never",
+        ),
+    ] = None,
+    health_path: Annotated[
+        str | None,
+        typer.Option("--health-path", help="the path a new instance must answer, e.g. /up"),
+    ] = None,
+    health_timeout: Annotated[
+        str | None,
+        typer.Option("--health-timeout", help="how long a new instance has to answer (30, 2m)"),
+    ] = None,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
-    """Change an app's settings."""
-    body = {
-        k: v for k, v in {"plan": plan, "build_network": build_network}.items() if v is not None
-    }
+    """Change an app's settings; instances take new sleep and health settings at the next
+    deploy."""
+    given = {"plan": plan, "build_network": build_network, "health_path": health_path}
+    body: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    if idle_timeout is not None:
+        off = idle_timeout.strip().lower() in ("off", "never", "none")
+        body["idle_timeout"] = (
+            None if off else whole_seconds(idle_timeout, "--idle-timeout", also=", or off")
+        )
+    if health_timeout is not None:
+        body["health_timeout"] = whole_seconds(health_timeout, "--health-timeout")
     if not body:
-        raise CliError("nothing to change: pass --plan or --build-network/--no-build-network")
+        raise CliError(
+            "nothing to change: pass --plan, --build-network/--no-build-network, "
+            "--idle-timeout, --health-path or --health-timeout"
+        )
     app = Api.find(data).request("PATCH", f"/apps/{name}", json=body)
     if as_json:
         emit_json(app)
     else:
-        fields(app, ["name", "plan", "region", "build_network"])
+        shown = {**app, "sleeps": _sleeps(app["idle_timeout"])}
+        keys = ["name", "plan", "region", "build_network", "sleeps", "health_path"]
+        fields(shown, [*keys, "health_timeout"])
 
 
 @apps.command("delete")
@@ -101,12 +179,22 @@ _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_duration(raw: str) -> timedelta:
+def parse_duration(raw: str, flag: str = "--expires") -> timedelta:
     """'90s', '15m', '12h', '30d' or '2w' as a timedelta."""
     match = _DURATION.match(raw.strip())
     if not match:
-        raise CliError(f"--expires must look like 90s, 15m, 12h, 30d or 2w; got {raw!r}")
+        raise CliError(f"{flag} must look like 90s, 15m, 12h, 30d or 2w; got {raw!r}")
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def whole_seconds(raw: str, flag: str, *, also: str = "") -> int:
+    """A number of seconds given as '300' or as a duration such as '5m'."""
+    text = raw.strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    if _DURATION.match(text) is None:
+        raise CliError(f"{flag} must be seconds (300) or like 90s, 15m or 2h{also}; got {raw!r}")
+    return int(parse_duration(text, flag).total_seconds())
 
 
 @tokens.command("create")
@@ -164,35 +252,3 @@ def orgs_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
         emit_json(items)
     else:
         table(items, ["id", "name", "plan", "created_at"], empty="None.")
-
-
-@releases.command("list")
-def releases_list(
-    app: Annotated[str, typer.Option("--app", help="the app")],
-    as_json: JsonOpt = False,
-    data: DataOpt = None,
-) -> None:
-    """List an app's releases, newest first."""
-    items = Api.find(data).get(f"/apps/{app}/releases")
-    if as_json:
-        emit_json(items)
-        return
-    rows = [
-        {
-            **r,
-            "version": f"v{r['version']}",
-            "commit": (r["commit"] or "")[:10],
-            "digest": r["digest"][:19],
-            "duration": seconds(r["duration"]),
-        }
-        for r in items
-    ]
-    table(
-        rows,
-        ["version", "status", "stack", "commit", "digest", "duration", "created_at"],
-        empty="No releases yet.",
-    )
-
-
-def seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}s"

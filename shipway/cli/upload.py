@@ -51,7 +51,7 @@ def deploy(api: Api, source: Source, say: Say) -> int:
             f"(build {started['build_id']})"
         )
         build = read_log(api, int(started["build_id"]), follow=True, on_line=show, client=http)
-        deployment = _wait(http, api, int(started["id"]))
+        deployment = wait(http, api, int(started["id"]))
     said, code = outcome(deployment, build)
     if said != shown[0]:  # the log's own last line may already say it
         say(said)
@@ -79,7 +79,7 @@ def _upload(http: httpx.Client, api: Api, source: Source) -> dict[str, Any]:
     return started
 
 
-def _wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
+def wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
     """The deployment once it ended, or as it stands after OUTCOME_WAIT seconds."""
     deadline = time.monotonic() + OUTCOME_WAIT
     headers = {"Authorization": f"Bearer {api.token}"}

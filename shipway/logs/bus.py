@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 from shipway.logs.event import LogEvent
@@ -128,13 +129,20 @@ class Tail:
         self.caught_up = horizon == 0
 
     @classmethod
-    async def open(cls, js: JetStreamContext, kind: str, owner_id: int) -> Tail:
+    async def open(
+        cls, js: JetStreamContext, kind: str, owner_id: int, *, since: datetime | None = None
+    ) -> Tail:
+        """A tail from the log's first message, or from the first published at SINCE or later
+        (a long-lived log, whose whole week in the stream would be too much to read back)."""
         name = subject(kind, owner_id)
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        if since is not None:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since
+            )
         sub = await _with_stream(
             js,
-            lambda: js.subscribe(
-                name, stream=STREAM, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
-            ),
+            lambda: js.subscribe(name, stream=STREAM, ordered_consumer=True, config=config),
         )
         try:
             last = await js.get_last_msg(STREAM, name)

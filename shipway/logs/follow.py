@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 
@@ -35,6 +36,7 @@ async def follow(
     *,
     finished: Finished | None = None,
     idle: float = IDLE,
+    lookback: float | None = None,
 ) -> AsyncIterator[LogEvent]:
     """The lines after AFTER_SEQ in order; with LIVE (and NATS), then the rest as written.
 
@@ -42,13 +44,18 @@ async def follow(
     reports a status (checked once caught up with the stream, then after each quiet IDLE
     seconds, which also yield an "idle" event): so a log whose end was published long ago, or
     never, does not hang. Without LIVE it stops after the stored lines, with no "end".
+
+    The live tail reads the log's messages from its first, or with LOOKBACK only those of the
+    last LOOKBACK seconds: enough for a log that is stored as it is written (an app's, which
+    runs for weeks), as long as no line waits longer than that to be stored.
     """
     if not live or js is None:
         async for event in _stored(store, kind, owner_id, after_seq, contiguous=False):
             yield event
         return
     try:
-        tail = await bus.Tail.open(js, kind, owner_id)
+        since = None if lookback is None else datetime.now(UTC) - timedelta(seconds=lookback)
+        tail = await bus.Tail.open(js, kind, owner_id, since=since)
     except bus.ERRORS as e:
         raise ServiceError(f"cannot follow the log of {kind} {owner_id}: {e}") from e
     last = after_seq

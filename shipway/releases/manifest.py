@@ -7,6 +7,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: The web command of a Node app without a Procfile.
+NODE_WEB = "npm start"
+
 
 @dataclass(frozen=True)
 class LayerRef:
@@ -27,6 +30,15 @@ class Manifest:
     static_root: str | None = None
     source_sha: str | None = None
     build_id: int | None = None
+
+    def commands(self) -> dict[str, str]:
+        """Process type → command: the Procfile's, else the stack's default (a Node app runs
+        `npm start` as web); a static site has none."""
+        if self.processes:
+            return dict(self.processes)
+        if self.stack == "node" and self.static_root is None:
+            return {"web": NODE_WEB}
+        return {}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

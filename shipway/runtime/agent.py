@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import shutil
 import socket
 import time
 import uuid
@@ -35,7 +36,7 @@ from shipway.runtime.lifecycle import InstanceState
 from shipway.runtime.placement import Key, Placement
 from shipway.sandbox import Limits, Mount, network
 from shipway.store import Store
-from shipway.store.tables import Deployment, Environment
+from shipway.store.tables import App, Deployment, Environment
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class Runtime:
             else isolated
         )
         self.layers = LayerStore(data_dir / "layers")
+        self._scratch_root = data_dir / "run" / "instances"
         self.box = SecretBox.load(data_dir)
         self._live: dict[Key, Generation] = {}
         self._pending: dict[int, Generation] = {}
@@ -151,7 +153,7 @@ class Runtime:
         if place.static:
             return generation
         counts = place.counts()
-        if "web" not in counts and not counts:
+        if not counts:
             raise InstanceFailed(
                 "the release has no processes to run: add a Procfile with a line like "
                 "`web: gunicorn app:app --bind 0.0.0.0:$PORT`"
@@ -195,10 +197,10 @@ class Runtime:
         mounts = tuple(
             Mount(self.layers.path(layer.digest), layer.mount) for layer in place.manifest.layers
         )
-        scratch = self.data_dir / "run" / "instances" / f"{place.app_id}-{uuid.uuid4().hex[:12]}"
+        scratch = self._scratch_root / f"{place.app_id}-{uuid.uuid4().hex[:12]}"
         spec = InstanceSpec(
             name=name,
-            command=place.processes()[kind],
+            command=place.manifest.commands()[kind],
             env=env,
             mounts=mounts,
             scratch=scratch,
@@ -259,6 +261,27 @@ class Runtime:
             else:
                 await fresh.stop()
 
+    async def refresh(self, app_id: int) -> None:
+        """Take up the app's changed settings (idle timeout, health check) from the store; they
+        apply from now on, and the health check from the next start."""
+        app = await asyncio.to_thread(self._app_settings, app_id)
+        if app is None:
+            return
+        for key, generation in self._live.items():
+            if key[0] == app_id:
+                generation.placement = replace(generation.placement, **app)
+
+    def _app_settings(self, app_id: int) -> dict[str, Any] | None:
+        with self.store.transaction() as session:
+            app = session.get(App, app_id)
+            if app is None:
+                return None
+            return {
+                "idle_timeout": app.idle_timeout,
+                "health_path": app.health_path,
+                "health_timeout": app.health_timeout,
+            }
+
     async def _wake(self, sleeping: Generation) -> None:
         """Start a sleeping app, once however many requests wait on it."""
         if sleeping.waking is None:
@@ -306,6 +329,8 @@ class Runtime:
 
         Each gets a route at once that wakes it on the first request; those without an idle
         timeout are then started in the background. Returns how many were restored."""
+        # Scratch dirs of instances a killed shipway left behind.
+        await asyncio.to_thread(shutil.rmtree, self._scratch_root, True)
         found = await asyncio.to_thread(self._live_placements)
         for place in found:
             generation = Generation(place, asleep=not place.static)

@@ -14,9 +14,6 @@ from shipway.errors import NotFound
 from shipway.releases.manifest import Manifest
 from shipway.store.tables import App, Organization, Release
 
-#: The web command of a Node app without a Procfile: what `npm start` runs.
-NODE_WEB = "npm start"
-
 Key = tuple[int, str]
 
 
@@ -45,19 +42,11 @@ class Placement:
     def static(self) -> bool:
         return self.manifest.static_root is not None
 
-    def processes(self) -> dict[str, str]:
-        """Process type → command: the Procfile's, else the stack's default web command."""
-        if self.manifest.processes:
-            return dict(self.manifest.processes)
-        if self.manifest.stack == "node":
-            return {"web": NODE_WEB}
-        return {}
-
     def counts(self) -> dict[str, int]:
         """How many instances of each process type run: the app's formation in production
         (1 of each by default), at most one of each in a preview."""
         counts = {}
-        for process in self.processes():
+        for process in self.manifest.commands():
             wanted = self.formation.get(process, 1)
             counts[process] = wanted if self.environment == PRODUCTION else min(wanted, 1)
         return counts

@@ -213,3 +213,31 @@ async def test_a_newer_deploy_supersedes_a_running_build(platform: Platform) -> 
         await asyncio.sleep(0.05)
     assert not sleepers(), "the superseded build's processes outlived it"
     print(f"sandbox gone {loop.time() - superseded_after:.2f}s after superseded")
+
+
+async def test_the_build_log_masks_the_apps_secrets(platform: Platform) -> None:
+    from shipway.apps import config
+    from shipway.apps.secretbox import SecretBox
+
+    with platform.store.transaction() as session:
+        config.change(
+            session,
+            platform.owner,
+            "web",
+            values={"API_TOKEN": "hunter2-very-secret"},
+            secret=True,
+            box=SecretBox.load(platform.data),
+        )
+    package = {
+        "name": "s",
+        "version": "1.0.0",
+        "scripts": {"postinstall": "echo using token hunter2-very-secret"},
+    }
+    lock = json.loads(SLOW["package-lock.json"])
+    deployment = await platform.deploy(
+        {"package.json": json.dumps(package), "package-lock.json": json.dumps(lock)}
+    )
+    await platform.wait(deployment, {"live", "failed"})
+    log = "\n".join(platform.log(deployment))
+    assert "using token ***" in log
+    assert "hunter2" not in log

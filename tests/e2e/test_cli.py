@@ -49,8 +49,10 @@ def test_apps_lifecycle_through_the_cli(instance: Instance) -> None:
     listed = json.loads(instance.cli("apps", "list", "--json").stdout)
     assert "cli-app" in [a["name"] for a in listed]
     info = json.loads(instance.cli("apps", "info", "cli-app", "--json").stdout)
-    assert info["plan"] == "pro"
-    assert info["url"] == f"http://cli-app.localhost:{instance.port}"
+    assert info["app"]["plan"] == "pro"
+    assert info["app"]["url"] == f"http://cli-app.localhost:{instance.port}"
+    [production] = info["environments"]
+    assert production["name"] == "production" and production["release"] is None
 
     refused = instance.cli("apps", "delete", "cli-app")
     assert refused.returncode == 1 and "--yes" in refused.stderr

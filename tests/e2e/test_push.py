@@ -79,7 +79,7 @@ def test_push_builds_a_release_with_a_warm_cache_and_live_log(
     assert cold.returncode == 0, cold.stderr
     out = cold.stderr
     assert "remote: -----> python app detected" in out
-    assert "remote: -----> Installing dependencies from requirements.txt" in out
+    assert "remote: -----> Installing dependencies from requirements.txt" in out, out
     assert "Successfully installed" in out and "flask" in out.lower()
     assert "Build succeeded" in out
 
@@ -170,9 +170,7 @@ def test_pushes_that_are_refused(instance: Instance, tmp_path: Path) -> None:
 def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: Path) -> None:
     assert instance.cli("apps", "create", "slow").returncode == 0
     app = slow_node_app(300)
-    repo = make_repo(
-        tmp_path / "slow", {**app, "server.js": "1", "Procfile": "web: node server.js"}
-    )
+    repo = make_repo(tmp_path / "slow", {**app, "Procfile": "web: node server.js"})
     first: dict[str, subprocess.CompletedProcess[str]] = {}
     pusher = threading.Thread(target=lambda: first.update(r=push(instance, repo, "slow")))
     pusher.start()
@@ -194,7 +192,8 @@ def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: P
 
 def slow_node_app(seconds: int) -> dict[str, str]:
     """A Node app whose install step runs `sleep SECONDS` in the sandbox."""
-    package = {"name": "s", "version": "1.0.0", "scripts": {"postinstall": f"sleep {seconds}"}}
+    scripts = {"postinstall": f"sleep {seconds}", "start": "node server.js"}
+    package = {"name": "s", "version": "1.0.0", "scripts": scripts}
     lock = {
         "name": "s",
         "version": "1.0.0",
@@ -202,7 +201,12 @@ def slow_node_app(seconds: int) -> dict[str, str]:
         "requires": True,
         "packages": {"": {"name": "s", "version": "1.0.0"}},
     }
-    return {"package.json": json.dumps(package), "package-lock.json": json.dumps(lock)}
+    server = "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
+    return {
+        "package.json": json.dumps(package),
+        "package-lock.json": json.dumps(lock),
+        "server.js": server,
+    }
 
 
 def _sleepers() -> list[int]:

@@ -35,7 +35,7 @@ import json, os, sys, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BOOT = uuid.uuid4().hex  # pids repeat: every sandbox has its own PID namespace
-print("booting", os.environ["SHIPWAY_PROCESS"], flush=True)
+print("booting", os.environ["SHIPWAY_PROCESS"], "key", os.environ.get("API_KEY"), flush=True)
 
 
 class Handler(BaseHTTPRequestHandler):

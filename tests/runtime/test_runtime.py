@@ -31,7 +31,7 @@ async def test_a_release_goes_live_with_its_config_and_port(node: Node) -> None:
     assert answer["port"] is not None
     assert answer["uid"] != 0
     log = await until(lambda: [line for line in node.app_log("shop") if "booting" in line])
-    assert log == ["web.1: booting web.1"]
+    assert log == ["web.1: booting web.1 key ***"], "secrets are masked in the app's log"
 
 
 async def test_an_instance_sees_only_its_release_read_only(node: Node) -> None:

@@ -1,9 +1,9 @@
-"""Deployments, builds and releases: start one from an uploaded source, list and inspect them."""
+"""Deployments and builds: start one from an uploaded source, list and inspect them."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
+from shipway.api.routes.apps import app_url, tenant
 from shipway.apps import service as apps
 from shipway.deploys import launch, service
 from shipway.errors import UnsupportedMedia
@@ -20,15 +21,12 @@ router = APIRouter(tags=["deployments"])
 
 ARCHIVE_TYPES = ("application/x-tar", "application/gzip", "application/octet-stream")
 
+#: How many rows a listing returns at most.
+Limit = Annotated[int, Query(ge=1, le=500, description="the most rows to return")]
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+
+def seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
-
-
-def _app_url(request: Request, app: str, environment: str) -> str:
-    settings = services(request).settings
-    host = app if environment == "production" else f"{app}--{environment}"
-    return f"http://{host}.{settings.base_domain}:{settings.port}"
 
 
 def build_json(build: Build) -> dict[str, Any]:
@@ -42,14 +40,20 @@ def build_json(build: Build) -> dict[str, Any]:
         "error": build.error,
         "steps": build.steps,
         "created_at": build.created_at.isoformat(),
-        "duration": _seconds(build.started_at, build.finished_at),
+        "duration": seconds(build.started_at, build.finished_at),
         "logs_url": f"/api/v1/builds/{build.id}/logs",
     }
 
 
 def deployment_json(
-    request: Request, d: Deployment, app: str, env: str, version: int | None
+    request: Request,
+    d: Deployment,
+    app: str,
+    env: str,
+    version: int | None,
+    organization: str | None,
 ) -> dict[str, Any]:
+    """D as the API shows it; ORGANIZATION is the tenant's host label (see routes.apps.tenant)."""
     return {
         "id": d.id,
         "app": app,
@@ -61,10 +65,10 @@ def deployment_json(
         "build_id": d.build_id,
         "release": version,
         "reason": d.reason,
-        "url": _app_url(request, app, env),
+        "url": app_url(request, app, env, organization),
         "workflow_id": d.workflow_id,
         "created_at": d.created_at.isoformat(),
-        "duration": _seconds(d.created_at, d.finished_at),
+        "duration": seconds(d.created_at, d.finished_at),
     }
 
 
@@ -83,6 +87,7 @@ async def create_deployment(
     principal.require(Role.DEPLOYER)
     with ctx.store.transaction() as session:
         apps.get(session, principal, app)
+        organization = tenant(session, principal.organization_id)
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     if kind not in ARCHIVE_TYPES:
         raise UnsupportedMedia(
@@ -107,7 +112,7 @@ async def create_deployment(
         "app": launched.app,
         "environment": launched.environment,
         "status": launched.status,
-        "url": _app_url(request, launched.app, launched.environment),
+        "url": app_url(request, launched.app, launched.environment, organization),
         "logs_url": f"/api/v1/builds/{launched.build_id}/logs",
     }
     return JSONResponse(body, status_code=202)
@@ -122,16 +127,16 @@ def get_deployment(
         env = session.get(Environment, d.environment_id)
         release = session.get(Release, d.release_id) if d.release_id else None
         assert env is not None
-        return deployment_json(
-            request, d, env.app.name, env.name, release.version if release else None
-        )
+        version = release.version if release else None
+        organization = tenant(session, env.app.organization_id)
+        return deployment_json(request, d, env.app.name, env.name, version, organization)
 
 
 @router.get("/apps/{app}/deployments", summary="The app's deployments, newest first")
 def list_deployments(
     app: str,
     request: Request,
-    limit: int = Query(default=50, ge=1, le=500),
+    limit: Limit = 50,
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
     with services(request).store.transaction() as session:
@@ -144,14 +149,17 @@ def list_deployments(
             .order_by(Deployment.id.desc())
             .limit(limit)
         ).all()
-        return [deployment_json(request, d, app, env, version) for d, env, version in rows]
+        organization = tenant(session, row.organization_id)
+        return [
+            deployment_json(request, d, app, env, version, organization) for d, env, version in rows
+        ]
 
 
 @router.get("/apps/{app}/builds", summary="The app's builds, newest first")
 def list_builds(
     app: str,
     request: Request,
-    limit: int = Query(default=50, ge=1, le=500),
+    limit: Limit = 50,
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
     with services(request).store.transaction() as session:
@@ -168,44 +176,3 @@ def get_build(
 ) -> dict[str, Any]:
     with services(request).store.transaction() as session:
         return build_json(service.get_build(session, principal, build_id))
-
-
-@router.get("/apps/{app}/releases", summary="The app's releases, newest first")
-def list_releases(
-    app: str,
-    request: Request,
-    limit: int = Query(default=50, ge=1, le=500),
-    principal: Principal = Depends(principal_from),
-) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
-        row = apps.get(session, principal, app)
-        releases = session.scalars(
-            select(Release)
-            .where(Release.app_id == row.id)
-            .order_by(Release.version.desc())
-            .limit(limit)
-        ).all()
-        builds = {
-            b.id: b
-            for b in session.scalars(
-                select(Build).where(Build.id.in_([r.build_id for r in releases if r.build_id]))
-            )
-        }
-        out = []
-        for r in releases:
-            build = builds.get(r.build_id) if r.build_id else None
-            out.append(
-                {
-                    "version": r.version,
-                    "digest": r.digest,
-                    "build_id": r.build_id,
-                    "commit": build.commit_sha if build else None,
-                    "stack": r.manifest.get("stack"),
-                    "processes": r.manifest.get("processes", {}),
-                    "layers": r.manifest.get("layers", []),
-                    "status": "ready",
-                    "duration": _seconds(build.started_at, build.finished_at) if build else None,
-                    "created_at": r.created_at.isoformat(),
-                }
-            )
-        return out

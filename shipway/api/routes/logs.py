@@ -1,8 +1,10 @@
-"""/api/v1/builds/{id}/logs: a build's log as server-sent events, resumable, followed live.
+"""/api/v1/builds/{id}/logs and /api/v1/apps/{app}/logs: a build's or a running app's log as
+server-sent events, resumable, followed live.
 
-Each line is `id: <seq>` / `event: line` / `data: {"seq": n, "line": "..."}`; the end is
-`event: end` / `data: {"status": "..."}`, after which the response closes. A failure to read the
-live tail is `event: error` / `data: {"code": "...", "message": "..."}`.
+Each line is `id: <seq>` / `event: line` / `data: {"seq": n, "line": "..."}`; a build's log
+ends with `event: end` / `data: {"status": "..."}`, after which the response closes (an app's
+log never ends). A failure to read the live tail is `event: error` /
+`data: {"code": "...", "message": "..."}`.
 """
 
 from __future__ import annotations
@@ -18,23 +20,37 @@ from nats.js import JetStreamContext
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.errors import ShipwayError, ValidationError
-from shipway.logs import sse
+from shipway.logs import lines, sse
+from shipway.logs.follow import Finished
 from shipway.logs.follow import follow as follow_log
+from shipway.runtime.applog import KIND as APP_KIND
 from shipway.store import Store
 from shipway.store.tables import Build
 
-router = APIRouter(tags=["builds"])
+router = APIRouter(tags=["logs"])
 
 KIND = "build"
 MAX_SEQ = 2**31 - 1
+#: The most stored lines an app's log starts with.
+MAX_TAIL = 10_000
+#: Seconds of an app's log the live tail reads back from NATS for lines not stored yet (they
+#: are stored within a second); reading its whole week there would take long.
+APP_LOOKBACK = 60.0
 TERMINAL = frozenset(s.value for s in BuildStatus if is_terminal(s))
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "line events, then an end event carrying the build's status",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+APP_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "line events; with follow, keep-alive comments while it is quiet",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -59,8 +75,49 @@ async def build_logs(
     status = await asyncio.to_thread(_status, ctx.store, principal, build_id)
     start = max(after or 0, _resume_point(last_event_id))
     js = ctx.nats.js if follow and ctx.nats is not None else None
-    events = _events(ctx.store, js, build_id, start, status)
+
+    async def finished() -> str | None:
+        current = await asyncio.to_thread(_current_status, ctx.store, build_id)
+        return current if current in TERMINAL else None
+
+    events = _events(ctx.store, js, KIND, build_id, start, finished=finished, status=status)
     return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
+
+
+@router.get(
+    "/apps/{app}/logs",
+    summary="A running app's log as server-sent events",
+    response_class=StreamingResponse,
+    responses=APP_STREAM,
+)
+async def app_logs(
+    app: str,
+    request: Request,
+    follow: bool = Query(default=True, description="stay open and send new lines as written"),
+    tail: int = Query(default=100, ge=0, le=MAX_TAIL, description="start with the last N lines"),
+    last_event_id: str | None = Header(default=None, description="resume: skip seq ≤ this"),
+    principal: Principal = Depends(principal_from),
+) -> StreamingResponse:
+    """The output of every instance and what the runtime did with them, in one log: the last
+    `tail` stored lines (or those after Last-Event-ID), then with follow the live tail."""
+    ctx = services(request)
+    app_id, last = await asyncio.to_thread(_app_log, ctx.store, principal, app)
+    if last_event_id is not None and last_event_id.strip():
+        start = _resume_point(last_event_id)
+    else:
+        start = max(last - tail, 0)
+    js = ctx.nats.js if follow and ctx.nats is not None else None
+    events = _events(
+        ctx.store, js, APP_KIND, app_id, start, finished=None, status=None, lookback=APP_LOOKBACK
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
+
+
+def _app_log(store: Store, principal: Principal, name: str) -> tuple[int, int]:
+    """The app's id and the seq of its last stored line."""
+    with store.transaction() as session:
+        app = apps.get(session, principal, name)
+        return app.id, lines.last_seq(session, APP_KIND, app.id)
 
 
 def _resume_point(last_event_id: str | None) -> int:
@@ -89,21 +146,34 @@ def _current_status(store: Store, build_id: int) -> str:
 
 
 async def _events(
-    store: Store, js: JetStreamContext | None, build_id: int, after: int, status: str
+    store: Store,
+    js: JetStreamContext | None,
+    kind: str,
+    owner_id: int,
+    after: int,
+    *,
+    finished: Finished | None,
+    status: str | None,
+    lookback: float | None = None,
 ) -> AsyncIterator[str]:
-    async def finished() -> str | None:
-        current = await asyncio.to_thread(_current_status, store, build_id)
-        return current if current in TERMINAL else None
-
+    """The log as SSE. STATUS is its owner's when the request came (None: a log that never
+    ends); an end event closes the stream once it is terminal."""
     try:
         async for event in follow_log(
-            store, js, KIND, build_id, after, live=js is not None, finished=finished
+            store,
+            js,
+            kind,
+            owner_id,
+            after,
+            live=js is not None,
+            finished=finished,
+            lookback=lookback,
         ):
             if event.type == "line":
                 data = json.dumps({"seq": event.seq, "line": event.line})
                 yield sse.encode("line", data, id=event.seq)
             elif event.type == "end":
-                yield _end(event.status or status)
+                yield _end(event.status or status or "ended")
                 return
             else:
                 yield sse.KEEP_ALIVE

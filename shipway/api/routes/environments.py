@@ -1,0 +1,37 @@
+"""/api/v1/apps/{app}/environments/{env}: remove a preview environment (a deleted branch's)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from shipway.accounts.roles import Principal, Role
+from shipway.api.auth import principal_from, services
+from shipway.apps import service as apps
+from shipway.deploys import service as deploys
+from shipway.store import Store
+
+router = APIRouter(prefix="/apps/{app}/environments", tags=["apps"])
+
+
+@router.delete("/{environment}", status_code=204, summary="Remove a preview environment")
+async def delete_environment(
+    app: str, environment: str, request: Request, principal: Principal = Depends(principal_from)
+) -> Response:
+    """Its deployments under way are superseded, its host stops answering (404), and its
+    deployments and builds are deleted. Production cannot be removed: delete the app."""
+    ctx = services(request)
+    app_id = await asyncio.to_thread(_remove, ctx.store, principal, app, environment)
+    if ctx.runtime is not None:
+        await ctx.runtime.remove(app_id, environment)
+    return Response(status_code=204)
+
+
+def _remove(store: Store, principal: Principal, app: str, environment: str) -> int:
+    principal.require(Role.DEPLOYER)
+    with store.transaction() as session:
+        env = apps.preview(session, principal, app, environment)
+        deploys.supersede(session, principal.actor, env)
+        apps.delete_environment(session, principal, env)
+        return env.app_id

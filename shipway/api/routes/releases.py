@@ -1,0 +1,96 @@
+"""/api/v1/apps/{app}/releases and /rollback: an app's immutable releases; deploy one again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from shipway.accounts.roles import Principal
+from shipway.api.auth import principal_from, services
+from shipway.api.routes.apps import tenant
+from shipway.api.routes.deployments import Limit, deployment_json, seconds
+from shipway.api.schemas import Rollback
+from shipway.apps import service as apps
+from shipway.apps.service import PRODUCTION
+from shipway.deploys import launch
+from shipway.deploys import service as deploys
+from shipway.store import Store
+from shipway.store.tables import Build, Deployment, Release
+
+router = APIRouter(prefix="/apps/{app}", tags=["releases"])
+
+
+@router.get("/releases", summary="The app's releases, newest first")
+def list_releases(
+    app: str,
+    request: Request,
+    limit: Limit = 50,
+    principal: Principal = Depends(principal_from),
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        row = apps.get(session, principal, app)
+        releases = session.scalars(
+            select(Release)
+            .where(Release.app_id == row.id)
+            .order_by(Release.version.desc())
+            .limit(limit)
+        ).all()
+        builds = {
+            b.id: b
+            for b in session.scalars(
+                select(Build).where(Build.id.in_([r.build_id for r in releases if r.build_id]))
+            )
+        }
+        out = []
+        for r in releases:
+            build = builds.get(r.build_id) if r.build_id else None
+            out.append(
+                {
+                    "version": r.version,
+                    "description": r.description,
+                    "digest": r.digest,
+                    "build_id": r.build_id,
+                    "commit": build.commit_sha if build else None,
+                    "stack": r.manifest.get("stack"),
+                    "processes": r.manifest.get("processes", {}),
+                    "layers": r.manifest.get("layers", []),
+                    "status": "ready",
+                    "duration": seconds(build.started_at, build.finished_at) if build else None,
+                    "created_at": r.created_at.isoformat(),
+                }
+            )
+        return out
+
+
+@router.post("/rollback", status_code=202, summary="Deploy an earlier release of production again")
+async def rollback(
+    app: str,
+    request: Request,
+    body: Rollback | None = None,
+    principal: Principal = Depends(principal_from),
+) -> JSONResponse:
+    """Release `to` (default: the one live before the current one) is copied, code and config
+    as they were, to a new release, which is deployed like a push. The answer is the new
+    deployment; follow it at `GET /api/v1/deployments/{id}`."""
+    ctx = services(request)
+    to = body.to if body is not None else None
+    deployment, shown = await asyncio.to_thread(_rollback, ctx.store, request, principal, app, to)
+    await launch.deploy_release(ctx.store, ctx.temporal, deployment)
+    return JSONResponse(shown, status_code=202)
+
+
+def _rollback(
+    store: Store, request: Request, principal: Principal, app: str, to: int | None
+) -> tuple[Deployment, dict[str, Any]]:
+    with store.transaction() as session:
+        deployment = deploys.rollback(session, principal, app, to)
+        release = session.get(Release, deployment.release_id)
+        assert release is not None
+        organization = tenant(session, principal.organization_id)
+        shown = deployment_json(request, deployment, app, PRODUCTION, release.version, organization)
+        shown["description"] = release.description
+        return deployment, shown

@@ -1,0 +1,29 @@
+"""`shipway logs --app APP [-f]`: print a running app's log, or follow it as it is written."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shipway.cli.builds import read_events
+from shipway.cli.client import Api
+from shipway.cli.resources import DataOpt
+
+#: The most lines the log starts with; the server refuses more.
+MAX_TAIL = 10_000
+
+
+def logs(
+    app: Annotated[str, typer.Option("--app", help="the app")],
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="keep printing new lines until interrupted")
+    ] = False,
+    tail: Annotated[
+        int, typer.Option("--tail", min=0, max=MAX_TAIL, help="start with the last N lines")
+    ] = 100,
+    data: DataOpt = None,
+) -> None:
+    """Print an app's log: its instances' output and what shipway did with them."""
+    params = {"follow": "true" if follow else "false", "tail": str(tail)}
+    read_events(Api.find(data), f"/apps/{app}/logs", params, follow=follow, on_line=typer.echo)
