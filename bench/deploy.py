@@ -18,16 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from run import machine, table
 
 from shipway.embedded.ports import any_free
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 WARM_PUSHES = 10
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "b",
@@ -117,20 +116,14 @@ def main() -> None:
             f"{med('overhead'):.3f} s",
         ),
     ]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n## git push → release ready (examples/flask) — {stamp}\n",
-        f"Machine: {os.cpu_count()} cores; SQLite store, embedded Temporal and NATS, the "
-        "local builder, bubblewrap sandbox. Warm = requirements.txt unchanged.\n",
-        "",
-        "| what | figure |",
-        "| --- | --- |",
-        *[f"| {a} | {b} |" for a, b in rows],
-    ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with RESULTS.open("a") as out:
-        out.write(text)
+    table(
+        "git push → release ready (examples/flask)",
+        (
+            f"Machine: {machine()}; SQLite store, embedded Temporal and NATS, the "
+            "local builder, bubblewrap sandbox. Warm = requirements.txt unchanged."
+        ),
+        rows,
+    )
 
 
 if __name__ == "__main__":

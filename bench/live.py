@@ -23,15 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from run import machine, table
 
 from shipway.embedded.ports import any_free
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 PUSHES = 10
 ROLLBACKS = 5
 WAKES = 5
@@ -164,21 +163,15 @@ def main() -> None:
         ("rollback request → old version answers (target ≤ 0.5 s)", stats(rollbacks)),
         ("wake from zero → first byte (target ≤ 0.5 s)", stats(wakes)),
     ]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n## Commit → live, rollback, wake (examples/flask) — {stamp}\n",
-        f"Machine: {os.cpu_count()} cores; SQLite store, embedded Temporal and NATS, the local "
-        "builder; instances in bubblewrap with their own network namespace (gunicorn, 2 "
-        "workers). Commit → live changes app.py only, so the dependency layer is reused.\n",
-        "",
-        "| what | figure |",
-        "| --- | --- |",
-        *[f"| {a} | {b} |" for a, b in rows],
-    ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with RESULTS.open("a") as out:
-        out.write(text)
+    table(
+        "Commit → live, rollback, wake (examples/flask)",
+        (
+            f"Machine: {machine()}; SQLite store, embedded Temporal and NATS, the local "
+            "builder; instances in bubblewrap with their own network namespace (gunicorn, 2 "
+            "workers). Commit → live changes app.py only, so the dependency layer is reused."
+        ),
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
-from run import RESULTS, machine
+from run import machine, table
 
 from shipway.embedded.ports import any_free
 from shipway.router import Route, Router, RouteTable, TcpUpstream
@@ -276,24 +275,14 @@ def main(record: bool) -> None:
 
 
 def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n## Router overhead — {stamp}\n",
+    notes = (
         f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router and "
         f"nginx (1 worker, upstream keep-alive) each in their own process. Latency: {SEQUENTIAL} "
         f"sequential GETs over one keep-alive connection. Throughput: {CONNECTIONS} keep-alive "
         f"connections, median of {ROUNDS} rounds of {SECONDS} s, driven by {load}; load "
-        "generator, proxy and upstream share the 2 cores.\n",
-        "",
-        "| what | figure |",
-        "| --- | --- |",
-    ]
-    lines += [f"| {what} | {figure} |" for what, figure in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if record:
-        with RESULTS.open("a") as out:
-            out.write(text)
+        "generator, proxy and upstream share the 2 cores."
+    )
+    table("Router overhead", notes, rows, save=record)
 
 
 if __name__ == "__main__":

@@ -112,18 +112,23 @@ def main() -> None:
         finally:
             shipway("down", env=env)
 
+    table(
+        "Foundation",
+        f"Machine: {machine()}; SQLite store, embedded Temporal and NATS, sequential requests "
+        "over one keep-alive connection.",
+        figures,
+    )
+
+
+def table(title: str, notes: str, rows: list[tuple[str, str]], save: bool = True) -> None:
+    """Print a section of figures and, with SAVE, append it to RESULTS.md, dated."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"\n## Foundation — {stamp}\n",
-        f"Machine: {machine()}; SQLite store, embedded "
-        "Temporal and NATS, sequential requests over one keep-alive connection.\n",
-        "",
-        "| what | figure |",
-        "| --- | --- |",
-    ]
-    lines += [f"| {what} | {figure} |" for what, figure in figures]
+    lines = [f"\n## {title} — {stamp}\n", notes + "\n", "", "| what | figure |", "| --- | --- |"]
+    lines += [f"| {what} | {figure} |" for what, figure in rows]
     text = "\n".join(lines) + "\n"
     print(text)
+    if not save:
+        return
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nFigures from `make bench`, newest last.\n")
     with RESULTS.open("a") as out:
