@@ -15,39 +15,19 @@ Prints the figures and appends them to bench/RESULTS.md.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from flaskapp import flask_on_shipway
 from run import machine, table
 
-from shipway.embedded.ports import any_free
-
-ROOT = Path(__file__).resolve().parents[1]
 PUSHES = 10
 ROLLBACKS = 5
 WAKES = 5
 IDLE_SECONDS = 10
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "b",
-    "GIT_AUTHOR_EMAIL": "b@example.com",
-    "GIT_COMMITTER_NAME": "b",
-    "GIT_COMMITTER_EMAIL": "b@example.com",
-}
-ORIGINAL = 'message="Hello from Flask on shipway"'
-
-
-def run(*args: str, cwd: Path | None = None, env: dict[str, str]) -> str:
-    return subprocess.run(
-        args, cwd=cwd, env=env, check=True, capture_output=True, text=True, timeout=600
-    ).stdout
 
 
 def set_marker(repo: Path, marker: str) -> None:
@@ -100,39 +80,23 @@ def stats(values: list[float]) -> str:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")}
-    env.update(GIT_ENV, SHIPWAY_DATA=str(tmp / "data"))
-    port = any_free()
-    shipway = [sys.executable, "-m", "shipway"]
-    run(*shipway, "up", "-d", "--port", str(port), env=env)
     push_total: list[float] = []
     after_push: list[float] = []
     rollbacks: list[float] = []
     wakes: list[float] = []
-    try:
-        token = (tmp / "data" / "admin-token").read_text().strip()
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}/api/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
-        api.post("/apps", json={"name": "bench"}).raise_for_status()
-        repo = tmp / "repo"
-        shutil.copytree(ROOT / "examples" / "flask", repo)
-        run("git", "init", "-q", "-b", "main", cwd=repo, env=env)
-        set_marker(repo, "build 0")
-        run("git", "add", "-A", cwd=repo, env=env)
-        run("git", "commit", "-qm", "v0", cwd=repo, env=env)
-        remote = f"http://shipway:{token}@127.0.0.1:{port}/git/bench.git"
-        run("git", "push", "-q", remote, "main", cwd=repo, env=env)  # cold: installs deps
+    with flask_on_shipway() as bench:
+        port = bench.port
+        set_marker(bench.repo, "build 0")
+        bench.git("add", "-A")
+        bench.git("commit", "-qm", "v0")
+        bench.push()  # cold: installs the dependencies
         until_answers(port, "build 0")
 
         for i in range(1, PUSHES + 1):
-            set_marker(repo, f"build {i}")
-            run("git", "commit", "-qam", f"v{i}", cwd=repo, env=env)
+            set_marker(bench.repo, f"build {i}")
+            bench.git("commit", "-qam", f"v{i}")
             started = time.perf_counter()
-            run("git", "push", "-q", remote, "main", cwd=repo, env=env)
+            bench.push()
             pushed = time.perf_counter()
             live = until_answers(port, f"build {i}")
             push_total.append(live - started)
@@ -142,20 +106,17 @@ def main() -> None:
         for n in range(ROLLBACKS):
             version = PUSHES - n  # carries "build PUSHES-n-1"
             started = time.perf_counter()
-            api.post("/apps/bench/rollback", json={"to": version}).raise_for_status()
+            bench.api.post("/apps/bench/rollback", json={"to": version}).raise_for_status()
             live = until_answers(port, f"build {version - 1}")
             rollbacks.append(live - started)
 
-        api.patch("/apps/bench", json={"idle_timeout": IDLE_SECONDS}).raise_for_status()
+        bench.api.patch("/apps/bench", json={"idle_timeout": IDLE_SECONDS}).raise_for_status()
         for _ in range(WAKES):
             time.sleep(IDLE_SECONDS + 2)
-            info = api.get("/apps/bench/info").json()
+            info = bench.api.get("/apps/bench/info").json()
             states = {env["name"]: env["state"] for env in info["environments"]}
             assert states.get("production") == "asleep", info
             wakes.append(first_byte(port))
-    finally:
-        run(*shipway, "down", env=env)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     rows = [
         ("commit → live: git push start → new version answers (target ≤ 2.0 s)", stats(push_total)),

@@ -8,12 +8,13 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from shipway.builder import procfile
+from shipway.builder import appfile, procfile
 from shipway.builder.cache import AppCache, prune
 from shipway.builder.stacks import Stack, detect
 from shipway.errors import ShipwayError, ValidationError
@@ -22,7 +23,12 @@ from shipway.releases.manifest import LayerRef, Manifest
 from shipway.sandbox import Limits, Mount, SandboxSpec
 from shipway.sandbox import run as run_sandbox
 
-Log = Callable[[str], Awaitable[None]]
+
+class Log(Protocol):
+    """Where build lines go (LogWriter.write); a private line shows as a placeholder."""
+
+    async def __call__(self, line: str, *, private: bool = False) -> None: ...
+
 
 #: Where each layer is mounted when the release runs.
 APP_MOUNT = "/app"
@@ -90,12 +96,16 @@ async def build(request: BuildRequest, data_dir: Path, log: Log) -> BuildResult:
         try:
             stack = detect(source)
             processes = _processes(source)
+            settings = appfile.read(source)
         except ValidationError as e:
             raise BuildFailed(e.message) from e
         await log(f"-----> {stack.name} app detected ({stack.runtime})")
 
         with steps.step("dependencies"):
-            deps, warm = await _dependencies(request, stack, source, work, cache, layers, log)
+            private = "dependencies" in settings.private
+            deps, warm = await _dependencies(
+                request, stack, source, work, cache, layers, log, private
+            )
         with steps.step("app_layer"):
             app_digest = await asyncio.to_thread(layers.add, source)
         await log(f"-----> App layer {app_digest[:19]}")
@@ -143,8 +153,10 @@ async def _dependencies(
     cache: AppCache,
     layers: LayerStore,
     log: Log,
+    private: bool,
 ) -> tuple[str | None, bool]:
-    """The dependency layer's digest, and whether it was reused as is."""
+    """The dependency layer's digest, and whether it was reused as is; with PRIVATE, the
+    install's output shows as one placeholder line."""
     key = stack.deps_key(source)
     if key is None:
         return None, False
@@ -179,7 +191,7 @@ async def _dependencies(
 
     async def forward() -> None:
         while (line := await lines.get()) is not None:
-            await log(line)
+            await log(line, private=private)
 
     forwarder = asyncio.create_task(forward())
     try:

@@ -241,3 +241,22 @@ async def test_the_build_log_masks_the_apps_secrets(platform: Platform) -> None:
     log = "\n".join(platform.log(deployment))
     assert "using token ***" in log
     assert "hunter2" not in log
+
+
+async def test_a_private_step_shows_a_placeholder_instead_of_its_output(
+    platform: Platform,
+) -> None:
+    package = {"name": "s", "version": "1.0.0", "scripts": {"postinstall": "echo INTERNAL-URL"}}
+    lock = json.loads(SLOW["package-lock.json"])
+    files = {"package.json": json.dumps(package), "package-lock.json": json.dumps(lock)}
+    deployment = await platform.deploy(
+        {**files, "shipway.yml": "build:\n  private: [dependencies]\n"}
+    )
+    await platform.wait(deployment, {"live", "failed"})
+    log = platform.log(deployment)
+    assert "(output of a private step hidden)" in log
+    assert not any("INTERNAL-URL" in line for line in log)
+
+    broken = await platform.deploy({**files, "shipway.yml": "build:\n  private: [tests]\n"})
+    assert await platform.wait(broken, {"live", "failed"}) == "failed"
+    assert "build.private names unknown steps tests" in "\n".join(platform.log(broken))
