@@ -209,3 +209,18 @@ async def test_after_a_restart_live_deployments_are_routed_again(
         assert sleepy is not None and sleepy.waker is not None and not sleepy.upstreams
     finally:
         await again.close()
+
+
+async def test_without_isolation_instances_share_the_host_network(node: Node) -> None:
+    """What shipway does when it cannot enter network namespaces (it is not root)."""
+    node.create_app("shop")
+    table = node.runtime.table
+    shared = Runtime(node.store, node.data, table, base_domain="localhost", isolated=False)
+    try:
+        deployment = node.deployment("shop", node.release("shop", WEB))
+        await shared.launch(deployment)
+        assert shared.route(deployment)
+        answer = (await node.get(HOST)).json()
+        assert answer["release"] == "v1" and answer["port"] != "5000"
+    finally:
+        await shared.close()
