@@ -236,6 +236,23 @@ def scale(session: Session, principal: Principal, name: str, counts: dict[str, A
     return app
 
 
+def revert_scale(
+    session: Session, principal: Principal, app: App, formation: dict[str, int]
+) -> None:
+    """Put back the formation of a scale whose new instances failed to start."""
+    app.formation = formation
+    emit(
+        session,
+        Event(
+            principal.organization_id,
+            principal.actor,
+            "scale.reverted",
+            f"app:{app.name}",
+            dict(formation),
+        ),
+    )
+
+
 def preview(session: Session, principal: Principal, name: str, environment: str) -> Environment:
     """The preview environment ENVIRONMENT of the app NAME; production is refused."""
     app = get(session, principal, name)

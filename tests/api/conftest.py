@@ -37,9 +37,13 @@ class FakeRuntime:
     scaled: list[tuple[int, dict[str, int]]] = field(default_factory=list)
     removed: list[tuple[int, str | None]] = field(default_factory=list)
     running: list[dict[str, Any]] = field(default_factory=list)
+    #: Raised by scale, as when the new instances do not start.
+    scale_fails: Exception | None = None
 
     async def scale(self, app_id: int, formation: dict[str, int]) -> None:
         self.scaled.append((app_id, formation))
+        if self.scale_fails is not None:
+            raise self.scale_fails
 
     async def remove(self, app_id: int, environment: str | None = None) -> list[str]:
         self.removed.append((app_id, environment))

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from shipway.runtime.instance import InstanceFailed
 from shipway.store import Store
 from shipway.store.tables import App, AuditEntry
 from tests.api.conftest import Node, app_id, release
@@ -55,6 +56,25 @@ def test_scaling_merges_stores_audits_and_restarts_the_live_generations(
     ]
     web = app_id(store)
     assert node.runtime.scaled == [(web, {"web": 3, "worker": 1}), (web, {"web": 3, "worker": 0})]
+
+
+def test_a_scale_whose_instances_fail_keeps_the_formation_that_runs(
+    node: Node, store: Store
+) -> None:
+    assert node.client.patch(URL, json={"web": 2}).status_code == 200
+    node.runtime.scale_fails = InstanceFailed("web.3 failed to start: exited with code 1")
+    failed = node.client.patch(URL, json={"web": 3})
+    assert failed.status_code == 400
+    assert failed.json()["error"]["code"] == "instance_failed"
+    assert "web.3 failed to start" in failed.json()["error"]["message"]
+    assert stored(store) == {"web": 2}
+    with store.transaction() as session:
+        actions = session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.action.like("scale%"))
+            .order_by(AuditEntry.id)
+        ).all()
+    assert actions == ["scale", "scale", "scale.reverted"]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from shipway.api.auth import principal_from, services
 from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.releases.manifest import Manifest
+from shipway.runtime.instance import InstanceFailed
 from shipway.store import Store
 from shipway.store.tables import App
 
@@ -50,15 +51,30 @@ async def scale(
     """Store the new counts, then restart the live environments with them without downtime
     (previews run at most one instance of each type). Returns the whole formation."""
     ctx = services(request)
-    app_id, stored, formation = await asyncio.to_thread(_scale, ctx.store, principal, app, body)
+    app_id, before, stored, formation = await asyncio.to_thread(
+        _scale, ctx.store, principal, app, body
+    )
     if ctx.runtime is not None:
-        await ctx.runtime.scale(app_id, stored)
+        try:
+            await ctx.runtime.scale(app_id, stored)
+        except InstanceFailed:
+            # The running instances were kept: so is the formation they run.
+            await asyncio.to_thread(_revert, ctx.store, principal, app_id, before)
+            raise
     return formation
 
 
 def _scale(
     store: Store, principal: Principal, name: str, counts: dict[str, Any]
-) -> tuple[int, dict[str, int], dict[str, int]]:
+) -> tuple[int, dict[str, int], dict[str, int], dict[str, int]]:
     with store.transaction() as session:
+        before = dict(apps.get(session, principal, name).formation or {})
         app = apps.scale(session, principal, name, counts)
-        return app.id, dict(app.formation), formation_of(session, app)
+        return app.id, before, dict(app.formation), formation_of(session, app)
+
+
+def _revert(store: Store, principal: Principal, app_id: int, formation: dict[str, int]) -> None:
+    with store.transaction() as session:
+        app = session.get(App, app_id)
+        if app is not None:
+            apps.revert_scale(session, principal, app, formation)
