@@ -1,0 +1,44 @@
+"""What one function call comes back with, whichever runtime ran it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shipway.errors import ValidationError
+
+#: How a handler calls another function (`shipway.call(name, params)`): the result, or an
+#: exception whose message the caller's handler sees as its error.
+Call = Callable[[str, Any], Awaitable[Any]]
+
+
+class RunStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass
+class Outcome:
+    """SUCCEEDED with a JSON-able RESULT, or FAILED / TIMED_OUT with ERROR
+    {"message": str, "stack": str | None}. LOGS are the handler's console lines, in order."""
+
+    status: RunStatus
+    result: Any = None
+    error: dict[str, Any] | None = None
+    logs: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+
+class CompileError(ValidationError):
+    """Raised on deploy when the code does not compile; LINE is 1-based, when known."""
+
+    code = "compile_error"
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message, details={"line": line})
+        self.line = line
