@@ -31,6 +31,9 @@ from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
 from shipway.errors import ServiceError
+from shipway.functions.activities import FunctionActivities
+from shipway.functions.worker import FunctionWorker
+from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
 from shipway.logs import ensure_streams
 from shipway.router import Router, RouteTable, UnixUpstream
 from shipway.runtime.activities import RuntimeActivities
@@ -142,6 +145,10 @@ class Server:
         )
         stack.push_async_callback(runtime.close)
         services.runtime = runtime
+        functions = FunctionWorker(store, self.data.root, link.js)
+        await functions.start()
+        stack.push_async_callback(functions.close)
+        services.invoker = functions.invoker
         self._start_workers(stack, services, runtime)
 
         api_socket = await self._serve_api(stack, services)
@@ -193,7 +200,14 @@ class Server:
             workflows=[],
             activities=[node.start, node.route, node.discard],
         )
-        for workers in (control, builder, node_workers):
+        assert services.invoker is not None
+        function_workers = Workers(
+            services.temporal,
+            FUNCTIONS_QUEUE,
+            workflows=[FunctionRunWorkflow],
+            activities=[FunctionActivities(services.invoker, services.store).run],
+        )
+        for workers in (control, builder, node_workers, function_workers):
             workers.start()
             stack.push_async_callback(workers.stop)
         services.workers = control

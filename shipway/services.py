@@ -10,6 +10,7 @@ from temporalio.client import Client as TemporalClient
 
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
+from shipway.functions.invoke import Invoker
 from shipway.runtime.agent import Runtime
 from shipway.settings import Settings
 from shipway.store import Store
@@ -28,6 +29,8 @@ class Services:
     builders: list[Workers] = field(default_factory=list)
     #: This machine's node agent; None in API-only tests.
     runtime: Runtime | None = None
+    #: Calls functions; None where functions do not run (API-only tests).
+    invoker: Invoker | None = None
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 

@@ -14,6 +14,7 @@ from shipway.api.routes import (
     deployments,
     environments,
     formation,
+    functions,
     git,
     health,
     logs,
@@ -55,9 +56,12 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(organizations.router)
     api.include_router(deployments.router)
     api.include_router(logs.router)
+    api.include_router(functions.router)
+    api.include_router(functions.runs_router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(git.router)
+    app.include_router(functions.calls)
     app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
     return BodyLimit(app, exempt=UPLOADS)
 

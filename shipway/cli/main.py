@@ -16,6 +16,7 @@ from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.deploy import deploy
 from shipway.cli.env import env
 from shipway.cli.formation import scale
+from shipway.cli.functions import fn
 from shipway.cli.logs import logs
 from shipway.cli.output import console, errors
 from shipway.cli.previews import previews
@@ -38,6 +39,7 @@ app.add_typer(releases, name="releases")
 app.add_typer(builds, name="builds")
 app.add_typer(env, name="env")
 app.add_typer(previews, name="previews")
+app.add_typer(fn, name="fn")
 app.command()(deploy)
 app.command()(rollback)
 app.command()(scale)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -233,6 +234,90 @@ class AuditEntry(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Function(Base):
+    """A function: its settings, and which of its versions runs."""
+
+    __tablename__ = "functions"
+    __table_args__ = (UniqueConstraint("organization_id", "name"), NEVER_REUSE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    runtime: Mapped[str] = mapped_column(String(16))
+    #: The version that runs; versions are never changed, only added.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    #: Callable without a token.
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    timeout: Mapped[int] = mapped_column(Integer, default=30)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=128)
+    #: {KEY: {"value": str, "secret": bool}}, secret values encrypted as app secrets are.
+    environment: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: Receives a JSON POST when a scheduled run fails.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunctionVersion(Base):
+    """One deployed source of a function; immutable."""
+
+    __tablename__ = "function_versions"
+    __table_args__ = (UniqueConstraint("function_id", "version"), NEVER_REUSE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    function_id: Mapped[int] = mapped_column(
+        ForeignKey("functions.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(71))
+    #: What made it, for people: "Deploy", "Rollback to v2".
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunctionTrigger(Base):
+    """A schedule of a function: a cron or ISO-8601 repeating interval, with its own params."""
+
+    __tablename__ = "function_triggers"
+    __table_args__ = (UniqueConstraint("function_id", "name"), NEVER_REUSE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    function_id: Mapped[int] = mapped_column(
+        ForeignKey("functions.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(String(255))
+    params: Mapped[Any] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunctionRun(Base):
+    """One call of a function, however it came: HTTP, a schedule or another function."""
+
+    __tablename__ = "function_runs"
+    __table_args__ = (
+        Index("ix_function_runs_function_created", "function_id", "created_at"),
+        NEVER_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    function_id: Mapped[int] = mapped_column(ForeignKey("functions.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    #: "http", "schedule:NAME" or "call:RUN_ID".
+    trigger: Mapped[str] = mapped_column(String(128))
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    params: Mapped[Any] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    result: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LogLine(Base):

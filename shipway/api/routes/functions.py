@@ -1,0 +1,334 @@
+"""/api/v1/functions: deploy, list, version and roll back functions; their runs and output.
+/fn/NAME: call one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import Field
+from sqlalchemy import select
+
+from shipway.accounts import tokens
+from shipway.accounts.roles import Principal, Role
+from shipway.api.auth import bearer, principal_from, services
+from shipway.api.schemas import Body
+from shipway.apps.secretbox import SecretBox
+from shipway.errors import NotFound, ServiceError, Unauthorized, ValidationError
+from shipway.functions import compile as compiler
+from shipway.functions import scheduler, service
+from shipway.functions.invoke import Invoker
+from shipway.functions.outcome import RunStatus
+from shipway.functions.registry import Deployed
+from shipway.services import Services
+from shipway.store.tables import Function, FunctionRun, FunctionVersion, LogLine, Organization
+
+router = APIRouter(prefix="/functions", tags=["functions"])
+runs_router = APIRouter(prefix="/runs", tags=["functions"])
+calls = APIRouter(tags=["functions"])
+
+#: The answer's status for each way a run ends.
+STATUS = {RunStatus.SUCCEEDED: 200, RunStatus.FAILED: 500, RunStatus.TIMED_OUT: 504}
+
+
+class FunctionDeploy(Body):
+    source: str = Field(description="the handler's source: one file")
+    filename: str | None = Field(None, description="its file name; its extension names the runtime")
+    runtime: str | None = Field(None, description="js or python, if the file name does not say")
+    timeout: int | None = Field(None, description="seconds per call, 1-900 (default 30)")
+    memory_mb: int | None = Field(None, description="MiB per call, 16-2048 (default 128)")
+    public: bool | None = Field(None, description="callable without a token")
+    environment: dict[str, str] | None = None
+    secrets: dict[str, str] | None = Field(None, description="stored encrypted")
+    webhook_url: str | None = Field(None, description="told when a scheduled run fails")
+    triggers: dict[str, TriggerIn] | None = Field(
+        None, description="name → schedule; the function's triggers become exactly these"
+    )
+
+
+class TriggerIn(Body):
+    spec: str = Field(description="a cron expression or an ISO-8601 R[n]/START/PERIOD[/E…]")
+    params: Any = Field(default_factory=dict, description="the params of its runs")
+
+
+class FunctionRollback(Body):
+    to: int = Field(ge=1, le=2**31 - 1)
+
+
+def function_json(fn: Function) -> dict[str, Any]:
+    return {
+        "name": fn.name,
+        "runtime": fn.runtime,
+        "version": fn.version,
+        "public": fn.public,
+        "timeout": fn.timeout,
+        "memory_mb": fn.memory_mb,
+        "environment": {
+            key: "***" if var["secret"] else var["value"] for key, var in fn.environment.items()
+        },
+        "webhook_url": fn.webhook_url,
+        "url": f"/fn/{fn.name}",
+        "created_at": fn.created_at.isoformat(),
+        "updated_at": fn.updated_at.isoformat(),
+    }
+
+
+def version_json(version: FunctionVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "digest": version.digest,
+        "description": version.description,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+def run_json(run: FunctionRun, name: str) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "function": name,
+        "version": run.version,
+        "trigger": run.trigger,
+        "parent": run.parent_id,
+        "params": run.params,
+        "status": run.status,
+        "result": run.result,
+        "error": run.error,
+        "duration": run.duration,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "logs_url": f"/api/v1/runs/{run.id}/logs",
+    }
+
+
+def _invoker(ctx: Services) -> Invoker:
+    if ctx.invoker is None:
+        raise ServiceError("functions are not running on this server")
+    return ctx.invoker
+
+
+@router.post("/{name}", status_code=201, summary="Deploy a new version of a function")
+async def deploy_function(
+    name: str,
+    body: FunctionDeploy,
+    request: Request,
+    principal: Principal = Depends(principal_from),
+) -> dict[str, Any]:
+    """The code is compiled first: a syntax error is a 422 whose details give the line."""
+    ctx = services(request)
+    principal.require(Role.DEPLOYER)
+    service.check_name(name)
+    runtime = service.runtime_for(body.filename or name, body.runtime)
+    await asyncio.to_thread(compiler.check, runtime, body.source)
+    settings = service.Settings(
+        timeout=body.timeout,
+        memory_mb=body.memory_mb,
+        public=body.public,
+        environment=body.environment,
+        secrets=body.secrets,
+        webhook_url=body.webhook_url,
+    )
+    box = SecretBox.load(ctx.settings.data_dir)
+
+    wanted = None
+    if body.triggers is not None:
+        wanted = {key: (t.spec, t.params) for key, t in body.triggers.items()}
+
+    def deploy() -> tuple[dict[str, Any], Deployed, service.TriggerChange | None]:
+        with ctx.store.transaction() as session:
+            version = service.deploy(
+                session,
+                principal,
+                name,
+                runtime=runtime,
+                source=body.source,
+                settings=settings,
+                box=box,
+            )
+            fn = session.get(Function, version.function_id)
+            assert fn is not None
+            change = service.set_triggers(session, fn, wanted) if wanted is not None else None
+            shown = function_json(fn)
+            shown["triggers"] = service.trigger_names(session, fn)
+            return shown, Deployed.of(fn, version), change
+
+    shown, deployed, change = await asyncio.to_thread(deploy)
+    if ctx.invoker is not None:
+        await ctx.invoker.registry.publish(deployed)
+    if change is not None:
+        await scheduler.sync(ctx.temporal, principal.organization_id, name, change)
+    return shown
+
+
+@router.get("", summary="The tenant's functions")
+def list_functions(
+    request: Request, principal: Principal = Depends(principal_from)
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        return [function_json(fn) for fn in service.list_functions(session, principal)]
+
+
+@router.get("/{name}", summary="One function")
+def get_function(
+    name: str, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    with services(request).store.transaction() as session:
+        return function_json(service.get(session, principal, name))
+
+
+@router.get("/{name}/versions", summary="A function's versions, newest first")
+def list_versions(
+    name: str, request: Request, principal: Principal = Depends(principal_from)
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        return [version_json(v) for v in service.versions(session, principal, name)]
+
+
+@router.post("/{name}/rollback", summary="Run an earlier version's code again, as a new version")
+async def rollback_function(
+    name: str,
+    body: FunctionRollback,
+    request: Request,
+    principal: Principal = Depends(principal_from),
+) -> dict[str, Any]:
+    ctx = services(request)
+
+    def rollback() -> tuple[dict[str, Any], Deployed]:
+        with ctx.store.transaction() as session:
+            version = service.rollback(session, principal, name, body.to)
+            fn = session.get(Function, version.function_id)
+            assert fn is not None
+            return function_json(fn), Deployed.of(fn, version)
+
+    shown, deployed = await asyncio.to_thread(rollback)
+    if ctx.invoker is not None:
+        await ctx.invoker.registry.publish(deployed)
+    return shown
+
+
+@router.delete("/{name}", status_code=204, summary="Delete a function, its versions and runs")
+async def delete_function(
+    name: str, request: Request, principal: Principal = Depends(principal_from)
+) -> None:
+    ctx = services(request)
+
+    def delete() -> list[str]:
+        with ctx.store.transaction() as session:
+            names = service.trigger_names(session, service.get(session, principal, name))
+            service.delete(session, principal, name)
+            return names
+
+    removed = await asyncio.to_thread(delete)
+    if ctx.invoker is not None:
+        await ctx.invoker.registry.unpublish(principal.organization_id, name)
+    change = service.TriggerChange({}, removed)
+    await scheduler.sync(ctx.temporal, principal.organization_id, name, change)
+
+
+@router.get("/{name}/runs", summary="A function's runs, newest first")
+def list_runs(
+    name: str,
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    principal: Principal = Depends(principal_from),
+) -> list[dict[str, Any]]:
+    with services(request).store.transaction() as session:
+        return [run_json(r, name) for r in service.runs(session, principal, name, limit)]
+
+
+@runs_router.get("/{run_id}", summary="One run")
+def get_run(
+    run_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    with services(request).store.transaction() as session:
+        run = service.get_run(session, principal, run_id)
+        fn = session.get(Function, run.function_id)
+        assert fn is not None
+        return run_json(run, fn.name)
+
+
+@runs_router.get("/{run_id}/logs", summary="One run's console output")
+def run_logs(
+    run_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> list[str]:
+    with services(request).store.transaction() as session:
+        service.get_run(session, principal, run_id)
+        return list(
+            session.scalars(
+                select(LogLine.line)
+                .where(LogLine.kind == "run", LogLine.owner_id == run_id)
+                .order_by(LogLine.seq)
+            )
+        )
+
+
+@calls.post("/fn/{name}", summary="Call a function; the JSON body is its params")
+@calls.post("/fn/{organization}/{name}", summary="Call another organization's public function")
+async def call_function(
+    name: str,
+    request: Request,
+    organization: str | None = None,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> JSONResponse:
+    """`200 {"result"}` when the handler returns, `500 {"error": {"message", "stack"}}` when it
+    throws, `504` past its timeout. A token is needed unless the function is public; without
+    one, `/fn/NAME` is a function of the platform's own organization."""
+    ctx = services(request)
+    invoker = _invoker(ctx)
+    principal = await asyncio.to_thread(_principal, ctx, credentials)
+    params = _params(await request.body())
+    org_id = await asyncio.to_thread(_organization, ctx, principal, organization)
+    deployed = invoker.registry.get(org_id, name)
+    if deployed is None:
+        deployed = await asyncio.to_thread(invoker.load, org_id, name)
+    if not deployed.public:
+        if principal is None:
+            raise Unauthorized(f"{name} is not public: send Authorization: Bearer TOKEN")
+        if principal.organization_id != org_id:
+            raise NotFound(f"no function named {name!r}", details={"name": name})
+        principal.require(Role.DEPLOYER)
+    ran = await invoker.invoke(org_id, name, params, trigger="http")
+    outcome = ran.outcome
+    body: dict[str, Any] = (
+        {"result": outcome.result}
+        if outcome.status is RunStatus.SUCCEEDED
+        else {"error": {"code": outcome.status.value, **(outcome.error or {})}}
+    )
+    headers = {"X-Shipway-Run": str(ran.run_id), "X-Shipway-Version": str(ran.version)}
+    return JSONResponse(body, status_code=STATUS.get(outcome.status, 500), headers=headers)
+
+
+def _principal(ctx: Services, credentials: HTTPAuthorizationCredentials | None) -> Principal | None:
+    if credentials is None:
+        return None
+    with ctx.store.transaction() as session:
+        return tokens.authenticate(session, credentials.credentials)
+
+
+def _organization(ctx: Services, principal: Principal | None, name: str | None) -> int:
+    """The organization whose function is called."""
+    if name is None and principal is not None:
+        return principal.organization_id
+    with ctx.store.transaction() as session:
+        query = select(Organization.id)
+        query = (
+            query.where(Organization.name == name)
+            if name is not None
+            else query.where(Organization.is_admin.is_(True))
+        )
+        found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"no organization named {name!r}")
+    return found
+
+
+def _params(raw: bytes) -> Any:
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValidationError(f"the params are not valid JSON: {e}") from e

@@ -1,0 +1,62 @@
+"""Everything that runs functions in one process: the two runtimes, the registry that keeps
+them on the current versions, and the invoker that records each run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shipway.apps.secretbox import SecretBox
+from shipway.functions.invoke import Invoker
+from shipway.functions.js import JsRuntime
+from shipway.functions.outcome import Call, Outcome
+from shipway.functions.python import PythonRuntime
+from shipway.functions.registry import Registry
+from shipway.store import Store
+
+
+class _Js:
+    """The JS runtime as a runner: the environment reaches the handler as event.env only."""
+
+    def __init__(self, runtime: JsRuntime) -> None:
+        self.runtime = runtime
+
+    async def run(
+        self,
+        source: str,
+        event: dict[str, Any],
+        *,
+        timeout: float,
+        memory_mb: int,
+        call: Call | None,
+        env: dict[str, str],
+    ) -> Outcome:
+        return await self.runtime.run(
+            source, event, timeout=timeout, memory_mb=memory_mb, call=call
+        )
+
+
+class FunctionWorker:
+    def __init__(self, store: Store, data_dir: Path, js: Any) -> None:
+        self.store = store
+        self.js = js
+        self.registry = Registry()
+        self.js_runtime = JsRuntime()
+        self.python = PythonRuntime(data_dir)
+        self.invoker = Invoker(
+            store,
+            self.registry,
+            {"js": _Js(self.js_runtime), "python": self.python},
+            SecretBox.load(data_dir),
+            js,
+        )
+
+    async def start(self) -> None:
+        await self.registry.start(self.js)
+        await self.python.start()
+
+    async def close(self) -> None:
+        await self.invoker.drain()
+        await self.registry.close()
+        await self.python.close()
+        await self.js_runtime.close()

@@ -1,0 +1,178 @@
+"""Functions as a user runs them: `shipway fn …` and `POST /fn/NAME` against a real
+`shipway up`, with V8, sandboxed Python, Temporal schedules and the NATS KV bucket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Instance
+from tests.e2e.test_push import wait_for
+
+pytestmark = pytest.mark.e2e
+
+REPORT = """async function handler(event) {
+  console.log("report for", event.params.day);
+  return {day: event.params.day, region: event.env.REGION, trigger: event.trigger};
+}
+"""
+SQUARE = """import os
+
+def handler(event):
+    print("squaring", event["params"]["x"], "in", os.environ["REGION"])
+    return event["params"]["x"] ** 2
+"""
+CHAIN = """async function handler(event) {
+  return {squared: await shipway.call("square", {x: event.params.x})};
+}
+"""
+
+
+def call(instance: Instance, name: str, params: Any, token: str | None = "") -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token or instance.token}"} if token is not None else {}
+    return httpx.post(f"{instance.url}/fn/{name}", json=params, headers=headers, timeout=60)
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def cli_json(instance: Instance, *args: str) -> Any:
+    result = instance.cli(*args, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_deploy_call_version_and_roll_back(instance: Instance, tmp_path: Path) -> None:
+    js = write(tmp_path, "report.js", REPORT)
+    deployed = instance.cli("fn", "deploy", js, "--name", "report", "--env", "REGION=eu")
+    assert deployed.returncode == 0, deployed.stderr
+    answer = call(instance, "report", {"day": "mon"})
+    assert answer.status_code == 200
+    assert answer.json() == {"result": {"day": "mon", "region": "eu", "trigger": "http"}}
+    run = answer.headers["X-Shipway-Run"]
+    logs = instance.cli("fn", "logs", run)
+    assert wait_for(
+        lambda: "report for mon" in instance.cli("fn", "logs", run).stdout, 10, "the run's log"
+    )
+    assert logs.returncode == 0
+
+    invoked = cli_json(instance, "fn", "invoke", "report", "--params", '{"day": "tue"}')
+    assert invoked["result"]["day"] == "tue"
+
+    v2 = write(tmp_path, "v2.js", "function handler(event) { return 'v2' }\n")
+    assert instance.cli("fn", "deploy", v2, "--name", "report").returncode == 0
+    assert call(instance, "report", {}).json() == {"result": "v2"}
+    rolled = instance.cli("fn", "rollback", "report", "--to", "v1")
+    assert rolled.returncode == 0, rolled.stderr
+    assert call(instance, "report", {"day": "wed"}).json()["result"]["day"] == "wed"
+    versions = cli_json(instance, "fn", "versions", "report")
+    assert [v["version"] for v in versions] == [3, 2, 1]
+    assert versions[0]["description"] == "Rollback to v1"
+
+    runs = cli_json(instance, "fn", "runs", "report")
+    assert {r["status"] for r in runs} == {"succeeded"} and len(runs) == 4
+
+
+def test_python_pipelines_and_failures(instance: Instance, tmp_path: Path) -> None:
+    square = write(tmp_path, "square.py", SQUARE)
+    assert (
+        instance.cli("fn", "deploy", square, "--name", "square", "--env", "REGION=us").returncode
+        == 0
+    )
+    assert call(instance, "square", {"x": 7}).json() == {"result": 49}
+    chain = write(tmp_path, "chain.js", CHAIN)
+    assert instance.cli("fn", "deploy", chain, "--name", "chain").returncode == 0
+    answer = call(instance, "chain", {"x": 5})
+    assert answer.json() == {"result": {"squared": 25}}
+    runs = cli_json(instance, "fn", "runs", "square")
+    assert runs[0]["trigger"] == f"call:{answer.headers['X-Shipway-Run']}"
+
+    boom = write(tmp_path, "boom.js", "async function handler() { throw new Error('boom') }\n")
+    assert instance.cli("fn", "deploy", boom, "--name", "boom").returncode == 0
+    failed = call(instance, "boom", {})
+    assert failed.status_code == 500
+    assert (
+        failed.json()["error"]["message"] == "boom" and "handler" in failed.json()["error"]["stack"]
+    )
+    invoked = instance.cli("fn", "invoke", "boom")
+    assert invoked.returncode == 1 and "boom" in invoked.stdout
+
+    loop = write(tmp_path, "loop.py", "def handler(event):\n    while True:\n        pass\n")
+    assert instance.cli("fn", "deploy", loop, "--name", "loop", "--timeout", "1").returncode == 0
+    timed_out = call(instance, "loop", {})
+    assert timed_out.status_code == 504
+    assert "1 s timeout" in timed_out.json()["error"]["message"]
+    assert call(instance, "square", {"x": 3}).json() == {"result": 9}, "workers keep serving"
+
+    cycle = write(
+        tmp_path, "cycle.js", "async function handler() { return shipway.call('cycle', {}) }\n"
+    )
+    assert instance.cli("fn", "deploy", cycle, "--name", "cycle").returncode == 0
+    assert "a call cycle is refused: cycle → cycle" in call(instance, "cycle", {}).text
+
+
+def test_bad_input_and_access(instance: Instance, tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.js", "function handler(e) {\n  return 1 +\n}\n")
+    refused = instance.cli("fn", "deploy", bad, "--name", "bad")
+    assert refused.returncode == 1 and "line 3" in refused.stderr
+    bad_py = write(tmp_path, "bad.py", "def handler(event):\n    return (\n")
+    assert "line" in instance.cli("fn", "deploy", bad_py, "--name", "bad").stderr
+    response = httpx.post(
+        f"{instance.url}/api/v1/functions/bad",
+        json={"source": "function handler(e) {\n  return 1 +\n}\n", "filename": "bad.js"},
+        headers={"Authorization": f"Bearer {instance.token}"},
+    )
+    assert response.status_code == 422 and response.json()["error"]["details"]["line"] == 3
+
+    assert call(instance, "nothing", {}).status_code == 404
+    private = write(tmp_path, "private.js", "function handler() { return 'secret' }\n")
+    assert instance.cli("fn", "deploy", private, "--name", "private").returncode == 0
+    assert call(instance, "private", {}, token=None).status_code == 401
+    assert instance.cli("fn", "deploy", private, "--name", "private", "--public").returncode == 0
+    assert call(instance, "private", {}, token=None).json() == {"result": "secret"}
+    garbled = httpx.post(f"{instance.url}/fn/private", content=b"{nope", timeout=30)
+    assert garbled.status_code == 422 and "not valid JSON" in garbled.text
+    schedule = instance.cli(
+        "fn", "deploy", private, "--name", "private", "--schedule", "R/2020-13-01T00:00:00Z/PT5M"
+    )
+    assert schedule.returncode == 1 and "2020-13-01" in schedule.stderr
+
+
+def test_a_schedule_runs_the_function_with_its_params(instance: Instance, tmp_path: Path) -> None:
+    js = write(tmp_path, "tick.js", REPORT)
+    deployed = instance.cli(
+        "fn",
+        "deploy",
+        js,
+        "--name",
+        "tick",
+        "--schedule",
+        "R/2020-01-01T00:00:00Z/PT2S",
+        "--params",
+        '{"day": "scheduled"}',
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    try:
+        runs = wait_for(
+            lambda: (
+                [r for r in cli_json(instance, "fn", "runs", "tick") if r["status"] == "succeeded"][
+                    :2
+                ]
+                if len(cli_json(instance, "fn", "runs", "tick")) >= 2
+                else None
+            ),
+            60,
+            "two scheduled runs",
+        )
+        assert {r["trigger"] for r in runs} == {"schedule:schedule-1"}
+        assert runs[0]["params"] == {"day": "scheduled"}
+        assert runs[0]["result"]["day"] == "scheduled"
+    finally:
+        assert instance.cli("fn", "delete", "tick").returncode == 0
