@@ -56,6 +56,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(organizations.router)
     api.include_router(deployments.router)
     api.include_router(logs.router)
+    api.include_router(functions.apply_router)
     api.include_router(functions.router)
     api.include_router(functions.runs_router)
     app.include_router(api)

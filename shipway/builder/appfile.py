@@ -20,7 +20,8 @@ from shipway.errors import ValidationError
 NAME = "shipway.yml"
 #: Build steps that run commands, and so have output to hide.
 STEPS = ("dependencies",)
-_KEYS = {"build"}
+#: Top-level keys; `functions` is read by `shipway fn apply`, not by the build.
+_KEYS = {"build", "functions"}
 _BUILD_KEYS = {"private"}
 #: A larger shipway.yml is refused rather than parsed.
 MAX_BYTES = 64 * 1024

@@ -258,6 +258,9 @@ class Function(Base):
     environment: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     #: Receives a JSON POST when a scheduled run fails.
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    #: The manifest that declares it (`shipway fn apply`), which may also remove it; None for
+    #: a function deployed on its own.
+    manifest: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -31,7 +31,7 @@ def test_private_steps(tmp_path: Path) -> None:
     [
         ("build: [\n", "cannot be parsed"),
         ("- a\n- b\n", "must be a mapping"),
-        ("bild: {}\n", "unknown setting bild; known: build"),
+        ("bild: {}\n", "unknown setting bild; known: build, functions"),
         ("build:\n  privat: []\n", "unknown setting privat; known: private"),
         ("build:\n  private: dependencies\n", "must be a list of step names"),
         ("build:\n  private: [deps, checkout]\n", "unknown steps checkout, deps"),

@@ -176,3 +176,52 @@ def test_a_schedule_runs_the_function_with_its_params(instance: Instance, tmp_pa
         assert runs[0]["result"]["day"] == "scheduled"
     finally:
         assert instance.cli("fn", "delete", "tick").returncode == 0
+
+
+MANIFEST = """functions:
+  apps_by_cell:
+    handler: apps-by-cells.js
+    runtime: js
+    timeout: 30
+    environment: {REGION: eu}
+    events:
+      - gra: {rate: "R/2018-01-01T00:00:00Z/PT5M/ET1M", params: {cell: a-gra}}
+      - bhs: {rate: "R/2018-01-01T00:00:00Z/PT5M/ET1M", params: {cell: a-bhs}}
+  rollup:
+    handler: rollup.py
+"""
+
+
+def test_apply_a_manifest_idempotently_with_a_diff(instance: Instance, tmp_path: Path) -> None:
+    write(tmp_path, "apps-by-cells.js", REPORT)
+    write(tmp_path, "rollup.py", "def handler(event):\n    return 'rolled up'\n")
+    manifest = write(tmp_path, "shipway.yml", MANIFEST)
+    first = instance.cli("fn", "apply", manifest)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "+ apps_by_cell (create)" in first.stdout and "+ rollup (create)" in first.stdout
+    assert call(instance, "apps_by_cell", {"day": "x"}).json()["result"]["region"] == "eu"
+
+    again = cli_json(instance, "fn", "apply", manifest)
+    assert {c["action"] for c in again["changes"]} == {"unchanged"}
+
+    (tmp_path / "shipway.yml").write_text(
+        MANIFEST.replace("timeout: 30", "timeout: 60")
+        .replace(
+            '      - bhs: {rate: "R/2018-01-01T00:00:00Z/PT5M/ET1M", params: {cell: a-bhs}}\n', ""
+        )
+        .split("  rollup:")[0]
+    )
+    dry = instance.cli("fn", "apply", manifest, "--dry-run")
+    assert "~ apps_by_cell (update): timeout 30 → 60, trigger bhs removed" in dry.stdout
+    assert "- rollup (delete)" in dry.stdout
+    assert call(instance, "rollup", {}).status_code == 200, "a dry run changes nothing"
+    applied = instance.cli("fn", "apply", manifest)
+    assert applied.returncode == 0, applied.stderr
+    assert call(instance, "rollup", {}).status_code == 404
+    assert cli_json(instance, "fn", "versions", "apps_by_cell")[0]["description"] == (
+        "Apply shipway.yml"
+    )
+
+    broken = write(tmp_path, "broken.yml", "functions:\n  x:\n    handler: nope.js\n")
+    refused = instance.cli("fn", "apply", broken)
+    assert refused.returncode == 1 and "cannot read the handler of 'x'" in refused.stderr

@@ -20,6 +20,7 @@ from shipway.api.schemas import Body
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ServiceError, Unauthorized, ValidationError
 from shipway.functions import compile as compiler
+from shipway.functions import manifest as manifests
 from shipway.functions import scheduler, service
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
@@ -29,6 +30,7 @@ from shipway.store.tables import Function, FunctionRun, FunctionVersion, LogLine
 
 router = APIRouter(prefix="/functions", tags=["functions"])
 runs_router = APIRouter(prefix="/runs", tags=["functions"])
+apply_router = APIRouter(tags=["functions"])
 calls = APIRouter(tags=["functions"])
 
 #: The answer's status for each way a run ends.
@@ -53,6 +55,26 @@ class FunctionDeploy(Body):
 class TriggerIn(Body):
     spec: str = Field(description="a cron expression or an ISO-8601 R[n]/START/PERIOD[/E…]")
     params: Any = Field(default_factory=dict, description="the params of its runs")
+
+
+class Declared(Body):
+    name: str
+    source: str
+    filename: str | None = None
+    runtime: str | None = None
+    timeout: int = service.DEFAULT_TIMEOUT
+    memory_mb: int = service.DEFAULT_MEMORY_MB
+    public: bool = False
+    environment: dict[str, str] = Field(default_factory=dict)
+    triggers: dict[str, TriggerIn] = Field(default_factory=dict)
+
+
+class ManifestApply(Body):
+    manifest: str = Field(
+        "shipway.yml", min_length=1, max_length=255, description="names the manifest"
+    )
+    functions: list[Declared]
+    dry_run: bool = False
 
 
 class FunctionRollback(Body):
@@ -108,6 +130,63 @@ def _invoker(ctx: Services) -> Invoker:
     if ctx.invoker is None:
         raise ServiceError("functions are not running on this server")
     return ctx.invoker
+
+
+@apply_router.post("/functions:apply", summary="Make the functions match a manifest")
+async def apply_manifest(
+    body: ManifestApply, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    """Creates, updates and removes the manifest's functions and their triggers; answers the
+    changes, each `create`, `update` (with what differs), `delete` or `unchanged`. Applying
+    the same manifest again changes nothing. With `dry_run` nothing is changed."""
+    ctx = services(request)
+    principal.require(Role.DEPLOYER)
+    declared = []
+    for item in body.functions:
+        service.check_name(item.name)
+        runtime = service.runtime_for(item.filename or item.name, item.runtime)
+        try:
+            await asyncio.to_thread(compiler.check, runtime, item.source)
+        except ValidationError as e:
+            raise type(e)(f"{item.name}: {e.message}", details=e.details) from e
+        triggers = {key: (t.spec, t.params) for key, t in item.triggers.items()}
+        declared.append(
+            manifests.Declared(
+                name=item.name,
+                runtime=runtime,
+                source=item.source,
+                timeout=item.timeout,
+                memory_mb=item.memory_mb,
+                public=item.public,
+                environment=item.environment,
+                triggers=triggers,
+            )
+        )
+    box = SecretBox.load(ctx.settings.data_dir)
+
+    def apply() -> list[manifests.Change]:
+        with ctx.store.transaction() as session:
+            return manifests.apply(
+                session, principal, body.manifest, declared, box, dry_run=body.dry_run
+            )
+
+    changes = await asyncio.to_thread(apply)
+    for change in changes:
+        if ctx.invoker is not None and change.deployed is not None:
+            await ctx.invoker.registry.publish(change.deployed)
+        if ctx.invoker is not None and change.action == "delete" and not body.dry_run:
+            await ctx.invoker.registry.unpublish(principal.organization_id, change.function)
+        if change.triggers is not None and not body.dry_run:
+            await scheduler.sync(
+                ctx.temporal, principal.organization_id, change.function, change.triggers
+            )
+    return {
+        "manifest": body.manifest,
+        "dry_run": body.dry_run,
+        "changes": [
+            {"function": c.function, "action": c.action, "details": c.details} for c in changes
+        ],
+    }
 
 
 @router.post("/{name}", status_code=201, summary="Deploy a new version of a function")

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("memory_mb", sa.Integer(), nullable=False),
         sa.Column("environment", JSON, nullable=False),
         sa.Column("webhook_url", sa.String(length=2048), nullable=True),
+        sa.Column("manifest", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
