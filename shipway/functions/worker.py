@@ -42,7 +42,8 @@ class FunctionWorker:
         self.js = js
         self.registry = Registry()
         self.js_runtime = JsRuntime()
-        self.python = PythonRuntime(data_dir)
+        # Its own scratch dir: the worker's sandbox sees it (read-only), nothing else of DATA.
+        self.python = PythonRuntime(data_dir / "run" / "python-functions")
         self.invoker = Invoker(
             store,
             self.registry,
@@ -52,8 +53,8 @@ class FunctionWorker:
         )
 
     async def start(self) -> None:
+        """Follow the registry; the Python worker starts with the first Python call."""
         await self.registry.start(self.js)
-        await self.python.start()
 
     async def close(self) -> None:
         await self.invoker.drain()
