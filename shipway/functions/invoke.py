@@ -153,10 +153,11 @@ class Invoker:
         """Record how the run ended and its output, after the caller has its answer."""
         try:
             await asyncio.to_thread(self._record, run_id, outcome)
-            writer = LogWriter(self.store, self.js, "run", run_id, secrets=secrets)
-            for line in outcome.logs:
-                await writer.write(line)
-            await writer.close(outcome.status.value)
+            if outcome.logs:  # a run that printed nothing has no log to store or follow
+                writer = LogWriter(self.store, self.js, "run", run_id, secrets=secrets)
+                for line in outcome.logs:
+                    await writer.write(line)
+                await writer.close(outcome.status.value)
         except Exception as e:  # the caller has its answer; the record is best effort here
             log.warning("run %d: cannot record its end: %s", run_id, e)
 
