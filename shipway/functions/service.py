@@ -147,6 +147,8 @@ def deploy(
     runtime_for(name, runtime)
     if len(source.encode()) > MAX_SOURCE:
         raise ValidationError(f"the source is larger than {MAX_SOURCE // 1024} KiB")
+    if "\0" in source:
+        raise ValidationError("the source must not contain NUL characters")
     fn = session.scalar(
         select(Function).where(
             Function.organization_id == principal.organization_id, Function.name == name

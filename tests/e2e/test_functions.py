@@ -139,6 +139,10 @@ def test_bad_input_and_access(instance: Instance, tmp_path: Path) -> None:
     assert call(instance, "private", {}, token=None).json() == {"result": "secret"}
     garbled = httpx.post(f"{instance.url}/fn/private", content=b"{nope", timeout=30)
     assert garbled.status_code == 422 and "not valid JSON" in garbled.text
+    nul = httpx.post(f"{instance.url}/fn/private", content=b'{"a": "x\\u0000y"}', timeout=30)
+    assert nul.status_code == 422 and "NUL" in nul.text
+    deep = httpx.post(f"{instance.url}/fn/private", content=b"[" * 200_000, timeout=30)
+    assert deep.status_code == 422, deep.text
     schedule = instance.cli(
         "fn", "deploy", private, "--name", "private", "--schedule", "R/2020-13-01T00:00:00Z/PT5M"
     )

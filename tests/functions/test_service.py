@@ -75,6 +75,7 @@ def test_settings_are_checked_and_secrets_encrypted(
         ({"memory_mb": 8}, "memory must be a whole number from 16 to 2048"),
         ({"environment": {"1X": "a"}}, "environment variable name '1X'"),
         ({"webhook_url": "ftp://x"}, "webhook_url must be an http"),
+        ({"source": "function handler() {}\0"}, "must not contain NUL"),
     ]:
         with pytest.raises(ValidationError) as failed:
             deploy(store, owner, box, **bad)

@@ -408,6 +408,22 @@ def _params(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        params = json.loads(raw)
+        nul = _has_nul(params)
     except (ValueError, UnicodeDecodeError) as e:
         raise ValidationError(f"the params are not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise ValidationError("the params are nested too deeply") from e
+    if nul:  # a run's params are stored, and PostgreSQL refuses NUL in text
+        raise ValidationError("the params must not contain NUL characters (\\u0000)")
+    return params
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
