@@ -8,6 +8,7 @@ tenants may both have an app called "web": `web.acme.BASE`, `web--feature.acme.B
 from __future__ import annotations
 
 from shipway.apps.service import PRODUCTION
+from shipway.store.tables import Organization
 
 
 def hostname(app: str, environment: str, base_domain: str, organization: str | None = None) -> str:
@@ -18,3 +19,8 @@ def hostname(app: str, environment: str, base_domain: str, organization: str | N
 
 def url(host: str, port: int) -> str:
     return f"http://{host}:{port}" if port != 80 else f"http://{host}"
+
+
+def label(organization: Organization | None) -> str | None:
+    """The organization's label in hosts: None for the platform's own organization."""
+    return None if organization is None or organization.is_admin else organization.name

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from temporalio import activity
 
 from shipway.accounts.roles import SYSTEM_ACTOR
@@ -49,8 +50,6 @@ class FunctionActivities:
 
     def _record_failure(self, spec: ScheduledRun, report: RunReport) -> str | None:
         """An audit entry for the failed run; returns the function's webhook URL, if any."""
-        from sqlalchemy import select
-
         with self.store.transaction() as session:
             fn = session.scalar(
                 select(Function).where(

@@ -9,6 +9,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ShipwayError
@@ -84,13 +86,14 @@ class Invoker:
         *,
         trigger: str = "http",
         chain: Chain | None = None,
+        deployed: Deployed | None = None,
     ) -> Ran:
-        """Run NAME's current version with PARAMS; NotFound if there is no such function."""
+        """Run NAME's current version (DEPLOYED, when the caller has found it already) with
+        PARAMS; NotFound if there is no such function."""
         if chain is not None:
             _check_chain(chain, name)
-        deployed = self.registry.get(organization_id, name)
         if deployed is None:
-            deployed = await asyncio.to_thread(self.load, organization_id, name)
+            deployed = await self.find(organization_id, name)
         runner = self.runners.get(deployed.runtime)
         if runner is None:
             raise ShipwayError(f"the {deployed.runtime} runtime is not available here")
@@ -128,10 +131,15 @@ class Invoker:
         task.add_done_callback(self._finishing.discard)
         return Ran(run_id, deployed.version, outcome)
 
-    def load(self, organization_id: int, name: str) -> Deployed:
-        """From the store, when the bucket has not told this worker about NAME (yet)."""
-        from sqlalchemy import select
+    async def find(self, organization_id: int, name: str) -> Deployed:
+        """NAME's running version: from this worker's map of the bucket, else the store."""
+        deployed = self.registry.get(organization_id, name)
+        if deployed is None:
+            deployed = await asyncio.to_thread(self._load, organization_id, name)
+        return deployed
 
+    def _load(self, organization_id: int, name: str) -> Deployed:
+        """From the store, when the bucket has not told this worker about NAME (yet)."""
         with self.store.transaction() as session:
             fn = session.scalar(
                 select(Function).where(

@@ -67,7 +67,7 @@ def load(
         app_id=app.id,
         app=app.name,
         environment=environment,
-        host=hosts.hostname(app.name, environment, base_domain, None if org.is_admin else org.name),
+        host=hosts.hostname(app.name, environment, base_domain, hosts.label(org)),
         release_id=release.id,
         version=release.version,
         manifest=Manifest.from_json(release.manifest),

@@ -31,8 +31,7 @@ router = APIRouter(prefix="/apps", tags=["apps"])
 
 def tenant(session: Session, organization_id: int) -> str | None:
     """The organization's label in app hosts: None for the platform's own organization."""
-    org = session.get(Organization, organization_id)
-    return None if org is None or org.is_admin else org.name
+    return hosts.label(session.get(Organization, organization_id))
 
 
 def app_url(request: Request, app: str, environment: str, organization: str | None) -> str:

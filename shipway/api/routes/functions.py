@@ -360,16 +360,14 @@ async def call_function(
     principal = await asyncio.to_thread(_principal, ctx, credentials)
     params = _params(await request.body())
     org_id = await asyncio.to_thread(_organization, ctx, principal, organization)
-    deployed = invoker.registry.get(org_id, name)
-    if deployed is None:
-        deployed = await asyncio.to_thread(invoker.load, org_id, name)
+    deployed = await invoker.find(org_id, name)
     if not deployed.public:
         if principal is None:
             raise Unauthorized(f"{name} is not public: send Authorization: Bearer TOKEN")
         if principal.organization_id != org_id:
             raise NotFound(f"no function named {name!r}", details={"name": name})
         principal.require(Role.DEPLOYER)
-    ran = await invoker.invoke(org_id, name, params, trigger="http")
+    ran = await invoker.invoke(org_id, name, params, trigger="http", deployed=deployed)
     outcome = ran.outcome
     body: dict[str, Any] = (
         {"result": outcome.result}
