@@ -267,6 +267,7 @@ class Server:
         stack.callback(sock.close)
         config = uvicorn.Config(
             create_app(services),
+            http="httptools",
             log_level="warning",
             lifespan="off",
             proxy_headers=False,

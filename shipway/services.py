@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio.client import Client as TemporalClient
 
+from shipway.accounts.tokencache import TokenCache
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
 from shipway.functions.invoke import Invoker
@@ -33,6 +34,11 @@ class Services:
     invoker: Invoker | None = None
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+    #: The principals of the bearer secrets seen a moment ago.
+    tokens: TokenCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenCache(self.store)
 
     async def health(self, deep: bool = False) -> dict[str, Any]:
         """Each part's state; the whole is "ok" only when every part is.

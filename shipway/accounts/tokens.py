@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -106,6 +106,11 @@ def _iso(row: ApiToken) -> str | None:
 
 def authenticate(session: Session, secret: str) -> Principal:
     """The principal a bearer secret stands for; Unauthorized if unknown, expired or revoked."""
+    return check(session, secret)[0]
+
+
+def check(session: Session, secret: str) -> tuple[Principal, datetime | None]:
+    """What `authenticate` answers, and when the token expires (None: never)."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         raise Unauthorized("invalid token")
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
@@ -118,13 +123,14 @@ def authenticate(session: Session, secret: str) -> Principal:
         raise Unauthorized("token has expired")
     org = session.get(Organization, row.organization_id)
     assert org is not None
-    return Principal(
+    principal = Principal(
         organization_id=row.organization_id,
         role=Role(row.role),
         actor=f"token:{row.id}",
         token_id=row.id,
         platform_admin=org.is_admin,
     )
+    return principal, row.expires_at
 
 
 def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:

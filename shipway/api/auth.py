@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shipway.accounts import tokens
 from shipway.accounts.roles import Principal
 from shipway.errors import Unauthorized
 from shipway.services import Services
@@ -24,6 +25,12 @@ async def principal_from(
     """The principal of the request's bearer token; Unauthorized if it is missing or bad."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: send Authorization: Bearer TOKEN")
-    store = services(request).store
-    with store.transaction() as session:
-        return tokens.authenticate(session, credentials.credentials)
+    return await authenticate(services(request), credentials.credentials)
+
+
+async def authenticate(ctx: Services, secret: str) -> Principal:
+    """SECRET's principal: remembered from a moment ago, else read from the store."""
+    known = ctx.tokens.cached(secret)
+    if known is not None:
+        return known
+    return await asyncio.to_thread(ctx.tokens.authenticate, secret)

@@ -15,6 +15,7 @@ from shipway.cli.client import Api, CliError, describe_error
 from shipway.cli.env import parse_pairs
 from shipway.cli.output import console, emit_json, table
 from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.functions import declared as declarations
 
 fn = typer.Typer(help="Functions: small JS and Python handlers.", no_args_is_help=True)
 
@@ -183,73 +184,34 @@ def apply(
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
-    """The functions of a shipway.yml, each with its handler's source read from next to it."""
+    """The functions of a shipway.yml as the API takes them, each with its handler's source
+    read from next to it."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise CliError(f"cannot read {path}: {e}") from e
-    declared = (data or {}).get("functions") if isinstance(data, dict) else None
-    if not isinstance(declared, dict):
+    if not isinstance(data, dict) or "functions" not in data:
         raise CliError(f"{path}: expected a `functions:` mapping of names to functions")
-    out = []
-    for name, spec in declared.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("handler"), str):
-            raise CliError(f"{path}: function {name!r} needs `handler: FILE`")
-        unknown = set(spec) - {
-            "handler",
-            "runtime",
-            "timeout",
-            "memory",
-            "public",
-            "environment",
-            "events",
-        }
-        if unknown:
-            raise CliError(
-                f"{path}: function {name!r} has unknown settings {', '.join(sorted(unknown))}"
-            )
-        handler = path.parent / spec["handler"]
-        try:
-            source = handler.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CliError(f"{path}: cannot read the handler of {name!r}: {e}") from e
-        item: dict[str, Any] = {
-            "name": str(name),
-            "source": source,
-            "filename": handler.name,
-            "triggers": _events(path, str(name), spec.get("events") or []),
-        }
-        for key, field in (
-            ("runtime", "runtime"),
-            ("timeout", "timeout"),
-            ("memory", "memory_mb"),
-            ("public", "public"),
-        ):
-            if key in spec:
-                item[field] = spec[key]
-        if "environment" in spec:
-            env = spec["environment"]
-            if not isinstance(env, dict):
-                raise CliError(f"{path}: the environment of {name!r} must be a mapping")
-            item["environment"] = {str(k): str(v) for k, v in env.items()}
-        out.append(item)
-    return out
 
-
-def _events(path: Path, name: str, events: Any) -> dict[str, Any]:
-    """`events: [- NAME: {rate: SPEC, params: {...}}]` as triggers."""
-    if not isinstance(events, list):
-        raise CliError(f"{path}: the events of {name!r} must be a list")
-    triggers: dict[str, Any] = {}
-    for event in events:
-        if not isinstance(event, dict) or len(event) != 1:
-            raise CliError(f"{path}: each event of {name!r} is `- NAME: {{rate: SPEC, params: …}}`")
-        [(trigger, spec)] = event.items()
-        rate = spec.get("rate", spec.get("schedule")) if isinstance(spec, dict) else None
-        if not isinstance(rate, str):
-            raise CliError(f"{path}: event {trigger!r} of {name!r} needs `rate: SPEC`")
-        triggers[str(trigger)] = {"spec": rate, "params": spec.get("params", {})}
-    return triggers
+    found = declarations.parse(
+        data["functions"], str(path), lambda handler: (path.parent / handler).read_text()
+    )
+    return [
+        {
+            "name": d.name,
+            "runtime": d.runtime,
+            "source": d.source,
+            "timeout": d.timeout,
+            "memory_mb": d.memory_mb,
+            "public": d.public,
+            "environment": dict(d.environment),
+            "triggers": {
+                name: {"spec": spec, "params": params}
+                for name, (spec, params) in d.triggers.items()
+            },
+        }
+        for d in found
+    ]
 
 
 @fn.command("list")

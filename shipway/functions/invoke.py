@@ -16,11 +16,11 @@ from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ShipwayError
 from shipway.functions import service
 from shipway.functions.outcome import Call, Outcome, RunStatus
+from shipway.functions.records import RunRecords
 from shipway.functions.registry import Deployed, Registry
 from shipway.logs import LogWriter
 from shipway.store import Store
-from shipway.store.tables import Function, FunctionRun
-from shipway.store.types import utcnow
+from shipway.store.tables import Function
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ class Invoker:
         self.runners = runners
         self.box = box
         self.js = js
-        self._finishing: set[asyncio.Task[None]] = set()
+        self.records = RunRecords(store)
+        self._writing: set[asyncio.Task[None]] = set()
 
     async def invoke(
         self,
@@ -97,8 +98,12 @@ class Invoker:
         runner = self.runners.get(deployed.runtime)
         if runner is None:
             raise ShipwayError(f"the {deployed.runtime} runtime is not available here")
-        run_id = await asyncio.to_thread(
-            self._start, deployed, trigger, params, chain.run_id if chain else None
+        run_id = await self.records.start(
+            deployed.function_id,
+            deployed.version,
+            trigger,
+            params,
+            chain.run_id if chain else None,
         )
         env = config.environment(deployed.environment, self.box)
         event = {"params": params, "env": env, "trigger": trigger, "run_id": run_id}
@@ -125,10 +130,12 @@ class Invoker:
             call=call,
             env=env,
         )
-        secrets = config.secret_values(deployed.environment, self.box)
-        task = asyncio.create_task(self._finish(run_id, outcome, secrets))
-        self._finishing.add(task)
-        task.add_done_callback(self._finishing.discard)
+        self.records.end(run_id, outcome)
+        if outcome.logs:  # a run that printed nothing has no log to store or follow
+            secrets = config.secret_values(deployed.environment, self.box)
+            task = asyncio.create_task(self._write_logs(run_id, outcome, secrets))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
         return Ran(run_id, deployed.version, outcome)
 
     async def find(self, organization_id: int, name: str) -> Deployed:
@@ -150,40 +157,23 @@ class Invoker:
                 raise NotFound(f"no function named {name!r}", details={"name": name})
             return Deployed.of(fn, service.version_of(session, fn, fn.version))
 
-    def _start(self, deployed: Deployed, trigger: str, params: Any, parent_id: int | None) -> int:
-        with self.store.transaction() as session:
-            fn = session.get(Function, deployed.function_id)
-            if fn is None:
-                raise NotFound(f"no function named {deployed.name!r}")
-            return service.start_run(session, fn, deployed.version, trigger, params, parent_id).id
-
-    async def _finish(self, run_id: int, outcome: Outcome, secrets: list[str]) -> None:
-        """Record how the run ended and its output, after the caller has its answer."""
+    async def _write_logs(self, run_id: int, outcome: Outcome, secrets: list[str]) -> None:
+        """Store the run's output, after the caller has its answer."""
         try:
-            await asyncio.to_thread(self._record, run_id, outcome)
-            if outcome.logs:  # a run that printed nothing has no log to store or follow
-                writer = LogWriter(self.store, self.js, "run", run_id, secrets=secrets)
-                for line in outcome.logs:
-                    await writer.write(line)
-                await writer.close(outcome.status.value)
-        except Exception as e:  # the caller has its answer; the record is best effort here
-            log.warning("run %d: cannot record its end: %s", run_id, e)
+            writer = LogWriter(self.store, self.js, "run", run_id, secrets=secrets)
+            for line in outcome.logs:
+                await writer.write(line)
+            await writer.close(outcome.status.value)
+        except Exception as e:  # the caller has its answer; the log is best effort here
+            log.warning("run %d: cannot store its output: %s", run_id, e)
 
-    def _record(self, run_id: int, outcome: Outcome) -> None:
-        with self.store.transaction() as session:
-            run = session.get(FunctionRun, run_id)
-            if run is None:
-                return
-            run.status = outcome.status.value
-            run.result = outcome.result
-            run.error = outcome.error
-            run.duration = round(outcome.duration, 6)
-            run.finished_at = utcnow()
-
-    async def drain(self) -> None:
-        """Wait for the runs still being recorded (at shutdown, in tests)."""
-        while self._finishing:
-            await asyncio.gather(*list(self._finishing), return_exceptions=True)
+    async def settle(self) -> None:
+        """Wait until the runs made so far, and their output, are recorded: what reads runs
+        calls this first, and so does a worker that stops."""
+        writing = list(self._writing)
+        if writing:
+            await asyncio.wait(writing)
+        await self.records.settle()
 
 
 def _check_chain(chain: Chain, name: str) -> None:

@@ -197,6 +197,7 @@ _BOOTSTRAP = Template(r"""
   }
 
   function start(event, allowCalls) {
+    if (typeof handler !== "function") return stringify({handler: typeof handler});
     callsAllowed = allowCalls;
     let returned;
     try {
@@ -329,14 +330,17 @@ class _Isolate:
             raise _Broken(f"the runtime answered with {type(value).__name__}")
         return value
 
-    async def load(self, source: str) -> str:
-        """Run SOURCE's top-level code; the type of what it left as `handler`."""
+    async def load(self, source: str) -> None:
+        """Run SOURCE's top-level code."""
         try:
             await self.eval(f"{source}\n//# sourceURL={SOURCE_NAME}")
         except JSParseException as e:
             raise _load_error(str(e), syntax=True) from e
         except JSEvalException as e:
             raise _load_error(str(e), syntax=False) from e
+
+    async def handler_type(self) -> str:
+        """The type of what the top-level code left as `handler`."""
         return await self.host("__shipway_host.handlerType()")
 
     def close(self) -> None:
@@ -375,7 +379,8 @@ def _check_size(source: str) -> None:
 
 async def _bounded(work: Awaitable[T], timeout: float) -> T:
     try:
-        return await asyncio.wait_for(work, timeout)
+        async with asyncio.timeout(timeout):
+            return await work
     except TimeoutError:
         raise _TimedOut from None
 
@@ -396,7 +401,8 @@ async def _check(source: str) -> None:
     try:
         await isolate.bootstrap()
         isolate.limit_memory(CHECK_MEMORY_MB)
-        kind = await _bounded(isolate.load(source), CHECK_TIMEOUT)
+        await _bounded(isolate.load(source), CHECK_TIMEOUT)
+        kind = await isolate.handler_type()
     except _LoadError as e:
         raise CompileError(e.message, line=e.line) from None
     except _TimedOut:
@@ -427,11 +433,9 @@ class _Session:
     async def drive(self, source: str, event: dict[str, Any]) -> Outcome:
         """Load SOURCE, start the handler on EVENT and see it through to its outcome."""
         try:
-            kind = await self.isolate.load(source)
+            await self.isolate.load(source)
         except _LoadError as e:
             return _failed(e.message, e.stack)
-        if kind != "function":
-            return _failed(_no_handler_message(kind))
         allow = "true" if self.call is not None else "false"
         state = await self.isolate.host(
             f"__shipway_host.start({_literal(json.dumps(event))}, {allow})"
@@ -454,6 +458,8 @@ class _Session:
         the handler has one."""
         try:
             parsed = json.loads(state)
+            if "handler" in parsed:  # the top-level code left no function to call
+                return _failed(_no_handler_message(str(parsed["handler"])))
             self.logs.extend(str(line) for line in parsed["logs"])
             for request in parsed["requests"]:
                 self._start_call(int(request["id"]), str(request["name"]), request["params"])
@@ -586,6 +592,7 @@ class JsRuntime:
         finally:
             session.cancel_calls()
             self._chore(self._close(isolate))
+            self._top_up()
         outcome.logs = session.logs
         return outcome
 
@@ -602,12 +609,14 @@ class JsRuntime:
         self._running = asyncio.Semaphore(self._max_running)
 
     async def _take(self) -> _Isolate:
-        """A fresh isolate, never used before; the pool is topped up behind it."""
-        isolate = self._ready.popleft() if self._ready else None
+        """A fresh isolate, never used before."""
+        return self._ready.popleft() if self._ready else await self._make()
+
+    def _top_up(self) -> None:
+        """Make isolates ahead of need, after a call rather than while it runs."""
         while self._making + len(self._ready) < self._warm:
             self._making += 1
             self._chore(self._make_warm())
-        return isolate if isolate is not None else await self._make()
 
     async def _make(self) -> _Isolate:
         loop = asyncio.get_running_loop()

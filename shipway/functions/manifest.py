@@ -8,9 +8,7 @@ removes the functions it declared before but no longer does. Functions deployed 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,26 +17,15 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import ValidationError
+from shipway.functions import compile as compiler
+from shipway.functions import declared as declarations
 from shipway.functions import service
+from shipway.functions.declared import Declared
 from shipway.functions.registry import Deployed
 from shipway.store.tables import Function, FunctionTrigger
 
 #: Changes a plan can list, in the order people read them.
 ACTIONS = ("create", "update", "delete", "unchanged")
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One function as the manifest declares it."""
-
-    name: str
-    runtime: str
-    source: str
-    timeout: int = service.DEFAULT_TIMEOUT
-    memory_mb: int = service.DEFAULT_MEMORY_MB
-    public: bool = False
-    environment: Mapping[str, str] = field(default_factory=dict)
-    triggers: Mapping[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +36,18 @@ class Change:
     details: list[str] = field(default_factory=list)
     deployed: Deployed | None = None
     triggers: service.TriggerChange | None = None
+
+
+def check(declared: list[Declared]) -> None:
+    """Raise ValidationError, naming the function, unless every one compiles and its
+    triggers parse. Blocks while the code compiles."""
+    for item in declared:
+        try:
+            declarations.check_name(item.name)
+            service.check_triggers(item.triggers)
+            compiler.check(item.runtime, item.source)
+        except ValidationError as e:
+            raise type(e)(f"{item.name}: {e.message}", details=e.details) from e
 
 
 def apply(

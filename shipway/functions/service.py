@@ -21,48 +21,20 @@ from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.events import Event, emit
 from shipway.functions import triggers
-from shipway.functions.outcome import RunStatus
+from shipway.functions.declared import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    NAME,
+    check_name,
+    runtime_for,
+)
 from shipway.store.tables import Function, FunctionRun, FunctionTrigger, FunctionVersion
 from shipway.store.types import utcnow
 
-RUNTIMES = ("js", "python")
-EXTENSIONS = {".js": "js", ".mjs": "js", ".cjs": "js", ".py": "python"}
-NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 MAX_SOURCE = 1024 * 1024
-DEFAULT_TIMEOUT = 30
 TIMEOUT = (1, 900)
-DEFAULT_MEMORY_MB = 128
 MEMORY_MB = (16, 2048)
-
-
-def check_name(name: object) -> str:
-    if not isinstance(name, str) or NAME.fullmatch(name) is None:
-        raise ValidationError(
-            "function name must be 1-63 characters of a-z, 0-9, '_' and '-', starting with a "
-            "letter",
-            details={"name": name},
-        )
-    return name
-
-
-def runtime_for(filename: str, runtime: str | None = None) -> str:
-    """RUNTIME if given, else the one FILENAME's extension names."""
-    if runtime is not None:
-        if runtime not in RUNTIMES:
-            raise ValidationError(
-                f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}",
-                details={"runtime": runtime},
-            )
-        return runtime
-    for extension, found in EXTENSIONS.items():
-        if filename.endswith(extension):
-            return found
-    raise ValidationError(
-        f"cannot tell the runtime of {filename!r} from its extension "
-        f"({', '.join(EXTENSIONS)}); give it with --runtime",
-        details={"file": filename},
-    )
 
 
 def _within(value: object, bounds: tuple[int, int], what: str) -> int:
@@ -239,14 +211,7 @@ def set_triggers(
     session: Session, fn: Function, wanted: Mapping[str, tuple[str, Any]]
 ) -> TriggerChange:
     """Make FN's triggers exactly WANTED (name → (spec, params)); specs must parse."""
-    for name, (spec, _) in wanted.items():
-        if NAME.fullmatch(name) is None:
-            raise ValidationError(
-                f"trigger name {name!r} must be 1-63 characters of a-z, 0-9, '_' and '-', "
-                "starting with a letter",
-                details={"trigger": name},
-            )
-        triggers.parse(spec)
+    check_triggers(wanted)
     existing = {
         t.name: t
         for t in session.scalars(
@@ -264,6 +229,18 @@ def set_triggers(
         row.spec, row.params = spec, params
     session.flush()
     return TriggerChange(dict(wanted), removed)
+
+
+def check_triggers(wanted: Mapping[str, tuple[str, Any]]) -> None:
+    """Raise ValidationError for a bad trigger name or a spec that does not parse."""
+    for name, (spec, _) in wanted.items():
+        if NAME.fullmatch(name) is None:
+            raise ValidationError(
+                f"trigger name {name!r} must be 1-63 characters of a-z, 0-9, '_' and '-', "
+                "starting with a letter",
+                details={"trigger": name},
+            )
+        triggers.parse(spec)
 
 
 def trigger_names(session: Session, fn: Function) -> list[str]:
@@ -324,34 +301,13 @@ def delete(session: Session, principal: Principal, name: str) -> int:
     return fn.id
 
 
-def start_run(
-    session: Session,
-    fn: Function,
-    version: int,
-    trigger: str,
-    params: Any,
-    parent_id: int | None = None,
-) -> FunctionRun:
-    run = FunctionRun(
-        function_id=fn.id,
-        version=version,
-        trigger=trigger,
-        parent_id=parent_id,
-        params=params,
-        status=RunStatus.RUNNING,
-    )
-    session.add(run)
-    session.flush()
-    return run
-
-
 def runs(session: Session, principal: Principal, name: str, limit: int = 50) -> list[FunctionRun]:
     fn = get(session, principal, name)
     return list(
         session.scalars(
             select(FunctionRun)
             .where(FunctionRun.function_id == fn.id)
-            .order_by(FunctionRun.id.desc())
+            .order_by(FunctionRun.created_at.desc(), FunctionRun.id.desc())
             .limit(limit)
         )
     )

@@ -57,7 +57,7 @@ class FunctionWorker:
         await self.registry.start(self.js)
 
     async def close(self) -> None:
-        await self.invoker.drain()
+        await self.invoker.settle()
         await self.registry.close()
         await self.python.close()
         await self.js_runtime.close()

@@ -299,6 +299,15 @@ class FunctionTrigger(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class IdBlock(Base):
+    """The next id a table hands out to a process that reserves a block of them."""
+
+    __tablename__ = "id_blocks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_id: Mapped[int] = mapped_column(Integer)
+
+
 class FunctionRun(Base):
     """One call of a function, however it came: HTTP, a schedule or another function."""
 

@@ -228,4 +228,5 @@ def test_apply_a_manifest_idempotently_with_a_diff(instance: Instance, tmp_path:
 
     broken = write(tmp_path, "broken.yml", "functions:\n  x:\n    handler: nope.js\n")
     refused = instance.cli("fn", "apply", broken)
-    assert refused.returncode == 1 and "cannot read the handler of 'x'" in refused.stderr
+    assert refused.returncode == 1
+    assert "function 'x': cannot read its handler nope.js" in refused.stderr

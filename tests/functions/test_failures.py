@@ -76,7 +76,7 @@ async def test_a_failed_scheduled_run_reaches_the_webhook_and_the_audit_trail(
         report = await FunctionActivities(worker.invoker, store).run(
             ScheduledRun(org_id, "nightly", "night", {"day": "mon"})
         )
-        await worker.invoker.drain()
+        await worker.invoker.settle()
     finally:
         await worker.js_runtime.close()
     assert report.status == "failed" and report.message == "no data for mon"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from shipway.accounts.roles import Principal, Role
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Forbidden, NotFound, ValidationError
-from shipway.functions import service
+from shipway.functions import declared, service
 from shipway.functions.invoke import CallRefused, Chain, _check_chain
 from shipway.store import Store
 from shipway.store.tables import AuditEntry, Function, Organization
@@ -85,14 +85,14 @@ def test_settings_are_checked_and_secrets_encrypted(
 def test_names_runtimes_and_roles(store: Store, owner: Principal, tmp_path: Path) -> None:
     for name in ("Report", "1x", "a b", "x" * 64, ""):
         with pytest.raises(ValidationError):
-            service.check_name(name)
-    assert service.runtime_for("report.js") == "js"
-    assert service.runtime_for("report.py") == "python"
-    assert service.runtime_for("report.txt", "python") == "python"
+            declared.check_name(name)
+    assert declared.runtime_for("report.js") == "js"
+    assert declared.runtime_for("report.py") == "python"
+    assert declared.runtime_for("report.txt", "python") == "python"
     with pytest.raises(ValidationError, match="give it with --runtime"):
-        service.runtime_for("report.txt")
+        declared.runtime_for("report.txt")
     with pytest.raises(ValidationError, match="runtime must be one of js, python"):
-        service.runtime_for("report.js", "ruby")
+        declared.runtime_for("report.js", "ruby")
     viewer = Principal(owner.organization_id, Role.VIEWER, "token:2")
     with pytest.raises(Forbidden):
         deploy(store, viewer, SecretBox.load(tmp_path))

@@ -13,15 +13,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 from sqlalchemy import select
 
-from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
-from shipway.api.auth import bearer, principal_from, services
+from shipway.api.auth import authenticate, bearer, principal_from, services
 from shipway.api.schemas import Body
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ServiceError, Unauthorized, ValidationError
 from shipway.functions import compile as compiler
+from shipway.functions import declared, scheduler, service
 from shipway.functions import manifest as manifests
-from shipway.functions import scheduler, service
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
 from shipway.functions.registry import Deployed
@@ -62,8 +61,8 @@ class Declared(Body):
     source: str
     filename: str | None = None
     runtime: str | None = None
-    timeout: int = service.DEFAULT_TIMEOUT
-    memory_mb: int = service.DEFAULT_MEMORY_MB
+    timeout: int = declared.DEFAULT_TIMEOUT
+    memory_mb: int = declared.DEFAULT_MEMORY_MB
     public: bool = False
     environment: dict[str, str] = Field(default_factory=dict)
     triggers: dict[str, TriggerIn] = Field(default_factory=dict)
@@ -141,33 +140,26 @@ async def apply_manifest(
     the same manifest again changes nothing. With `dry_run` nothing is changed."""
     ctx = services(request)
     principal.require(Role.DEPLOYER)
-    declared = []
-    for item in body.functions:
-        service.check_name(item.name)
-        runtime = service.runtime_for(item.filename or item.name, item.runtime)
-        try:
-            await asyncio.to_thread(compiler.check, runtime, item.source)
-        except ValidationError as e:
-            raise type(e)(f"{item.name}: {e.message}", details=e.details) from e
-        triggers = {key: (t.spec, t.params) for key, t in item.triggers.items()}
-        declared.append(
-            manifests.Declared(
-                name=item.name,
-                runtime=runtime,
-                source=item.source,
-                timeout=item.timeout,
-                memory_mb=item.memory_mb,
-                public=item.public,
-                environment=item.environment,
-                triggers=triggers,
-            )
+    wanted = [
+        declared.Declared(
+            name=declared.check_name(item.name),
+            runtime=declared.runtime_for(item.filename or item.name, item.runtime),
+            source=item.source,
+            timeout=item.timeout,
+            memory_mb=item.memory_mb,
+            public=item.public,
+            environment=item.environment,
+            triggers={key: (t.spec, t.params) for key, t in item.triggers.items()},
         )
+        for item in body.functions
+    ]
+    await asyncio.to_thread(manifests.check, wanted)
     box = SecretBox.load(ctx.settings.data_dir)
 
     def apply() -> list[manifests.Change]:
         with ctx.store.transaction() as session:
             return manifests.apply(
-                session, principal, body.manifest, declared, box, dry_run=body.dry_run
+                session, principal, body.manifest, wanted, box, dry_run=body.dry_run
             )
 
     changes = await asyncio.to_thread(apply)
@@ -199,8 +191,8 @@ async def deploy_function(
     """The code is compiled first: a syntax error is a 422 whose details give the line."""
     ctx = services(request)
     principal.require(Role.DEPLOYER)
-    service.check_name(name)
-    runtime = service.runtime_for(body.filename or name, body.runtime)
+    declared.check_name(name)
+    runtime = declared.runtime_for(body.filename or name, body.runtime)
     await asyncio.to_thread(compiler.check, runtime, body.source)
     settings = service.Settings(
         timeout=body.timeout,
@@ -308,40 +300,63 @@ async def delete_function(
 
 
 @router.get("/{name}/runs", summary="A function's runs, newest first")
-def list_runs(
+async def list_runs(
     name: str,
     request: Request,
     limit: int = Query(50, ge=1, le=500),
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
-        return [run_json(r, name) for r in service.runs(session, principal, name, limit)]
+    ctx = await _settled(request)
+
+    def read() -> list[dict[str, Any]]:
+        with ctx.store.transaction() as session:
+            return [run_json(r, name) for r in service.runs(session, principal, name, limit)]
+
+    return await asyncio.to_thread(read)
 
 
 @runs_router.get("/{run_id}", summary="One run")
-def get_run(
+async def get_run(
     run_id: int, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
-    with services(request).store.transaction() as session:
-        run = service.get_run(session, principal, run_id)
-        fn = session.get(Function, run.function_id)
-        assert fn is not None
-        return run_json(run, fn.name)
+    ctx = await _settled(request)
+
+    def read() -> dict[str, Any]:
+        with ctx.store.transaction() as session:
+            run = service.get_run(session, principal, run_id)
+            fn = session.get(Function, run.function_id)
+            assert fn is not None
+            return run_json(run, fn.name)
+
+    return await asyncio.to_thread(read)
 
 
 @runs_router.get("/{run_id}/logs", summary="One run's console output")
-def run_logs(
+async def run_logs(
     run_id: int, request: Request, principal: Principal = Depends(principal_from)
 ) -> list[str]:
-    with services(request).store.transaction() as session:
-        service.get_run(session, principal, run_id)
-        return list(
-            session.scalars(
-                select(LogLine.line)
-                .where(LogLine.kind == "run", LogLine.owner_id == run_id)
-                .order_by(LogLine.seq)
+    ctx = await _settled(request)
+
+    def read() -> list[str]:
+        with ctx.store.transaction() as session:
+            service.get_run(session, principal, run_id)
+            return list(
+                session.scalars(
+                    select(LogLine.line)
+                    .where(LogLine.kind == "run", LogLine.owner_id == run_id)
+                    .order_by(LogLine.seq)
+                )
             )
-        )
+
+    return await asyncio.to_thread(read)
+
+
+async def _settled(request: Request) -> Services:
+    """The services, once the runs this server has made so far are recorded."""
+    ctx = services(request)
+    if ctx.invoker is not None:
+        await ctx.invoker.settle()
+    return ctx
 
 
 @calls.post("/fn/{name}", summary="Call a function; the JSON body is its params")
@@ -357,9 +372,12 @@ async def call_function(
     one, `/fn/NAME` is a function of the platform's own organization."""
     ctx = services(request)
     invoker = _invoker(ctx)
-    principal = await asyncio.to_thread(_principal, ctx, credentials)
+    principal = None if credentials is None else await authenticate(ctx, credentials.credentials)
     params = _params(await request.body())
-    org_id = await asyncio.to_thread(_organization, ctx, principal, organization)
+    if organization is None and principal is not None:
+        org_id = principal.organization_id
+    else:
+        org_id = await asyncio.to_thread(_organization, ctx, organization)
     deployed = await invoker.find(org_id, name)
     if not deployed.public:
         if principal is None:
@@ -378,17 +396,8 @@ async def call_function(
     return JSONResponse(body, status_code=STATUS.get(outcome.status, 500), headers=headers)
 
 
-def _principal(ctx: Services, credentials: HTTPAuthorizationCredentials | None) -> Principal | None:
-    if credentials is None:
-        return None
-    with ctx.store.transaction() as session:
-        return tokens.authenticate(session, credentials.credentials)
-
-
-def _organization(ctx: Services, principal: Principal | None, name: str | None) -> int:
-    """The organization whose function is called."""
-    if name is None and principal is not None:
-        return principal.organization_id
+def _organization(ctx: Services, name: str | None) -> int:
+    """The organization NAME, or the platform's own (None)."""
     with ctx.store.transaction() as session:
         query = select(Organization.id)
         query = (

@@ -39,8 +39,11 @@ def revoke_token(
     token_id: int, request: Request, principal: Principal = Depends(principal_from)
 ) -> TokenOut:
     principal.require(Role.OWNER)
-    with services(request).store.transaction() as session:
-        return TokenOut.of(tokens.revoke(session, principal, token_id))
+    ctx = services(request)
+    with ctx.store.transaction() as session:
+        revoked = TokenOut.of(tokens.revoke(session, principal, token_id))
+    ctx.tokens.forget()
+    return revoked
 
 
 whoami_router = APIRouter(tags=["tokens"])
