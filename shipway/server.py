@@ -201,11 +201,12 @@ class Server:
             activities=[node.start, node.route, node.discard],
         )
         assert services.invoker is not None
+        function_activities = FunctionActivities(services.invoker, services.store, self.data.root)
         function_workers = Workers(
             services.temporal,
             FUNCTIONS_QUEUE,
             workflows=[FunctionRunWorkflow],
-            activities=[FunctionActivities(services.invoker, services.store).run],
+            activities=[function_activities.run, function_activities.apply_release],
         )
         for workers in (control, builder, node_workers, function_workers):
             workers.start()

@@ -1,26 +1,36 @@
-"""shipway.yml: what an app's source says about its own build.
+"""shipway.yml: what an app's source says about its own build, and the functions it declares.
 
     build:
       private: [dependencies]   # hide the output of these steps from users
+    functions:
+      report:
+        handler: functions/report.js
+        events:
+          - daily: {rate: "0 6 * * *"}
 
 A private step runs as usual, but its log shows one placeholder line in place of its
 output: for an install that prints the URL of a private package index, say. The only step
 that runs commands today is `dependencies` (pip or npm install).
+
+The functions are those of `shipway fn apply` (see shipway.functions.declared); their
+handlers are files of the app's source. They go live with the app's production release.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from shipway.errors import ValidationError
+from shipway.functions import declared
+from shipway.functions.declared import Declared
 
 NAME = "shipway.yml"
 #: Build steps that run commands, and so have output to hide.
 STEPS = ("dependencies",)
-#: Top-level keys; `functions` is read by `shipway fn apply`, not by the build.
 _KEYS = {"build", "functions"}
 _BUILD_KEYS = {"private"}
 #: A larger shipway.yml is refused rather than parsed.
@@ -30,6 +40,7 @@ MAX_BYTES = 64 * 1024
 @dataclass(frozen=True)
 class AppFile:
     private: frozenset[str] = frozenset()
+    functions: tuple[Declared, ...] = ()
 
 
 def read(source: Path) -> AppFile:
@@ -59,7 +70,27 @@ def read(source: Path) -> AppFile:
             f"{NAME}: build.private names unknown steps {', '.join(unknown)}; "
             f"the steps are: {', '.join(STEPS)}"
         )
-    return AppFile(private=frozenset(private))
+    functions = declared.parse(top.get("functions"), NAME, _reader(source))
+    return AppFile(private=frozenset(private), functions=tuple(functions))
+
+
+def _reader(source: Path) -> Callable[[str], str]:
+    """Reads a handler: a file of SOURCE, never one outside it (through `..` or a link)."""
+    root = source.resolve()
+
+    def read(handler: str) -> str:
+        path = (root / handler).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise FileNotFoundError(f"{handler} is not a file of the app's source")
+        with path.open("rb") as f:
+            data = f.read(declared.MAX_SOURCE + 1)
+        if len(data) > declared.MAX_SOURCE:
+            raise ValidationError(
+                f"the handler {handler} is larger than {declared.MAX_SOURCE // 1024} KiB"
+            )
+        return data.decode()
+
+    return read
 
 
 def _mapping(value: object, where: str) -> dict[str, object]:

@@ -18,6 +18,7 @@ from shipway.builder import appfile, procfile
 from shipway.builder.cache import AppCache, prune
 from shipway.builder.stacks import Stack, detect
 from shipway.errors import ShipwayError, ValidationError
+from shipway.functions import manifest as manifests
 from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import LayerRef, Manifest
 from shipway.sandbox import Limits, Mount, SandboxSpec
@@ -96,10 +97,14 @@ async def build(request: BuildRequest, data_dir: Path, log: Log) -> BuildResult:
         try:
             stack = detect(source)
             processes = _processes(source)
-            settings = appfile.read(source)
+            settings = await asyncio.to_thread(appfile.read, source)
+            await asyncio.to_thread(manifests.check, list(settings.functions))
         except ValidationError as e:
             raise BuildFailed(e.message) from e
         await log(f"-----> {stack.name} app detected ({stack.runtime})")
+        if settings.functions:
+            names = ", ".join(f"{f.name} ({f.runtime})" for f in settings.functions)
+            await log(f"-----> Functions in {appfile.NAME}: {names}; live with production")
 
         with steps.step("dependencies"):
             private = "dependencies" in settings.private

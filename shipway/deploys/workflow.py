@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         builder_queue,
     )
     from shipway.builder.messages import FAILURE_TYPE as BUILD_FAILED
+    from shipway.functions.workflow import APPLY_ACTIVITY, FUNCTIONS_QUEUE
     from shipway.runtime.messages import (
         DISCARD_ACTIVITY,
         NODE_QUEUE,
@@ -27,6 +28,10 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
     )
     from shipway.runtime.messages import FAILURE_TYPE as RELEASE_FAILED
+
+
+#: Deployments made live by workflows older than this apply no functions.
+FUNCTIONS_PATCH = "functions-from-release"
 
 
 @dataclass
@@ -127,9 +132,28 @@ class DeployWorkflow:
             )
             raise
         status = "live" if routed else "superseded"
-        return await _record(
+        finished = await _record(
             "shipway.deploy.finish", Outcome(spec.deployment_id, status, None, built)
         )
+        if finished.status == "live" and workflow.patched(FUNCTIONS_PATCH):
+            await self._apply_functions(spec.deployment_id)
+        return finished
+
+    async def _apply_functions(self, deployment_id: int) -> None:
+        """Make the app's functions those of the release now live (its shipway.yml). The
+        release is live either way: a failure is in the audit trail, not the deployment."""
+        try:
+            await workflow.execute_activity(
+                APPLY_ACTIVITY,
+                deployment_id,
+                result_type=list[str],
+                task_queue=FUNCTIONS_QUEUE,
+                schedule_to_close_timeout=timedelta(minutes=5),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as e:
+            workflow.logger.warning("deployment %d: functions not applied: %s", deployment_id, e)
 
     async def _build(self, build: BuildInput, pool: str) -> BuildOutput:
         result: BuildOutput = await workflow.execute_activity(

@@ -14,6 +14,8 @@ from shipway.errors import ValidationError
 RUNTIMES = ("js", "python")
 EXTENSIONS = {".js": "js", ".mjs": "js", ".cjs": "js", ".py": "python"}
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+#: The largest source a function may have, in bytes of UTF-8.
+MAX_SOURCE = 1024 * 1024
 DEFAULT_TIMEOUT = 30
 DEFAULT_MEMORY_MB = 128
 #: What a function of a manifest may say about itself.

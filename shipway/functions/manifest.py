@@ -3,7 +3,12 @@
 A manifest names the functions it declares; applying it creates those that are missing,
 deploys a new version of those whose code or settings differ, sets their triggers, and
 removes the functions it declared before but no longer does. Functions deployed on their own
-(`shipway fn deploy`) are never removed by a manifest.
+(`shipway fn deploy`) are never removed by a manifest; a function another manifest declares
+is refused (409).
+
+A manifest applied with `shipway fn apply` is named by its file name; the functions of an
+app's shipway.yml are applied as manifest `app:APP` each time a production release of the
+app goes live (a rollback included), so they always match the release that is live.
 """
 
 from __future__ import annotations
@@ -12,16 +17,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from temporalio.client import Client
 
 from shipway.accounts.roles import Principal, Role
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
-from shipway.errors import ValidationError
+from shipway.errors import Conflict, ValidationError
 from shipway.functions import compile as compiler
 from shipway.functions import declared as declarations
-from shipway.functions import service
+from shipway.functions import scheduler, service
 from shipway.functions.declared import Declared
-from shipway.functions.registry import Deployed
+from shipway.functions.registry import Deployed, Registry
 from shipway.store.tables import Function, FunctionTrigger
 
 #: Changes a plan can list, in the order people read them.
@@ -47,7 +53,8 @@ def check(declared: list[Declared]) -> None:
             service.check_triggers(item.triggers)
             compiler.check(item.runtime, item.source)
         except ValidationError as e:
-            raise type(e)(f"{item.name}: {e.message}", details=e.details) from e
+            details = {**(e.details or {}), "function": item.name}
+            raise ValidationError(f"{item.name}: {e.message}", details=details) from e
 
 
 def apply(
@@ -94,6 +101,11 @@ def _one(
             Function.organization_id == principal.organization_id, Function.name == wanted.name
         )
     )
+    if fn is not None and fn.manifest not in (None, manifest):
+        raise Conflict(
+            f"{wanted.name} is declared by {fn.manifest}; remove it there first",
+            details={"function": wanted.name, "manifest": fn.manifest},
+        )
     details = _differences(session, fn, wanted, box) if fn is not None else []
     action = "create" if fn is None else "update" if details else "unchanged"
     change = Change(wanted.name, action, details)
@@ -153,3 +165,20 @@ def _differences(session: Session, fn: Function, wanted: Declared, box: SecretBo
         elif triggers[name] != tuple(wanted.triggers[name]):
             found.append(f"trigger {name} changed")
     return found
+
+
+async def publish(
+    changes: list[Change],
+    organization_id: int,
+    registry: Registry | None,
+    client: Client | None,
+) -> None:
+    """Carry applied CHANGES beyond the store: to the workers' map of current versions (the
+    registry; None where no functions run) and to the schedules."""
+    for change in changes:
+        if registry is not None and change.deployed is not None:
+            await registry.publish(change.deployed)
+        if registry is not None and change.action == "delete":
+            await registry.unpublish(organization_id, change.function)
+        if change.triggers is not None:
+            await scheduler.sync(client, organization_id, change.function, change.triggers)

@@ -24,6 +24,7 @@ from shipway.functions import triggers
 from shipway.functions.declared import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
+    MAX_SOURCE,
     NAME,
     check_name,
     runtime_for,
@@ -32,7 +33,6 @@ from shipway.store.tables import Function, FunctionRun, FunctionTrigger, Functio
 from shipway.store.types import utcnow
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-MAX_SOURCE = 1024 * 1024
 TIMEOUT = (1, 900)
 MEMORY_MB = (16, 2048)
 

@@ -13,6 +13,8 @@ from temporalio.common import RetryPolicy
 #: The task queue of the function workers.
 FUNCTIONS_QUEUE = "shipway-functions"
 RUN_ACTIVITY = "shipway.functions.run"
+#: Makes an app's functions those of the release a deployment made live.
+APPLY_ACTIVITY = "shipway.functions.apply_release"
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,53 @@ def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
     (tmp_path / "shipway.yml").write_text("#" * (appfile.MAX_BYTES + 1))
     with pytest.raises(ValidationError, match="larger than"):
         appfile.read(tmp_path)
+
+
+def test_functions_are_read_with_their_handlers(tmp_path: Path) -> None:
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "report.py").write_text("def handler(event):\n    return 1\n")
+    text = (
+        "functions:\n"
+        "  report:\n"
+        "    handler: fn/report.py\n"
+        "    timeout: 60\n"
+        "    environment: {REGION: eu}\n"
+        "    events:\n"
+        "      - daily: {rate: '0 6 * * *', params: {cell: a}}\n"
+    )
+    [report] = appfile.read(write(tmp_path, text)).functions
+    assert (report.name, report.runtime, report.timeout) == ("report", "python", 60)
+    assert report.source.startswith("def handler")
+    assert report.environment == {"REGION": "eu"}
+    assert report.triggers == {"daily": ("0 6 * * *", {"cell": "a"})}
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("{handler: ../outside.js}", "../outside.js is not a file of the app's source"),
+        ("{handler: /etc/passwd}", "/etc/passwd is not a file of the app's source"),
+        ("{handler: link.js}", "link.js is not a file of the app's source"),
+        ("{handler: missing.js}", "cannot read its handler missing.js"),
+        ("{handler: f.txt}", "cannot tell the runtime of 'f.txt'"),
+        ("{handler: f.js, colour: red}", "unknown settings colour"),
+        ("{handler: f.js, events: {a: b}}", "`events` must be a list"),
+        ("{handler: f.js, events: [{a: {params: {}}}]}", "event 'a' needs `rate: SPEC`"),
+        ("{handler: f.js, public: maybe}", "`public` must be true or false"),
+        ("{runtime: js}", "needs `handler: FILE`"),
+    ],
+)
+def test_a_bad_function_says_what_is_wrong(tmp_path: Path, spec: str, says: str) -> None:
+    source = tmp_path / "app"
+    source.mkdir()
+    (tmp_path / "outside.js").write_text("function handler() {}\n")
+    (source / "link.js").symlink_to(tmp_path / "outside.js")
+    (source / "f.txt").write_text("")
+    (source / "f.js").write_text("function handler() {}\n")
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        appfile.read(write(source, f"functions:\n  f: {spec}\n"))
+
+
+def test_a_bad_function_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="function name must be"):
+        appfile.read(write(tmp_path, "functions:\n  Bad Name: {handler: f.js}\n"))

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Instance
-from tests.e2e.test_push import wait_for
+from tests.e2e.test_push import make_repo, push, wait_for
+from tests.helpers import commit, git
 
 pytestmark = pytest.mark.e2e
 
@@ -230,3 +231,62 @@ def test_apply_a_manifest_idempotently_with_a_diff(instance: Instance, tmp_path:
     refused = instance.cli("fn", "apply", broken)
     assert refused.returncode == 1
     assert "function 'x': cannot read its handler nope.js" in refused.stderr
+    write(tmp_path, "bad.py", "def handler(:\n")
+    bad = write(tmp_path, "bad.yml", "functions:\n  x:\n    handler: bad.py\n")
+    refused = instance.cli("fn", "apply", bad)
+    assert refused.returncode == 1
+    assert "x: SyntaxError: invalid syntax at line 1" in refused.stderr
+
+
+APP_MANIFEST = """functions:
+  greet:
+    handler: functions/greet.js
+    environment: {REGION: eu}
+    events:
+      - nightly: {rate: "0 3 * * *", params: {day: night}}
+"""
+
+
+def test_a_push_makes_the_apps_functions_those_of_its_shipway_yml(
+    instance: Instance, tmp_path: Path
+) -> None:
+    assert instance.cli("apps", "create", "site").returncode == 0
+    files = {"shipway.yml": APP_MANIFEST, "functions/greet.js": REPORT}
+    repo = make_repo(tmp_path / "site", files, example="static")
+    pushed = push(instance, repo, "site")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "Functions in shipway.yml: greet (js); live with production" in pushed.stderr
+
+    def listed() -> list[dict[str, Any]]:
+        return cli_json(instance, "fn", "list")  # type: ignore[no-any-return]
+
+    wait_for(lambda: any(f["name"] == "greet" for f in listed()), 60, "greet to be applied")
+    answer = call(instance, "greet", {"day": "mon"}).json()
+    assert answer["result"] == {"day": "mon", "region": "eu", "trigger": "http"}
+    [version] = cli_json(instance, "fn", "versions", "greet")
+    assert version["description"] == "Apply app:site"
+
+    # a preview's shipway.yml leaves the production functions alone
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit(repo, {"functions/greet.js": "function handler() { return 'preview' }\n"})
+    assert push(instance, repo, "site", "feature").returncode == 0
+    assert call(instance, "greet", {"day": "tue"}).json()["result"]["day"] == "tue"
+    git(repo, "checkout", "-q", "main")
+
+    # a bad handler fails the build and names it; a handler outside the source too
+    commit(repo, {"functions/greet.js": "function handler() { return }}\n"})
+    broken = push(instance, repo, "site")
+    assert broken.returncode != 0, broken.stderr
+    assert "greet: " in broken.stderr and "line 1" in broken.stderr, broken.stderr
+    commit(repo, {"shipway.yml": APP_MANIFEST.replace("functions/greet.js", "../../etc/passwd")})
+    outside = push(instance, repo, "site")
+    assert outside.returncode != 0
+    assert "../../etc/passwd is not a file of the app's source" in outside.stderr
+
+    # without functions in shipway.yml, the app's functions go; others stay
+    standalone = write(tmp_path, "mine.js", "function handler() { return 'mine' }\n")
+    assert instance.cli("fn", "deploy", standalone, "--name", "mine").returncode == 0
+    commit(repo, {"shipway.yml": "build: {private: []}\n"})
+    assert push(instance, repo, "site").returncode == 0
+    wait_for(lambda: "greet" not in {f["name"] for f in listed()}, 60, "greet to be removed")
+    assert "mine" in {f["name"] for f in listed()}

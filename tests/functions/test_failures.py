@@ -73,7 +73,7 @@ async def test_a_failed_scheduled_run_reaches_the_webhook_and_the_audit_trail(
         org_id = org.id
     worker = FunctionWorker(store, tmp_path, None)
     try:
-        report = await FunctionActivities(worker.invoker, store).run(
+        report = await FunctionActivities(worker.invoker, store, tmp_path).run(
             ScheduledRun(org_id, "nightly", "night", {"day": "mon"})
         )
         await worker.invoker.settle()

@@ -163,15 +163,9 @@ async def apply_manifest(
             )
 
     changes = await asyncio.to_thread(apply)
-    for change in changes:
-        if ctx.invoker is not None and change.deployed is not None:
-            await ctx.invoker.registry.publish(change.deployed)
-        if ctx.invoker is not None and change.action == "delete" and not body.dry_run:
-            await ctx.invoker.registry.unpublish(principal.organization_id, change.function)
-        if change.triggers is not None and not body.dry_run:
-            await scheduler.sync(
-                ctx.temporal, principal.organization_id, change.function, change.triggers
-            )
+    if not body.dry_run:
+        registry = ctx.invoker.registry if ctx.invoker is not None else None
+        await manifests.publish(changes, principal.organization_id, registry, ctx.temporal)
     return {
         "manifest": body.manifest,
         "dry_run": body.dry_run,
