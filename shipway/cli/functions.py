@@ -58,6 +58,13 @@ def deploy(
     params: Annotated[
         list[str] | None, typer.Option("--params", help="JSON params of the --schedule before")
     ] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            help="URL told (JSON POST) when a scheduled run fails; an empty one clears it",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
@@ -73,6 +80,7 @@ def deploy(
         ("timeout", timeout),
         ("memory_mb", memory),
         ("public", public),
+        ("webhook_url", webhook),
     ):
         if value is not None:
             body[key] = value

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +184,52 @@ def test_a_schedule_runs_the_function_with_its_params(instance: Instance, tmp_pa
         assert runs[0]["result"]["day"] == "scheduled"
     finally:
         assert instance.cli("fn", "delete", "tick").returncode == 0
+
+
+class Hook(BaseHTTPRequestHandler):
+    """Receives failure reports: answers 503 to the first, as a flaky receiver would."""
+
+    bodies: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Hook.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(503 if len(Hook.bodies) == 1 else 204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_failed_scheduled_run_reaches_the_webhook_and_the_audit_trail(
+    instance: Instance, tmp_path: Path
+) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/failed"
+    boom = write(tmp_path, "boom.py", "def handler(event):\n    raise ValueError('no data')\n")
+    deployed = instance.cli(
+        "fn", "deploy", boom, "--name", "nightly", "--webhook", url,
+        "--schedule", "R/2020-01-01T00:00:00Z/PT2S", "--params", '{"day": "mon"}',
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr
+    try:
+        # the first POST gets 503 and is retried; the retry is the second body
+        wait_for(lambda: len(Hook.bodies) >= 2, 60, "the failure to reach the webhook")
+    finally:
+        assert instance.cli("fn", "delete", "nightly").returncode == 0
+        receiver.shutdown()
+    first, retried = Hook.bodies[:2]
+    assert first == retried
+    assert first["event"] == "function.run.failed" and first["function"] == "nightly"
+    assert first["trigger"] == "schedule-1" and first["params"] == {"day": "mon"}
+    assert first["run"]["status"] == "failed" and "no data" in first["run"]["message"]
+    with sqlite3.connect(instance.data / "shipway.db") as db:
+        subjects = db.execute(
+            "SELECT subject FROM audit_entries WHERE action = 'function.run.failed'"
+        ).fetchall()
+    assert ("function:nightly",) in subjects
 
 
 MANIFEST = """functions:
