@@ -34,6 +34,7 @@ class Runner(Protocol):
         source: str,
         event: dict[str, Any],
         *,
+        organization_id: int,
         timeout: float,
         memory_mb: int,
         call: Call | None,
@@ -125,6 +126,7 @@ class Invoker:
         outcome = await runner.run(
             deployed.source,
             event,
+            organization_id=organization_id,
             timeout=float(deployed.timeout),
             memory_mb=deployed.memory_mb,
             call=call,

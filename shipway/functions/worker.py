@@ -1,5 +1,6 @@
-"""Everything that runs functions in one process: the two runtimes, the registry that keeps
-them on the current versions, and the invoker that records each run."""
+"""Everything that runs functions in one process: the two runtimes (Python: one worker per
+tenant), the registry that keeps them on the current versions, and the invoker that records
+each run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from shipway.apps.secretbox import SecretBox
 from shipway.functions.invoke import Invoker
 from shipway.functions.js import JsRuntime
 from shipway.functions.outcome import Call, Outcome
-from shipway.functions.python import PythonRuntime
 from shipway.functions.registry import Registry
+from shipway.functions.tenants import TenantPython
 from shipway.store import Store
 
 
@@ -26,6 +27,7 @@ class _Js:
         source: str,
         event: dict[str, Any],
         *,
+        organization_id: int,
         timeout: float,
         memory_mb: int,
         call: Call | None,
@@ -42,8 +44,9 @@ class FunctionWorker:
         self.js = js
         self.registry = Registry()
         self.js_runtime = JsRuntime()
-        # Its own scratch dir: the worker's sandbox sees it (read-only), nothing else of DATA.
-        self.python = PythonRuntime(data_dir / "run" / "python-functions")
+        # Each tenant's Python worker has its own scratch dir below this one: its sandbox
+        # sees that (read-only), nothing else of DATA.
+        self.python = TenantPython(data_dir / "run" / "python-functions")
         self.invoker = Invoker(
             store,
             self.registry,
