@@ -23,9 +23,11 @@ Memory
     The isolate gets a hard limit on its V8 heap: after a garbage collection that leaves more
     than `memory_mb` in use, V8 terminates the JS. The heap in use can include garbage that
     only a full collection would free, so code that churns through large objects can hit the
-    limit below its live size. Memory outside the V8 heap (the backing stores of
-    ArrayBuffers and typed arrays, WebAssembly memories) is not counted, and only the timeout
-    bounds it.
+    limit below its live size. Memory outside the V8 heap, which that limit does not see, has
+    a budget of its own of `memory_mb`: the bootstrap wraps every way to a new ArrayBuffer or
+    typed-array backing store, refusing one (a RangeError) that would take the call past it,
+    and gives the bytes back when the garbage collector reports them freed, which it can only
+    do once the handler yields to a timer. WebAssembly is not offered.
 
 Threads
     Isolates run on mini-racer's own threads. Calls drive them with cancellable evaluations
@@ -52,6 +54,7 @@ from typing import Any, TypeVar
 
 from py_mini_racer import JSEvalException, JSParseException, MiniRacer, mini_racer
 
+from shipway.functions.declared import DEFAULT_MEMORY_MB
 from shipway.functions.outcome import Call, CompileError, Outcome, RunStatus
 
 #: The largest source accepted, in bytes of UTF-8.
@@ -222,6 +225,116 @@ _BOOTSTRAP = Template(r"""
     }
   }
 
+  // Memory outside the V8 heap, which the heap limit does not see: what ArrayBuffers and
+  // typed arrays hold counts against the call's budget, taken before the memory is (or just
+  // as it is) allocated and given back when the garbage collector frees it (which it can only
+  // report once the handler yields). Every way to a new backing store goes through these
+  // wrappers: the constructors (and through them from, of and the species-made results of
+  // slice, map and filter), and the methods that copy. WebAssembly, whose memories could
+  // not be counted, is not offered.
+  let budget = $external_bytes, held = 0;
+  const freed = new FinalizationRegistry(bytes => { held -= bytes; });
+  const construct = Reflect.construct, invoke = Reflect.apply;
+  const isView = ArrayBuffer.isView, OriginalArrayBuffer = ArrayBuffer;
+  const tooMuch = () => new RangeError("the function exceeded its " + budget / 1048576 +
+    " MiB memory limit (held by ArrayBuffers and typed arrays)");
+
+  function take(bytes) {
+    const n = Number(bytes);
+    if (!(n > 0)) return 0;
+    if (held + n > budget) throw tooMuch();
+    held += n;
+    return n;
+  }
+
+  function account(made, bytes) {
+    if (bytes > 0) freed.register(made, bytes);
+    return made;
+  }
+
+  function isBuffer(value) {
+    try { return value instanceof OriginalArrayBuffer || isView(value); }
+    catch (e) { return false; }
+  }
+
+  function wrapConstructor(Original, size) {
+    function Wrapped(...args) {
+      if (new.target === undefined) return invoke(Original, this, args);
+      const bytes = take(size(args));
+      let made;
+      try { made = construct(Original, args, new.target === Wrapped ? Original : new.target); }
+      catch (e) { held -= bytes; throw e; }
+      return account(made, bytes);
+    }
+    Object.setPrototypeOf(Wrapped, Object.getPrototypeOf(Original));
+    for (const key of Reflect.ownKeys(Original)) {
+      if (key !== "length" && key !== "name" && key !== "prototype") {
+        Object.defineProperty(Wrapped, key, Object.getOwnPropertyDescriptor(Original, key));
+      }
+    }
+    Object.defineProperty(Wrapped, "name", {value: Original.name});
+    Object.defineProperty(Wrapped, "length", {value: Original.length});
+    Object.defineProperty(Wrapped, "prototype", {value: Original.prototype});
+    Object.defineProperty(Original.prototype, "constructor", {
+      value: Wrapped, writable: true, enumerable: false, configurable: true,
+    });
+    globalThis[Original.name] = Wrapped;
+  }
+
+  const bufferSize = args => {
+    const options = args[1];
+    const most = options !== null && typeof options === "object" ? options.maxByteLength : 0;
+    return Math.max(Number(args[0]) || 0, Number(most) || 0);
+  };
+  wrapConstructor(ArrayBuffer, bufferSize);
+  wrapConstructor(SharedArrayBuffer, bufferSize);  // mini-racer's setTimeout needs it
+  const typed = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
+    "Int32Array", "Uint32Array", "Float16Array", "Float32Array", "Float64Array",
+    "BigInt64Array", "BigUint64Array"];
+  for (const name of typed) {
+    const Original = globalThis[name];
+    if (typeof Original !== "function") continue;
+    const per = Original.BYTES_PER_ELEMENT;
+    wrapConstructor(Original, args => {
+      const first = args[0];
+      if (first === null || typeof first !== "object") return (Number(first) || 0) * per;
+      if (first instanceof OriginalArrayBuffer) return 0;  // a view of a buffer counted already
+      if (isView(first) || !(Symbol.iterator in first)) return (Number(first.length) || 0) * per;
+      return 0;  // an iterable's values are on the heap first, which the heap limit bounds
+    });
+  }
+
+  function wrapCopy(proto, name, size) {
+    const original = proto[name];
+    if (typeof original !== "function") return;
+    Object.defineProperty(proto, name, {
+      value: {[name](...args) {
+        const bytes = take(size(this, args));
+        let made;
+        try { made = invoke(original, this, args); } catch (e) { held -= bytes; throw e; }
+        return account(made, bytes);
+      }}[name],
+      writable: true, enumerable: false, configurable: true,
+    });
+  }
+
+  const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+  const byteLength = Object.getOwnPropertyDescriptor(TypedArrayPrototype, "byteLength").get;
+  for (const name of ["toReversed", "toSorted", "with"]) {
+    wrapCopy(TypedArrayPrototype, name, self => isBuffer(self) ? invoke(byteLength, self, []) : 0);
+  }
+  for (const name of ["transfer", "transferToFixedLength"]) {
+    const length = Object.getOwnPropertyDescriptor(OriginalArrayBuffer.prototype, "byteLength").get;
+    wrapCopy(OriginalArrayBuffer.prototype, name,
+      (self, args) => args[0] === undefined ? invoke(length, self, []) : Number(args[0]));
+  }
+  delete globalThis.WebAssembly;
+
+  function limit(bytes) {
+    budget = bytes;
+    return "";
+  }
+
   const console = {};
   for (const name of ["log", "info", "warn", "error", "debug", "trace"]) {
     console[name] = function (...args) { emit(args); };
@@ -234,7 +347,7 @@ _BOOTSTRAP = Template(r"""
     return later(fn, ms >= 1 ? ms : 1, ...args);
   };
   Object.defineProperty(globalThis, "__shipway_host", {
-    value: freeze({start, poll, settle, handlerType}),
+    value: freeze({start, poll, settle, handlerType, limit}),
     writable: false, enumerable: false, configurable: false,
   });
 })();
@@ -245,6 +358,7 @@ _BOOTSTRAP = Template(r"""
     max_chars=MAX_LOG_CHARS,
     max_pending=MAX_PENDING_CALLS,
     not_available=json.dumps(_NOT_AVAILABLE),
+    external_bytes=DEFAULT_MEMORY_MB << 20,
 )
 
 # mini-racer reports errors in the user's script as "function.js:LINE: MESSAGE", then the
@@ -427,12 +541,15 @@ class _Session:
 
     isolate: _Isolate
     call: Call | None
+    memory_mb: int = DEFAULT_MEMORY_MB
     logs: list[str] = field(default_factory=list)
     calls: dict[asyncio.Task[tuple[bool, str]], int] = field(default_factory=dict)
 
     async def drive(self, source: str, event: dict[str, Any]) -> Outcome:
         """Load SOURCE, start the handler on EVENT and see it through to its outcome."""
         try:
+            if self.memory_mb != DEFAULT_MEMORY_MB:  # the bootstrap's budget is the default's
+                await self.isolate.host(f"__shipway_host.limit({self.memory_mb << 20})")
             await self.isolate.load(source)
         except _LoadError as e:
             return _failed(e.message, e.stack)
@@ -573,7 +690,7 @@ class JsRuntime:
         except CompileError as e:
             return _failed(e.message)
         isolate = await self._take()
-        session = _Session(isolate, call)
+        session = _Session(isolate, call, memory_mb)
         try:
             isolate.limit_memory(memory_mb)
             outcome = await _bounded(session.drive(source, event), timeout)

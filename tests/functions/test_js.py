@@ -392,6 +392,70 @@ async def test_a_handler_within_its_memory_limit_succeeds(runtime: JsRuntime) ->
     assert outcome.status is RunStatus.SUCCEEDED and outcome.result == 1_000_000
 
 
+MIB = 1 << 20
+BUFFER_HOGS = {
+    "array-buffers": "const k = []; while (true) k.push(new ArrayBuffer(32 * MIB))",
+    "typed-arrays": "const k = []; while (true) k.push(new Float64Array(4 * MIB))",
+    "from-array-like": "return Uint8Array.from({length: 512 * MIB})",
+    "array-like": "return new Uint8Array({length: 512 * MIB})",
+    "subclass": "class Big extends Uint8Array {}; return new Big(512 * MIB)",
+    "slice": "const a = new Uint8Array(32 * MIB), k = []; while (true) k.push(a.slice())",
+    "map": "const a = new Uint8Array(32 * MIB), k = []; while (true) k.push(a.map(x => x))",
+    "to-reversed": "const a = new Uint8Array(32 * MIB), k = []; for (;;) k.push(a.toReversed())",
+    "resizable": "return new ArrayBuffer(1, {maxByteLength: 512 * MIB})",
+    "transfer": "return new ArrayBuffer(8).transfer(512 * MIB)",
+    "buffer-slice": "const b = new ArrayBuffer(32 * MIB), k = []; while (true) k.push(b.slice(0))",
+    "shared": "const k = []; while (true) k.push(new SharedArrayBuffer(32 * MIB))",
+}
+
+
+@pytest.mark.parametrize("body", BUFFER_HOGS.values(), ids=BUFFER_HOGS.keys())
+async def test_memory_outside_the_heap_counts_against_the_limit(
+    runtime: JsRuntime, body: str
+) -> None:
+    source = f"const MIB = 1 << 20;\nfunction handler() {{ {body} }}\n"
+    outcome = await run(runtime, source, timeout=30.0, memory_mb=128)
+    message = error_of(outcome)["message"]
+    assert message == (
+        "the function exceeded its 128 MiB memory limit (held by ArrayBuffers and typed arrays)"
+    )
+    await still_works(runtime)
+
+
+async def test_buffers_within_the_limit_work_as_usual(runtime: JsRuntime) -> None:
+    source = """
+      async function handler() {
+        const a = new Uint8Array([1, 2, 3]), view = new DataView(new ArrayBuffer(8));
+        view.setFloat64(0, 1.5);
+        const b = Uint8Array.from([4, 5]), c = new Uint8Array(a.buffer, 1);
+        let churned = 0;
+        for (let i = 0; i < 64; i++) {  // 256 MiB in all, 4 MiB at a time, freed as it goes
+          churned += new Uint8Array(4 << 20).length;
+          await new Promise(resolve => setTimeout(resolve, 1));
+        }
+        return [a instanceof Uint8Array, a.constructor === Uint8Array, Uint8Array.name,
+                Float64Array.BYTES_PER_ELEMENT, view.getFloat64(0), [...b], [...c],
+                [...a.slice(1)], [...a.toReversed()], churned >> 20,
+                typeof WebAssembly, typeof SharedArrayBuffer];
+      }
+    """
+    outcome = await run(runtime, source, timeout=30.0, memory_mb=128)
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    assert outcome.result == [
+        True, True, "Uint8Array", 8, 1.5, [4, 5], [2, 3], [2, 3], [3, 2, 1], 256,
+        "undefined", "function",
+    ]  # fmt: skip
+
+
+async def test_a_larger_memory_limit_allows_larger_buffers(runtime: JsRuntime) -> None:
+    source = "function handler() { return new Uint8Array(200 << 20).length >> 20 }"
+    assert error_of(await run(runtime, source, memory_mb=128))["message"].startswith(
+        "the function exceeded its 128 MiB"
+    )
+    outcome = await run(runtime, source, memory_mb=256)
+    assert outcome.status is RunStatus.SUCCEEDED and outcome.result == 200
+
+
 # shipway.call
 
 
