@@ -38,8 +38,8 @@ What a call cannot do
 
     Calls that run at the same time do share the worker's uid, so one could signal another (or
     the worker, which the runtime then restarts) or look into its tmp dir while both run.
-    Code that must not share that much needs a PythonRuntime of its own: each tenant has one
-    (tenants.py).
+    Code that must not share that much needs a PythonRuntime of its own: each function has
+    one (pyworkers.py).
 """
 
 from __future__ import annotations

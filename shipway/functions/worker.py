@@ -1,5 +1,5 @@
 """Everything that runs functions in one process: the two runtimes (Python: one worker per
-tenant), the registry that keeps them on the current versions, and the invoker that records
+function), the registry that keeps them on the current versions, and the invoker that records
 each run."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from shipway.apps.secretbox import SecretBox
 from shipway.functions.invoke import Invoker
 from shipway.functions.js import JsRuntime
 from shipway.functions.outcome import Call, Outcome
+from shipway.functions.pyworkers import PythonWorkers
 from shipway.functions.registry import Registry
-from shipway.functions.tenants import TenantPython
 from shipway.store import Store
 
 
@@ -28,6 +28,7 @@ class _Js:
         event: dict[str, Any],
         *,
         organization_id: int,
+        function: str,
         timeout: float,
         memory_mb: int,
         call: Call | None,
@@ -44,9 +45,9 @@ class FunctionWorker:
         self.js = js
         self.registry = Registry()
         self.js_runtime = JsRuntime()
-        # Each tenant's Python worker has its own scratch dir below this one: its sandbox
+        # Each function's Python worker has its own scratch dir below this one: its sandbox
         # sees that (read-only), nothing else of DATA.
-        self.python = TenantPython(data_dir / "run" / "python-functions")
+        self.python = PythonWorkers(data_dir / "run" / "python-functions")
         self.invoker = Invoker(
             store,
             self.registry,
