@@ -124,16 +124,22 @@ class Invoker:
                 raise CallRefused(f"{other} {ran.outcome.status.value}: {message}")
             return ran.outcome.result
 
-        outcome = await runner.run(
-            deployed.source,
-            event,
-            organization_id=organization_id,
-            function=name,
-            timeout=float(deployed.timeout),
-            memory_mb=deployed.memory_mb,
-            call=call,
-            env=env,
-        )
+        try:
+            outcome = await runner.run(
+                deployed.source,
+                event,
+                organization_id=organization_id,
+                function=name,
+                timeout=float(deployed.timeout),
+                memory_mb=deployed.memory_mb,
+                call=call,
+                env=env,
+            )
+        except BaseException as e:  # the runtime could not run it, or the caller went away
+            why = "it was cancelled" if isinstance(e, asyncio.CancelledError) else str(e)
+            failed = {"message": f"the call did not run to its end: {why}", "stack": None}
+            self.records.end(run_id, Outcome(RunStatus.FAILED, error=failed))
+            raise
         self.records.end(run_id, outcome)
         if outcome.logs:  # a run that printed nothing has no log to store or follow
             secrets = config.secret_values(deployed.environment, self.box)

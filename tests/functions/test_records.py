@@ -4,11 +4,18 @@ a run's writes in order, one bad record losing no other, and settle."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from shipway.apps.secretbox import SecretBox
+from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import Outcome, RunStatus
+from shipway.functions.python import WorkerUnavailable
 from shipway.functions.records import RunRecords
+from shipway.functions.registry import Deployed, Registry
 from shipway.store import Store
 from shipway.store.tables import Function, FunctionRun, Organization
 
@@ -108,3 +115,26 @@ async def test_settle_waits_for_what_was_queued_before_it(store: Store) -> None:
     await records.settle()
     assert set(ids) <= set(stored(store))
     await records.settle()  # nothing queued: returns at once
+
+
+class Unavailable:
+    """A runtime that cannot run anything (as a Python worker that will not start)."""
+
+    async def run(self, *args: Any, **kwargs: Any) -> Outcome:
+        raise WorkerUnavailable("the Python worker did not start")
+
+
+async def test_a_call_its_runtime_cannot_run_is_recorded_as_failed(
+    store: Store, tmp_path: Path
+) -> None:
+    fn = function(store)
+    invoker = Invoker(store, Registry(), {"python": Unavailable()}, SecretBox.load(tmp_path))
+    deployed = Deployed(1, fn, "report", 1, "python", "def handler(e): pass", 30, 128, False)
+    with pytest.raises(WorkerUnavailable):
+        await invoker.invoke(1, "report", {}, deployed=deployed)
+    await invoker.settle()
+    [run] = stored(store).values()
+    assert run.status == "failed" and run.error == {
+        "message": "the call did not run to its end: the Python worker did not start",
+        "stack": None,
+    }
