@@ -4,6 +4,7 @@ Temporal and NATS."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -59,14 +60,16 @@ def api(instance: Instance, path: str) -> Any:
     return response.json()
 
 
-def wait_for(predicate, timeout: float, what: str) -> Any:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str, *, fail: bool = True) -> Any:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
+    if fail:
+        pytest.fail(f"timed out waiting for {what}")
+    return None
 
 
 def test_push_builds_a_release_with_a_warm_cache_and_live_log(
@@ -187,7 +190,8 @@ def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: P
     old = api(instance, f"/deployments/{building[0]['id']}")
     assert old["status"] == "superseded"
     assert first["r"].returncode != 0 and "superseded" in first["r"].stderr
-    wait_for(lambda: not _sleepers(), 30, "the superseded build's processes to die")
+    if not wait_for(lambda: not _sleepers(), 30, "", fail=False):
+        pytest.fail(f"the superseded build's processes outlived it: {_describe(_sleepers())}")
 
 
 def slow_node_app(seconds: int) -> dict[str, str]:
@@ -207,6 +211,21 @@ def slow_node_app(seconds: int) -> dict[str, str]:
         "package-lock.json": json.dumps(lock),
         "server.js": server,
     }
+
+
+def _describe(pids: list[int]) -> list[str]:
+    """Each process with its ancestry and PID namespace: what kept it alive."""
+    shown = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            chain = [f"{p.pid}:{' '.join(p.cmdline())[:60]}" for p in proc.parents()]
+            shown.append(
+                f"{pid} ({proc.status()}, pidns {os.readlink(f'/proc/{pid}/ns/pid')}) < {chain}"
+            )
+        except (psutil.Error, OSError) as e:
+            shown.append(f"{pid}: {e}")
+    return shown
 
 
 def _sleepers() -> list[int]:
