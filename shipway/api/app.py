@@ -7,9 +7,10 @@ from fastapi.responses import HTMLResponse
 
 from shipway import __version__
 from shipway.api import errors
-from shipway.api.limits import BodyLimit
+from shipway.api.limits import MIB, BodyLimit
 from shipway.api.routes import (
     apps,
+    audit,
     config,
     deployments,
     environments,
@@ -28,6 +29,8 @@ API_PREFIX = "/api/v1"
 
 #: Paths that take large bodies and enforce their own limit (SHIPWAY_MAX_SOURCE_MB).
 UPLOADS = (rf"^{API_PREFIX}/apps/[^/]+/deployments$", r"^/git/")
+#: Bodies allowed more than the default: a batch of audit entries, each up to 64 KiB.
+LARGER = ((rf"^{API_PREFIX}/audit/entries$", 64 * MIB + MIB),)
 
 DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 `Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
@@ -59,12 +62,13 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(functions.apply_router)
     api.include_router(functions.router)
     api.include_router(functions.runs_router)
+    api.include_router(audit.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(git.router)
     app.include_router(functions.calls)
     app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
-    return BodyLimit(app, exempt=UPLOADS)
+    return BodyLimit(app, exempt=UPLOADS, larger=LARGER)
 
 
 async def _index() -> HTMLResponse:

@@ -30,23 +30,32 @@ class BodyLimit:
     Paths matching one of the EXEMPT regular expressions (uploads, git pushes) enforce their
     own, larger limits."""
 
-    def __init__(self, app: ASGIApp, limit: int = MIB, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MIB,
+        exempt: tuple[str, ...] = (),
+        larger: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        """LARGER: (path regular expression, limit) pairs for paths that take more."""
         self.app = app
         self.limit = limit
         self.exempt = re.compile("|".join(exempt)) if exempt else None
+        self.larger = tuple((re.compile(pattern), size) for pattern, size in larger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.exempt and self.exempt.match(scope["path"])):
             await self.app(scope, receive, send)
             return
+        limit = next((size for p, size in self.larger if p.match(scope["path"])), self.limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.limit:
-                    await self._refuse(send)
+                if declared > limit:
+                    await self._refuse(send, limit)
                     return
         seen = 0
         started = False
@@ -56,8 +65,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge(self.limit)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -70,10 +79,10 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(error_body("payload_too_large", too_large_message(self.limit))).encode()
+    async def _refuse(self, send: Send, limit: int) -> None:
+        body = json.dumps(error_body("payload_too_large", too_large_message(limit))).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -11,6 +11,7 @@ import typer
 
 from shipway import __version__
 from shipway.cli import local
+from shipway.cli.audit import audit
 from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.deploy import deploy
@@ -40,6 +41,7 @@ app.add_typer(builds, name="builds")
 app.add_typer(env, name="env")
 app.add_typer(previews, name="previews")
 app.add_typer(fn, name="fn")
+app.add_typer(audit, name="audit")
 app.command()(deploy)
 app.command()(rollback)
 app.command()(scale)

@@ -132,7 +132,7 @@ def _one(
     assert fn is not None
     fn.manifest = manifest
     change.deployed = Deployed.of(fn, version)
-    change.triggers = service.set_triggers(session, fn, wanted.triggers)
+    change.triggers = service.set_triggers(session, principal, fn, wanted.triggers)
     return change
 
 

@@ -208,9 +208,10 @@ class TriggerChange:
 
 
 def set_triggers(
-    session: Session, fn: Function, wanted: Mapping[str, tuple[str, Any]]
+    session: Session, principal: Principal, fn: Function, wanted: Mapping[str, tuple[str, Any]]
 ) -> TriggerChange:
-    """Make FN's triggers exactly WANTED (name → (spec, params)); specs must parse."""
+    """Make FN's triggers exactly WANTED (name → (spec, params)); specs must parse. A change
+    is recorded as `function.triggers`."""
     check_triggers(wanted)
     existing = {
         t.name: t
@@ -219,6 +220,7 @@ def set_triggers(
         )
     }
     removed = sorted(existing.keys() - wanted.keys())
+    changed = bool(removed)
     for name in removed:
         session.delete(existing[name])
     for name, (spec, params) in wanted.items():
@@ -226,8 +228,24 @@ def set_triggers(
         if row is None:
             row = FunctionTrigger(function_id=fn.id, name=name)
             session.add(row)
+        changed = changed or (row.spec, row.params) != (spec, params)
         row.spec, row.params = spec, params
     session.flush()
+    if changed:
+        payload = {
+            "triggers": {name: spec for name, (spec, _) in wanted.items()},
+            "removed": removed,
+        }
+        emit(
+            session,
+            Event(
+                fn.organization_id,
+                principal.actor,
+                "function.triggers",
+                f"function:{fn.name}",
+                payload,
+            ),
+        )
     return TriggerChange(dict(wanted), removed)
 
 

@@ -215,7 +215,9 @@ async def deploy_function(
             )
             fn = session.get(Function, version.function_id)
             assert fn is not None
-            change = service.set_triggers(session, fn, wanted) if wanted is not None else None
+            change = (
+                service.set_triggers(session, principal, fn, wanted) if wanted is not None else None
+            )
             shown = function_json(fn)
             shown["triggers"] = service.trigger_names(session, fn)
             return shown, Deployed.of(fn, version), change

@@ -1,0 +1,78 @@
+"""`shipway audit search` against the real API: filters, --where conditions, --json."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from shipway.cli.audit import where
+from shipway.cli.client import Api, CliError
+from shipway.cli.main import app as cli
+from shipway.cli.output import console
+from tests.cli.conftest import Server
+
+
+@pytest.mark.parametrize(
+    ("raw", "condition"),
+    [
+        ("flag.gid=gid://plat/Flag/1", {"op": "EQ", "path": ["flag", "gid"], "value": "gid://plat/Flag/1"}),
+        ("count=3", {"op": "EQ", "path": ["count"], "value": 3}),
+        ('count="3"', {"op": "EQ", "path": ["count"], "value": "3"}),
+        ("on!=true", {"op": "NE", "path": ["on"], "value": True}),
+        ("count>2.5", {"op": "GT", "path": ["count"], "value": 2.5}),
+        ("when<2026-01-01", {"op": "LT", "path": ["when"], "value": "2026-01-01"}),
+        ("labels~x", {"op": "CONTAINS", "path": ["labels"], "value": "x"}),
+        ("labels?", {"op": "EXISTS", "path": ["labels"], "value": True}),
+        ("labels!?", {"op": "EXISTS", "path": ["labels"], "value": False}),
+    ],
+)  # fmt: skip
+def test_where_reads_a_condition(raw: str, condition: dict[str, object]) -> None:
+    assert where(raw) == condition
+
+
+@pytest.mark.parametrize("raw", ["flag.gid", "=x", "labels?x"])
+def test_a_bad_where_is_refused(raw: str) -> None:
+    with pytest.raises(CliError, match="--where"):
+        where(raw)
+
+
+def test_search_finds_by_payload_path(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "width", 200)
+    api = Api(server.env["SHIPWAY_URL"], server.env["SHIPWAY_TOKEN"])
+    api.post(
+        "/audit/entries",
+        [
+            {
+                "sequence": str(uuid.uuid4()),
+                "actor": "service:flags",
+                "action": "flag.toggled",
+                "subject": f"flag:{n}",
+                "payload": {"flag": {"gid": f"gid://plat/Flag/{n}"}, "count": n},
+            }
+            for n in (1, 2, 3)
+        ],
+    )
+    runner = CliRunner()
+    found = runner.invoke(
+        cli,
+        ["audit", "search", "--where", "flag.gid=gid://plat/Flag/1", "--json"],
+        env=server.env,
+    )
+    assert found.exit_code == 0, found.output
+    [entry] = json.loads(found.stdout)["items"]
+    assert entry["subject"] == "flag:1"
+
+    shown = runner.invoke(
+        cli, ["audit", "search", "--action", "flag.*", "--where", "count>1", "--limit", "1"],
+        env=server.env,
+    )  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "flag:3" in shown.stdout and "flag:2" not in shown.stdout
+    assert "More: --cursor" in shown.stdout
+
+    bad = runner.invoke(cli, ["audit", "search", "--since", "yesterday"], env=server.env)
+    assert isinstance(bad.exception, CliError)
+    assert "since must be an ISO-8601 time" in str(bad.exception)
