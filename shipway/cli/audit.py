@@ -86,7 +86,7 @@ def search(
         return
     table(
         page["items"],
-        ["created_at", "actor", "action", "subject", "text"],
+        ["created_at", "action", "text"],
         empty="No entries match.",
     )
     if page["next"]:
