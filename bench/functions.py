@@ -138,8 +138,8 @@ def main() -> None:
     table(
         "Functions",
         f"Machine: {machine()}; `shipway up -d` with its embedded Temporal and NATS; calls "
-        "through the router, one keep-alive connection, a deployer token; the run is recorded "
-        "after the answer is sent.",
+        "through the router, one keep-alive connection, a deployer token; run records are "
+        "written behind the calls.",
         rows,
     )
 
