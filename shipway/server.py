@@ -20,6 +20,7 @@ import uvicorn
 from shipway import __version__
 from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
+from shipway.audit import indexes
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
 from shipway.connections import NatsLink, connect_temporal
@@ -79,6 +80,7 @@ def prepare_store(settings: Settings, data: DataDir) -> Store:
     """Migrate the store and make sure DATA/admin-token holds a working owner token."""
     store = Store(settings.store_url)
     upgrade(store.engine)
+    indexes.ensure(store.engine, settings.audit_indexed_paths)
     with store.transaction() as session:
         secret = bootstrap(session, data.read_admin_token())
     if secret is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,23 @@ def _text(key: str, raw: str) -> str:
     return raw.strip()
 
 
+_KEY = re.compile(r"[A-Za-z0-9_\-:@]{1,64}")
+
+
+def _paths(key: str, raw: str) -> tuple[tuple[str, ...], ...]:
+    """Comma-separated dotted paths of payload keys: `flag.gid,app`."""
+    paths = []
+    for dotted in raw.split(","):
+        path = tuple(dotted.strip().split("."))
+        if not 1 <= len(path) <= 8 or not all(_KEY.fullmatch(k) for k in path):
+            raise ConfigError(
+                f"{key}: must be comma-separated dotted paths of keys (flag.gid,app); "
+                f"got {dotted.strip()!r}"
+            )
+        paths.append(path)
+    return tuple(paths)
+
+
 def _path(key: str, raw: str) -> Path:
     return Path(_text(key, raw)).expanduser().resolve()
 
@@ -101,6 +119,8 @@ class Settings:
     temporal_namespace: str = "default"
     max_source_mb: int = 200
     build_timeout: int = 900
+    #: Payload paths SQLite indexes for audit search (PostgreSQL indexes every path).
+    audit_indexed_paths: tuple[tuple[str, ...], ...] = ()
 
     @property
     def store_url(self) -> str:
@@ -135,6 +155,7 @@ class Settings:
             "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
             "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _at_least_one("MiB")),
             "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _at_least_one("seconds")),
+            "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

@@ -14,8 +14,9 @@ A value is only ever equal to, or ordered against, one of the same JSON type: "1
 On PostgreSQL the payload is JSONB and EQ, IN and CONTAINS on arrays are containment (`@>`)
 tests that its GIN index answers; on SQLite they are JSON function calls.
 
-Pages are cut by a cursor (the last entry's id, opaque to callers): entries recorded while
-someone pages are newer, so they never shift a later page.
+Entries come newest first (by the time shipway recorded them, then id). Pages are cut by a
+cursor (the last entry's time and id, opaque to callers): entries recorded while someone
+pages are newer, so they never shift a later page.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -180,14 +182,18 @@ def search(session: Session, query: Query, *, timeout: float = TIMEOUT) -> Page:
     if query.until is not None:
         clauses.append(AuditEntry.created_at < query.until)
     if query.cursor is not None:
-        clauses.append(AuditEntry.id < _after(query.cursor))
+        clauses.append(_after(query.cursor))
     clauses.extend(_payload(postgres, c) for c in query.where)
-    newest = select(AuditEntry).where(*clauses).order_by(AuditEntry.id.desc())
+    newest = (
+        select(AuditEntry)
+        .where(*clauses)
+        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    )
     with _bounded(session, timeout):
         rows = list(session.scalars(newest.limit(query.limit + 1)))
     more = len(rows) > query.limit
     items = rows[: query.limit]
-    return Page(items, _cursor(items[-1].id) if more else None)
+    return Page(items, _cursor(items[-1]) if more else None)
 
 
 _AGO = re.compile(r"(\d{1,6})([smhdw])")
@@ -243,16 +249,22 @@ def _bounded(session: Session, seconds: float) -> Iterator[None]:
         raw.set_progress_handler(None, 0)
 
 
-def _cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{entry_id}".encode()).decode().rstrip("=")
+def _cursor(entry: AuditEntry) -> str:
+    text = f"{entry.created_at.isoformat()}|{entry.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _after(cursor: str) -> int:
+def _after(cursor: str) -> ColumnElement[bool]:
+    """Entries older than the cursor's: before its time, or at its time with a lower id."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, number = text.partition(":")
-        if kind == "id" and number.isdigit() and 0 < int(number) < 2**63:
-            return int(number)
+        moment_text, _, number = text.partition("|")
+        when = datetime.fromisoformat(moment_text)
+        if when.tzinfo is not None and number.isdigit() and 0 < int(number) < 2**63:
+            return or_(
+                AuditEntry.created_at < when,
+                and_(AuditEntry.created_at == when, AuditEntry.id < int(number)),
+            )
     except (ValueError, UnicodeDecodeError):
         pass
     raise ValidationError("the cursor is not one a search handed out", details={"cursor": cursor})
@@ -288,7 +300,16 @@ def _pg_path(path: Sequence[str]) -> ColumnElement[Any]:
     return literal(list(path), ARRAY(String))
 
 
-def _sqlite_path(path: Sequence[str]) -> str:
+def _sqlite_path(path: Sequence[str]) -> ColumnElement[str]:
+    """PATH as a JSON path written into the SQL, so that an index on the same expression
+    (shipway.audit.indexes) can answer it. Safe: every key matched KEY, which has no quotes."""
+    return literal_column(f"'{json_path(path)}'", String)
+
+
+def json_path(path: Sequence[str]) -> str:
+    """SQLite's JSON path of PATH: $."a"."b"."""
+    if not all(KEY.fullmatch(key) for key in path):
+        raise ValueError(f"not a path of keys: {path!r}")
     return "$" + "".join(f'."{key}"' for key in path)
 
 

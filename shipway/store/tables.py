@@ -219,10 +219,15 @@ class AuditEntry(Base):
     """One recorded action. Append-only: nothing updates or deletes a row but retention."""
 
     __tablename__ = "audit_entries"
+    # PostgreSQL adds GIN indexes on payload and tags; SQLite, indexes on chosen payload
+    # paths (migration 0007, shipway.audit.indexes).
     __table_args__ = (
         Index("ix_audit_entries_tenant_created", "organization_id", "created_at"),
-        Index("ix_audit_entries_tenant_action", "organization_id", "action"),
-        Index("ix_audit_entries_tenant_subject", "organization_id", "subject"),
+        Index("ix_audit_entries_tenant_action_created", "organization_id", "action", "created_at"),
+        Index(
+            "ix_audit_entries_tenant_subject_created", "organization_id", "subject", "created_at"
+        ),
+        Index("ix_audit_entries_tenant_actor_created", "organization_id", "actor", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import event, insert, text, update
 
+from shipway.audit import indexes
 from shipway.audit.record import record
 from shipway.audit.search import Query, SearchTimeout, condition, search
 from shipway.errors import ValidationError
 from shipway.events import Event
-from shipway.store import Store
+from shipway.store import Store, upgrade
 from shipway.store.tables import AuditEntry, Organization
 from shipway.store.types import utcnow
 
@@ -28,6 +30,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def tenant(store: Store) -> int:
+    return make_tenant(store)
+
+
+def make_tenant(store: Store) -> int:
+    """Two tenants with entries; the first one's id."""
     with store.transaction() as session:
         orgs = [Organization(name="acme"), Organization(name="globex")]
         session.add_all(orgs)
@@ -157,3 +164,40 @@ def test_a_search_past_its_time_is_stopped(store: Store, tenant: int) -> None:
         search(session, slow, timeout=0.001)
     with store.transaction() as session:  # the store is fine afterwards, and so is a search
         assert search(session, slow).items == []
+
+
+def test_sqlite_answers_an_indexed_path_from_its_index(tmp_path: Path) -> None:
+    # PostgreSQL answers every path from its GIN index (migration 0007).
+    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
+    upgrade(store.engine)
+    tenant = make_tenant(store)
+    [name] = indexes.ensure(store.engine, [("flag", "gid")])
+    assert indexes.ensure(store.engine, [("flag", "gid")]) == [name]  # made once
+    assert found(store, tenant, where=[GID_1]) == ["a"]
+    query = Query(tenant, where=(condition(GID_1),))
+    with store.transaction() as session:
+        statement = search_statement(session, query)
+        plan = session.execute(text(f"EXPLAIN QUERY PLAN {statement}")).all()
+    assert any(name in str(row) for row in plan), plan
+
+
+GID_1 = {"op": "EQ", "path": ["flag", "gid"], "value": "gid://plat/Flag/1"}
+
+
+def search_statement(session: Any, query: Query) -> str:
+    """The SQL a search runs, with its values written in (for EXPLAIN)."""
+    from shipway.audit import search as module
+
+    captured: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FROM audit_entries" in statement:
+            captured.append(statement.replace("?", "{}").format(*(repr(p) for p in params)))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        module.search(session, query)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return captured[-1]

@@ -33,6 +33,8 @@ def test_postgres_urls_get_the_psycopg_driver() -> None:
         ("SHIPWAY_DATABASE_URL", "mysql://x"),
         ("SHIPWAY_TEMPORAL_ADDRESS", "no-port"),
         ("SHIPWAY_NATS_URL", "http://localhost:4222"),
+        ("SHIPWAY_AUDIT_INDEXED_PATHS", "flag.gid,a'b"),
+        ("SHIPWAY_AUDIT_INDEXED_PATHS", "flag..gid"),
     ],
 )
 def test_a_bad_value_names_its_key(key: str, value: str) -> None:
@@ -51,3 +53,8 @@ def test_a_bad_flag_names_the_flag() -> None:
 def test_limits_must_be_positive_whole_numbers(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key):
         Settings.load(env={key: value})
+
+
+def test_audit_indexed_paths_are_dotted_key_lists() -> None:
+    settings = Settings.load(env={"SHIPWAY_AUDIT_INDEXED_PATHS": "flag.gid, app"})
+    assert settings.audit_indexed_paths == (("flag", "gid"), ("app",))
