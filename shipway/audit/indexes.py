@@ -1,10 +1,12 @@
-"""Indexes on chosen payload paths, for SQLite.
+"""Indexes on chosen payload paths.
 
-PostgreSQL answers payload conditions from one GIN index on the whole payload (migration
-0007). SQLite has no such index, so the paths searched most (SHIPWAY_AUDIT_INDEXED_PATHS,
-e.g. `flag.gid,app`) get an expression index each, made at start if missing:
-(tenant, json_extract(payload, PATH), created_at), which answers EQ and IN on PATH newest
-first. A search writes its paths into its SQL the same way, so SQLite matches the two.
+PostgreSQL answers any payload condition from one GIN index on the whole payload (migration
+0007), but a value shared by many entries still has them all fetched and sorted. So the
+paths searched most (SHIPWAY_AUDIT_INDEXED_PATHS, e.g. `flag.gid,app`) get an expression
+index each, made at start if missing: (tenant, the value at PATH, created_at), which answers
+EQ and IN on PATH newest first, a page at a time. SQLite has no GIN index; these are its
+only payload indexes. A search writes its paths into its SQL as the index has them, so the
+store matches the two. On PostgreSQL the index is built CONCURRENTLY: writes go on.
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ def index_name(path: Sequence[str]) -> str:
 
 
 def ensure(engine: Engine, paths: Sequence[Sequence[str]]) -> list[str]:
-    """Make the index of each of PATHS that is missing (SQLite only); their names."""
-    if engine.dialect.name != "sqlite":
-        return []
-    names = []
+    """Make the index of each of PATHS that is missing; their names."""
+    names = [index_name(path) for path in paths]
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for name, path in zip(names, paths, strict=True):
+                connection.exec_driver_sql(
+                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON audit_entries "
+                    f"(organization_id, (payload #>> '{{{','.join(path)}}}'), created_at)"
+                )
+        return names
     with engine.begin() as connection:
-        for path in paths:
-            name = index_name(path)
+        for name, path in zip(names, paths, strict=True):
             connection.exec_driver_sql(
                 f"CREATE INDEX IF NOT EXISTS {name} ON audit_entries "
                 f"(organization_id, json_extract(payload, '{json_path(path)}'), created_at)"
             )
-            names.append(name)
     return names

@@ -300,6 +300,14 @@ def _pg_path(path: Sequence[str]) -> ColumnElement[Any]:
     return literal(list(path), ARRAY(String))
 
 
+def pg_path_literal(path: Sequence[str]) -> ColumnElement[Any]:
+    """PATH as a text[] constant written into the SQL, as an index expression has it.
+    Safe: every key matched KEY, which has no quotes, commas or braces."""
+    if not all(KEY.fullmatch(key) for key in path):
+        raise ValueError(f"not a path of keys: {path!r}")
+    return literal_column(f"'{{{','.join(path)}}}'::text[]", ARRAY(String))
+
+
 def _sqlite_path(path: Sequence[str]) -> ColumnElement[str]:
     """PATH as a JSON path written into the SQL, so that an index on the same expression
     (shipway.audit.indexes) can answer it. Safe: every key matched KEY, which has no quotes."""
@@ -332,7 +340,11 @@ def _json_type(value: Scalar, postgres: bool) -> tuple[str, ...]:
 def _equals(postgres: bool, column: Any, path: Sequence[str], value: Scalar) -> ColumnElement[bool]:
     kind = _type(postgres, column, path).in_(_json_type(value, postgres))
     if postgres:  # containment, which the GIN index answers; the type rules out arrays
-        return and_(column.op("@>")(cast(literal(_nested(path, value), JSONB), JSONB)), kind)
+        contained = column.op("@>")(cast(literal(_nested(path, value), JSONB), JSONB))
+        if not isinstance(value, str):
+            return and_(contained, kind)
+        # The same test as text, which an index on an indexed path answers (indexes.py).
+        return and_(contained, kind, column.op("#>>")(pg_path_literal(path)) == value)
     if value is None or isinstance(value, bool):
         return kind
     return and_(kind, func.json_extract(column, _sqlite_path(path)) == value)

@@ -201,3 +201,34 @@ def search_statement(session: Any, query: Query) -> str:
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     return captured[-1]
+
+
+def test_indexing_a_path_changes_no_result(store: Store, tenant: int) -> None:
+    before = {op: found(store, tenant, where=[c]) for op, c in OP_CASES.items()}
+    [name] = indexes.ensure(store.engine, [("flag", "gid")])
+    assert name in index_names(store)
+    assert {op: found(store, tenant, where=[c]) for op, c in OP_CASES.items()} == before
+    assert before["eq"] == ["a"] and before["in"] == ["b", "a"]
+
+
+def index_names(store: Store) -> set[str]:
+    """Expression indexes included, which SQLAlchemy's inspector leaves out on SQLite."""
+    query = (
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_entries'"
+        if store.dialect == "postgresql"
+        else "SELECT name FROM sqlite_master WHERE type = 'index'"
+    )
+    with store.transaction() as session:
+        return set(session.scalars(text(query)))
+
+
+OP_CASES = {
+    "eq": GID_1,
+    "in": {
+        "op": "IN",
+        "path": ["flag", "gid"],
+        "value": ["gid://plat/Flag/1", "gid://plat/Flag/2"],
+    },
+    "ne": {"op": "NE", "path": ["flag", "gid"], "value": "gid://plat/Flag/1"},
+    "null": {"op": "EQ", "path": ["flag", "gid"], "value": None},
+}
