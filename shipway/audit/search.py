@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,6 +159,38 @@ def _is_scalar(value: Any) -> bool:
 def search(session: Session, query: Query, *, timeout: float = TIMEOUT) -> Page:
     """The entries matching QUERY, newest first, and the cursor of the page after;
     SearchTimeout once it has run TIMEOUT seconds."""
+    clauses = _filters(session, query)
+    if query.cursor is not None:
+        clauses.append(_after(query.cursor))
+    newest = (
+        select(AuditEntry)
+        .where(*clauses)
+        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    )
+    with _bounded(session, timeout):
+        rows = list(session.scalars(newest.limit(query.limit + 1)))
+    more = len(rows) > query.limit
+    items = rows[: query.limit]
+    return Page(items, _cursor(items[-1]) if more else None)
+
+
+def newer(
+    session: Session, query: Query, after: int, *, timeout: float = TIMEOUT
+) -> list[AuditEntry]:
+    """Up to QUERY.limit entries matching QUERY (its time range and cursor aside) with ids
+    above AFTER, oldest first: what a live tail has not seen yet."""
+    clauses = _filters(session, replace(query, since=None, until=None))
+    oldest = select(AuditEntry).where(*clauses, AuditEntry.id > after).order_by(AuditEntry.id)
+    with _bounded(session, timeout):
+        return list(session.scalars(oldest.limit(query.limit)))
+
+
+def last_id(session: Session) -> int:
+    """The highest id recorded so far (0 when none is)."""
+    return session.scalar(select(func.max(AuditEntry.id))) or 0
+
+
+def _filters(session: Session, query: Query) -> list[ColumnElement[bool]]:
     if len(query.where) > MAX_CONDITIONS:
         raise ValidationError(f"a search takes at most {MAX_CONDITIONS} payload conditions")
     if not 1 <= query.limit <= MAX_LIMIT:
@@ -181,19 +213,8 @@ def search(session: Session, query: Query, *, timeout: float = TIMEOUT) -> Page:
         clauses.append(AuditEntry.created_at >= query.since)
     if query.until is not None:
         clauses.append(AuditEntry.created_at < query.until)
-    if query.cursor is not None:
-        clauses.append(_after(query.cursor))
     clauses.extend(_payload(postgres, c) for c in query.where)
-    newest = (
-        select(AuditEntry)
-        .where(*clauses)
-        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
-    )
-    with _bounded(session, timeout):
-        rows = list(session.scalars(newest.limit(query.limit + 1)))
-    more = len(rows) > query.limit
-    items = rows[: query.limit]
-    return Page(items, _cursor(items[-1]) if more else None)
+    return clauses
 
 
 _AGO = re.compile(r"(\d{1,6})([smhdw])")

@@ -1,4 +1,4 @@
-"""`shipway audit search`: the activity log, newest first."""
+"""`shipway audit search` and `tail`: the activity log, newest first, or as it is written."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from shipway.cli.builds import stream_events
 from shipway.cli.client import Api, CliError
 from shipway.cli.output import console, emit_json, table
 from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.logs.sse import SseEvent
 
 audit = typer.Typer(help="The activity log: every action, searchable.", no_args_is_help=True)
 
@@ -40,21 +42,67 @@ def where(raw: str) -> dict[str, Any]:
     return {"op": _OPS[op], "path": path.split("."), "value": value}
 
 
+ActionOpt = Annotated[str | None, typer.Option("--action", help="exact, or a prefix: deployment.*")]
+SubjectOpt = Annotated[str | None, typer.Option("--subject", help="TYPE:ID, e.g. app:web")]
+ActorOpt = Annotated[str | None, typer.Option("--actor", help="e.g. token:3 or system")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="carries this tag")]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where", help="payload condition PATH=VALUE (also !=, >, <, ~ contains; PATH? exists)"
+    ),
+]
+
+
+def _filters(
+    action: str | None,
+    subject: str | None,
+    actor: str | None,
+    tag: list[str] | None,
+    conditions: list[str] | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        key: value
+        for key, value in (("action", action), ("subject", subject), ("actor", actor))
+        if value is not None
+    }
+    params["tag"] = tag or []
+    params["where"] = [json.dumps(where(raw)) for raw in conditions or []]
+    return params
+
+
+@audit.command("tail")
+def tail(
+    action: ActionOpt = None,
+    subject: SubjectOpt = None,
+    actor: ActorOpt = None,
+    tag: TagOpt = None,
+    conditions: WhereOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON entry per line")] = False,
+    data: DataOpt = None,
+) -> None:
+    """Print new entries matching the filters as they are recorded, until interrupted."""
+
+    def show(event: SseEvent, entry: dict[str, Any]) -> int | None:
+        if event.event != "entry":
+            return None
+        if as_json:
+            typer.echo(json.dumps(entry))
+        else:
+            typer.echo(f"{entry['created_at']}  {entry['action']}  {entry['text']}")
+        return int(entry["id"])
+
+    params = _filters(action, subject, actor, tag, conditions)
+    stream_events(Api.find(data), "/audit/tail", params, follow=True, on_event=show)
+
+
 @audit.command("search")
 def search(
-    action: Annotated[
-        str | None, typer.Option("--action", help="exact, or a prefix: deployment.*")
-    ] = None,
-    subject: Annotated[str | None, typer.Option("--subject", help="TYPE:ID, e.g. app:web")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="e.g. token:3 or system")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="carries this tag")] = None,
-    conditions: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            help="payload condition PATH=VALUE (also !=, >, <, ~ contains; PATH? exists)",
-        ),
-    ] = None,
+    action: ActionOpt = None,
+    subject: SubjectOpt = None,
+    actor: ActorOpt = None,
+    tag: TagOpt = None,
+    conditions: WhereOpt = None,
     since: Annotated[
         str | None, typer.Option("--since", help="ISO-8601, or a duration ago: 15m, 2h, 7d")
     ] = None,
@@ -65,21 +113,11 @@ def search(
     data: DataOpt = None,
 ) -> None:
     """Entries matching every filter given, newest first."""
-    params: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("action", action),
-            ("subject", subject),
-            ("actor", actor),
-            ("since", since),
-            ("until", until),
-            ("cursor", cursor),
-        )
-        if value is not None
-    }
+    params = _filters(action, subject, actor, tag, conditions)
+    for key, value in (("since", since), ("until", until), ("cursor", cursor)):
+        if value is not None:
+            params[key] = value
     params["limit"] = limit
-    params["tag"] = tag or []
-    params["where"] = [json.dumps(where(raw)) for raw in conditions or []]
     page = Api.find(data).get("/audit/entries", params=params)
     if as_json:
         emit_json(page)

@@ -81,20 +81,53 @@ def read_events(
     """Pass each line of the log streamed at PATH (a build's, an app's) to ON_LINE; the status
     its end event carries, None if it has none. A followed stream that drops is resumed where
     it stopped, by Last-Event-ID."""
+
+    def on_event(event: SseEvent, body: dict[str, Any]) -> int | None:
+        if event.event == "line":
+            on_line(str(body["line"]))
+            return int(body["seq"])
+        if event.event == "end":
+            raise Ended(str(body["status"]))
+        return None
+
+    return stream_events(api, path, params, follow=follow, on_event=on_event, client=client)
+
+
+class Ended(Exception):
+    """Raised by an event handler when the stream's end event has come, with its status."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def stream_events(
+    api: Api,
+    path: str,
+    params: dict[str, Any],
+    *,
+    follow: bool,
+    on_event: Callable[[SseEvent, dict[str, Any]], int | None],
+    client: httpx.Client | None = None,
+) -> str | None:
+    """Pass each event streamed at PATH to ON_EVENT, which answers the id to resume after
+    (None: not an event to resume by) or raises Ended. An error event becomes a CliError;
+    a followed stream that drops is resumed by Last-Event-ID. The status Ended carried, or
+    None when the stream closed without one."""
     if client is not None:
-        return _read(client, api, path, params, follow, on_line)
+        return _read(client, api, path, params, follow, on_event)
     timeout = httpx.Timeout(api.timeout, read=READ_TIMEOUT)
     with httpx.Client(timeout=timeout) as own:
-        return _read(own, api, path, params, follow, on_line)
+        return _read(own, api, path, params, follow, on_event)
 
 
 def _read(
     http: httpx.Client,
     api: Api,
     path: str,
-    params: dict[str, str],
+    params: dict[str, Any],
     follow: bool,
-    on_line: Callable[[str], Any],
+    on_event: Callable[[SseEvent, dict[str, Any]], int | None],
 ) -> str | None:
     url = f"{api.url}/api/v1{path}"
     last, drops, streamed = 0, 0, False
@@ -110,13 +143,14 @@ def _read(
                 streamed = True
                 for event in iter_sse(response):
                     body = _body(event)
-                    if event.event == "line":
-                        last, drops = int(body["seq"]), 0
-                        on_line(str(body["line"]))
-                    elif event.event == "end":
-                        return str(body["status"])
-                    elif event.event == "error":
+                    if event.event == "error":
                         raise CliError(str(body["message"]))
+                    try:
+                        resume = on_event(event, body)
+                    except Ended as e:
+                        return e.status
+                    if resume is not None:
+                        last, drops = resume, 0
             return None
         except httpx.TransportError as e:
             drops += 1

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
 import uuid
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +19,7 @@ from shipway.cli.audit import where
 from shipway.cli.client import Api, CliError
 from shipway.cli.main import app as cli
 from shipway.cli.output import console
+from shipway.logs.sse import iter_sse
 from tests.cli.conftest import Server
 
 
@@ -76,3 +84,57 @@ def test_search_finds_by_payload_path(server: Server, monkeypatch: pytest.Monkey
     bad = runner.invoke(cli, ["audit", "search", "--since", "yesterday"], env=server.env)
     assert isinstance(bad.exception, CliError)
     assert "since must be an ISO-8601 time" in str(bad.exception)
+
+
+def flag_entry(subject: str, action: str = "flag.toggled") -> dict[str, object]:
+    return {"sequence": str(uuid.uuid4()), "actor": "service:flags", "action": action,
+            "subject": subject}  # fmt: skip
+
+
+def test_tail_follows_new_entries_and_resumes(server: Server) -> None:
+    url, token = server.env["SHIPWAY_URL"], server.env["SHIPWAY_TOKEN"]
+    api = Api(url, token)
+    api.post("/audit/entries", flag_entry("flag:old"))
+    [old] = api.get("/audit/entries", params={"subject": "flag:old"})["items"]
+    seen: list[str] = []
+
+    def follow() -> None:
+        headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": str(old["id"])}
+        params = {"action": "flag.*"}
+        with httpx.stream("GET", f"{url}/api/v1/audit/tail", params=params, headers=headers,
+                          timeout=30) as response:  # fmt: skip
+            for event in iter_sse(response):
+                if event.event == "entry":
+                    seen.append(json.loads(event.data)["subject"])
+                    if len(seen) == 2:
+                        return
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    api.post("/audit/entries", [flag_entry("flag:new"), flag_entry("app:x", "app.noted")])
+    api.post("/audit/entries", flag_entry("flag:newer"))
+    reader.join(30)
+    assert seen == ["flag:new", "flag:newer"]
+
+
+def test_the_cli_tail_prints_entries_as_they_come(server: Server) -> None:
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "shipway", "audit", "tail", "--action", "flag.*", "--json"],
+        env={**os.environ, **server.env},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        api = Api(server.env["SHIPWAY_URL"], server.env["SHIPWAY_TOKEN"])
+        deadline = time.monotonic() + 30
+        line = ""
+        while not line and time.monotonic() < deadline:  # the tail starts at its connection
+            api.post("/audit/entries", flag_entry("flag:live"))
+            ready, _, _ = select.select([tail.stdout], [], [], 1.0)
+            if ready:
+                assert tail.stdout is not None
+                line = tail.stdout.readline()
+        assert json.loads(line)["subject"] == "flag:live"
+    finally:
+        tail.terminate()
+        tail.wait(10)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.audit import ingest, search
 from shipway.audit.templates import render
-from shipway.errors import ValidationError
+from shipway.errors import ShipwayError, ValidationError
+from shipway.logs import sse
+from shipway.store import Store
 from shipway.store.tables import AuditEntry
 from shipway.store.types import utcnow
 
@@ -33,6 +37,26 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
         "created_at": entry.created_at.isoformat(),
         "text": render(entry),
     }
+
+
+def _query(
+    principal: Principal,
+    action: str | None,
+    subject: str | None,
+    actor: str | None,
+    tag: list[str],
+    where: list[str],
+    **rest: Any,
+) -> search.Query:
+    return search.Query(
+        principal.organization_id,
+        action=action,
+        subject=subject,
+        actor=actor,
+        tags=tuple(tag),
+        where=tuple(search.condition(_json(raw)) for raw in where),
+        **rest,
+    )
 
 
 @router.get("/entries", summary="Search the activity log, newest first")
@@ -55,15 +79,15 @@ async def search_entries(
     text}`, `text` being the entry in words. A search that runs past 5 s is stopped (422)."""
     ctx = services(request)
     now = utcnow()
-    query = search.Query(
-        principal.organization_id,
-        action=action,
-        subject=subject,
-        actor=actor,
-        tags=tuple(tag),
+    query = _query(
+        principal,
+        action,
+        subject,
+        actor,
+        tag,
+        where,
         since=search.moment(since, "since", now) if since else None,
         until=search.moment(until, "until", now) if until else None,
-        where=tuple(search.condition(_json(raw)) for raw in where),
         limit=limit,
         cursor=cursor,
     )
@@ -74,6 +98,79 @@ async def search_entries(
             return {"items": [entry_json(e) for e in page.items], "next": page.next}
 
     return await asyncio.to_thread(run)
+
+
+@router.get(
+    "/tail",
+    summary="Follow new entries as they are recorded (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
+async def tail_entries(
+    request: Request,
+    action: str | None = Query(None, max_length=128, description="exact, or a prefix: deploy.*"),
+    subject: str | None = Query(None, max_length=255),
+    actor: str | None = Query(None, max_length=128),
+    tag: list[str] = Query([]),
+    where: list[str] = Query([], description="payload conditions, as for the search"),
+    last_event_id: str | None = Header(None, description="resume after this entry's id"),
+    principal: Principal = Depends(principal_from),
+) -> StreamingResponse:
+    """Each new entry matching the filters is `id: ID` / `event: entry` / `data: ENTRY` (as the
+    search gives it); quiet stretches carry keep-alive comments. Last-Event-ID resumes."""
+    ctx = services(request)
+    query = _query(principal, action, subject, actor, tag, where, limit=search.MAX_LIMIT)
+    if last_event_id and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            raise ValidationError("Last-Event-ID must be the id of an entry")
+        start = int(last_event_id)
+    else:
+        start = await asyncio.to_thread(_last_id, ctx.store)
+    return StreamingResponse(
+        _follow(ctx.store, query, start), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+#: Seconds between looks for new entries, and between keep-alives when there are none.
+TAIL_EVERY = 0.5
+KEEP_ALIVE_EVERY = 15.0
+#: Ids below the highest sent that are looked at again: on PostgreSQL, transactions commit
+#: out of id order, so an entry can appear after one with a higher id.
+TAIL_LOOKBACK = 100
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _last_id(store: Store) -> int:
+    with store.transaction() as session:
+        return search.last_id(session)
+
+
+async def _follow(store: Store, query: search.Query, start: int) -> AsyncIterator[str]:
+    sent: dict[int, None] = {}
+    highest, quiet = start, 0.0
+
+    def look() -> list[dict[str, Any]]:
+        with store.transaction() as session:
+            after = max(start, highest - TAIL_LOOKBACK)
+            return [entry_json(e) for e in search.newer(session, query, after) if e.id not in sent]
+
+    while True:
+        try:
+            found = await asyncio.to_thread(look)
+        except ShipwayError as e:
+            yield sse.encode("error", json.dumps({"code": e.code, "message": e.message}))
+            return
+        for item in found:
+            sent[item["id"]] = None
+            highest = max(highest, item["id"])
+            yield sse.encode("entry", json.dumps(item), id=item["id"])
+        while len(sent) > 4 * TAIL_LOOKBACK:
+            del sent[next(iter(sent))]
+        quiet = 0.0 if found else quiet + TAIL_EVERY
+        if quiet >= KEEP_ALIVE_EVERY:
+            quiet = 0.0
+            yield sse.KEEP_ALIVE
+        await asyncio.sleep(TAIL_EVERY)
 
 
 @router.post("/entries", status_code=201, summary="Record entries from another service")
