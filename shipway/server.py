@@ -21,6 +21,7 @@ from shipway import __version__
 from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
 from shipway.audit import indexes
+from shipway.audit.consumer import AuditConsumer
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
 from shipway.connections import NatsLink, connect_temporal
@@ -141,6 +142,9 @@ class Server:
         services.nats = link
 
         await ensure_streams(link.js)
+        audit_consumer = AuditConsumer(store, link.js)
+        await audit_consumer.start()
+        stack.push_async_callback(audit_consumer.close)
         table = RouteTable()
         runtime = Runtime(
             store, self.data.root, table, base_domain=settings.base_domain, js=link.js

@@ -1,0 +1,86 @@
+"""Entries published on `audit.ingest.<tenant>` reach the store through the durable
+consumer, on SQLite and PostgreSQL, with a real NATS server: acked once stored, redelivery
+harmless, and what can never be stored terminated rather than retried."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shipway.audit import consumer as consumer_module
+from shipway.audit.consumer import AuditConsumer
+from shipway.connections import NatsLink
+from shipway.store import Store
+from shipway.store.tables import AuditEntry, Organization
+from tests.integration.conftest import Servers
+
+
+def entry(subject_: str) -> dict[str, Any]:
+    return {"sequence": str(uuid.uuid4()), "actor": "service:flags", "action": "flag.toggled",
+            "subject": subject_}  # fmt: skip
+
+
+async def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        found = await asyncio.to_thread(check)
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+async def test_published_entries_are_stored_once(
+    servers: Servers, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unique = uuid.uuid4().hex[:8]
+    monkeypatch.setattr(consumer_module, "STREAM", f"AUDIT{unique}")
+    monkeypatch.setattr(consumer_module, "PREFIX", f"audit{unique}.ingest.")
+    monkeypatch.setattr(consumer_module, "DURABLE", f"audit-ingest-{unique}")
+    with store.transaction() as session:
+        session.add(Organization(name="acme"))
+    link = NatsLink(servers.nats_url)
+    await link.connect()
+    intake = AuditConsumer(store, link.js)
+    await intake.start()
+    try:
+        again = entry("flag:1")
+        for body in (
+            [again, entry("flag:2")],
+            again,  # sent again: acknowledged, not stored twice
+            b"{not json",
+            [entry("flag:3"), {"sequence": "x"}],  # a bad entry refuses its whole message
+        ):
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            await link.js.publish(consumer_module.subject("acme"), raw)
+        await link.js.publish(
+            consumer_module.subject("nobody"), json.dumps(entry("flag:4")).encode()
+        )
+        await link.js.publish(consumer_module.subject("acme"), json.dumps(entry("flag:5")).encode())
+
+        def stored() -> list[str] | None:
+            with store.transaction() as session:
+                subjects = list(session.scalars(select(AuditEntry.subject).order_by(AuditEntry.id)))
+            return subjects if "flag:5" in subjects else None
+
+        assert await until(stored) == ["flag:1", "flag:2", "flag:5"]
+
+        # every message was acked or terminated: the work queue is empty
+        async def drained() -> bool:
+            state = await link.js.stream_info(consumer_module.STREAM)
+            return state.state.messages == 0
+
+        for _ in range(100):
+            if await drained():
+                break
+            await asyncio.sleep(0.1)
+        assert await drained()
+    finally:
+        await intake.close()
+        await link.close()
