@@ -20,7 +20,7 @@ import uvicorn
 from shipway import __version__
 from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
-from shipway.audit import indexes
+from shipway.audit import indexes, retention
 from shipway.audit.consumer import AuditConsumer
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
@@ -145,6 +145,11 @@ class Server:
         audit_consumer = AuditConsumer(store, link.js)
         await audit_consumer.start()
         stack.push_async_callback(audit_consumer.close)
+        if settings.audit_retention_days is not None:
+            pruning = asyncio.create_task(
+                retention.keep_pruning(store, settings.audit_retention_days), name="audit-retention"
+            )
+            stack.callback(pruning.cancel)
         table = RouteTable()
         runtime = Runtime(
             store, self.data.root, table, base_domain=settings.base_domain, js=link.js

@@ -121,6 +121,8 @@ class Settings:
     build_timeout: int = 900
     #: Payload paths SQLite indexes for audit search (PostgreSQL indexes every path).
     audit_indexed_paths: tuple[tuple[str, ...], ...] = ()
+    #: Whole days of audit entries kept; None keeps them all.
+    audit_retention_days: int | None = None
 
     @property
     def store_url(self) -> str:
@@ -156,6 +158,7 @@ class Settings:
             "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _at_least_one("MiB")),
             "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _at_least_one("seconds")),
             "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
+            "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _at_least_one("days")),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)
