@@ -34,6 +34,7 @@ TEMPLATES: Mapping[str, str] = {
     "function.apply.failed": "the functions of {subject} were not applied: {payload.message}",
     "token.create": "{actor} created {subject}, {payload.name} ({payload.role})",
     "token.revoke": "{actor} revoked {subject}, {payload.name}",
+    "login": "{actor} logged in",
 }
 GENERIC = "{actor} {action} {subject}"
 _FIELD = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_\-]+)*)\}")

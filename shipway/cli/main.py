@@ -126,7 +126,7 @@ def login(
     token: Annotated[str, typer.Option(help="an API token", prompt=True, hide_input=True)],
 ) -> None:
     """Save a remote server and token for later commands."""
-    who = Api(url.rstrip("/"), token).get("/whoami")
+    who = Api(url.rstrip("/"), token).post("/login", {})
     path = save_login(url, token)
     console.print(
         f"Logged in to {url} as {who['actor']} ({who['role']} of "

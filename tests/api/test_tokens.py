@@ -63,6 +63,15 @@ def test_whoami(api: TestClient) -> None:
     assert me["organization"] == "default" and me["role"] == "owner"
 
 
+def test_a_login_answers_as_whoami_and_is_recorded(api: TestClient) -> None:
+    viewer = make_token(api, "viewer")
+    me = api.post("/api/v1/login", headers=auth(viewer)).json()
+    assert me["role"] == "viewer" and me["actor"].startswith("token:")
+    [entry] = api.get("/api/v1/audit/entries", params={"action": "login"}).json()["items"]
+    assert entry["actor"] == me["actor"] and entry["text"] == f"{me['actor']} logged in"
+    assert api.post("/api/v1/login", headers=auth("swt_wrong")).status_code == 401
+
+
 def test_only_platform_owners_create_organizations(api: TestClient) -> None:
     other = api.post("/api/v1/orgs", json={"name": "globex"}).json()
     refused = api.post("/api/v1/orgs", json={"name": "initech"}, headers=auth(other["owner_token"]))

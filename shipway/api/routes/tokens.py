@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.api.schemas import TokenCreate, TokenCreated, TokenOut
+from shipway.events import Event, emit
+from shipway.store.tables import Organization
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -51,12 +54,23 @@ whoami_router = APIRouter(tags=["tokens"])
 
 @whoami_router.get("/whoami", summary="The tenant, role and audit name of the calling token")
 def whoami(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, object]:
-    from shipway.store.tables import Organization
-
     with services(request).store.transaction() as session:
-        org = session.get(Organization, principal.organization_id)
-        return {
-            "organization": org.name if org else None,
-            "role": principal.role.value,
-            "actor": principal.actor,
-        }
+        return _who(session, principal)
+
+
+@whoami_router.post("/login", summary="Start using a token: recorded as `login`; as /whoami")
+def login(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, object]:
+    """What `shipway login` calls: the same answer as GET /whoami, and an audit entry."""
+    with services(request).store.transaction() as session:
+        subject = f"token:{principal.token_id}" if principal.token_id else principal.actor
+        emit(session, Event(principal.organization_id, principal.actor, "login", subject))
+        return _who(session, principal)
+
+
+def _who(session: Session, principal: Principal) -> dict[str, object]:
+    org = session.get(Organization, principal.organization_id)
+    return {
+        "organization": org.name if org else None,
+        "role": principal.role.value,
+        "actor": principal.actor,
+    }
