@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -76,3 +77,19 @@ def commit(repo: Path, files: Mapping[str, str | bytes], message: str = "change"
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", message)
     return git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def sandboxed(*argv: str) -> list[int]:
+    """The pids of processes running ARGV inside a sandbox, that is in a PID namespace other
+    than this test's: a `sleep 300` of someone's shell on the same machine is not a build's."""
+    ours = os.readlink("/proc/self/ns/pid")
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if (proc.info["cmdline"] or [])[: len(argv)] != list(argv):
+            continue
+        try:
+            if os.readlink(f"/proc/{proc.pid}/ns/pid") != ours:
+                found.append(proc.pid)
+        except OSError:  # gone meanwhile
+            pass
+    return found

@@ -46,7 +46,7 @@ class RunRecords:
         self._ids: Iterator[int] = iter(())
         self._queued: dict[int, _Record] = {}
         self._writer: asyncio.Task[None] | None = None
-        #: Done when the queued records are written; done when the batch being written is.
+        #: Done once the records queued now are written; done once the batch in flight is.
         self._next: asyncio.Future[None] | None = None
         self._writing: asyncio.Future[None] | None = None
 

@@ -9,7 +9,6 @@ import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psutil
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
@@ -30,6 +29,7 @@ from shipway.runtime.messages import NODE_QUEUE
 from shipway.store import Store, upgrade
 from shipway.store.tables import Deployment, LogLine, Organization, Release
 from shipway.workers import Workers
+from tests.helpers import sandboxed
 from tests.integration.conftest import Servers
 
 pytestmark = pytest.mark.integration
@@ -188,11 +188,7 @@ SLOW = {
 
 
 def sleepers() -> list[int]:
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[:2] == ["sleep", "301"]
-    ]
+    return sandboxed("sleep", "301")
 
 
 async def test_a_newer_deploy_supersedes_a_running_build(platform: Platform) -> None:

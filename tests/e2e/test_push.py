@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import Instance, shipway, start, stop
-from tests.helpers import commit, git
+from tests.helpers import commit, git, sandboxed
 
 pytestmark = pytest.mark.e2e
 
@@ -229,11 +229,7 @@ def _describe(pids: list[int]) -> list[str]:
 
 
 def _sleepers() -> list[int]:
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[:2] == ["sleep", "300"]
-    ]
+    return sandboxed("sleep", "300")
 
 
 def test_a_killed_builder_is_retried_and_the_deployment_ends(tmp_path: Path) -> None:
@@ -266,11 +262,7 @@ def test_a_killed_builder_is_retried_and_the_deployment_ends(tmp_path: Path) -> 
 
 
 def _sleepers8() -> list[int]:
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[:2] == ["sleep", "8"]
-    ]
+    return sandboxed("sleep", "8")
 
 
 def test_size_limit_and_build_timeout(tmp_path: Path) -> None:
