@@ -36,6 +36,8 @@ class Services:
     addresses: dict[str, str] = field(default_factory=dict)
     #: The principals of the bearer secrets seen a moment ago.
     tokens: TokenCache = field(init=False)
+    #: Set when the server starts to stop: streams that would follow forever end.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.tokens = TokenCache(self.store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -126,9 +127,8 @@ async def tail_entries(
         start = int(last_event_id)
     else:
         start = await asyncio.to_thread(_last_id, ctx.store)
-    return StreamingResponse(
-        _follow(ctx.store, query, start), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    events = _follow(ctx.store, query, start, ctx.stopping)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 #: Seconds between looks for new entries, and between keep-alives when there are none.
@@ -145,7 +145,10 @@ def _last_id(store: Store) -> int:
         return search.last_id(session)
 
 
-async def _follow(store: Store, query: search.Query, start: int) -> AsyncIterator[str]:
+async def _follow(
+    store: Store, query: search.Query, start: int, stopping: asyncio.Event
+) -> AsyncIterator[str]:
+    """New entries as SSE until the client goes or the server stops."""
     sent: dict[int, None] = {}
     highest, quiet = start, 0.0
 
@@ -154,7 +157,7 @@ async def _follow(store: Store, query: search.Query, start: int) -> AsyncIterato
             after = max(start, highest - TAIL_LOOKBACK)
             return [entry_json(e) for e in search.newer(session, query, after) if e.id not in sent]
 
-    while True:
+    while not stopping.is_set():
         try:
             found = await asyncio.to_thread(look)
         except ShipwayError as e:
@@ -170,7 +173,8 @@ async def _follow(store: Store, query: search.Query, start: int) -> AsyncIterato
         if quiet >= KEEP_ALIVE_EVERY:
             quiet = 0.0
             yield sse.KEEP_ALIVE
-        await asyncio.sleep(TAIL_EVERY)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), TAIL_EVERY)
 
 
 @router.post("/entries", status_code=201, summary="Record entries from another service")
