@@ -289,7 +289,7 @@ class Server:
         task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
 
         async def stop_api() -> None:
-            services.stopping.set()  # streams that follow (audit tail) end themselves
+            services.stopping.set()  # streams that follow (logs, audit tail) end themselves
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)

@@ -6,6 +6,8 @@ else that reads a log over HTTP share one reading of the wire format.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import NamedTuple, Protocol
 
@@ -80,3 +82,28 @@ async def aiter_sse(response: _AsyncLines) -> AsyncIterator[SseEvent]:
         event = parser.feed(line)
         if event is not None:
             yield event
+
+
+async def until(stopping: asyncio.Event, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """EVENTS, ended (and closed) as soon as STOPPING is set: a server that stops does not
+    wait on streams that would follow forever."""
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(events))
+            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                item = following.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stopped.cancel()
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

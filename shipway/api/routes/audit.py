@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -127,7 +126,7 @@ async def tail_entries(
         start = int(last_event_id)
     else:
         start = await asyncio.to_thread(_last_id, ctx.store)
-    events = _follow(ctx.store, query, start, ctx.stopping)
+    events = sse.until(ctx.stopping, _follow(ctx.store, query, start))
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -145,10 +144,8 @@ def _last_id(store: Store) -> int:
         return search.last_id(session)
 
 
-async def _follow(
-    store: Store, query: search.Query, start: int, stopping: asyncio.Event
-) -> AsyncIterator[str]:
-    """New entries as SSE until the client goes or the server stops."""
+async def _follow(store: Store, query: search.Query, start: int) -> AsyncIterator[str]:
+    """New entries as SSE, for as long as the client stays."""
     sent: dict[int, None] = {}
     highest, quiet = start, 0.0
 
@@ -157,7 +154,7 @@ async def _follow(
             after = max(start, highest - TAIL_LOOKBACK)
             return [entry_json(e) for e in search.newer(session, query, after) if e.id not in sent]
 
-    while not stopping.is_set():
+    while True:
         try:
             found = await asyncio.to_thread(look)
         except ShipwayError as e:
@@ -173,8 +170,7 @@ async def _follow(
         if quiet >= KEEP_ALIVE_EVERY:
             quiet = 0.0
             yield sse.KEEP_ALIVE
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), TAIL_EVERY)
+        await asyncio.sleep(TAIL_EVERY)
 
 
 @router.post("/entries", status_code=201, summary="Record entries from another service")

@@ -80,7 +80,10 @@ async def build_logs(
         current = await asyncio.to_thread(_current_status, ctx.store, build_id)
         return current if current in TERMINAL else None
 
-    events = _events(ctx.store, js, KIND, build_id, start, finished=finished, status=status)
+    events = sse.until(
+        ctx.stopping,
+        _events(ctx.store, js, KIND, build_id, start, finished=finished, status=status),
+    )
     return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
 
 
@@ -107,8 +110,18 @@ async def app_logs(
     else:
         start = max(last - tail, 0)
     js = ctx.nats.js if follow and ctx.nats is not None else None
-    events = _events(
-        ctx.store, js, APP_KIND, app_id, start, finished=None, status=None, lookback=APP_LOOKBACK
+    events = sse.until(
+        ctx.stopping,
+        _events(
+            ctx.store,
+            js,
+            APP_KIND,
+            app_id,
+            start,
+            finished=None,
+            status=None,
+            lookback=APP_LOOKBACK,
+        ),
     )
     return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
 
