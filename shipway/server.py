@@ -22,8 +22,6 @@ from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
 from shipway.audit import indexes, retention
 from shipway.audit.consumer import AuditConsumer
-from shipway.builder.activity import BuilderActivities
-from shipway.builder.messages import builder_queue
 from shipway.connections import NatsLink, connect_temporal
 from shipway.datadir import DataDir, write_private
 from shipway.deploys.activities import DeployActivities
@@ -33,6 +31,7 @@ from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
 from shipway.errors import ServiceError
+from shipway.fleet.builder import Builder
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
@@ -51,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: Builds this machine's builder runs at once.
 BUILD_SLOTS = 2
+#: Seconds the builder inside `shipway up` lets running builds go on once the server stops;
+#: then they are cancelled, and Temporal gives them to a builder when there is one again.
+STOP_BUILDS_AFTER = 5.0
 
 
 class _Uvicorn(uvicorn.Server):
@@ -198,12 +200,13 @@ class Server:
             workflows=[ProbeWorkflow, DeployWorkflow],
             activities=[probe_activity, deploys.release, deploys.finish],
         )
-        builder = Workers(
+        builder = Builder(
             services.temporal,
-            builder_queue("default"),
-            workflows=[],
-            activities=[BuilderActivities(services.store, self.data.root, services.nats.js).build],
-            max_concurrent_activities=BUILD_SLOTS,
+            services.store,
+            self.data.root,
+            services.nats.js,
+            slots=BUILD_SLOTS,
+            graceful=STOP_BUILDS_AFTER,
         )
         node_workers = Workers(
             services.temporal,

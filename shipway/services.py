@@ -11,6 +11,7 @@ from temporalio.client import Client as TemporalClient
 from shipway.accounts.tokencache import TokenCache
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
+from shipway.fleet.builder import Builder
 from shipway.functions.invoke import Invoker
 from shipway.runtime.agent import Runtime
 from shipway.settings import Settings
@@ -27,7 +28,7 @@ class Services:
     temporal: TemporalClient | None = None
     nats: NatsLink | None = None
     workers: Workers | None = None
-    builders: list[Workers] = field(default_factory=list)
+    builders: list[Builder] = field(default_factory=list)
     #: This machine's node agent; None in API-only tests.
     runtime: Runtime | None = None
     #: Calls functions; None where functions do not run (API-only tests).

@@ -78,12 +78,15 @@ class Workers:
         workflows: Sequence[type] = (ProbeWorkflow,),
         activities: Sequence[Callable[..., Any]] = (probe_activity,),
         max_concurrent_activities: int | None = None,
+        graceful: timedelta = timedelta(seconds=5),
     ) -> None:
+        """GRACEFUL: how long stopping waits for running activities before cancelling them."""
         self.client = client
         self.task_queue = task_queue
         self.workflows = list(workflows)
         self.activities = list(activities)
         self.max_concurrent_activities = max_concurrent_activities
+        self.graceful = graceful
         self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -104,7 +107,7 @@ class Workers:
                 workflows=self.workflows,
                 activities=self.activities,
                 max_concurrent_activities=self.max_concurrent_activities,
-                graceful_shutdown_timeout=timedelta(seconds=5),
+                graceful_shutdown_timeout=self.graceful,
             )
             try:
                 await self._worker.run()
@@ -119,7 +122,7 @@ class Workers:
         self._stopping = True
         if self._worker is not None and self._worker.is_running:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._worker.shutdown(), 15)
+                await asyncio.wait_for(self._worker.shutdown(), self.graceful.total_seconds() + 10)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -11,6 +11,7 @@ from shipway.api.limits import MIB, BodyLimit
 from shipway.api.routes import (
     apps,
     audit,
+    builders,
     config,
     deployments,
     environments,
@@ -63,6 +64,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(functions.router)
     api.include_router(functions.runs_router)
     api.include_router(audit.router)
+    api.include_router(builders.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(git.router)

@@ -38,9 +38,18 @@ class BuilderActivities:
         self.data_dir = data_dir
         self.js = js
         self.name = name or builder_name()
+        #: Builds running now.
+        self.running = 0
 
     @activity.defn(name=BUILD_ACTIVITY)
     async def build(self, task: BuildInput) -> BuildOutput:
+        self.running += 1
+        try:
+            return await self._build(task)
+        finally:
+            self.running -= 1
+
+    async def _build(self, task: BuildInput) -> BuildOutput:
         if not await asyncio.to_thread(self._begin, task):
             raise ApplicationError(
                 "the build was superseded before it started", type=FAILURE_TYPE, non_retryable=True

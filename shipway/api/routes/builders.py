@@ -1,0 +1,53 @@
+"""/api/v1/builders: the builder fleet, for the platform's owners."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from shipway.accounts.roles import Principal, Role
+from shipway.api.auth import principal_from, services
+from shipway.errors import Forbidden, ServiceError
+from shipway.fleet import registry
+from shipway.services import Services
+
+router = APIRouter(prefix="/builders", tags=["builders"])
+
+
+def builder_json(record: registry.BuilderRecord, now: float) -> dict[str, Any]:
+    return {**asdict(record), "heartbeat_age": round(max(now - record.heartbeat_at, 0.0), 1)}
+
+
+def _fleet(request: Request, principal: Principal) -> Services:
+    principal.require(Role.OWNER)
+    if not principal.platform_admin:
+        raise Forbidden("the builder fleet is the platform's: this needs a platform owner token")
+    ctx = services(request)
+    if ctx.nats is None:
+        raise ServiceError("NATS is not reachable; the fleet cannot be read")
+    return ctx
+
+
+@router.get("", summary="Every builder, with its pool, slots, heartbeat and state")
+async def list_builders(
+    request: Request, principal: Principal = Depends(principal_from)
+) -> list[dict[str, Any]]:
+    """`state` is active, draining, drained, or lost (silent for 15 s)."""
+    ctx = _fleet(request, principal)
+    assert ctx.nats is not None
+    now = time.time()
+    return [builder_json(r, now) for r in await registry.builders(ctx.nats.js, now)]
+
+
+@router.post("/{builder_id}/drain", status_code=202, summary="Drain a builder")
+async def drain_builder(
+    builder_id: str, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    """The builder stops taking builds, finishes those it runs, then stops (`drained`)."""
+    ctx = _fleet(request, principal)
+    assert ctx.nats is not None
+    record = await registry.request_drain(ctx.nats.js, builder_id)
+    return builder_json(record, time.time())

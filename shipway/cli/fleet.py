@@ -1,0 +1,73 @@
+"""`shipway builder` runs a builder; `shipway builders list|drain` shows and drains them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from shipway.cli.client import Api, CliError
+from shipway.cli.output import console, emit_json, table
+from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.errors import ShipwayError
+from shipway.settings import Settings
+
+if TYPE_CHECKING:
+    from shipway.fleet.builder import Builder
+
+builders = typer.Typer(help="The builder fleet (platform owners).", no_args_is_help=True)
+
+
+def builder(
+    pool: Annotated[str, typer.Option("--pool", help="the pool whose builds it takes")] = "default",
+    labels: Annotated[str, typer.Option("--labels", help="k=v,… describing it")] = "",
+    slots: Annotated[int, typer.Option("--slots", min=1, max=64, help="builds at once")] = 2,
+    data: DataOpt = None,
+) -> None:
+    """Run a builder beside the shipway whose data dir this is, until SIGTERM or a drain."""
+    from shipway.fleet.process import parse_labels, run_builder  # Temporal: only here
+
+    settings = Settings.load({"data_dir": data})
+    try:
+        parsed = parse_labels(labels)
+    except ShipwayError as e:
+        raise CliError(e.message) from e
+
+    def ready(running: Builder) -> None:
+        console.print(
+            f"Builder {running.id} takes builds of pool {pool}, {slots} at a time. "
+            "SIGTERM drains it."
+        )
+
+    try:
+        done = asyncio.run(
+            run_builder(settings, pool=pool, labels=parsed, slots=slots, on_ready=ready)
+        )
+    except ShipwayError as e:
+        raise CliError(e.message) from e
+    console.print(f"Builder {done.id} drained.")
+
+
+@builders.command("list")
+def builders_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
+    """Each builder: pool, labels, slots in use, last heartbeat, version and state."""
+    items = Api.find(data).get("/builders")
+    if as_json:
+        emit_json(items)
+        return
+    for item in items:
+        item["labels"] = ",".join(f"{k}={v}" for k, v in item["labels"].items())
+        item["slots"] = f"{item['busy']}/{item['slots']}"
+        item["heartbeat"] = f"{item['heartbeat_age']:.0f}s ago"
+        item["since"] = datetime.fromtimestamp(item["started_at"], UTC).strftime("%H:%M:%S")
+    columns = ["id", "pool", "labels", "slots", "heartbeat", "version", "state", "since"]
+    table(items, columns, empty="No builders.")
+
+
+@builders.command("drain")
+def builders_drain(builder_id: str, data: DataOpt = None) -> None:
+    """Stop a builder taking builds; it finishes those it runs, then stops."""
+    Api.find(data).post(f"/builders/{builder_id}/drain", {})
+    console.print(f"Asked {builder_id} to drain: it finishes its builds, then stops.")

@@ -1,0 +1,137 @@
+"""One builder: a Temporal worker on its pool's task queue that takes at most SLOTS builds at
+once, and the fleet heartbeat that tells the rest of shipway about it.
+
+Draining (`shipway builders drain ID`, or SIGTERM to a `shipway builder`) stops it taking
+tasks; the builds it runs go on to their end, and then it stops and says `drained`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from nats.js import JetStreamContext
+from temporalio.client import Client
+
+from shipway import __version__
+from shipway.builder.activity import BuilderActivities, builder_name
+from shipway.builder.messages import builder_queue
+from shipway.fleet import registry
+from shipway.fleet.lifecycle import BuilderState, move
+from shipway.store import Store
+from shipway.workers import Workers
+
+log = logging.getLogger(__name__)
+
+
+class Builder:
+    def __init__(
+        self,
+        client: Client,
+        store: Store,
+        data_dir: Path,
+        js: JetStreamContext,
+        *,
+        pool: str = "default",
+        labels: dict[str, str] | None = None,
+        slots: int = 2,
+        graceful: float = 960.0,
+        name: str | None = None,
+    ) -> None:
+        """GRACEFUL: seconds a drain waits for running builds, as long as a build may take
+        and a little more; past it they are cancelled and Temporal gives them to another
+        builder. A builder inside `shipway up` stops with the server and waits less."""
+        self.js = js
+        self.pool = pool
+        self.labels = dict(labels or {})
+        self.slots = slots
+        self.id = registry.builder_id(name or builder_name())
+        self.activities = BuilderActivities(store, data_dir, js, name=self.id)
+        self.workers = Workers(
+            client,
+            builder_queue(pool),
+            workflows=[],
+            activities=[self.activities.build],
+            max_concurrent_activities=slots,
+            graceful=timedelta(seconds=graceful),
+        )
+        self.state = BuilderState.ACTIVE
+        self.started_at = time.time()
+        self._drain = asyncio.Event()
+        self._beating: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.workers.running
+
+    def start(self) -> None:
+        """Start taking builds, and heartbeating."""
+        self.workers.start()
+        self._beating = asyncio.create_task(self._heartbeat(), name=f"fleet-{self.id}")
+
+    def drain(self) -> None:
+        """Take no new build; stop once the running ones have ended (see `wait`)."""
+        self._drain.set()
+
+    async def wait(self) -> None:
+        """Until a drain is asked for (here or through the fleet), then drain and stop."""
+        await self._drain.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Drain: stop taking builds, let the running ones end, say `drained`."""
+        if self.state is BuilderState.DRAINED:
+            return
+        self.state = move(self.state, BuilderState.DRAINING)
+        await self._put()
+        await self.workers.stop()
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+        self.state = move(self.state, BuilderState.DRAINED)
+        with contextlib.suppress(Exception):
+            await self._put()
+            await registry.forget_drain(self.js, self.id)
+
+    def record(self) -> registry.BuilderRecord:
+        return registry.BuilderRecord(
+            id=self.id,
+            pool=self.pool,
+            labels=self.labels,
+            slots=self.slots,
+            busy=self.activities.running,
+            version=__version__,
+            state=self.state.value,
+            started_at=self.started_at,
+            heartbeat_at=time.time(),
+        )
+
+    async def _put(self) -> None:
+        await registry.put(self.js, self.record())
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                await self._put()
+                if await registry.drain_requested(self.js, self.id):
+                    log.info("builder %s: asked to drain", self.id)
+                    self.drain()
+            except Exception as e:  # NATS away for a moment; the builds go on
+                log.warning("builder %s: fleet heartbeat failed: %s", self.id, e)
+            await asyncio.sleep(registry.HEARTBEAT_EVERY)
+
+
+async def serve(builder: Builder, stop: asyncio.Event) -> None:
+    """Until STOP (a signal) or a drain through the fleet; then drain BUILDER (started)."""
+    stopping = asyncio.ensure_future(stop.wait())
+    draining = asyncio.ensure_future(builder.wait())
+    await asyncio.wait({stopping, draining}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not draining.done():
+        builder.drain()
+    await draining

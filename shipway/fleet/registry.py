@@ -1,0 +1,124 @@
+"""What the fleet knows of each builder: a record per builder in the NATS KV bucket
+`builders`, put by the builder itself at every fleet heartbeat. A builder not heard from
+within LOST_AFTER is shown `lost`; one drained or long lost is forgotten after FORGET_AFTER.
+A drain request is a key `drain.ID` the builder watches for."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from shipway.errors import NotFound, ValidationError
+from shipway.fleet.lifecycle import BuilderState
+
+BUCKET = "builders"
+#: Seconds between a builder's fleet heartbeats.
+HEARTBEAT_EVERY = 3.0
+#: Seconds of silence after which a builder is lost.
+LOST_AFTER = 15.0
+#: Seconds after which a builder drained or lost is no longer listed.
+FORGET_AFTER = 3600.0
+_ID = re.compile(r"[A-Za-z0-9_=-]{1,128}")
+_DRAIN = "drain."
+
+
+@dataclass(frozen=True)
+class BuilderRecord:
+    id: str
+    pool: str
+    labels: dict[str, str] = field(default_factory=dict)
+    slots: int = 1
+    busy: int = 0
+    version: str = ""
+    state: str = BuilderState.ACTIVE.value
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+
+    def seen(self, now: float) -> BuilderRecord:
+        """This record as of NOW: lost if it has been silent too long."""
+        quiet = now - self.heartbeat_at > LOST_AFTER
+        if quiet and self.state in (BuilderState.ACTIVE, BuilderState.DRAINING):
+            return replace(self, state=BuilderState.LOST.value)
+        return self
+
+
+def builder_id(text: str) -> str:
+    """TEXT as a builder id: what KV keys allow, e.g. host-1234."""
+    cleaned = re.sub(r"[^A-Za-z0-9_=-]", "-", text)[:128]
+    if not _ID.fullmatch(cleaned):
+        raise ValidationError(f"not a builder id: {text!r}")
+    return cleaned
+
+
+async def bucket(js: JetStreamContext) -> KeyValue:
+    try:
+        return await js.key_value(BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(bucket=BUCKET, history=1)
+
+
+async def put(js: JetStreamContext, record: BuilderRecord) -> None:
+    kv = await bucket(js)
+    await kv.put(record.id, json.dumps(asdict(record)).encode())
+
+
+async def builders(js: JetStreamContext, now: float | None = None) -> list[BuilderRecord]:
+    """Every builder heard from lately, as of NOW; those long gone are forgotten."""
+    kv = await bucket(js)
+    now = time.time() if now is None else now
+    found = []
+    try:
+        keys = await kv.keys()
+    except Exception:  # nats-py raises when the bucket has no key at all
+        return []
+    for key in keys:
+        if key.startswith(_DRAIN):
+            continue
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            continue
+        if not entry.value:
+            continue
+        record = BuilderRecord(**json.loads(entry.value)).seen(now)
+        if now - record.heartbeat_at > FORGET_AFTER and record.state in (
+            BuilderState.DRAINED,
+            BuilderState.LOST,
+        ):
+            await kv.delete(key)
+            continue
+        found.append(record)
+    return sorted(found, key=lambda r: (r.pool, r.id))
+
+
+async def request_drain(js: JetStreamContext, id: str) -> BuilderRecord:
+    """Ask builder ID to drain; its record. NotFound if no such builder is known."""
+    known = {record.id: record for record in await builders(js)}
+    record = known.get(id)
+    if record is None:
+        raise NotFound(f"no builder {id!r}; see shipway builders list")
+    kv = await bucket(js)
+    await kv.put(_DRAIN + id, b"1")
+    return record
+
+
+async def drain_requested(js: JetStreamContext, id: str) -> bool:
+    kv = await bucket(js)
+    try:
+        entry = await kv.get(_DRAIN + id)
+    except KeyNotFoundError:
+        return False
+    return bool(entry.value)
+
+
+async def forget_drain(js: JetStreamContext, id: str) -> None:
+    kv = await bucket(js)
+    with contextlib.suppress(KeyNotFoundError):
+        await kv.delete(_DRAIN + id)

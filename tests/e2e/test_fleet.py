@@ -1,0 +1,94 @@
+"""The builder fleet with real processes: `shipway builder` beside a running shipway, seen in
+`shipway builders list`, drained through the fleet or by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Instance
+from tests.e2e.test_push import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def fleet(instance: Instance) -> dict[str, dict[str, Any]]:
+    listed = instance.cli("builders", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {b["id"]: b for b in json.loads(listed.stdout)}
+
+
+def start_builder(instance: Instance, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "shipway", "builder", "--data", str(instance.data), *args],
+        env=instance.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def builder_of(instance: Instance, process: subprocess.Popen[str]) -> dict[str, Any]:
+    def mine() -> dict[str, Any] | None:
+        return next(
+            (b for b in fleet(instance).values() if b["id"].endswith(f"-{process.pid}")), None
+        )
+
+    return wait_for(mine, 60, "the builder to join the fleet")  # type: ignore[no-any-return]
+
+
+def test_a_builder_joins_the_fleet_and_drains_when_asked(instance: Instance) -> None:
+    process = start_builder(
+        instance, "--pool", "default", "--labels", "region=eu,size=l", "--slots", "3"
+    )
+    try:
+        joined = builder_of(instance, process)
+        assert joined["pool"] == "default" and joined["labels"] == {"region": "eu", "size": "l"}
+        assert joined["slots"] == 3 and joined["busy"] == 0 and joined["state"] == "active"
+        assert joined["heartbeat_age"] < 15 and joined["version"]
+        assert any(
+            b["state"] == "active" for b in fleet(instance).values() if b["id"] != joined["id"]
+        )
+        drained = instance.cli("builders", "drain", joined["id"])
+        assert drained.returncode == 0, drained.stderr
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert f"Builder {joined['id']} drained." in output
+    assert fleet(instance)[joined["id"]]["state"] == "drained"
+
+
+def test_sigterm_drains_a_builder(instance: Instance) -> None:
+    process = start_builder(instance, "--pool", "eu")
+    try:
+        joined = builder_of(instance, process)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "drained" in output, output
+    assert fleet(instance)[joined["id"]]["state"] == "drained"
+
+
+def test_the_fleet_is_for_platform_owners_and_bad_input_is_named(instance: Instance) -> None:
+    made = httpx.post(
+        f"{instance.url}/api/v1/orgs",
+        json={"name": "fleetless"},
+        headers={"Authorization": f"Bearer {instance.token}"},
+    ).json()
+    refused = httpx.get(
+        f"{instance.url}/api/v1/builders",
+        headers={"Authorization": f"Bearer {made['owner_token']}"},
+    )
+    assert refused.status_code == 403 and "platform owner" in refused.text
+    unknown = instance.cli("builders", "drain", "no-such-builder")
+    assert unknown.returncode == 1 and "no builder 'no-such-builder'" in unknown.stderr
+    bad = instance.cli("builder", "--labels", "region")
+    assert bad.returncode == 1 and "labels are k=v pairs" in bad.stderr
