@@ -30,7 +30,8 @@ from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
-from shipway.errors import ServiceError
+from shipway.errors import ConfigError, ServiceError, ValidationError
+from shipway.fleet import dispatch
 from shipway.fleet.builder import Builder
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
@@ -132,7 +133,11 @@ class Server:
         stack.callback(listener.close)
         store = await asyncio.to_thread(prepare_store, settings, self.data)
         stack.callback(store.close)
-        services = Services(settings=settings, store=store)
+        try:
+            rules = dispatch.load(settings.fleet_rules)
+        except ValidationError as e:
+            raise ConfigError(f"SHIPWAY_FLEET_RULES: {e.message}") from e
+        services = Services(settings=settings, store=store, rules=rules)
         await self._start_embedded(stack, services)
 
         services.temporal = await connect_temporal(

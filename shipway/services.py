@@ -12,6 +12,7 @@ from shipway.accounts.tokencache import TokenCache
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
 from shipway.fleet.builder import Builder
+from shipway.fleet.dispatch import Rules
 from shipway.functions.invoke import Invoker
 from shipway.runtime.agent import Runtime
 from shipway.settings import Settings
@@ -37,6 +38,8 @@ class Services:
     addresses: dict[str, str] = field(default_factory=dict)
     #: The principals of the bearer secrets seen a moment ago.
     tokens: TokenCache = field(init=False)
+    #: Which pool builds which app.
+    rules: Rules = field(default_factory=Rules)
     #: Set when the server starts to stop: streams that would follow forever end.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

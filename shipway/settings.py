@@ -123,6 +123,8 @@ class Settings:
     audit_indexed_paths: tuple[tuple[str, ...], ...] = ()
     #: Whole days of audit entries kept; None keeps them all.
     audit_retention_days: int | None = None
+    #: The dispatch rules' file (shipway.fleet.dispatch); None: every build to pool default.
+    fleet_rules: Path | None = None
 
     @property
     def store_url(self) -> str:
@@ -159,6 +161,7 @@ class Settings:
             "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _at_least_one("seconds")),
             "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
             "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _at_least_one("days")),
+            "fleet_rules": ("SHIPWAY_FLEET_RULES", _path),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

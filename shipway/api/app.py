@@ -65,6 +65,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(functions.runs_router)
     api.include_router(audit.router)
     api.include_router(builders.router)
+    api.include_router(builders.fleet_router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(git.router)

@@ -2,6 +2,7 @@
 
     build:
       private: [dependencies]   # hide the output of these steps from users
+      needs: [eu-registry]      # what the build needs; dispatch rules pick its pool by it
     functions:
       report:
         handler: functions/report.js
@@ -18,6 +19,7 @@ handlers are files of the app's source. They go live with the app's production r
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ NAME = "shipway.yml"
 #: Build steps that run commands, and so have output to hide.
 STEPS = ("dependencies",)
 _KEYS = {"build", "functions"}
-_BUILD_KEYS = {"private"}
+_BUILD_KEYS = {"private", "needs"}
 #: A larger shipway.yml is refused rather than parsed.
 MAX_BYTES = 64 * 1024
 
@@ -40,6 +42,8 @@ MAX_BYTES = 64 * 1024
 @dataclass(frozen=True)
 class AppFile:
     private: frozenset[str] = frozenset()
+    #: What the build needs (`build: {needs: [eu-registry]}`), which dispatch rules look at.
+    needs: frozenset[str] = frozenset()
     functions: tuple[Declared, ...] = ()
 
 
@@ -51,8 +55,29 @@ def read(source: Path) -> AppFile:
         return AppFile()
     if path.stat().st_size > MAX_BYTES:
         raise ValidationError(f"{NAME} is larger than {MAX_BYTES // 1024} KiB")
+    return _parse(path.read_bytes(), _reader(source))
+
+
+def needs_in(archive: Path) -> frozenset[str]:
+    """What the shipway.yml at the top of the source ARCHIVE (a tar) says the build needs;
+    nothing when it has none or cannot be read (the build reports a bad one)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                if member.name.removeprefix("./") == NAME and member.isfile():
+                    if member.size > MAX_BYTES:
+                        return frozenset()
+                    raw = tar.extractfile(member)
+                    return _parse(raw.read(), None).needs if raw else frozenset()
+    except (OSError, tarfile.TarError, ValidationError):
+        pass
+    return frozenset()
+
+
+def _parse(raw: bytes, read: Callable[[str], str] | None) -> AppFile:
+    """READ reads handlers; None skips the functions."""
+    try:
+        data = yaml.safe_load(raw.decode())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValidationError(f"{NAME} cannot be parsed: {e}") from e
     if data is None:
@@ -70,8 +95,11 @@ def read(source: Path) -> AppFile:
             f"{NAME}: build.private names unknown steps {', '.join(unknown)}; "
             f"the steps are: {', '.join(STEPS)}"
         )
-    functions = declared.parse(top.get("functions"), NAME, _reader(source))
-    return AppFile(private=frozenset(private), functions=tuple(functions))
+    needs = build.get("needs") or []
+    if not isinstance(needs, list) or not all(isinstance(n, str) and n for n in needs):
+        raise ValidationError(f"{NAME}: build.needs must be a list of words, e.g. [eu-registry]")
+    functions = declared.parse(top.get("functions"), NAME, read) if read is not None else []
+    return AppFile(private=frozenset(private), needs=frozenset(needs), functions=tuple(functions))
 
 
 def _reader(source: Path) -> Callable[[str], str]:

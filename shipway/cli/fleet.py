@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shipway.fleet.builder import Builder
 
 builders = typer.Typer(help="The builder fleet (platform owners).", no_args_is_help=True)
+fleet = typer.Typer(help="How builds are dispatched (platform owners).", no_args_is_help=True)
 
 
 def builder(
@@ -71,3 +72,15 @@ def builders_drain(builder_id: str, data: DataOpt = None) -> None:
     """Stop a builder taking builds; it finishes those it runs, then stops."""
     Api.find(data).post(f"/builders/{builder_id}/drain", {})
     console.print(f"Asked {builder_id} to drain: it finishes its builds, then stops.")
+
+
+@fleet.command("rules")
+def fleet_rules(as_json: JsonOpt = False, data: DataOpt = None) -> None:
+    """The dispatch rules in the order they are tried; the first match picks the pool."""
+    rules = Api.find(data).get("/fleet/rules")
+    if as_json:
+        emit_json(rules)
+        return
+    table(rules, ["rule", "match", "pool"], empty="No rules: every build goes to pool default.")
+    if rules:
+        console.print("A build no rule matches goes to pool default.", style="dim")

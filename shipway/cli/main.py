@@ -16,7 +16,7 @@ from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.deploy import deploy
 from shipway.cli.env import env
-from shipway.cli.fleet import builder, builders
+from shipway.cli.fleet import builder, builders, fleet
 from shipway.cli.formation import scale
 from shipway.cli.functions import fn
 from shipway.cli.logs import logs
@@ -44,6 +44,7 @@ app.add_typer(previews, name="previews")
 app.add_typer(fn, name="fn")
 app.add_typer(audit, name="audit")
 app.add_typer(builders, name="builders")
+app.add_typer(fleet, name="fleet")
 app.command("builder")(builder)
 app.command()(deploy)
 app.command()(rollback)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +13,13 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from shipway.accounts.roles import Principal
+from shipway.builder import appfile
 from shipway.builder.messages import BuildInput
 from shipway.deploys import service
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.deploys.workflow import DeployInput, DeployWorkflow
 from shipway.errors import ServiceError, TooLarge
+from shipway.fleet.dispatch import Rules
 from shipway.store import Store
 from shipway.store.tables import App, Deployment
 from shipway.workers import CONTROL_QUEUE
@@ -73,15 +75,18 @@ async def launch(
     source: str,
     environment: str | None,
     build_timeout: float,
-    pool: str = "default",
+    rules: Rules | None = None,
 ) -> Launched:
-    """Record the deployment, then start its workflow, superseding the environment's last one."""
+    """Record the deployment, then start its workflow, superseding the environment's last one.
+    RULES pick the pool that builds it (none: pool default)."""
+    rules = rules or Rules()
     if client is None:
         upload.unlink(missing_ok=True)
         raise ServiceError("Temporal is not reachable; the deployment was not queued")
     try:
+        needs = await asyncio.to_thread(appfile.needs_in, upload) if rules.use_needs else ()
         requested, app = await asyncio.to_thread(
-            _record, store, principal, app_name, ref, sha, source, environment
+            _record, store, principal, app_name, ref, sha, source, environment, rules, needs
         )
     except BaseException:
         upload.unlink(missing_ok=True)
@@ -90,7 +95,7 @@ async def launch(
     os.replace(upload, archive)
     spec = DeployInput(
         deployment_id=requested.deployment.id,
-        pool=pool,
+        pool=requested.build.pool,
         build=BuildInput(
             build_id=requested.build.id,
             deployment_id=requested.deployment.id,
@@ -148,6 +153,8 @@ def _record(
     sha: str | None,
     source: str,
     environment: str | None,
+    rules: Rules,
+    needs: Iterable[str],
 ) -> tuple[service.Requested, App]:
     with store.transaction() as session:
         requested = service.request(
@@ -155,6 +162,7 @@ def _record(
         )
         app = session.get(App, requested.deployment.app_id)
         assert app is not None
+        requested.build.pool = rules.pool_for(app.plan, app.region, needs)[0]
         return requested, app
 
 

@@ -7,13 +7,15 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Instance
-from tests.e2e.test_push import wait_for
+from tests.e2e.conftest import Instance, start, stop
+from tests.e2e.test_push import api, make_repo, push, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +94,40 @@ def test_the_fleet_is_for_platform_owners_and_bad_input_is_named(instance: Insta
     assert unknown.returncode == 1 and "no builder 'no-such-builder'" in unknown.stderr
     bad = instance.cli("builder", "--labels", "region")
     assert bad.returncode == 1 and "labels are k=v pairs" in bad.stderr
+
+
+def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(tmp_path: Path) -> None:
+    rules = tmp_path / "fleet.yml"
+    rules.write_text("rules:\n  - {plan: pro, pool: fast}\n  - {needs: eu-registry, pool: eu}\n")
+    running = start(tmp_path, "dispatch", SHIPWAY_FLEET_RULES=str(rules))
+    builder = None
+    try:
+        shown = running.cli("fleet", "rules")
+        assert shown.returncode == 0 and "plan=pro" in shown.stdout and "fast" in shown.stdout
+        assert running.cli("apps", "create", "paid", "--plan", "pro").returncode == 0
+        repo = make_repo(tmp_path / "site", {"shipway.yml": "build: {needs: [eu-registry]}\n"},
+                         example="static")  # fmt: skip
+        pushed: dict[str, subprocess.CompletedProcess[str]] = {}
+        pusher = threading.Thread(target=lambda: pushed.update(r=push(running, repo, "paid")))
+        pusher.start()
+
+        def waiting() -> dict[str, Any] | None:
+            builds = api(running, "/apps/paid/builds")
+            return builds[0] if builds and builds[0]["waiting"] else None
+
+        queued = wait_for(waiting, 60, "the build to wait for a builder of its pool")
+        assert queued["pool"] == "fast" and queued["status"] == "queued"
+        assert queued["waiting"] == "pool fast has no live builder; the build waits for one"
+
+        builder = start_builder(running, "--pool", "fast")
+        joined = builder_of(running, builder)
+        pusher.join(120)
+        assert pushed["r"].returncode == 0, pushed["r"].stderr
+        [built] = api(running, "/apps/paid/builds")
+        assert built["status"] == "succeeded" and built["builder"] == joined["id"]
+        assert built["pool"] == "fast" and built["waiting"] is None
+    finally:
+        if builder is not None:
+            builder.send_signal(signal.SIGTERM)
+            builder.communicate(timeout=60)
+        stop(running)

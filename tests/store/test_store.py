@@ -18,7 +18,7 @@ from shipway.store.tables import ApiToken, App, AuditEntry, Environment, Organiz
 
 
 def test_migrations_create_every_table(store: Store) -> None:
-    assert current(store.engine) == "0007"
+    assert current(store.engine) == "0008"
     tables = set(inspect(store.engine).get_table_names())
     assert {
         "organizations",

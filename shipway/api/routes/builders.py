@@ -15,16 +15,21 @@ from shipway.fleet import registry
 from shipway.services import Services
 
 router = APIRouter(prefix="/builders", tags=["builders"])
+fleet_router = APIRouter(prefix="/fleet", tags=["builders"])
 
 
 def builder_json(record: registry.BuilderRecord, now: float) -> dict[str, Any]:
     return {**asdict(record), "heartbeat_age": round(max(now - record.heartbeat_at, 0.0), 1)}
 
 
-def _fleet(request: Request, principal: Principal) -> Services:
+def _platform(principal: Principal) -> None:
     principal.require(Role.OWNER)
     if not principal.platform_admin:
         raise Forbidden("the builder fleet is the platform's: this needs a platform owner token")
+
+
+def _fleet(request: Request, principal: Principal) -> Services:
+    _platform(principal)
     ctx = services(request)
     if ctx.nats is None:
         raise ServiceError("NATS is not reachable; the fleet cannot be read")
@@ -51,3 +56,16 @@ async def drain_builder(
     assert ctx.nats is not None
     record = await registry.request_drain(ctx.nats.js, builder_id)
     return builder_json(record, time.time())
+
+
+@fleet_router.get("/rules", summary="The dispatch rules, in the order they are tried")
+def fleet_rules(
+    request: Request, principal: Principal = Depends(principal_from)
+) -> list[dict[str, Any]]:
+    """Each rule's conditions and pool; the first that matches a build picks its pool, and a
+    build no rule matches goes to pool `default`."""
+    _platform(principal)
+    return [
+        {"rule": index, "match": rule.describe(), "pool": rule.pool, **asdict(rule)}
+        for index, rule in enumerate(services(request).rules.rules, 1)
+    ]

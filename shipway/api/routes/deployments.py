@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,11 @@ from shipway.api.auth import principal_from, services
 from shipway.api.routes.apps import app_url, tenant
 from shipway.apps import service as apps
 from shipway.deploys import launch, service
+from shipway.deploys.lifecycle import BuildStatus
 from shipway.errors import UnsupportedMedia
+from shipway.fleet import registry
+from shipway.fleet.lifecycle import BuilderState
+from shipway.services import Services
 from shipway.store.tables import Build, Deployment, Environment, Release
 
 router = APIRouter(tags=["deployments"])
@@ -29,12 +34,20 @@ def seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
 
 
-def build_json(build: Build) -> dict[str, Any]:
+def build_json(build: Build, live_pools: set[str] | None = None) -> dict[str, Any]:
+    """LIVE_POOLS: the pools with a live builder, when known: a queued build of another pool
+    says why it waits."""
+    waiting = None
+    unserved = live_pools is not None and build.pool not in live_pools
+    if build.status == BuildStatus.QUEUED and unserved:
+        waiting = f"pool {build.pool} has no live builder; the build waits for one"
     return {
         "id": build.id,
         "status": build.status,
+        "waiting": waiting,
         "commit": build.commit_sha,
         "stack": build.stack,
+        "pool": build.pool,
         "builder": build.builder,
         "cache_warm": build.cache_warm,
         "error": build.error,
@@ -105,6 +118,7 @@ async def create_deployment(
         source=source,
         environment=env,
         build_timeout=ctx.settings.build_timeout,
+        rules=ctx.rules,
     )
     body = {
         "id": launched.deployment_id,
@@ -156,23 +170,47 @@ def list_deployments(
 
 
 @router.get("/apps/{app}/builds", summary="The app's builds, newest first")
-def list_builds(
+async def list_builds(
     app: str,
     request: Request,
     limit: Limit = 50,
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
-        row = apps.get(session, principal, app)
-        builds = session.scalars(
-            select(Build).where(Build.app_id == row.id).order_by(Build.id.desc()).limit(limit)
-        ).all()
-        return [build_json(b) for b in builds]
+    """A queued build whose pool has no live builder says so in `waiting`."""
+    ctx = services(request)
+    live = await _live_pools(ctx)
+
+    def read() -> list[dict[str, Any]]:
+        with ctx.store.transaction() as session:
+            row = apps.get(session, principal, app)
+            builds = session.scalars(
+                select(Build).where(Build.app_id == row.id).order_by(Build.id.desc()).limit(limit)
+            ).all()
+            return [build_json(b, live) for b in builds]
+
+    return await asyncio.to_thread(read)
 
 
 @router.get("/builds/{build_id}", summary="One build")
-def get_build(
+async def get_build(
     build_id: int, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
-    with services(request).store.transaction() as session:
-        return build_json(service.get_build(session, principal, build_id))
+    ctx = services(request)
+    live = await _live_pools(ctx)
+
+    def read() -> dict[str, Any]:
+        with ctx.store.transaction() as session:
+            return build_json(service.get_build(session, principal, build_id), live)
+
+    return await asyncio.to_thread(read)
+
+
+async def _live_pools(ctx: Services) -> set[str] | None:
+    """The pools with a builder taking builds; None when the fleet cannot be read."""
+    if ctx.nats is None:
+        return None
+    try:
+        found = await registry.builders(ctx.nats.js)
+    except Exception:  # NATS away: the builds are shown without the reason
+        return None
+    return {b.pool for b in found if b.state == BuilderState.ACTIVE}
