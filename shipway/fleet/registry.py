@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from shipway.errors import NotFound, ValidationError
@@ -76,7 +76,7 @@ async def builders(js: JetStreamContext, now: float | None = None) -> list[Build
     found = []
     try:
         keys = await kv.keys()
-    except Exception:  # nats-py raises when the bucket has no key at all
+    except NoKeysError:
         return []
     for key in keys:
         if key.startswith(_DRAIN):
