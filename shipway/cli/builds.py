@@ -12,7 +12,7 @@ import httpx
 import typer
 
 from shipway.cli.client import Api, CliError, describe_error
-from shipway.cli.output import emit_json, errors, table
+from shipway.cli.output import console, emit_json, errors, table
 from shipway.cli.resources import DataOpt, JsonOpt
 from shipway.logs.sse import SseEvent, iter_sse
 
@@ -42,8 +42,11 @@ def builds_list(
     if as_json:
         emit_json(items)
     else:
-        columns = ["id", "status", "commit", "stack", "duration", "created_at"]
+        columns = ["id", "status", "commit", "stack", "pool", "builder", "duration", "created_at"]
         table(items, columns, empty="No builds yet.")
+        for item in items:
+            if item.get("waiting"):
+                console.print(f"Build {item['id']} waits: {item['waiting']}", style="yellow")
 
 
 @builds.command("logs")

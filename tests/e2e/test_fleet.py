@@ -118,6 +118,8 @@ def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(tmp_path: P
         queued = wait_for(waiting, 60, "the build to wait for a builder of its pool")
         assert queued["pool"] == "fast" and queued["status"] == "queued"
         assert queued["waiting"] == "pool fast has no live builder; the build waits for one"
+        listed = running.cli("builds", "list", "--app", "paid")
+        assert f"Build {queued['id']} waits: pool fast has no live builder" in listed.stdout
 
         builder = start_builder(running, "--pool", "fast")
         joined = builder_of(running, builder)
