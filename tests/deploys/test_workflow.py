@@ -21,6 +21,7 @@ from shipway.connections import NatsLink, connect_temporal
 from shipway.deploys import launch
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
+from shipway.fleet.dispatch import Rule, Rules
 from shipway.logs import ensure_streams
 from shipway.router import RouteTable
 from shipway.runtime.activities import RuntimeActivities
@@ -69,7 +70,7 @@ class Platform:
             source="upload",
             environment=None,
             build_timeout=120,
-            pool=self.queue,
+            rules=Rules((Rule(pool=self.queue),)),  # every build to this test's pool
         )
         return launched.deployment_id
 

@@ -41,7 +41,7 @@ def test_migrations_create_every_table(store: Store) -> None:
 
 def test_migrating_twice_changes_nothing(store: Store) -> None:
     upgrade(store.engine)
-    assert current(store.engine) == "0007"
+    assert current(store.engine) == "0008"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
