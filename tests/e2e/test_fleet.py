@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Instance, start, stop
-from tests.e2e.test_push import api, make_repo, push, wait_for
+from tests.e2e.test_push import api, make_repo, push, slow_node_app, wait_for
+from tests.helpers import sandboxed
 
 pytestmark = pytest.mark.e2e
 
@@ -132,4 +133,35 @@ def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(tmp_path: P
         if builder is not None:
             builder.send_signal(signal.SIGTERM)
             builder.communicate(timeout=60)
+        stop(running)
+
+
+def test_a_builder_drained_mid_build_finishes_the_build_first(tmp_path: Path) -> None:
+    rules = tmp_path / "fleet.yml"
+    rules.write_text("rules:\n  - {region: slow, pool: slow}\n")
+    running = start(tmp_path, "drain", SHIPWAY_FLEET_RULES=str(rules))
+    builder = start_builder(running, "--pool", "slow", "--slots", "1")
+    try:
+        joined = builder_of(running, builder)
+        assert running.cli("apps", "create", "patient", "--region", "slow").returncode == 0
+        repo = make_repo(
+            tmp_path / "patient", {**slow_node_app(6), "Procfile": "web: node server.js"}
+        )
+        pushed: dict[str, subprocess.CompletedProcess[str]] = {}
+        pusher = threading.Thread(target=lambda: pushed.update(r=push(running, repo, "patient")))
+        pusher.start()
+        wait_for(lambda: sandboxed("sleep", "6"), 120, "the build to be under way")
+        assert running.cli("builders", "drain", joined["id"]).returncode == 0
+        wait_for(
+            lambda: fleet(running)[joined["id"]]["state"] == "draining", 30, "the builder to drain"
+        )
+        output, _ = builder.communicate(timeout=120)  # it exits once the build is done
+        pusher.join(120)
+        assert pushed["r"].returncode == 0, pushed["r"].stderr
+        [built] = api(running, "/apps/patient/builds")
+        assert built["status"] == "succeeded" and built["builder"] == joined["id"]
+        assert builder.returncode == 0 and f"Builder {joined['id']} drained." in output
+        assert fleet(running)[joined["id"]]["state"] == "drained"
+    finally:
+        builder.kill()
         stop(running)
