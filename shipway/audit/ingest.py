@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from shipway.errors import ValidationError
 from shipway.store.tables import AuditEntry
-from shipway.store.types import utcnow
+from shipway.store.types import has_nul, utcnow
 
 MAX_BATCH = 1000
 MAX_ENTRY_BYTES = 64 * 1024
@@ -106,7 +106,8 @@ def check(raw: object) -> Incoming:
     payload = raw.get("payload", {})
     if not isinstance(payload, dict):
         raise ValidationError("payload must be a JSON object", details={"field": "payload"})
-    _no_nul(payload)
+    if has_nul(payload):
+        raise ValidationError("the payload must not contain NUL characters (\\u0000)")
     tags = raw.get("tags", [])
     if not isinstance(tags, list) or len(tags) > MAX_TAGS:
         raise ValidationError(f"tags must be a list of at most {MAX_TAGS} strings")
@@ -126,19 +127,6 @@ def _text(value: object, what: str, limit: int) -> str:
             f"{what} must be 1-{limit} printable characters", details={"field": what}
         )
     return value
-
-
-def _no_nul(value: Any) -> None:
-    """PostgreSQL refuses NUL in JSONB text; refuse it on every store alike."""
-    if isinstance(value, str) and "\0" in value:
-        raise ValidationError("the payload must not contain NUL characters (\\u0000)")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item)
 
 
 def ingest(

@@ -39,3 +39,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def has_nul(value: Any) -> bool:
+    """Whether JSON VALUE holds a NUL character in a string or key: PostgreSQL refuses NUL in
+    text and JSONB, so what is stored refuses it on every store alike."""
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False

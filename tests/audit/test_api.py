@@ -87,6 +87,7 @@ def test_a_viewer_searches_but_does_not_record(api: TestClient) -> None:
         (entry(payload=[1]), "payload must be a JSON object"),
         (entry(subject="flag"), "subject must be TYPE:ID"),
         (entry(extra=1), "unknown field extra"),
+        (entry(payload={"note": {"k\u0000": 1}}), "must not contain NUL characters"),
         (entry(payload={"blob": "x" * 70_000}), "at most 65536 are taken"),
         ([entry() for _ in range(MAX_BATCH + 1)], "a batch holds at most 1000 entries"),
         ([], "send one entry"),

@@ -26,6 +26,7 @@ from shipway.functions.outcome import RunStatus
 from shipway.functions.registry import Deployed
 from shipway.services import Services
 from shipway.store.tables import Function, FunctionRun, FunctionVersion, LogLine, Organization
+from shipway.store.types import has_nul
 
 router = APIRouter(prefix="/functions", tags=["functions"])
 runs_router = APIRouter(prefix="/runs", tags=["functions"])
@@ -412,7 +413,7 @@ def _params(raw: bytes) -> Any:
         return {}
     try:
         params = json.loads(raw)
-        nul = _has_nul(params)
+        nul = has_nul(params)
     except (ValueError, UnicodeDecodeError) as e:
         raise ValidationError(f"the params are not valid JSON: {e}") from e
     except RecursionError as e:
@@ -420,13 +421,3 @@ def _params(raw: bytes) -> Any:
     if nul:  # a run's params are stored, and PostgreSQL refuses NUL in text
         raise ValidationError("the params must not contain NUL characters (\\u0000)")
     return params
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\0" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
