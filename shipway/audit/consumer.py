@@ -21,11 +21,11 @@ from typing import Any
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 from sqlalchemy import select
 
 from shipway.audit import ingest
 from shipway.errors import ValidationError
+from shipway.jetstream import ensure_stream
 from shipway.store import Store
 from shipway.store.tables import Organization
 
@@ -41,7 +41,6 @@ FETCH_SECONDS = 1.0
 ACK_WAIT = 60.0
 #: Seconds before a batch the store could not take is tried again.
 RETRY_SECONDS = 2.0
-_STREAM_NAME_IN_USE = 10058
 
 
 def subject(tenant: str) -> str:
@@ -68,13 +67,7 @@ class AuditConsumer:
         self._tenants: dict[str, int] = {}
 
     async def start(self) -> None:
-        config = stream_config()
-        try:
-            await self.js.add_stream(config)
-        except BadRequestError as e:
-            if e.err_code != _STREAM_NAME_IN_USE:
-                raise
-            await self.js.update_stream(config)
+        await ensure_stream(self.js, stream_config())
         subscription = await self.js.pull_subscribe(
             PREFIX + ">",
             durable=DURABLE,

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from shipway.jetstream import key_value
 from shipway.store.tables import Function, FunctionVersion
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,7 @@ def key(organization_id: int, name: str) -> str:
 
 
 async def bucket(js: JetStreamContext) -> KeyValue:
-    """The KV bucket, created with history 1 on first use."""
-    try:
-        return await js.key_value(BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=BUCKET, history=1)
+    return await key_value(js, BUCKET)
 
 
 class Registry:

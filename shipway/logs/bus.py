@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
+from shipway.jetstream import ensure_stream
 from shipway.logs.event import LogEvent
 
 STREAM = "LOGS"
@@ -31,7 +32,6 @@ END_HEADER = "Shipway-End"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 #: JetStream's error code for a stream name in use with another configuration.
-_STREAM_NAME_IN_USE = 10058
 
 #: What talking to NATS may raise: its own errors, timeouts, and a dropped socket.
 ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
@@ -58,13 +58,7 @@ def stream_config() -> StreamConfig:
 
 async def ensure_streams(js: JetStreamContext) -> None:
     """Create the LOGS stream, or bring an existing one to this config; safe at every start."""
-    config = stream_config()
-    try:
-        await js.add_stream(config)
-    except BadRequestError as e:
-        if e.err_code != _STREAM_NAME_IN_USE:
-            raise
-        await js.update_stream(config)
+    await ensure_stream(js, stream_config())
 
 
 async def _with_stream(js: JetStreamContext, attempt: Callable[[], Awaitable[T]]) -> T:
