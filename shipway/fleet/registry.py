@@ -12,11 +12,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from shipway.errors import NotFound, ValidationError
 from shipway.fleet.lifecycle import BuilderState
+from shipway.jetstream import key_value
 
 BUCKET = "builders"
 #: Seconds between a builder's fleet heartbeats.
@@ -58,10 +59,7 @@ def builder_id(text: str) -> str:
 
 
 async def bucket(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.key_value(BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=BUCKET, history=1)
+    return await key_value(js, BUCKET)
 
 
 async def put(js: JetStreamContext, record: BuilderRecord) -> None:
@@ -100,13 +98,15 @@ async def builders(js: JetStreamContext, now: float | None = None) -> list[Build
 
 async def request_drain(js: JetStreamContext, id: str) -> BuilderRecord:
     """Ask builder ID to drain; its record. NotFound if no such builder is known."""
-    known = {record.id: record for record in await builders(js)}
-    record = known.get(id)
-    if record is None:
-        raise NotFound(f"no builder {id!r}; see shipway builders list")
     kv = await bucket(js)
+    try:
+        entry = await kv.get(id) if _ID.fullmatch(id) and not id.startswith(_DRAIN) else None
+    except KeyNotFoundError:
+        entry = None
+    if entry is None or not entry.value:
+        raise NotFound(f"no builder {id!r}; see shipway builders list")
     await kv.put(_DRAIN + id, b"1")
-    return record
+    return BuilderRecord(**json.loads(entry.value)).seen(time.time())
 
 
 async def drain_requested(js: JetStreamContext, id: str) -> bool:
