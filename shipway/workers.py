@@ -77,15 +77,16 @@ class Workers:
         *,
         workflows: Sequence[type] = (ProbeWorkflow,),
         activities: Sequence[Callable[..., Any]] = (probe_activity,),
-        max_concurrent_activities: int | None = None,
         graceful: timedelta = timedelta(seconds=5),
+        **options: Any,
     ) -> None:
-        """GRACEFUL: how long stopping waits for running activities before cancelling them."""
+        """GRACEFUL: how long stopping waits for running activities before cancelling them;
+        OPTIONS go to each Worker (e.g. a tuner)."""
         self.client = client
         self.task_queue = task_queue
         self.workflows = list(workflows)
         self.activities = list(activities)
-        self.max_concurrent_activities = max_concurrent_activities
+        self.options = options
         self.graceful = graceful
         self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
@@ -106,8 +107,8 @@ class Workers:
                 task_queue=self.task_queue,
                 workflows=self.workflows,
                 activities=self.activities,
-                max_concurrent_activities=self.max_concurrent_activities,
                 graceful_shutdown_timeout=self.graceful,
+                **self.options,
             )
             try:
                 await self._worker.run()

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import socket
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,29 @@ from shipway.builder.messages import BUILD_ACTIVITY, FAILURE_TYPE, BuildInput, B
 from shipway.builder.pipeline import BuildFailed, BuildRequest, build
 from shipway.deploys import service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, is_terminal
+from shipway.fleet import affinity
+from shipway.fleet.slots import SharedSlots
 from shipway.logs import LogWriter
 from shipway.sandbox import Limits
 from shipway.store import Store
 from shipway.store.tables import Build, Deployment
 
 HEARTBEAT_EVERY = 1.0
+
+
+class Stopped(Enum):
+    """Why a build was stopped from outside while it ran."""
+
+    #: The store says it ended: a newer push superseded it, or it was cancelled.
+    ENDED = "ended"
+    #: Another attempt holds it: this builder was thought lost.
+    TAKEN = "taken"
+
+
+@dataclass(frozen=True)
+class Begun:
+    #: Why an earlier attempt did not finish, when this one is a retry.
+    previous: str | None
 
 
 def builder_name() -> str:
@@ -33,35 +52,54 @@ def builder_name() -> str:
 class BuilderActivities:
     """Builds on this machine, writing layers to DATA and logs to NATS and the store."""
 
-    def __init__(self, store: Store, data_dir: Path, js: Any, name: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        js: Any,
+        name: str | None = None,
+        *,
+        slots: SharedSlots | None = None,
+        own_queue: str | None = None,
+    ) -> None:
+        """SLOTS: the builder's, which a build from OWN_QUEUE (sent here for the warm cache)
+        claims; a pool build comes with its slot."""
         self.store = store
         self.data_dir = data_dir
         self.js = js
         self.name = name or builder_name()
+        self.slots = slots
+        self.own_queue = own_queue
         #: Builds running now.
         self.running = 0
 
     @activity.defn(name=BUILD_ACTIVITY)
     async def build(self, task: BuildInput) -> BuildOutput:
+        claimed = self.slots is not None and activity.info().task_queue == self.own_queue
+        if claimed and not await self.slots.claim(affinity.WAIT):  # type: ignore[union-attr]
+            raise ApplicationError(
+                f"{self.name} has no free slot; the build goes to its pool", non_retryable=True
+            )
         self.running += 1
         try:
             return await self._build(task)
         finally:
             self.running -= 1
+            if claimed:
+                self.slots.release()  # type: ignore[union-attr]
 
     async def _build(self, task: BuildInput) -> BuildOutput:
-        if not await asyncio.to_thread(self._begin, task):
+        info = activity.info()
+        attempt = f"{info.activity_id}.{info.attempt}"
+        begun = await asyncio.to_thread(self._begin, task, attempt)
+        if begun is None:
             raise ApplicationError(
                 "the build was superseded before it started", type=FAILURE_TYPE, non_retryable=True
             )
         secrets = await asyncio.to_thread(self._secrets, task.app_id)
         log = await LogWriter.open(self.store, self.js, "build", task.build_id, secrets=secrets)
-        attempt = activity.info().attempt
-        if attempt > 1:
-            await log.write(
-                f"-----> Retrying the build (attempt {attempt}): the builder of the "
-                "previous attempt stopped before finishing"
-            )
+        if begun.previous is not None:
+            await log.write(f"-----> Retrying the build on {self.name}: {begun.previous}")
         await log.write(f"-----> Building on {self.name}")
         request = BuildRequest(
             build_id=task.build_id,
@@ -73,10 +111,11 @@ class BuilderActivities:
             limits=Limits(wall_seconds=task.wall_seconds),
         )
         work = asyncio.create_task(build(request, self.data_dir, log.write))
-        beat = asyncio.create_task(self._heartbeat(task.build_id, work))
+        watch = asyncio.create_task(self._watch(task.build_id, attempt, work, log))
         try:
             result = await asyncio.shield(work)
         except BuildFailed as e:
+            await self._stand_down_if_taken(task.build_id, attempt, log)
             await log.write(f"-----> Build failed: {e.message}")
             await log.close("failed")
             raise ApplicationError(e.message, type=FAILURE_TYPE, non_retryable=True) from e
@@ -84,15 +123,24 @@ class BuilderActivities:
             work.cancel()
             with contextlib.suppress(BaseException):
                 await work
-            status = await asyncio.to_thread(self._final_status, task.build_id)
+            status, holder = await asyncio.to_thread(self._standing, task.build_id)
+            if holder != attempt:
+                log.abandon()
+                raise ApplicationError(
+                    "another builder has taken the build over", non_retryable=True
+                ) from None
             await log.close(status)
-            if beat.done() and not beat.cancelled() and beat.result():
+            if watch.done() and not watch.cancelled() and watch.result() is Stopped.ENDED:
                 raise ApplicationError(
                     f"the build was {status}", type=FAILURE_TYPE, non_retryable=True
                 ) from None
             raise
+        except Exception as e:
+            await log.write(f"-----> The build stopped: {e}")
+            raise
         finally:
-            beat.cancel()
+            watch.cancel()
+        await self._stand_down_if_taken(task.build_id, attempt, log)
         await log.write(f"-----> Build succeeded ({sum(result.steps.values()):.2f}s)")
         await log.close("succeeded")
         return BuildOutput(
@@ -102,20 +150,28 @@ class BuilderActivities:
             steps=result.steps,
         )
 
-    def _begin(self, task: BuildInput) -> bool:
+    def _begin(self, task: BuildInput, attempt: str) -> Begun | None:
+        """Hold the build for ATTEMPT; None if it ended (superseded) before it started."""
         with self.store.transaction() as session:
             build_row = session.get(Build, task.build_id)
             deployment = session.get(Deployment, task.deployment_id)
             if build_row is None or deployment is None:
-                return False
-            build_row.builder = self.name
+                return None
             if build_row.status == BuildStatus.BUILDING.value:
-                return True  # a retry of an attempt whose builder died
-            if deployment.status == DeploymentStatus.QUEUED.value:
-                return service.move_deployment(
-                    session, deployment, DeploymentStatus.BUILDING
-                ) and service.move_build(session, build_row, BuildStatus.BUILDING)
-            return False
+                # An earlier attempt began it and did not finish: its builder was lost, stopped
+                # or cut off for longer than the heartbeat timeout, or the build raised.
+                earlier = build_row.builder or "another builder"
+                previous = f"the attempt on {earlier} did not finish (stopped or cut off)"
+            elif deployment.status == DeploymentStatus.QUEUED.value and (
+                service.move_deployment(session, deployment, DeploymentStatus.BUILDING)
+                and service.move_build(session, build_row, BuildStatus.BUILDING)
+            ):
+                previous = None
+            else:
+                return None
+            build_row.builder = self.name
+            build_row.attempt = attempt
+            return Begun(previous)
 
     def _secrets(self, app_id: int) -> list[str]:
         """The app's secret values, masked wherever the build prints them."""
@@ -123,19 +179,33 @@ class BuilderActivities:
             snapshot = config.snapshot(session, app_id)
         return config.secret_values(snapshot, SecretBox.load(self.data_dir))
 
-    def _final_status(self, build_id: int) -> str:
+    def _standing(self, build_id: int) -> tuple[str, str | None]:
+        """The build's status, and the attempt that holds it."""
         with self.store.transaction() as session:
             row = session.get(Build, build_id)
-            return row.status if row is not None else "cancelled"
+            return (row.status, row.attempt) if row is not None else ("cancelled", None)
 
-    async def _heartbeat(self, build_id: int, work: asyncio.Task[Any]) -> bool:
-        """Heartbeat to Temporal; stop the build, and say so, once the store shows it ended
-        (a newer push superseded it)."""
+    async def _stand_down_if_taken(self, build_id: int, attempt: str, log: LogWriter) -> None:
+        """Before saying how the build ended: if another attempt holds it, say nothing."""
+        if (await asyncio.to_thread(self._standing, build_id))[1] != attempt:
+            log.abandon()
+            raise ApplicationError("another builder has taken the build over", non_retryable=True)
+
+    async def _watch(
+        self, build_id: int, attempt: str, work: asyncio.Task[Any], log: LogWriter
+    ) -> Stopped | None:
+        """Heartbeat to Temporal while WORK runs. Stop it, and say why, once the store shows
+        the build ended (a newer push superseded it) or another attempt holds it (this
+        builder was thought lost: stopped or cut off past the heartbeat timeout)."""
         while not work.done():
             activity.heartbeat()
-            status = await asyncio.to_thread(self._final_status, build_id)
+            status, holder = await asyncio.to_thread(self._standing, build_id)
+            if holder != attempt:
+                log.abandon()
+                work.cancel()
+                return Stopped.TAKEN
             if is_terminal(BuildStatus(status)):
                 work.cancel()
-                return True
+                return Stopped.ENDED
             await asyncio.sleep(HEARTBEAT_EVERY)
-        return False
+        return None

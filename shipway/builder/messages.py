@@ -33,4 +33,10 @@ FAILURE_TYPE = "BuildFailed"
 
 
 def builder_queue(pool: str) -> str:
+    """The task queue every builder of POOL pulls from."""
     return f"builders-{pool}"
+
+
+def own_queue(builder_id: str) -> str:
+    """The task queue of one builder: builds sent to it for its warm cache."""
+    return f"builder-{builder_id}"

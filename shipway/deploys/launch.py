@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -19,10 +22,13 @@ from shipway.deploys import service
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.deploys.workflow import DeployInput, DeployWorkflow
 from shipway.errors import ServiceError, TooLarge
+from shipway.fleet import affinity, registry
 from shipway.fleet.dispatch import Rules
 from shipway.store import Store
 from shipway.store.tables import App, Deployment
 from shipway.workers import CONTROL_QUEUE
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_MAX_SOURCE = 200 * MIB
@@ -76,16 +82,18 @@ async def launch(
     environment: str | None,
     build_timeout: float,
     rules: Rules | None = None,
+    js: JetStreamContext | None = None,
 ) -> Launched:
     """Record the deployment, then start its workflow, superseding the environment's last one.
-    RULES pick the pool that builds it (none: pool default)."""
+    RULES pick the pool that builds it (none: pool default); the fleet in JS says whether the
+    builder that last built the app is there to build it warm."""
     rules = rules or Rules()
     if client is None:
         upload.unlink(missing_ok=True)
         raise ServiceError("Temporal is not reachable; the deployment was not queued")
     try:
         needs = await asyncio.to_thread(appfile.needs_in, upload) if rules.use_needs else ()
-        requested, app = await asyncio.to_thread(
+        requested, app, last = await asyncio.to_thread(
             _record, store, principal, app_name, ref, sha, source, environment, rules, needs
         )
     except BaseException:
@@ -96,6 +104,7 @@ async def launch(
     spec = DeployInput(
         deployment_id=requested.deployment.id,
         pool=requested.build.pool,
+        affinity=await _warm_builder(js, last, requested.build.pool),
         build=BuildInput(
             build_id=requested.build.id,
             deployment_id=requested.deployment.id,
@@ -155,15 +164,30 @@ def _record(
     environment: str | None,
     rules: Rules,
     needs: Iterable[str],
-) -> tuple[service.Requested, App]:
+) -> tuple[service.Requested, App, str | None]:
+    """The deployment requested, its app, and the builder that last built the app in its pool."""
     with store.transaction() as session:
         requested = service.request(
             session, principal, app_name, ref=ref, sha=sha, source=source, environment=environment
         )
         app = session.get(App, requested.deployment.app_id)
         assert app is not None
-        requested.build.pool = rules.pool_for(app.plan, app.region, needs)[0]
-        return requested, app
+        pool = rules.pool_for(app.plan, app.region, needs)[0]
+        requested.build.pool = pool
+        return requested, app, service.last_builder(session, app.id, pool)
+
+
+async def _warm_builder(js: JetStreamContext | None, last: str | None, pool: str) -> str | None:
+    """LAST, if it is an active builder of POOL; the fleet not answering means no affinity."""
+    if js is None or last is None:
+        return None
+    try:
+        async with asyncio.timeout(1.0):
+            record = await registry.get(js, last)
+    except Exception as e:  # NATS away: the build goes to the pool, as any cold one
+        log.warning("fleet not reachable for cache affinity: %s", e)
+        return None
+    return affinity.warm_builder(last, pool, [record] if record else [], time.time())
 
 
 def _fail(store: Store, deployment_id: int, reason: str) -> None:

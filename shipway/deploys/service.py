@@ -216,6 +216,21 @@ def move_deployment(
     return True
 
 
+def last_builder(session: Session, app_id: int, pool: str) -> str | None:
+    """The builder of POOL that last built APP_ID successfully: where its cache is warm."""
+    return session.scalar(
+        select(Build.builder)
+        .where(
+            Build.app_id == app_id,
+            Build.pool == pool,
+            Build.status == BuildStatus.SUCCEEDED.value,
+            Build.builder.is_not(None),
+        )
+        .order_by(Build.id.desc())
+        .limit(1)
+    )
+
+
 def next_release_version(session: Session, app_id: int) -> int:
     current = session.scalar(select(func.max(Release.version)).where(Release.app_id == app_id))
     return int(current or 0) + 1

@@ -17,8 +17,10 @@ with workflow.unsafe.imports_passed_through():
         BuildInput,
         BuildOutput,
         builder_queue,
+        own_queue,
     )
     from shipway.builder.messages import FAILURE_TYPE as BUILD_FAILED
+    from shipway.fleet import affinity
     from shipway.functions.workflow import APPLY_ACTIVITY, FUNCTIONS_QUEUE
     from shipway.runtime.messages import (
         DISCARD_ACTIVITY,
@@ -32,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
 
 #: Deployments made live by workflows older than this apply no functions.
 FUNCTIONS_PATCH = "functions-from-release"
+#: Builds of workflows older than this go straight to their pool.
+AFFINITY_PATCH = "build-affinity"
 
 
 @dataclass
@@ -40,6 +44,8 @@ class DeployInput:
     #: None when the deployment runs a release that exists already (a rollback, a config change).
     build: BuildInput | None = None
     pool: str = "default"
+    #: The builder with the app's warm cache, tried first (see shipway.fleet.affinity).
+    affinity: str | None = None
 
 
 @dataclass
@@ -78,7 +84,7 @@ class DeployWorkflow:
         built = None
         if spec.build is not None:
             try:
-                built = await self._build(spec.build, spec.pool)
+                built = await self._build(spec.build, spec.pool, spec.affinity)
             except ActivityError as e:
                 return await _record(
                     "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", _reason(e))
@@ -155,16 +161,36 @@ class DeployWorkflow:
         except ActivityError as e:
             workflow.logger.warning("deployment %d: functions not applied: %s", deployment_id, e)
 
-    async def _build(self, build: BuildInput, pool: str) -> BuildOutput:
+    async def _build(self, build: BuildInput, pool: str, warm: str | None) -> BuildOutput:
+        """On the builder with the warm cache if it takes the build within affinity.WAIT (one
+        attempt: if it is lost mid-build the retry goes to the pool); else on any of POOL."""
+        if warm is not None and workflow.patched(AFFINITY_PATCH):
+            try:
+                return await self._build_on(
+                    own_queue(warm),
+                    build,
+                    attempts=1,
+                    wait=timedelta(seconds=affinity.WAIT),
+                )
+            except ActivityError as e:
+                if isinstance(e.cause, ApplicationError) and e.cause.type == BUILD_FAILED:
+                    raise
+                workflow.logger.info("build %d: not on %s: %s", build.build_id, warm, e)
+        return await self._build_on(builder_queue(pool), build, attempts=3)
+
+    async def _build_on(
+        self, queue: str, build: BuildInput, *, attempts: int, wait: timedelta | None = None
+    ) -> BuildOutput:
         result: BuildOutput = await workflow.execute_activity(
             BUILD_ACTIVITY,
             build,
             result_type=BuildOutput,
-            task_queue=builder_queue(pool),
+            task_queue=queue,
+            schedule_to_start_timeout=wait,
             start_to_close_timeout=timedelta(seconds=build.wall_seconds + 120),
             heartbeat_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(
-                maximum_attempts=3,
+                maximum_attempts=attempts,
                 initial_interval=timedelta(milliseconds=200),
                 non_retryable_error_types=[BUILD_FAILED],
             ),

@@ -1,5 +1,6 @@
-"""One builder: a Temporal worker on its pool's task queue that takes at most SLOTS builds at
-once, and the fleet heartbeat that tells the rest of shipway about it.
+"""One builder: Temporal workers on its pool's task queue and on its own (builds sent to it
+for its warm cache) that share SLOTS, so it runs at most SLOTS builds at once (see
+shipway.fleet.slots); and the fleet heartbeat that tells the rest of shipway about it.
 
 Draining (`shipway builders drain ID`, or SIGTERM to a `shipway builder`) stops it taking
 tasks; the builds it runs go on to their end, and then it stops and says `drained`.
@@ -19,9 +20,10 @@ from temporalio.client import Client
 
 from shipway import __version__
 from shipway.builder.activity import BuilderActivities, builder_name
-from shipway.builder.messages import builder_queue
+from shipway.builder.messages import builder_queue, own_queue
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState, move
+from shipway.fleet.slots import SharedSlots
 from shipway.store import Store
 from shipway.workers import Workers
 
@@ -50,15 +52,30 @@ class Builder:
         self.labels = dict(labels or {})
         self.slots = slots
         self.id = registry.builder_id(name or builder_name())
-        self.activities = BuilderActivities(store, data_dir, js, name=self.id)
-        self.workers = Workers(
-            client,
-            builder_queue(pool),
-            workflows=[],
-            activities=[self.activities.build],
-            max_concurrent_activities=slots,
-            graceful=timedelta(seconds=graceful),
+        shared = SharedSlots(slots)
+        self.activities = BuilderActivities(
+            store, data_dir, js, name=self.id, slots=shared, own_queue=own_queue(self.id)
         )
+        self.workers = [
+            Workers(
+                client,
+                builder_queue(pool),
+                workflows=[],
+                activities=[self.activities.build],
+                graceful=timedelta(seconds=graceful),
+                tuner=shared.tuner(),
+                max_concurrent_activity_task_polls=1,
+            ),
+            Workers(
+                client,
+                own_queue(self.id),
+                workflows=[],
+                activities=[self.activities.build],
+                graceful=timedelta(seconds=graceful),
+                max_concurrent_activities=1,
+                max_concurrent_activity_task_polls=1,
+            ),
+        ]
         self.state = BuilderState.ACTIVE
         self.started_at = time.time()
         self._drain = asyncio.Event()
@@ -66,11 +83,12 @@ class Builder:
 
     @property
     def running(self) -> bool:
-        return self.workers.running
+        return all(workers.running for workers in self.workers)
 
     def start(self) -> None:
         """Start taking builds, and heartbeating."""
-        self.workers.start()
+        for workers in self.workers:
+            workers.start()
         self._beating = asyncio.create_task(self._heartbeat(), name=f"fleet-{self.id}")
 
     def drain(self) -> None:
@@ -88,7 +106,7 @@ class Builder:
             return
         self.state = move(self.state, BuilderState.DRAINING)
         await self._put()
-        await self.workers.stop()
+        await asyncio.gather(*(workers.stop() for workers in self.workers))
         if self._beating is not None:
             self._beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,19 +9,22 @@ rules) a build goes to pool `default`.
 
 A rule matches on any of `plan` and `region` (the app's) and `needs` (one of what the build
 says it needs, `build: {needs: [...]}` in its shipway.yml); a rule with none matches all.
+The same file may size pools with `pools:` (see shipway.fleet.autoscale); both keys are
+optional.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from shipway.errors import ValidationError
+from shipway.fleet import autoscale
 
 DEFAULT_POOL = "default"
 POOL = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -51,6 +54,8 @@ class Rule:
 @dataclass(frozen=True)
 class Rules:
     rules: tuple[Rule, ...] = ()
+    #: The autoscaling policy of each pool that has one.
+    pools: Mapping[str, autoscale.Policy] = field(default_factory=dict, hash=False)
 
     @property
     def use_needs(self) -> bool:
@@ -79,13 +84,18 @@ def check_pool(pool: object, where: str = "pool") -> str:
 
 
 def parse(data: Any, where: str) -> Rules:
-    """RULES from a YAML document's data; ValidationError names the rule that is wrong."""
+    """RULES from a YAML document's data; ValidationError names the rule or pool that is
+    wrong."""
     if data is None:
         return Rules()
-    if not isinstance(data, dict) or set(data) != {"rules"} or not isinstance(data["rules"], list):
+    if not isinstance(data, dict) or set(data) - {"rules", "pools"}:
+        raise ValidationError(
+            f"{where}: expected `rules:`, a list of rules, and/or `pools:`, policies by pool"
+        )
+    if not isinstance(data.get("rules", []), list):
         raise ValidationError(f"{where}: expected `rules:`, a list of rules")
     rules = []
-    for index, raw in enumerate(data["rules"], 1):
+    for index, raw in enumerate(data.get("rules", []), 1):
         at = f"{where}: rule {index}"
         if not isinstance(raw, dict):
             raise ValidationError(f"{at} must be a mapping such as {{plan: pro, pool: fast}}")
@@ -106,7 +116,7 @@ def parse(data: Any, where: str) -> Rules:
                 needs=raw.get("needs"),
             )
         )
-    return Rules(tuple(rules))
+    return Rules(tuple(rules), autoscale.parse(data.get("pools"), where))
 
 
 def load(path: Path | None) -> Rules:

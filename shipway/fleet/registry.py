@@ -96,17 +96,28 @@ async def builders(js: JetStreamContext, now: float | None = None) -> list[Build
     return sorted(found, key=lambda r: (r.pool, r.id))
 
 
-async def request_drain(js: JetStreamContext, id: str) -> BuilderRecord:
-    """Ask builder ID to drain; its record. NotFound if no such builder is known."""
+async def get(js: JetStreamContext, id: str, now: float | None = None) -> BuilderRecord | None:
+    """Builder ID's record as of NOW; None if no such builder is known."""
+    if not _ID.fullmatch(id) or id.startswith(_DRAIN):
+        return None
     kv = await bucket(js)
     try:
-        entry = await kv.get(id) if _ID.fullmatch(id) and not id.startswith(_DRAIN) else None
+        entry = await kv.get(id)
     except KeyNotFoundError:
-        entry = None
-    if entry is None or not entry.value:
+        return None
+    if not entry.value:
+        return None
+    return BuilderRecord(**json.loads(entry.value)).seen(time.time() if now is None else now)
+
+
+async def request_drain(js: JetStreamContext, id: str) -> BuilderRecord:
+    """Ask builder ID to drain; its record. NotFound if no such builder is known."""
+    record = await get(js, id)
+    if record is None:
         raise NotFound(f"no builder {id!r}; see shipway builders list")
+    kv = await bucket(js)
     await kv.put(_DRAIN + id, b"1")
-    return BuilderRecord(**json.loads(entry.value)).seen(time.time())
+    return record
 
 
 async def drain_requested(js: JetStreamContext, id: str) -> bool:

@@ -203,6 +203,15 @@ class LogWriter:
                     log.warning("cannot publish the end of %s %d: %s", self.kind, self.owner_id, e)
             self._ended = True
 
+    def abandon(self) -> None:
+        """Write nothing more, not even the end: another attempt has taken the log over, and
+        copied from the stream what this one published."""
+        self._closed = self._ended = True
+        self._pending = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _visible(self, line: str, private: bool) -> str | None:
         if private or self._private:
             if self._hid:

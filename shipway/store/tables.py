@@ -143,6 +143,8 @@ class Build(Base):
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     builder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: The Temporal attempt that holds the build ("ACTIVITY.ATTEMPT"); an earlier one stands down.
+    attempt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: The pool the dispatch rules chose.
     pool: Mapped[str] = mapped_column(String(40), default="default", server_default="default")
     cache_warm: Mapped[bool | None] = mapped_column(Boolean, nullable=True)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import Instance, start, stop
 from tests.e2e.test_push import api, make_repo, push, slow_node_app, wait_for
-from tests.helpers import sandboxed
+from tests.helpers import git, sandboxed
 
 pytestmark = pytest.mark.e2e
 
@@ -164,4 +164,111 @@ def test_a_builder_drained_mid_build_finishes_the_build_first(tmp_path: Path) ->
         assert fleet(running)[joined["id"]]["state"] == "drained"
     finally:
         builder.kill()
+        stop(running)
+
+
+def releases(instance: Instance, app: str) -> list[dict[str, Any]]:
+    return api(instance, f"/apps/{app}/releases")  # type: ignore[no-any-return]
+
+
+def build_log(instance: Instance, build_id: int) -> str:
+    shown = instance.cli("builds", "logs", str(build_id))
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def test_a_build_goes_back_to_the_builder_with_its_warm_cache(tmp_path: Path) -> None:
+    rules = tmp_path / "fleet.yml"
+    rules.write_text("rules:\n  - {region: far, pool: far}\n")
+    running = start(tmp_path, "affinity", SHIPWAY_FLEET_RULES=str(rules))
+    first = start_builder(running, "--pool", "far", "--slots", "2")
+    second = None
+    try:
+        warm = builder_of(running, first)["id"]
+        assert running.cli("apps", "create", "cached", "--region", "far").returncode == 0
+        repo = make_repo(
+            tmp_path / "cached", {**slow_node_app(1), "Procfile": "web: node server.js"}
+        )
+        assert push(running, repo, "cached").returncode == 0
+        second = start_builder(running, "--pool", "far", "--slots", "2")
+        other = builder_of(running, second)["id"]
+        for n in range(3):  # with both builders free, each goes back to the warm one
+            (repo / "version.txt").write_text(f"{n}")
+            git(repo, "add", "-A")
+            git(repo, "commit", "-qm", f"v{n}")
+            assert push(running, repo, "cached").returncode == 0
+        built = api(running, "/apps/cached/builds")
+        assert [b["builder"] for b in built] == [warm] * 4, built
+        assert all(b["cache_warm"] for b in built[:3])
+
+        first.send_signal(signal.SIGSTOP)  # the warm builder is there but takes nothing
+        try:
+            (repo / "version.txt").write_text("elsewhere")
+            git(repo, "commit", "-qam", "elsewhere")
+            assert push(running, repo, "cached").returncode == 0
+        finally:
+            first.send_signal(signal.SIGCONT)
+        latest = api(running, "/apps/cached/builds")[0]
+        assert latest["status"] == "succeeded" and latest["builder"] == other
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=60)
+        stop(running)
+
+
+@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
+def test_a_build_whose_builder_is_lost_completes_on_another(tmp_path: Path, fault: str) -> None:
+    """Killed, or stopped (hung) until after the build has moved: the build completes on the
+    other builder, once, and a hung builder that comes back publishes nothing."""
+    rules = tmp_path / "fleet.yml"
+    rules.write_text("rules:\n  - {region: lossy, pool: lossy}\n")
+    running = start(tmp_path, f"lost-{fault.lower()}", SHIPWAY_FLEET_RULES=str(rules))
+    builders = [start_builder(running, "--pool", "lossy", "--slots", "1") for _ in range(2)]
+    try:
+        ids = {builder_of(running, b)["id"]: b for b in builders}
+        assert running.cli("apps", "create", "fragile", "--region", "lossy").returncode == 0
+        repo = make_repo(
+            tmp_path / "fragile", {**slow_node_app(12), "Procfile": "web: node server.js"}
+        )
+        pushed: dict[str, subprocess.CompletedProcess[str]] = {}
+        pusher = threading.Thread(target=lambda: pushed.update(r=push(running, repo, "fragile")))
+        pusher.start()
+        wait_for(lambda: sandboxed("sleep", "12"), 120, "the build to be under way")
+        [building] = api(running, "/apps/fragile/builds")
+        victim = ids[building["builder"]]
+        [survivor] = [i for i in ids if i != building["builder"]]
+        victim.send_signal(getattr(signal, fault))
+        wait_for(
+            lambda: api(running, "/apps/fragile/builds")[0]["builder"] == survivor,
+            60,
+            "the build to move to the other builder",
+        )
+        pusher.join(180)
+        assert pushed["r"].returncode == 0, pushed["r"].stdout + pushed["r"].stderr
+        if fault == "SIGSTOP":
+            victim.send_signal(signal.SIGCONT)  # it wakes to find its build taken over
+            wait_for(
+                lambda: (
+                    fleet(running)[building["builder"]]["state"] == "active"
+                    and fleet(running)[building["builder"]]["busy"] == 0
+                ),
+                60,
+                "the stopped builder to come back idle",
+            )
+        [built] = api(running, "/apps/fragile/builds")
+        assert built["status"] == "succeeded" and built["builder"] == survivor
+        [release] = releases(running, "fragile")
+        assert release["version"] == 1
+        log = build_log(running, built["id"])
+        retried = f"-----> Retrying the build on {survivor}: the attempt on {building['builder']}"
+        assert retried in log, log
+        assert log.count("-----> Build succeeded") == 1, log
+        [deployment] = api(running, "/apps/fragile/deployments")
+        assert deployment["status"] == "live"
+    finally:
+        for process in builders:
+            process.kill()
+            process.communicate(timeout=60)
         stop(running)

@@ -256,7 +256,7 @@ def test_a_killed_builder_is_retried_and_the_deployment_ends(tmp_path: Path) -> 
         assert final[0]["status"] == "live"
         [build] = api(running, "/apps/durable/builds")
         logs = running.cli("builds", "logs", str(build["id"]))
-        assert "Retrying the build (attempt 2)" in logs.stdout
+        assert "-----> Retrying the build on " in logs.stdout, logs.stdout
     finally:
         stop(running)
 

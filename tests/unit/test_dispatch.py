@@ -10,6 +10,7 @@ import pytest
 
 from shipway.builder import appfile
 from shipway.errors import ValidationError
+from shipway.fleet.autoscale import Policy
 from shipway.fleet.dispatch import DEFAULT_POOL, Rule, Rules, load, parse
 
 RULES = Rules(
@@ -62,6 +63,29 @@ def test_rules_load_from_yaml(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_rule_is_named(data: object, says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        parse(data, "fleet.yml")
+
+
+def test_pools_sit_beside_the_rules(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yml"
+    path.write_text("rules:\n  - {plan: pro, pool: fast}\npools:\n  fast: {min: 1, max: 6}\n")
+    rules = load(path)
+    assert rules.rules == (Rule(pool="fast", plan="pro"),)
+    assert rules.pools == {"fast": Policy(min=1, max=6)}
+    assert parse({"pools": {"default": {}}}, "fleet.yml") == Rules(pools={"default": Policy()})
+    assert parse({}, "fleet.yml") == Rules()
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"rules": [], "pool": {}}, "expected `rules:`, a list of rules, and/or `pools:`"),
+        ({"pools": {"default": {"max": -1}}}, "fleet.yml: pool default: max must be"),
+        ({"rules": {"pool": "x"}, "pools": {}}, "expected `rules:`, a list of rules$"),
+    ],
+)
+def test_a_bad_pools_key_is_named(data: object, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         parse(data, "fleet.yml")
 

@@ -119,6 +119,7 @@ async def create_deployment(
         environment=env,
         build_timeout=ctx.settings.build_timeout,
         rules=ctx.rules,
+        js=ctx.nats.js if ctx.nats is not None else None,
     )
     body = {
         "id": launched.deployment_id,
