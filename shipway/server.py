@@ -32,7 +32,9 @@ from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
 from shipway.errors import ConfigError, ServiceError, ValidationError
 from shipway.fleet import dispatch
+from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.builder import Builder
+from shipway.fleet.local import LocalBuilders
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
@@ -177,6 +179,7 @@ class Server:
         state = self._state(services)
         self.data.write_state(state)
         write_private(self.data.pid_file, f"{os.getpid()}\n")
+        self._start_fleet(stack, services)
         self.on_ready(state)
 
     async def _serve_router(
@@ -205,14 +208,16 @@ class Server:
             workflows=[ProbeWorkflow, DeployWorkflow],
             activities=[probe_activity, deploys.release, deploys.finish],
         )
-        builder = Builder(
-            services.temporal,
-            services.store,
-            self.data.root,
-            services.nats.js,
-            slots=BUILD_SLOTS,
-            graceful=STOP_BUILDS_AFTER,
-        )
+        builders = [
+            Builder(
+                services.temporal,
+                services.store,
+                self.data.root,
+                services.nats.js,
+                slots=BUILD_SLOTS,
+                graceful=STOP_BUILDS_AFTER,
+            )
+        ][: self.settings.builders]
         node_workers = Workers(
             services.temporal,
             NODE_QUEUE,
@@ -227,11 +232,28 @@ class Server:
             workflows=[FunctionRunWorkflow],
             activities=[function_activities.run, function_activities.apply_release],
         )
-        for workers in (control, builder, node_workers, function_workers):
-            workers.start()
-            stack.push_async_callback(workers.stop)
+        parts: list[Workers | Builder] = [control, *builders, node_workers, function_workers]
+        for part in parts:
+            part.start()
+            stack.push_async_callback(part.stop)
         services.workers = control
-        services.builders = [builder]
+        services.builders = builders
+
+    def _start_fleet(self, stack: AsyncExitStack, services: Services) -> None:
+        """The builders beside this process (`--builders N` beyond the first), and the
+        autoscaler of the pools with a policy; both once the data dir says where all is."""
+        assert services.nats is not None
+        local = LocalBuilders(self.data.root, services.nats.js)
+        local.keep(dispatch.DEFAULT_POOL, max(self.settings.builders - 1, 0), BUILD_SLOTS)
+        local.start()
+        stack.push_async_callback(local.close)
+        if services.rules.pools:
+            autoscaler = Autoscaler(
+                services.store, services.nats.js, dict(services.rules.pools), local
+            )
+            autoscaler.start()
+            stack.push_async_callback(autoscaler.close)
+            services.autoscaler = autoscaler
 
     async def _start_embedded(self, stack: AsyncExitStack, services: Services) -> None:
         settings = self.settings

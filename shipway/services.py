@@ -11,6 +11,7 @@ from temporalio.client import Client as TemporalClient
 from shipway.accounts.tokencache import TokenCache
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
+from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.builder import Builder
 from shipway.fleet.dispatch import Rules
 from shipway.functions.invoke import Invoker
@@ -38,8 +39,10 @@ class Services:
     addresses: dict[str, str] = field(default_factory=dict)
     #: The principals of the bearer secrets seen a moment ago.
     tokens: TokenCache = field(init=False)
-    #: Which pool builds which app.
+    #: Which pool builds which app, and how big each pool should be.
     rules: Rules = field(default_factory=Rules)
+    #: Sizes the pools that have a policy; None without any.
+    autoscaler: Autoscaler | None = None
     #: Set when the server starts to stop: streams that would follow forever end.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

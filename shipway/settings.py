@@ -84,16 +84,16 @@ def _path(key: str, raw: str) -> Path:
     return Path(_text(key, raw)).expanduser().resolve()
 
 
-def _at_least_one(unit: str) -> Callable[[str, str], int]:
-    """A parser for a whole number of UNIT that must be at least 1."""
+def _whole(unit: str, least: int = 1) -> Callable[[str, str], int]:
+    """A parser for a whole number of UNIT that must be at least LEAST."""
 
     def parse(key: str, raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             raise ConfigError(f"{key}: must be a whole number of {unit}, got {raw!r}") from None
-        if value < 1:
-            raise ConfigError(f"{key}: must be at least 1 ({unit}), got {value}")
+        if value < least:
+            raise ConfigError(f"{key}: must be at least {least} ({unit}), got {value}")
         return value
 
     return parse
@@ -125,6 +125,9 @@ class Settings:
     audit_retention_days: int | None = None
     #: The dispatch rules' file (shipway.fleet.dispatch); None: every build to pool default.
     fleet_rules: Path | None = None
+    #: Builders `shipway up` runs on this machine for pool default: one inside the server,
+    #: the others as `shipway builder` processes beside it; 0 runs none.
+    builders: int = 1
 
     @property
     def store_url(self) -> str:
@@ -157,11 +160,12 @@ class Settings:
             "temporal_address": ("SHIPWAY_TEMPORAL_ADDRESS", _address),
             "nats_url": ("SHIPWAY_NATS_URL", _nats_url),
             "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
-            "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _at_least_one("MiB")),
-            "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _at_least_one("seconds")),
+            "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _whole("MiB")),
+            "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _whole("seconds")),
             "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
-            "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _at_least_one("days")),
+            "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _whole("days")),
             "fleet_rules": ("SHIPWAY_FLEET_RULES", _path),
+            "builders": ("SHIPWAY_BUILDERS", _whole("builders", least=0)),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

@@ -20,6 +20,7 @@ from shipway.api.routes import (
     git,
     health,
     logs,
+    metrics,
     organizations,
     releases,
     tokens,
@@ -68,6 +69,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(builders.fleet_router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(git.router)
     app.include_router(functions.calls)
     app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)

@@ -49,6 +49,13 @@ def builds_list(
                 console.print(f"Build {item['id']} waits: {item['waiting']}", style="yellow")
 
 
+@builds.command("cancel")
+def builds_cancel(build_id: int, data: DataOpt = None) -> None:
+    """Cancel a queued or running build; its sandbox is killed at once."""
+    Api.find(data).post(f"/builds/{build_id}/cancel", {})
+    console.print(f"Build {build_id} cancelled.")
+
+
 @builds.command("logs")
 def builds_logs(build_id: int, follow: FollowOpt = False, data: DataOpt = None) -> None:
     """Print a build's log; with -f, follow it live until the build ends."""

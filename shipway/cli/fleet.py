@@ -1,4 +1,5 @@
-"""`shipway builder` runs a builder; `shipway builders list|drain` shows and drains them."""
+"""`shipway builder` runs a builder; `shipway builders list|drain` shows and drains them;
+`shipway fleet rules|pools` shows how builds are dispatched and how loaded each pool is."""
 
 from __future__ import annotations
 
@@ -84,3 +85,24 @@ def fleet_rules(as_json: JsonOpt = False, data: DataOpt = None) -> None:
     table(rules, ["rule", "match", "pool"], empty="No rules: every build goes to pool default.")
     if rules:
         console.print("A build no rule matches goes to pool default.", style="dim")
+
+
+@fleet.command("pools")
+def fleet_pools(as_json: JsonOpt = False, data: DataOpt = None) -> None:
+    """Each pool: builders, slots in use, queued builds, the oldest wait, and its size."""
+    pools = Api.find(data).get("/fleet/pools")
+    if as_json:
+        emit_json(pools)
+        return
+    for pool in pools:
+        pool["slots"] = f"{pool['busy']}/{pool['slots']}"
+        pool["utilisation"] = f"{pool['utilisation']:.0%}"
+        pool["oldest wait"] = f"{pool['oldest_wait']:.0f}s" if pool["queued"] else "-"
+        policy = pool["policy"]
+        pool["autoscale"] = (
+            f"{policy['min']}-{policy['max']} at {policy['target']:.0%}, wants {pool['desired']}"
+            if policy
+            else "-"
+        )
+    columns = ["pool", "builders", "slots", "utilisation", "queued", "oldest wait", "autoscale"]
+    table(pools, columns, empty="No pools: no builder is running and no build waits.")

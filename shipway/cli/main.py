@@ -86,6 +86,10 @@ def up(
     nats_url: Annotated[
         str | None, typer.Option(help="use this NATS (env SHIPWAY_NATS_URL)")
     ] = None,
+    builders: Annotated[
+        int | None,
+        typer.Option(help="builders to run on this machine, 0 for none (env SHIPWAY_BUILDERS; 1)"),
+    ] = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="run in the background")] = False,
 ) -> None:
     """Run shipway on this machine: Temporal, NATS, the store, the API and the workers."""
@@ -97,6 +101,7 @@ def up(
         "database_url": database_url,
         "temporal_address": temporal_address,
         "nats_url": nats_url,
+        "builders": builders,
     }
     settings = Settings.load(flags)
     if detach:

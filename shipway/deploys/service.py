@@ -14,7 +14,7 @@ from shipway.accounts.roles import SYSTEM_ACTOR, Principal, Role
 from shipway.apps import service as apps
 from shipway.apps.service import PRODUCTION
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, advance, is_terminal
-from shipway.errors import NotFound, ValidationError
+from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.events import Event, emit
 from shipway.store.tables import App, Build, Deployment, Environment, Organization, Release
 from shipway.store.types import utcnow
@@ -214,6 +214,19 @@ def move_deployment(
         ),
     )
     return True
+
+
+def cancel_build(session: Session, principal: Principal, build_id: int) -> Deployment:
+    """Cancel the build and its deployment. Its builder sees the build has ended within a
+    heartbeat and kills its sandbox. Conflict if it ended already."""
+    principal.require(Role.DEPLOYER)
+    build = get_build(session, principal, build_id)
+    deployment = session.scalar(select(Deployment).where(Deployment.build_id == build.id))
+    if deployment is None or not move_deployment(
+        session, deployment, DeploymentStatus.CANCELLED, "cancelled", actor=principal.actor
+    ):
+        raise Conflict(f"build {build_id} has ended already ({build.status})")
+    return deployment
 
 
 def last_builder(session: Session, app_id: int, pool: str) -> str | None:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask the kernel to SIGTERM the child if shipway itself dies, so nothing is orphaned."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -96,7 +96,7 @@ class SupervisedProcess:
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=self.spec.cwd,
                 env={**os.environ, **self.spec.env},
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,
             )
         log.info("%s started (pid %s)", self.spec.name, self._proc.pid)

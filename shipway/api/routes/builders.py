@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.errors import Forbidden, ServiceError
-from shipway.fleet import registry
+from shipway.fleet import load, registry
+from shipway.fleet.autoscale import Policy, PoolLoad
 from shipway.services import Services
 
 router = APIRouter(prefix="/builders", tags=["builders"])
@@ -28,7 +31,7 @@ def _platform(principal: Principal) -> None:
         raise Forbidden("the builder fleet is the platform's: this needs a platform owner token")
 
 
-def _fleet(request: Request, principal: Principal) -> Services:
+def fleet_services(request: Request, principal: Principal) -> Services:
     _platform(principal)
     ctx = services(request)
     if ctx.nats is None:
@@ -41,7 +44,7 @@ async def list_builders(
     request: Request, principal: Principal = Depends(principal_from)
 ) -> list[dict[str, Any]]:
     """`state` is active, draining, drained, or lost (silent for 15 s)."""
-    ctx = _fleet(request, principal)
+    ctx = fleet_services(request, principal)
     assert ctx.nats is not None
     now = time.time()
     return [builder_json(r, now) for r in await registry.builders(ctx.nats.js, now)]
@@ -52,7 +55,7 @@ async def drain_builder(
     builder_id: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     """The builder stops taking builds, finishes those it runs, then stops (`drained`)."""
-    ctx = _fleet(request, principal)
+    ctx = fleet_services(request, principal)
     assert ctx.nats is not None
     record = await registry.request_drain(ctx.nats.js, builder_id)
     return builder_json(record, time.time())
@@ -69,3 +72,59 @@ def fleet_rules(
         {"rule": index, "match": rule.describe(), "pool": rule.pool, **asdict(rule)}
         for index, rule in enumerate(services(request).rules.rules, 1)
     ]
+
+
+@fleet_router.get("/pools", summary="Each pool's builders, slots in use, backlog and size")
+async def fleet_pools(
+    request: Request, principal: Principal = Depends(principal_from)
+) -> list[dict[str, Any]]:
+    """Per pool: live builders, slots and those in use (utilisation), the builders' average
+    load, queued builds and how long the oldest has waited; with a policy, the size the
+    autoscaler wants."""
+    ctx = fleet_services(request, principal)
+    return [pool_json(pool) for pool in await pools(ctx)]
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    load: PoolLoad
+    average_load: float
+    policy: Policy | None
+    desired: int | None
+
+
+async def pools(ctx: Services) -> list[Pool]:
+    """Every pool with a builder, a queued build or a policy, as it is now."""
+    assert ctx.nats is not None
+    now = time.time()
+    fleet = await registry.builders(ctx.nats.js, now)
+
+    def queued() -> dict[str, load.Queued]:
+        with ctx.store.transaction() as session:
+            return load.queued(session)
+
+    loads = load.loads(fleet, await asyncio.to_thread(queued), datetime.fromtimestamp(now, UTC))
+    names = sorted({*loads, *ctx.rules.pools})
+    sizing = ctx.autoscaler.sizing if ctx.autoscaler is not None else {}
+    return [
+        Pool(
+            name=name,
+            load=loads.get(name, PoolLoad(0, 0, 0, 0)),
+            average_load=load.average_load(fleet, name),
+            policy=ctx.rules.pools.get(name),
+            desired=sizing[name].desired if name in sizing else None,
+        )
+        for name in names
+    ]
+
+
+def pool_json(pool: Pool) -> dict[str, Any]:
+    return {
+        "pool": pool.name,
+        **asdict(pool.load),
+        "utilisation": round(load.utilisation(pool.load), 3),
+        "average_load": round(pool.average_load, 3),
+        "policy": asdict(pool.policy) if pool.policy is not None else None,
+        "desired": pool.desired,
+    }

@@ -121,6 +121,8 @@ async def create_deployment(
         rules=ctx.rules,
         js=ctx.nats.js if ctx.nats is not None else None,
     )
+    if ctx.autoscaler is not None:
+        ctx.autoscaler.poke()
     body = {
         "id": launched.deployment_id,
         "build_id": launched.build_id,
@@ -204,6 +206,23 @@ async def get_build(
             return build_json(service.get_build(session, principal, build_id), live)
 
     return await asyncio.to_thread(read)
+
+
+@router.post("/builds/{build_id}/cancel", status_code=202, summary="Cancel a build")
+async def cancel_build(
+    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    """The builder running it sees within a heartbeat that it has ended and kills its
+    sandbox; its deployment ends `cancelled`, as when a newer push supersedes it. 409 if the
+    build has ended."""
+    ctx = services(request)
+
+    def cancel() -> dict[str, Any]:
+        with ctx.store.transaction() as session:
+            service.cancel_build(session, principal, build_id)
+            return build_json(service.get_build(session, principal, build_id), None)
+
+    return await asyncio.to_thread(cancel)
 
 
 async def _live_pools(ctx: Services) -> set[str] | None:

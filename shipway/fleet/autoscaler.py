@@ -1,0 +1,171 @@
+"""The autoscaler: every few seconds, sizes each pool that has a policy (`pools:` in the fleet
+rules, see shipway.fleet.autoscale) to the load it carries, and asks for that size when it
+changes: by running the pool's command (`COMMAND POOL COUNT`), by POSTing to its webhook,
+or, with neither, by starting and draining local builder processes itself. A pool with min
+0 scales to zero when idle and is woken by the next queued build."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import httpx
+from nats.js import JetStreamContext
+
+from shipway.fleet import autoscale, load, registry
+from shipway.fleet.autoscale import Policy, PoolLoad
+from shipway.fleet.lifecycle import BuilderState
+from shipway.fleet.local import LocalBuilders
+from shipway.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Seconds between looks at the pools.
+EVERY = 2.0
+#: Seconds a scaling command or webhook may take.
+ACT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A pool's load, and the builders it should have."""
+
+    pool: str
+    load: PoolLoad
+    desired: int
+    #: How the size is asked for: command, webhook or local.
+    by: str
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        store: Store,
+        js: JetStreamContext,
+        policies: dict[str, Policy],
+        local: LocalBuilders | None,
+    ) -> None:
+        self.store = store
+        self.js = js
+        self.policies = policies
+        self.local = local
+        #: The last sizing of each pool.
+        self.sizing: dict[str, Sizing] = {}
+        self._asked: dict[str, int] = {}
+        self._fewer_since: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._poked = asyncio.Event()
+
+    def poke(self) -> None:
+        """Look now rather than at the next tick: a build was queued (perhaps for a pool
+        scaled to zero)."""
+        self._poked.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="autoscaler")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def step(self, now: float | None = None) -> list[Sizing]:
+        """Size every pool with a policy once, asking for a new size where it changed."""
+        now = time.time() if now is None else now
+        fleet = await registry.builders(self.js, now)
+        waiting = await asyncio.to_thread(self._queued)
+        loads = load.loads(fleet, waiting, datetime.fromtimestamp(now, UTC))
+        sized = []
+        for pool, policy in self.policies.items():
+            current = loads.get(pool, PoolLoad(0, 0, 0, 0))
+            if autoscale.needed(policy, current) < current.builders:
+                self._fewer_since.setdefault(pool, now)
+            else:
+                self._fewer_since.pop(pool, None)
+            idle_for = now - self._fewer_since.get(pool, now)
+            want = autoscale.desired(policy, current, idle_for)
+            sizing = Sizing(pool, current, want, _by(policy))
+            self.sizing[pool] = sizing
+            sized.append(sizing)
+            if self._asked.get(pool) != want:
+                others = {
+                    r.id for r in fleet if r.pool == pool and r.state == BuilderState.ACTIVE.value
+                }
+                if self.local is not None:
+                    others -= self.local.ids(pool)
+                await self._ask(policy, sizing, len(others))
+        return sized
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception as e:  # the store or NATS away for a moment: look again
+                log.warning("autoscaler: %s", e)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EVERY):
+                    await self._poked.wait()
+            self._poked.clear()
+
+    def _queued(self) -> dict[str, load.Queued]:
+        with self.store.transaction() as session:
+            return load.queued(session)
+
+    async def _ask(self, policy: Policy, sizing: Sizing, elsewhere: int) -> None:
+        """Ask for SIZING; ELSEWHERE: the pool's active builders not run here."""
+        log.info(
+            "pool %s: %d builders wanted (%d now, %d/%d slots busy, %d queued)",
+            sizing.pool,
+            sizing.desired,
+            sizing.load.builders,
+            sizing.load.busy,
+            sizing.load.slots,
+            sizing.load.queued,
+        )
+        try:
+            if policy.command:
+                await _run_command(policy.command, sizing)
+            elif policy.webhook:
+                await _post(policy.webhook, sizing)
+            elif self.local is not None:
+                self.local.keep(sizing.pool, max(sizing.desired - elsewhere, 0), policy.slots)
+        except Exception as e:  # asked again at the next look
+            log.warning("pool %s: scaling to %d failed: %s", sizing.pool, sizing.desired, e)
+            return
+        self._asked[sizing.pool] = sizing.desired
+
+
+def _by(policy: Policy) -> str:
+    return "command" if policy.command else "webhook" if policy.webhook else "local"
+
+
+async def _run_command(command: str, sizing: Sizing) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *shlex.split(command),
+        sizing.pool,
+        str(sizing.desired),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(ACT_TIMEOUT):
+            output, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        raise
+    if process.returncode != 0:
+        said = output.decode(errors="replace").strip()[-500:]
+        raise RuntimeError(f"{command} exited with {process.returncode}: {said}")
+
+
+async def _post(url: str, sizing: Sizing) -> None:
+    body = {"pool": sizing.pool, "desired": sizing.desired, "load": asdict(sizing.load)}
+    async with httpx.AsyncClient(timeout=ACT_TIMEOUT) as client:
+        response = await client.post(url, json=body)
+        response.raise_for_status()
