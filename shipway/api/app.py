@@ -12,6 +12,7 @@ from shipway.api.routes import (
     apps,
     audit,
     builders,
+    buildwork,
     config,
     deployments,
     environments,
@@ -30,9 +31,16 @@ from shipway.services import Services
 API_PREFIX = "/api/v1"
 
 #: Paths that take large bodies and enforce their own limit (SHIPWAY_MAX_SOURCE_MB).
-UPLOADS = (rf"^{API_PREFIX}/apps/[^/]+/deployments$", r"^/git/")
+UPLOADS = (
+    rf"^{API_PREFIX}/apps/[^/]+/deployments$",
+    r"^/git/",
+    rf"^{API_PREFIX}/builder/layers/",
+)
 #: Bodies allowed more than the default: a batch of audit entries, each up to 64 KiB.
-LARGER = ((rf"^{API_PREFIX}/audit/entries$", 64 * MIB + MIB),)
+LARGER = (
+    (rf"^{API_PREFIX}/audit/entries$", 64 * MIB + MIB),
+    (rf"^{API_PREFIX}/builder/builds/[^/]+/log$", 64 * MIB),
+)
 
 DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 `Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
@@ -67,6 +75,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(audit.router)
     api.include_router(builders.router)
     api.include_router(builders.fleet_router)
+    api.include_router(buildwork.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics.router)

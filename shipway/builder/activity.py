@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,15 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shipway.apps import config
-from shipway.apps.secretbox import SecretBox
 from shipway.builder.messages import BUILD_ACTIVITY, FAILURE_TYPE, BuildInput, BuildOutput
 from shipway.builder.pipeline import BuildFailed, BuildRequest, build
-from shipway.deploys import service
-from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, is_terminal
+from shipway.builder.records import BuildRecords, LocalRecords
+from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.fleet import affinity
 from shipway.fleet.slots import SharedSlots
 from shipway.logs import LogWriter
 from shipway.sandbox import Limits
 from shipway.store import Store
-from shipway.store.tables import Build, Deployment
 
 HEARTBEAT_EVERY = 1.0
 
@@ -39,12 +35,6 @@ class Stopped(Enum):
     TAKEN = "taken"
 
 
-@dataclass(frozen=True)
-class Begun:
-    #: Why an earlier attempt did not finish, when this one is a retry.
-    previous: str | None
-
-
 def builder_name() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
@@ -54,7 +44,7 @@ class BuilderActivities:
 
     def __init__(
         self,
-        store: Store,
+        records: Store | BuildRecords,
         data_dir: Path,
         js: Any,
         name: str | None = None,
@@ -62,9 +52,10 @@ class BuilderActivities:
         slots: SharedSlots | None = None,
         own_queue: str | None = None,
     ) -> None:
-        """SLOTS: the builder's, which a build from OWN_QUEUE (sent here for the warm cache)
+        """RECORDS: the store (a builder beside the control plane) or what stands for it.
+        SLOTS: the builder's, which a build from OWN_QUEUE (sent here for the warm cache)
         claims; a pool build comes with its slot."""
-        self.store = store
+        self.records = LocalRecords(records, data_dir) if isinstance(records, Store) else records
         self.data_dir = data_dir
         self.js = js
         self.name = name or builder_name()
@@ -91,13 +82,17 @@ class BuilderActivities:
     async def _build(self, task: BuildInput) -> BuildOutput:
         info = activity.info()
         attempt = f"{info.activity_id}.{info.attempt}"
-        begun = await asyncio.to_thread(self._begin, task, attempt)
+        begun = await asyncio.to_thread(
+            self.records.begin, task.build_id, task.deployment_id, attempt, self.name
+        )
         if begun is None:
             raise ApplicationError(
                 "the build was superseded before it started", type=FAILURE_TYPE, non_retryable=True
             )
-        secrets = await asyncio.to_thread(self._secrets, task.app_id)
-        log = await LogWriter.open(self.store, self.js, "build", task.build_id, secrets=secrets)
+        secrets = await asyncio.to_thread(self.records.secrets, task.app_id)
+        log = await LogWriter.open(
+            self.records.lines, self.js, "build", task.build_id, secrets=secrets
+        )
         if begun.previous is not None:
             await log.write(f"-----> Retrying the build on {self.name}: {begun.previous}")
         await log.write(f"-----> Building on {self.name}")
@@ -105,7 +100,7 @@ class BuilderActivities:
             build_id=task.build_id,
             app_id=task.app_id,
             app=task.app,
-            source=Path(task.source_path),
+            source=await asyncio.to_thread(self.records.source, task.build_id, task.source_path),
             source_sha=task.source_sha,
             network=task.network,
             limits=Limits(wall_seconds=task.wall_seconds),
@@ -123,7 +118,7 @@ class BuilderActivities:
             work.cancel()
             with contextlib.suppress(BaseException):
                 await work
-            status, holder = await asyncio.to_thread(self._standing, task.build_id)
+            status, holder = await asyncio.to_thread(self.records.standing, task.build_id)
             if holder != attempt:
                 log.abandon()
                 raise ApplicationError(
@@ -141,6 +136,8 @@ class BuilderActivities:
         finally:
             watch.cancel()
         await self._stand_down_if_taken(task.build_id, attempt, log)
+        digests = [layer.digest for layer in result.manifest.layers]
+        await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
         await log.write(f"-----> Build succeeded ({sum(result.steps.values()):.2f}s)")
         await log.close("succeeded")
         return BuildOutput(
@@ -150,44 +147,9 @@ class BuilderActivities:
             steps=result.steps,
         )
 
-    def _begin(self, task: BuildInput, attempt: str) -> Begun | None:
-        """Hold the build for ATTEMPT; None if it ended (superseded) before it started."""
-        with self.store.transaction() as session:
-            build_row = session.get(Build, task.build_id)
-            deployment = session.get(Deployment, task.deployment_id)
-            if build_row is None or deployment is None:
-                return None
-            if build_row.status == BuildStatus.BUILDING.value:
-                # An earlier attempt began it and did not finish: its builder was lost, stopped
-                # or cut off for longer than the heartbeat timeout, or the build raised.
-                earlier = build_row.builder or "another builder"
-                previous = f"the attempt on {earlier} did not finish (stopped or cut off)"
-            elif deployment.status == DeploymentStatus.QUEUED.value and (
-                service.move_deployment(session, deployment, DeploymentStatus.BUILDING)
-                and service.move_build(session, build_row, BuildStatus.BUILDING)
-            ):
-                previous = None
-            else:
-                return None
-            build_row.builder = self.name
-            build_row.attempt = attempt
-            return Begun(previous)
-
-    def _secrets(self, app_id: int) -> list[str]:
-        """The app's secret values, masked wherever the build prints them."""
-        with self.store.transaction() as session:
-            snapshot = config.snapshot(session, app_id)
-        return config.secret_values(snapshot, SecretBox.load(self.data_dir))
-
-    def _standing(self, build_id: int) -> tuple[str, str | None]:
-        """The build's status, and the attempt that holds it."""
-        with self.store.transaction() as session:
-            row = session.get(Build, build_id)
-            return (row.status, row.attempt) if row is not None else ("cancelled", None)
-
     async def _stand_down_if_taken(self, build_id: int, attempt: str, log: LogWriter) -> None:
         """Before saying how the build ended: if another attempt holds it, say nothing."""
-        if (await asyncio.to_thread(self._standing, build_id))[1] != attempt:
+        if (await asyncio.to_thread(self.records.standing, build_id))[1] != attempt:
             log.abandon()
             raise ApplicationError("another builder has taken the build over", non_retryable=True)
 
@@ -199,7 +161,7 @@ class BuilderActivities:
         builder was thought lost: stopped or cut off past the heartbeat timeout)."""
         while not work.done():
             activity.heartbeat()
-            status, holder = await asyncio.to_thread(self._standing, build_id)
+            status, holder = await asyncio.to_thread(self.records.standing, build_id)
             if holder != attempt:
                 log.abandon()
                 work.cancel()

@@ -26,9 +26,19 @@ def builder(
     pool: Annotated[str, typer.Option("--pool", help="the pool whose builds it takes")] = "default",
     labels: Annotated[str, typer.Option("--labels", help="k=v,… describing it")] = "",
     slots: Annotated[int, typer.Option("--slots", min=1, max=64, help="builds at once")] = 2,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="a control plane's URL, for a builder on another machine"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="SHIPWAY_TOKEN", help="with --server: a platform owner's"),
+    ] = None,
     data: DataOpt = None,
 ) -> None:
-    """Run a builder beside the shipway whose data dir this is, until SIGTERM or a drain."""
+    """Run a builder until SIGTERM or a drain: beside the shipway whose data dir this is, or,
+    with --server, anywhere that reaches it, its Temporal and its NATS (its own data dir then
+    keeps the builder's caches)."""
     from shipway.fleet.process import parse_labels, run_builder  # Temporal: only here
 
     settings = Settings.load({"data_dir": data})
@@ -45,7 +55,15 @@ def builder(
 
     try:
         done = asyncio.run(
-            run_builder(settings, pool=pool, labels=parsed, slots=slots, on_ready=ready)
+            run_builder(
+                settings,
+                pool=pool,
+                labels=parsed,
+                slots=slots,
+                on_ready=ready,
+                server=server,
+                token=token,
+            )
         )
     except ShipwayError as e:
         raise CliError(e.message) from e

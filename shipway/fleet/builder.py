@@ -21,6 +21,7 @@ from temporalio.client import Client
 from shipway import __version__
 from shipway.builder.activity import BuilderActivities, builder_name
 from shipway.builder.messages import builder_queue, own_queue
+from shipway.builder.records import BuildRecords
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState, move
 from shipway.fleet.slots import SharedSlots
@@ -34,7 +35,7 @@ class Builder:
     def __init__(
         self,
         client: Client,
-        store: Store,
+        records: Store | BuildRecords,
         data_dir: Path,
         js: JetStreamContext,
         *,
@@ -54,7 +55,7 @@ class Builder:
         self.id = registry.builder_id(name or builder_name())
         shared = SharedSlots(slots)
         self.activities = BuilderActivities(
-            store, data_dir, js, name=self.id, slots=shared, own_queue=own_queue(self.id)
+            records, data_dir, js, name=self.id, slots=shared, own_queue=own_queue(self.id)
         )
         self.workers = [
             Workers(

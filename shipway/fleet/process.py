@@ -15,6 +15,7 @@ from shipway.connections import NatsLink, connect_temporal
 from shipway.datadir import DataDir
 from shipway.errors import ServiceError, ValidationError
 from shipway.fleet.builder import Builder, serve
+from shipway.fleet.remote import RemoteRecords
 from shipway.settings import Settings
 from shipway.store import Store
 
@@ -37,23 +38,55 @@ async def run_builder(
     labels: dict[str, str],
     slots: int,
     on_ready: Callable[[Builder], None],
+    server: str | None = None,
+    token: str | None = None,
 ) -> Builder:
-    """Run one builder until told to stop; it has drained when this returns."""
-    state = DataDir(settings.data_dir).read_state()
-    if state is None:
-        raise ServiceError(
-            f"no shipway is running with data dir {settings.data_dir}; "
-            "start it with `shipway up`, or give its --data"
-        )
-    addresses = state.get("addresses", {})
+    """Run one builder until told to stop; it has drained when this returns.
+
+    Without SERVER it runs beside the control plane whose data dir it shares; with SERVER (a
+    control plane's URL, and a platform owner's TOKEN) it asks that for what it needs and
+    keeps its own data dir."""
+    records: Store | RemoteRecords
+    if server is not None:
+        if not token:
+            raise ValidationError(
+                "--server needs a platform owner's token: --token or SHIPWAY_TOKEN"
+            )
+        records = RemoteRecords(server, token, settings.data_dir)
+        addresses = await asyncio.to_thread(records.connect)
+    else:
+        state = DataDir(settings.data_dir).read_state()
+        if state is None:
+            raise ServiceError(
+                f"no shipway is running with data dir {settings.data_dir}; "
+                "start it with `shipway up`, give its --data, or give --server URL"
+            )
+        addresses = state.get("addresses", {})
+        records = Store(settings.store_url)
+    try:
+        return await _serve(settings, records, addresses, pool, labels, slots, on_ready)
+    finally:
+        records.close()
+
+
+async def _serve(
+    settings: Settings,
+    records: Store | RemoteRecords,
+    addresses: dict[str, str],
+    pool: str,
+    labels: dict[str, str],
+    slots: int,
+    on_ready: Callable[[Builder], None],
+) -> Builder:
     temporal = settings.temporal_address or addresses.get("temporal")
     nats_url = settings.nats_url or addresses.get("nats")
     if not temporal or not nats_url:
-        raise ServiceError("the running shipway did not say where Temporal and NATS are")
-    client = await connect_temporal(temporal, settings.temporal_namespace)
+        raise ServiceError("the control plane did not say where Temporal and NATS are")
+    client = await connect_temporal(
+        temporal, addresses.get("namespace") or settings.temporal_namespace
+    )
     link = NatsLink(nats_url)
     await link.connect()
-    store = Store(settings.store_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -61,7 +94,7 @@ async def run_builder(
     try:
         builder = Builder(
             client,
-            store,
+            records,
             settings.data_dir,
             link.js,
             pool=pool,
@@ -77,4 +110,3 @@ async def run_builder(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await link.close()
-        store.close()

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from shipway.errors import NotFound, ValidationError
@@ -28,6 +28,8 @@ LOST_AFTER = 15.0
 FORGET_AFTER = 3600.0
 _ID = re.compile(r"[A-Za-z0-9_=-]{1,128}")
 _DRAIN = "drain."
+#: What reading a key that is not there raises: never put, or deleted.
+_MISSING = (KeyNotFoundError, KeyDeletedError)
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,17 @@ async def builders(js: JetStreamContext, now: float | None = None) -> list[Build
     kv = await bucket(js)
     now = time.time() if now is None else now
     found = []
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return []
-    for key in keys:
+    # The stream's subjects name the keys: unlike kv.keys(), this leaves no consumer behind
+    # on the server (each would count against its consumer limit until it expired).
+    info = await js.stream_info(f"KV_{BUCKET}", subjects_filter=f"$KV.{BUCKET}.>")
+    prefix = f"$KV.{BUCKET}."
+    for subject in (info.state.subjects or {}):
+        key = subject.removeprefix(prefix)
         if key.startswith(_DRAIN):
             continue
         try:
             entry = await kv.get(key)
-        except KeyNotFoundError:
+        except _MISSING:
             continue
         if not entry.value:
             continue
@@ -103,7 +106,7 @@ async def get(js: JetStreamContext, id: str, now: float | None = None) -> Builde
     kv = await bucket(js)
     try:
         entry = await kv.get(id)
-    except KeyNotFoundError:
+    except _MISSING:
         return None
     if not entry.value:
         return None
@@ -124,12 +127,12 @@ async def drain_requested(js: JetStreamContext, id: str) -> bool:
     kv = await bucket(js)
     try:
         entry = await kv.get(_DRAIN + id)
-    except KeyNotFoundError:
+    except _MISSING:
         return False
     return bool(entry.value)
 
 
 async def forget_drain(js: JetStreamContext, id: str) -> None:
     kv = await bucket(js)
-    with contextlib.suppress(KeyNotFoundError):
+    with contextlib.suppress(*_MISSING):
         await kv.delete(_DRAIN + id)

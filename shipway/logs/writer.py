@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 from nats.js import JetStreamContext
 
@@ -59,7 +60,7 @@ class LogWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | LineStore,
         js: JetStreamContext | None,
         kind: str,
         owner_id: int,
@@ -69,7 +70,7 @@ class LogWriter:
         batch_lines: int = BATCH_LINES,
         flush_seconds: float | None = FLUSH_SECONDS,
     ) -> None:
-        self.store = store
+        self.store = _kept(store)
         self.js = js
         self.kind = kind
         self.owner_id = owner_id
@@ -91,7 +92,7 @@ class LogWriter:
     @classmethod
     async def open(
         cls,
-        store: Store,
+        store: Store | LineStore,
         js: JetStreamContext | None,
         kind: str,
         owner_id: int,
@@ -105,19 +106,20 @@ class LogWriter:
         Lines that attempt published but never stored (it died before its flush) are copied
         from the stream into the store first, so the store has the whole log in the end.
         """
-        stored = await asyncio.to_thread(_last_stored, store, kind, owner_id)
+        kept = _kept(store)
+        stored = await asyncio.to_thread(kept.last_seq, kind, owner_id)
         published = 0
         if js is not None:
             try:
                 published = await bus.last_published(js, kind, owner_id)
                 if published > stored:
-                    await _backfill(store, js, kind, owner_id, stored)
+                    await _backfill(kept, js, kind, owner_id, stored)
             except bus.ERRORS as e:
                 raise ServiceError(
                     f"cannot read the log of {kind} {owner_id} from NATS: {e}"
                 ) from e
         return cls(
-            store,
+            kept,
             js,
             kind,
             owner_id,
@@ -172,7 +174,7 @@ class LogWriter:
             if not batch:
                 return
             try:
-                await asyncio.to_thread(_store, self.store, self.kind, self.owner_id, batch)
+                await asyncio.to_thread(self.store.insert, self.kind, self.owner_id, batch)
             except BaseException:
                 self._pending[:0] = batch
                 raise
@@ -249,18 +251,36 @@ class LogWriter:
         await self._flush_quietly()
 
 
-def _last_stored(store: Store, kind: str, owner_id: int) -> int:
-    with store.transaction() as session:
-        return lines.last_seq(session, kind, owner_id)
+class LineStore(Protocol):
+    """Where a log's lines are kept: the store, or the control plane over HTTP for a builder
+    on another machine. Blocking calls."""
+
+    def last_seq(self, kind: str, owner_id: int) -> int: ...
+
+    def insert(self, kind: str, owner_id: int, batch: Sequence[tuple[int, str]]) -> None: ...
 
 
-def _store(store: Store, kind: str, owner_id: int, batch: list[tuple[int, str]]) -> None:
-    with store.transaction() as session:
-        lines.insert(session, kind, owner_id, batch)
+class StoreLines:
+    """Log lines in the store's log_lines table."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def last_seq(self, kind: str, owner_id: int) -> int:
+        with self.store.transaction() as session:
+            return lines.last_seq(session, kind, owner_id)
+
+    def insert(self, kind: str, owner_id: int, batch: Sequence[tuple[int, str]]) -> None:
+        with self.store.transaction() as session:
+            lines.insert(session, kind, owner_id, batch)
+
+
+def _kept(store: Store | LineStore) -> LineStore:
+    return StoreLines(store) if isinstance(store, Store) else store
 
 
 async def _backfill(
-    store: Store, js: JetStreamContext, kind: str, owner_id: int, after_seq: int
+    store: LineStore, js: JetStreamContext, kind: str, owner_id: int, after_seq: int
 ) -> None:
     """Copy the lines after AFTER_SEQ that are in the stream into the store."""
     found: list[tuple[int, str]] = []
@@ -274,4 +294,4 @@ async def _backfill(
                 found.append((event.seq, event.line))
     finally:
         await tail.close()
-    await asyncio.to_thread(_store, store, kind, owner_id, found)
+    await asyncio.to_thread(store.insert, kind, owner_id, found)

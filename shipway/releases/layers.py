@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def _entries(root: Path) -> Iterator[Path]:
@@ -48,7 +49,13 @@ class _HashWriter:
 def tree_digest(root: Path) -> str:
     """The "sha256:<hex>" digest of ROOT's canonical tar; identical trees, identical digests."""
     sink = _HashWriter()
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+    write_tar(root, sink)
+    return f"sha256:{sink.sha.hexdigest()}"
+
+
+def write_tar(root: Path, out: Any) -> None:
+    """ROOT's canonical tar, written to the file object OUT: how a layer travels."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for path in _entries(root):
             info = _canonical(tar.gettarinfo(str(path), arcname=str(path.relative_to(root))))
             if info.isfile():
@@ -56,7 +63,6 @@ def tree_digest(root: Path) -> str:
                     tar.addfile(info, f)
             elif info.isdir() or info.issym():
                 tar.addfile(info)
-    return f"sha256:{sink.sha.hexdigest()}"
 
 
 class LayerStore:
@@ -73,6 +79,32 @@ class LayerStore:
 
     def has(self, digest: str) -> bool:
         return self.path(digest).is_dir()
+
+    def receive(self, archive: Path, digest: str) -> None:
+        """Store the layer DIGEST from ARCHIVE, a tar of it (see `write_tar`); ValueError if
+        its contents are not those of DIGEST, or are not a tree of files, dirs and links."""
+        target = self.path(digest)
+        if target.is_dir():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".in-"))
+        try:
+            tree = staging / "t"
+            tree.mkdir()
+            try:
+                with tarfile.open(archive, mode="r:") as tar:
+                    for member in tar:
+                        if not (member.isfile() or member.isdir() or member.issym()):
+                            raise ValueError(f"{member.name}: a layer holds files, dirs and links")
+                        tar.extract(member, tree, filter="tar")
+            except (tarfile.TarError, OSError) as e:
+                raise ValueError(f"not a layer archive: {e}") from e
+            found = tree_digest(tree)
+            if found != digest:
+                raise ValueError(f"the archive's digest is {found}, not {digest}")
+            self.add(tree)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def add(self, tree: Path) -> str:
         """Move TREE into the store under its digest (or drop it if present); return the digest."""

@@ -422,3 +422,70 @@ def test_cancelling_a_build_kills_its_sandbox_on_its_builder(tmp_path: Path) -> 
         builder.send_signal(signal.SIGTERM)
         builder.communicate(timeout=60)
         stop(running)
+
+
+def test_a_builder_on_another_machine_works_through_the_control_plane(tmp_path: Path) -> None:
+    """`shipway builder --server URL`: no shared data dir; the source comes over HTTP, the
+    layers go back over HTTP, verified, and the release runs from them."""
+    rules = tmp_path / "fleet.yml"
+    rules.write_text("rules:\n  - {region: far, pool: far}\n")
+    running = start(tmp_path, "control", SHIPWAY_FLEET_RULES=str(rules))
+    elsewhere = tmp_path / "elsewhere"
+    env = {k: v for k, v in running.env.items() if k != "SHIPWAY_DATA"}
+    env["SHIPWAY_TOKEN"] = running.token
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "shipway", "builder", "--server", running.url, "--pool", "far",
+         "--data", str(elsewhere)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        joined = builder_of(running, remote)
+        assert joined["pool"] == "far"
+        assert running.cli("apps", "create", "faraway", "--region", "far").returncode == 0
+        hushed = running.cli("env", "set", "HUSH=s3cr3t-value", "--app", "faraway", "--secret")
+        assert hushed.returncode == 0, hushed.stderr
+        files = {**slow_node_app(0), "Procfile": "web: node server.js"}
+        package = json.loads(files["package.json"])
+        package["scripts"]["postinstall"] = "echo the token is s3cr3t-value"
+        files["package.json"] = json.dumps(package)
+        repo = make_repo(tmp_path / "faraway", files)
+        pushed = push(running, repo, "faraway")
+        assert pushed.returncode == 0, pushed.stderr
+        [built] = api(running, "/apps/faraway/builds")
+        assert built["builder"] == joined["id"]
+        assert (elsewhere / "sources" / f"{built['id']}.tar").is_file()
+        [release] = api(running, "/apps/faraway/releases")
+        assert release["layers"]
+        for layer in release["layers"]:
+            hexdigest = layer["digest"].removeprefix("sha256:")
+            assert (running.data / "layers" / "sha256" / hexdigest).is_dir()
+            assert (elsewhere / "layers" / "sha256" / hexdigest).is_dir()
+        log = build_log(running, built["id"])
+        assert "s3cr3t-value" not in log and "***" in log
+        answer = httpx.get(running.url, headers={"Host": "faraway.localhost"}, timeout=30)
+        assert answer.status_code == 200 and answer.text == "ok"
+    finally:
+        remote.send_signal(signal.SIGTERM)
+        output, _ = remote.communicate(timeout=60)
+        stop(running)
+    assert "drained" in output, output
+
+
+def test_the_builder_api_refuses_what_is_not_a_layer(instance: Instance) -> None:
+    auth = {"Authorization": f"Bearer {instance.token}"}
+    base = f"{instance.url}/api/v1/builder"
+    zero = "sha256:" + "0" * 64
+    junk = httpx.put(f"{base}/layers/{zero}", content=b"not a tar", headers=auth)
+    assert junk.status_code == 422 and "not a layer archive" in junk.text
+    named = httpx.put(f"{base}/layers/nope", content=b"", headers=auth)
+    assert named.status_code == 422 and "not a layer digest" in named.text
+    assert httpx.head(f"{base}/layers/{zero}", headers=auth).status_code == 404
+    lines = httpx.post(f"{base}/builds/1/log", json={"lines": [[0, "x"]]}, headers=auth)
+    assert lines.status_code == 422
+    tenant = httpx.post(f"{instance.url}/api/v1/orgs", json={"name": "nobuilders"}, headers=auth)
+    other = {"Authorization": f"Bearer {tenant.json()['owner_token']}"}
+    assert httpx.get(f"{base}/connect", headers=other).status_code == 403
+    assert httpx.get(f"{base}/connect").status_code == 401
+    env = {k: v for k, v in instance.env.items() if k != "SHIPWAY_TOKEN"}
+    tokenless = shipway("builder", "--server", instance.url, env=env)
+    assert tokenless.returncode == 1 and "needs a platform owner's token" in tokenless.stderr

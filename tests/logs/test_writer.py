@@ -253,7 +253,7 @@ async def test_a_quiet_writer_stores_its_lines_soon_without_a_full_batch(
 async def test_lines_survive_a_store_outage_and_close_can_be_retried(
     store: Store, build_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = writer_module._store
+    real = writer_module.StoreLines.insert
     down = [True]
 
     def flaky(*args: object) -> None:
@@ -261,7 +261,7 @@ async def test_lines_survive_a_store_outage_and_close_can_be_retried(
             raise OSError("database is down")
         real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer_module, "_store", flaky)
+    monkeypatch.setattr(writer_module.StoreLines, "insert", flaky)
     writer = await LogWriter.open(store, None, KIND, build_id, batch_lines=2)
     for n in range(1, 6):
         await writer.write(f"l{n}")  # the failing flushes are logged, not raised

@@ -25,14 +25,14 @@ def builder_json(record: registry.BuilderRecord, now: float) -> dict[str, Any]:
     return {**asdict(record), "heartbeat_age": round(max(now - record.heartbeat_at, 0.0), 1)}
 
 
-def _platform(principal: Principal) -> None:
+def platform_only(principal: Principal) -> None:
     principal.require(Role.OWNER)
     if not principal.platform_admin:
         raise Forbidden("the builder fleet is the platform's: this needs a platform owner token")
 
 
 def fleet_services(request: Request, principal: Principal) -> Services:
-    _platform(principal)
+    platform_only(principal)
     ctx = services(request)
     if ctx.nats is None:
         raise ServiceError("NATS is not reachable; the fleet cannot be read")
@@ -67,7 +67,7 @@ def fleet_rules(
 ) -> list[dict[str, Any]]:
     """Each rule's conditions and pool; the first that matches a build picks its pool, and a
     build no rule matches goes to pool `default`."""
-    _platform(principal)
+    platform_only(principal)
     return [
         {"rule": index, "match": rule.describe(), "pool": rule.pool, **asdict(rule)}
         for index, rule in enumerate(services(request).rules.rules, 1)

@@ -1,0 +1,159 @@
+"""/api/v1/builder/…: what a builder on another machine asks the control plane for (see
+shipway.fleet.remote): where Temporal and NATS are, holding a build for an attempt, its
+standing, the app's secrets to mask, the pushed source, the log's lines, and the layers a
+release runs from. For the platform's owners: a builder's token is one of theirs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import FileResponse
+
+from shipway.accounts.roles import Principal
+from shipway.api.auth import principal_from, services
+from shipway.api.routes.builders import platform_only
+from shipway.builder.records import LocalRecords
+from shipway.deploys.launch import sources_dir
+from shipway.errors import NotFound, TooLarge, ValidationError
+from shipway.releases.layers import LayerStore
+from shipway.services import Services
+from shipway.store.types import has_nul
+
+router = APIRouter(prefix="/builder", tags=["builders"])
+
+MIB = 1024 * 1024
+#: The largest layer a builder may send.
+MAX_LAYER = 4096 * MIB
+#: The largest batch of log lines at once.
+MAX_LINES = 1000
+
+
+def _records(request: Request, principal: Principal) -> tuple[Services, LocalRecords]:
+    platform_only(principal)
+    ctx = services(request)
+    return ctx, LocalRecords(ctx.store, ctx.settings.data_dir)
+
+
+@router.get("/connect", summary="Where a builder finds Temporal and NATS")
+def connect(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, Any]:
+    ctx, _ = _records(request, principal)
+    return {
+        "temporal": ctx.addresses.get("temporal"),
+        "namespace": ctx.settings.temporal_namespace,
+        "nats": ctx.addresses.get("nats"),
+    }
+
+
+@router.post("/builds/{build_id}/begin", summary="Hold a build for an attempt")
+async def begin(
+    build_id: int,
+    request: Request,
+    deployment_id: int = Body(embed=True),
+    attempt: str = Body(embed=True, max_length=64),
+    builder: str = Body(embed=True, max_length=128),
+    principal: Principal = Depends(principal_from),
+) -> dict[str, Any]:
+    """`begun` false: the build ended before it started; `previous`: why an earlier attempt
+    did not finish."""
+    _, records = _records(request, principal)
+    begun = await asyncio.to_thread(records.begin, build_id, deployment_id, attempt, builder)
+    return {"begun": begun is not None, "previous": begun.previous if begun else None}
+
+
+@router.get("/builds/{build_id}/standing", summary="A build's status and the attempt holding it")
+async def standing(
+    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    _, records = _records(request, principal)
+    status, attempt = await asyncio.to_thread(records.standing, build_id)
+    return {"status": status, "attempt": attempt}
+
+
+@router.get("/apps/{app_id}/secrets", summary="An app's secret values, to mask in its builds")
+async def secrets(
+    app_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, Any]:
+    _, records = _records(request, principal)
+    return {"values": await asyncio.to_thread(records.secrets, app_id)}
+
+
+@router.get("/builds/{build_id}/source", summary="The source a build was pushed with (a tar)")
+def source(
+    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> FileResponse:
+    ctx, _ = _records(request, principal)
+    path = sources_dir(ctx.settings.data_dir) / f"{build_id}.tar"
+    if not path.is_file():
+        raise NotFound(f"no source for build {build_id}")
+    return FileResponse(path, media_type="application/x-tar")
+
+
+@router.get("/builds/{build_id}/log", summary="The number of a build log's last stored line")
+async def last_line(
+    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+) -> dict[str, int]:
+    _, records = _records(request, principal)
+    return {"last_seq": await asyncio.to_thread(records.lines.last_seq, "build", build_id)}
+
+
+@router.post("/builds/{build_id}/log", status_code=204, summary="Store a build log's lines")
+async def store_lines(
+    build_id: int,
+    request: Request,
+    lines: list[tuple[int, str]] = Body(embed=True, max_length=MAX_LINES),
+    principal: Principal = Depends(principal_from),
+) -> Response:
+    """[[seq, text], …]; lines already stored are kept as they are."""
+    _, records = _records(request, principal)
+    if any(seq < 1 or has_nul(text) for seq, text in lines):
+        raise ValidationError("lines are [seq, text] with seq ≥ 1 and no NUL in the text")
+    await asyncio.to_thread(records.lines.insert, "build", build_id, lines)
+    return Response(status_code=204)
+
+
+@router.head("/layers/{digest}", summary="Whether the control plane has a layer")
+def has_layer(
+    digest: str, request: Request, principal: Principal = Depends(principal_from)
+) -> Response:
+    ctx, _ = _records(request, principal)
+    return Response(status_code=200 if _layers(ctx).has(_digest(digest)) else 404)
+
+
+@router.put("/layers/{digest}", status_code=201, summary="Send a layer (its canonical tar)")
+async def put_layer(
+    digest: str, request: Request, principal: Principal = Depends(principal_from)
+) -> Response:
+    """Refused with 422 unless the tar's contents have exactly this digest."""
+    ctx, _ = _records(request, principal)
+    layers = _layers(ctx)
+    wanted = _digest(digest)
+    archive = sources_dir(ctx.settings.data_dir) / f".layer-{uuid.uuid4().hex}"
+    try:
+        size = 0
+        with open(archive, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_LAYER:
+                    raise TooLarge(f"a layer is at most {MAX_LAYER // MIB} MiB")
+                out.write(chunk)
+        try:
+            await asyncio.to_thread(layers.receive, archive, wanted)
+        except ValueError as e:
+            raise ValidationError(f"layer {wanted}: {e}") from e
+    finally:
+        archive.unlink(missing_ok=True)
+    return Response(status_code=201)
+
+
+def _layers(ctx: Services) -> LayerStore:
+    return LayerStore(ctx.settings.data_dir / "layers")
+
+
+def _digest(digest: str) -> str:
+    hexdigest = digest.removeprefix("sha256:")
+    if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+        raise ValidationError(f"not a layer digest: {digest!r}; expected sha256:<64 hex>")
+    return f"sha256:{hexdigest}"

@@ -1,0 +1,93 @@
+"""What a builder reads and writes besides its own data dir: holding a build for an attempt,
+the build's standing, the app's secrets to mask, the pushed source, the log's lines, and the
+layers a release runs from. A builder beside the control plane uses the store and data dir
+directly (LocalRecords); one on another machine asks the control plane over HTTP
+(shipway.fleet.remote.RemoteRecords). Blocking calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from shipway.apps import config
+from shipway.apps.secretbox import SecretBox
+from shipway.deploys import service
+from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus
+from shipway.logs.writer import LineStore, StoreLines
+from shipway.store import Store
+from shipway.store.tables import Build, Deployment
+
+
+@dataclass(frozen=True)
+class Begun:
+    #: Why an earlier attempt did not finish, when this one is a retry.
+    previous: str | None
+
+
+class BuildRecords(Protocol):
+    lines: LineStore
+
+    def begin(
+        self, build_id: int, deployment_id: int, attempt: str, builder: str
+    ) -> Begun | None: ...
+
+    def standing(self, build_id: int) -> tuple[str, str | None]: ...
+
+    def secrets(self, app_id: int) -> list[str]: ...
+
+    def source(self, build_id: int, path: str) -> Path: ...
+
+    def publish(self, digests: list[str], layers: Path) -> None: ...
+
+
+class LocalRecords:
+    """The store and the data dir of the control plane this builder runs beside."""
+
+    def __init__(self, store: Store, data_dir: Path) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.lines: LineStore = StoreLines(store)
+
+    def begin(self, build_id: int, deployment_id: int, attempt: str, builder: str) -> Begun | None:
+        """Hold the build for ATTEMPT on BUILDER; None if it ended (superseded) before it
+        started."""
+        with self.store.transaction() as session:
+            build_row = session.get(Build, build_id)
+            deployment = session.get(Deployment, deployment_id)
+            if build_row is None or deployment is None or deployment.build_id != build_id:
+                return None
+            if build_row.status == BuildStatus.BUILDING.value:
+                # An earlier attempt began it and did not finish: its builder was lost, stopped
+                # or cut off for longer than the heartbeat timeout, or the build raised.
+                earlier = build_row.builder or "another builder"
+                previous = f"the attempt on {earlier} did not finish (stopped or cut off)"
+            elif deployment.status == DeploymentStatus.QUEUED.value and (
+                service.move_deployment(session, deployment, DeploymentStatus.BUILDING)
+                and service.move_build(session, build_row, BuildStatus.BUILDING)
+            ):
+                previous = None
+            else:
+                return None
+            build_row.builder = builder
+            build_row.attempt = attempt
+            return Begun(previous)
+
+    def standing(self, build_id: int) -> tuple[str, str | None]:
+        """The build's status, and the attempt that holds it."""
+        with self.store.transaction() as session:
+            row = session.get(Build, build_id)
+            return (row.status, row.attempt) if row is not None else ("cancelled", None)
+
+    def secrets(self, app_id: int) -> list[str]:
+        """The app's secret values, masked wherever the build prints them."""
+        with self.store.transaction() as session:
+            snapshot = config.snapshot(session, app_id)
+        return config.secret_values(snapshot, SecretBox.load(self.data_dir))
+
+    def source(self, build_id: int, path: str) -> Path:
+        """The pushed source archive: here already."""
+        return Path(path)
+
+    def publish(self, digests: list[str], layers: Path) -> None:
+        """The layers are in the data dir the releases run from already."""

@@ -1,0 +1,115 @@
+"""A builder on another machine: it asks the control plane at --server for what a builder
+beside it reads from the store and data dir (see shipway.builder.records), and keeps its
+own data dir for its caches, layers and sources. Blocking calls, made from threads."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shipway.builder.records import Begun
+from shipway.errors import ServiceError
+from shipway.logs.writer import LineStore
+from shipway.releases.layers import LayerStore, write_tar
+
+API = "/api/v1/builder"
+TIMEOUT = httpx.Timeout(30.0, read=600.0)
+
+
+class RemoteRecords:
+    def __init__(self, url: str, token: str, data_dir: Path) -> None:
+        self.url = url.rstrip("/")
+        self.data_dir = data_dir
+        self.http = httpx.Client(
+            base_url=self.url + API,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+        )
+        self.lines: LineStore = _RemoteLines(self)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def connect(self) -> dict[str, Any]:
+        """Where Temporal and NATS are, as the control plane knows them."""
+        found: dict[str, Any] = self._json("GET", "/connect")
+        return found
+
+    def begin(self, build_id: int, deployment_id: int, attempt: str, builder: str) -> Begun | None:
+        body = {"deployment_id": deployment_id, "attempt": attempt, "builder": builder}
+        said = self._json("POST", f"/builds/{build_id}/begin", json=body)
+        return Begun(said["previous"]) if said["begun"] else None
+
+    def standing(self, build_id: int) -> tuple[str, str | None]:
+        said = self._json("GET", f"/builds/{build_id}/standing")
+        return said["status"], said["attempt"]
+
+    def secrets(self, app_id: int) -> list[str]:
+        values: list[str] = self._json("GET", f"/apps/{app_id}/secrets")["values"]
+        return values
+
+    def source(self, build_id: int, path: str) -> Path:
+        """The build's source, fetched into this builder's data dir."""
+        sources = self.data_dir / "sources"
+        sources.mkdir(parents=True, exist_ok=True)
+        target = sources / f"{build_id}.tar"
+        partial = target.with_suffix(".part")
+        with self.http.stream("GET", f"/builds/{build_id}/source") as response:
+            _check(response)
+            with open(partial, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        partial.replace(target)
+        return target
+
+    def publish(self, digests: list[str], layers: Path) -> None:
+        """Send the control plane each layer of the release it does not have yet."""
+        store = LayerStore(layers)
+        for digest in dict.fromkeys(digests):
+            if self.http.head(f"/layers/{digest}").status_code == 200:
+                continue
+            with tempfile.TemporaryFile() as archive:
+                write_tar(store.path(digest), archive)
+                archive.seek(0)
+                response = self.http.put(
+                    f"/layers/{digest}",
+                    content=iter(lambda: archive.read(1 << 20), b""),
+                    headers={"Content-Type": "application/x-tar"},
+                )
+                _check(response)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        _check(response)
+        return response.json() if response.status_code != 204 else None
+
+
+class _RemoteLines:
+    """A build log's lines, stored by the control plane."""
+
+    def __init__(self, records: RemoteRecords) -> None:
+        self.records = records
+
+    def last_seq(self, kind: str, owner_id: int) -> int:
+        seq: int = self.records._json("GET", f"/builds/{owner_id}/log")["last_seq"]
+        return seq
+
+    def insert(self, kind: str, owner_id: int, batch: Sequence[tuple[int, str]]) -> None:
+        for start in range(0, len(batch), 1000):
+            lines = [list(line) for line in batch[start : start + 1000]]
+            self.records._json("POST", f"/builds/{owner_id}/log", json={"lines": lines})
+
+
+def _check(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    response.read()
+    try:
+        said = response.json().get("error", {}).get("message") or response.text
+    except ValueError:
+        said = response.text
+    raise ServiceError(f"the control plane answered {response.status_code}: {said[:300]}")
