@@ -9,7 +9,8 @@ shipway's own fleet policies:
 - affinity: a build goes first to `affinity.warm_builder`, given the BuilderRecords the
   registry would hold (put at each builder's heartbeat; a silent one turns lost after
   LOST_AFTER), and waits up to affinity.WAIT for a slot there, then joins its pool's queue;
-- autoscaling: `autoscale.desired` every TICK, for the policies under `pools:`.
+- autoscaling: `autoscale.Sizer`, the autoscaler's own, every TICK, for the policies under
+  `pools:`.
 
 The day: BUILDS pushes of APPS apps (Zipf push frequency; a plan, a region and sometimes a
 need each) arriving as a non-homogeneous Poisson process, PEAK times the night's rate from
@@ -235,7 +236,7 @@ class Day:
         self.queues: dict[str, deque[Build]] = {pool: deque() for pool in self.policies}
         self.free: dict[str, dict[Builder, None]] = {pool: {} for pool in self.policies}
         self.starting: dict[str, list[Builder]] = {pool: [] for pool in self.policies}
-        self.idle_since: dict[str, float | None] = dict.fromkeys(self.policies)
+        self.sizers = {pool: autoscale.Sizer(policy) for pool, policy in self.policies.items()}
         self.last: dict[str, str] = {}
         self.figures = Figures(
             busy_by_pool=dict.fromkeys(self.policies, 0.0),
@@ -325,16 +326,9 @@ class Day:
 
     def scale(self, _: None = None) -> None:
         """The autoscaler's run: each pool resized by its policy."""
-        for pool, policy in self.policies.items():
+        for pool, sizer in self.sizers.items():
             load = self.load(pool)
-            if autoscale.needed(policy, load) < load.builders:
-                since = self.idle_since[pool]
-                self.idle_since[pool] = self.now if since is None else since
-            else:
-                self.idle_since[pool] = None
-            since = self.idle_since[pool]
-            idle_for = 0.0 if since is None else self.now - since
-            wanted = autoscale.desired(policy, load, idle_for)
+            wanted = sizer.size(load, self.now)
             if wanted > load.builders:
                 self.grow(pool, wanted - load.builders)
             elif wanted < load.builders:
@@ -594,7 +588,7 @@ def main() -> None:
             f"{CAP:.0f} s; warm {WARM} of cold; a builder keeps {CACHE_APPS} apps' caches. "
             f"Pools default/eu/fast by the dispatch rules, builders of 4 slots started in "
             f"{STARTUP:.0f} s; {LOSSES_AN_HOUR:.0f} builders lost an hour, back after "
-            f"{RESTART / 60:.0f} min on average. Autoscaled: autoscale.desired every "
+            f"{RESTART / 60:.0f} min on average. Autoscaled: autoscale.Sizer every "
             f"{TICK:.0f} s (target 0.7, idle_after 300 s, from each pool's min), draining the "
             f"least busy builders. Fixed for the average: {dict_text(average)} builders (the "
             f"day's busy slots at target 0.7); for the peak: "

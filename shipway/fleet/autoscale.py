@@ -15,7 +15,8 @@ stops nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from collections import deque
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,14 +66,40 @@ def needed(policy: Policy, load: PoolLoad) -> int:
     return max(policy.min, min(policy.max, wanted))
 
 
-def desired(policy: Policy, load: PoolLoad, idle_for: float) -> int:
+def desired(policy: Policy, load: PoolLoad, idle_for: float, peak: int = 0) -> int:
     """The builders the pool should have, where IDLE_FOR is how long it has needed fewer than
-    it has (by `needed`): it shrinks only after IDLE_AFTER of that, so a lull between bursts
-    does not throw warm caches away. It is never kept above max."""
+    it has (by `needed`) and PEAK the most it needed over the last IDLE_AFTER: it shrinks
+    only after IDLE_AFTER of needing fewer, and then to that peak, not to the need of the
+    moment, so a lull between bursts does not throw warm caches away. It is never kept
+    above max."""
     wanted = needed(policy, load)
-    if wanted < load.builders and idle_for < policy.idle_after:
+    if wanted >= load.builders:
+        return wanted
+    if idle_for < policy.idle_after:
         return min(load.builders, policy.max)
-    return wanted
+    return min(max(wanted, peak), load.builders, policy.max)
+
+
+@dataclass
+class Sizer:
+    """One pool's sizing over time: what `desired` needs to know of the pool's past."""
+
+    policy: Policy
+    _fewer_since: float | None = None
+    _needs: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def size(self, load: PoolLoad, now: float) -> int:
+        """The builders the pool should have at NOW, with LOAD."""
+        need = needed(self.policy, load)
+        self._needs.append((now, need))
+        while self._needs[0][0] < now - self.policy.idle_after:
+            self._needs.popleft()
+        if need >= load.builders:
+            self._fewer_since = None
+        elif self._fewer_since is None:
+            self._fewer_since = now
+        idle_for = 0.0 if self._fewer_since is None else now - self._fewer_since
+        return desired(self.policy, load, idle_for, max(n for _, n in self._needs))
 
 
 def parse(data: Any, where: str) -> dict[str, Policy]:

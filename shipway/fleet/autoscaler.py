@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 import httpx
 from nats.js import JetStreamContext
 
-from shipway.fleet import autoscale, load, registry
-from shipway.fleet.autoscale import Policy, PoolLoad
+from shipway.fleet import load, registry
+from shipway.fleet.autoscale import Policy, PoolLoad, Sizer
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.local import LocalBuilders
 from shipway.store import Store
@@ -57,7 +57,7 @@ class Autoscaler:
         #: The last sizing of each pool.
         self.sizing: dict[str, Sizing] = {}
         self._asked: dict[str, int] = {}
-        self._fewer_since: dict[str, float] = {}
+        self._sizers: dict[str, Sizer] = {}
         self._task: asyncio.Task[None] | None = None
         self._poked = asyncio.Event()
 
@@ -83,12 +83,7 @@ class Autoscaler:
         sized = []
         for pool, policy in self.policies.items():
             current = loads.get(pool, PoolLoad(0, 0, 0, 0))
-            if autoscale.needed(policy, current) < current.builders:
-                self._fewer_since.setdefault(pool, now)
-            else:
-                self._fewer_since.pop(pool, None)
-            idle_for = now - self._fewer_since.get(pool, now)
-            want = autoscale.desired(policy, current, idle_for)
+            want = self._sizers.setdefault(pool, Sizer(policy)).size(current, now)
             sizing = Sizing(pool, current, want, _by(policy))
             self.sizing[pool] = sizing
             sized.append(sizing)

@@ -78,7 +78,7 @@ async def builders(js: JetStreamContext, now: float | None = None) -> list[Build
     # on the server (each would count against its consumer limit until it expired).
     info = await js.stream_info(f"KV_{BUCKET}", subjects_filter=f"$KV.{BUCKET}.>")
     prefix = f"$KV.{BUCKET}."
-    for subject in (info.state.subjects or {}):
+    for subject in info.state.subjects or {}:
         key = subject.removeprefix(prefix)
         if key.startswith(_DRAIN):
             continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shipway.errors import ValidationError
-from shipway.fleet.autoscale import Policy, PoolLoad, desired, needed, parse
+from shipway.fleet.autoscale import Policy, PoolLoad, Sizer, desired, needed, parse
 
 POLICY = Policy(min=1, max=10, target=0.5, slots=2, idle_after=300)
 
@@ -90,3 +90,13 @@ def test_policies_parse() -> None:
 def test_a_bad_policy_is_named(data: object, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         parse(data, "fleet.yml")
+
+
+def test_a_pool_shrinks_to_the_most_it_needed_lately_not_to_the_need_of_the_moment() -> None:
+    sizer = Sizer(Policy(max=10, target=1.0, slots=1, idle_after=60))
+    assert sizer.size(load(6, busy=6), now=0) == 6
+    assert sizer.size(load(6, busy=4), now=5) == 6  # fewer needed: not yet 60 s of it
+    assert sizer.size(load(6, busy=1), now=50) == 6
+    assert sizer.size(load(6, busy=1), now=65) == 4  # 60 s of fewer: to the window's peak
+    assert sizer.size(load(4, busy=1), now=200) == 1  # the busy moments have left the window
+    assert sizer.size(load(1, busy=3), now=201) == 3  # it grows at once
