@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from shipway.builder.messages import BUILD_ACTIVITY, FAILURE_TYPE, BuildInput, BuildOutput
-from shipway.builder.pipeline import BuildFailed, BuildRequest, build
+from shipway.builder.pipeline import BuildFailed, BuildRequest, BuildResult, build
 from shipway.builder.records import BuildRecords, LocalRecords
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.fleet import affinity
@@ -105,7 +105,7 @@ class BuilderActivities:
             network=task.network,
             limits=Limits(wall_seconds=task.wall_seconds),
         )
-        work = asyncio.create_task(build(request, self.data_dir, log.write))
+        work = asyncio.create_task(self._build_and_publish(request, log))
         watch = asyncio.create_task(self._watch(task.build_id, attempt, work, log))
         try:
             result = await asyncio.shield(work)
@@ -136,8 +136,6 @@ class BuilderActivities:
         finally:
             watch.cancel()
         await self._stand_down_if_taken(task.build_id, attempt, log)
-        digests = [layer.digest for layer in result.manifest.layers]
-        await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
         await log.write(f"-----> Build succeeded ({sum(result.steps.values()):.2f}s)")
         await log.close("succeeded")
         return BuildOutput(
@@ -146,6 +144,14 @@ class BuilderActivities:
             builder=self.name,
             steps=result.steps,
         )
+
+    async def _build_and_publish(self, request: BuildRequest, log: LogWriter) -> BuildResult:
+        """Build, then put the release's layers where releases run (sent over HTTP by a
+        builder on another machine), all while the build heartbeats."""
+        result = await build(request, self.data_dir, log.write)
+        digests = [layer.digest for layer in result.manifest.layers]
+        await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
+        return result
 
     async def _stand_down_if_taken(self, build_id: int, attempt: str, log: LogWriter) -> None:
         """Before saying how the build ended: if another attempt holds it, say nothing."""

@@ -4,7 +4,6 @@ and their logs, followed live across the restart and as stored, lose no line."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Instance, start, stop
-from tests.e2e.test_push import api, make_repo, push, wait_for
+from tests.e2e.test_push import api, make_repo, node_app, push, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -23,31 +22,12 @@ LINES = 40
 
 
 def chatty_node_app(lines: int = LINES, every_ms: int = 250) -> dict[str, str]:
-    """A Node app whose install step prints line-1 … line-LINES, one every EVERY_MS (the
-    install step sees only the package files, so the script is inline)."""
+    """A Node app whose install step prints line-1 … line-LINES, one every EVERY_MS."""
     script = (
         "let i = 0; const t = setInterval(() => { console.log('line-' + ++i);"
         f" if (i === {lines}) clearInterval(t); }}, {every_ms});"
     )
-    package = {
-        "name": "c",
-        "version": "1.0.0",
-        "scripts": {"postinstall": f'node -e "{script}"'},
-    }
-    lock = {
-        "name": "c",
-        "version": "1.0.0",
-        "lockfileVersion": 3,
-        "requires": True,
-        "packages": {"": {"name": "c", "version": "1.0.0"}},
-    }
-    server = "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
-    return {
-        "package.json": json.dumps(package),
-        "package-lock.json": json.dumps(lock),
-        "server.js": server,
-        "Procfile": "web: node server.js",
-    }
+    return {**node_app(f'node -e "{script}"'), "Procfile": "web: node server.js"}
 
 
 def numbered(text: str) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 
 from shipway.embedded.ports import any_free
 from tests.e2e.conftest import Instance, assert_gone, clean_env, shipway, start, stop
-from tests.e2e.test_push import api, make_repo, push, slow_node_app, wait_for
+from tests.e2e.test_push import api, make_repo, node_app, push, slow_node_app, wait_for
 from tests.helpers import git, sandboxed
 
 pytestmark = pytest.mark.e2e
@@ -444,10 +444,7 @@ def test_a_builder_on_another_machine_works_through_the_control_plane(tmp_path: 
         assert running.cli("apps", "create", "faraway", "--region", "far").returncode == 0
         hushed = running.cli("env", "set", "HUSH=s3cr3t-value", "--app", "faraway", "--secret")
         assert hushed.returncode == 0, hushed.stderr
-        files = {**slow_node_app(0), "Procfile": "web: node server.js"}
-        package = json.loads(files["package.json"])
-        package["scripts"]["postinstall"] = "echo the token is s3cr3t-value"
-        files["package.json"] = json.dumps(package)
+        files = {**node_app("echo the token is s3cr3t-value"), "Procfile": "web: node server.js"}
         repo = make_repo(tmp_path / "faraway", files)
         pushed = push(running, repo, "faraway")
         assert pushed.returncode == 0, pushed.stderr

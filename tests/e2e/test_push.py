@@ -196,7 +196,13 @@ def test_a_newer_push_supersedes_a_running_build(instance: Instance, tmp_path: P
 
 def slow_node_app(seconds: int) -> dict[str, str]:
     """A Node app whose install step runs `sleep SECONDS` in the sandbox."""
-    scripts = {"postinstall": f"sleep {seconds}", "start": "node server.js"}
+    return node_app(f"sleep {seconds}")
+
+
+def node_app(postinstall: str) -> dict[str, str]:
+    """A Node app with no dependencies whose install step runs POSTINSTALL in the sandbox
+    (where it sees the package files only)."""
+    scripts = {"postinstall": postinstall, "start": "node server.js"}
     package = {"name": "s", "version": "1.0.0", "scripts": scripts}
     lock = {
         "name": "s",
