@@ -31,6 +31,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/functions.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/fleet_sim.py
 	$(BIN)/python bench/fleet_faults.py
 
 $(VENV)/bin/python:

@@ -18,10 +18,10 @@ from tests.e2e.test_push import api, make_repo, node_app, push, wait_for
 
 pytestmark = pytest.mark.e2e
 
-LINES = 40
+LINES = 30
 
 
-def chatty_node_app(lines: int = LINES, every_ms: int = 250) -> dict[str, str]:
+def chatty_node_app(lines: int = LINES, every_ms: int = 150) -> dict[str, str]:
     """A Node app whose install step prints line-1 … line-LINES, one every EVERY_MS."""
     script = (
         "let i = 0; const t = setInterval(() => { console.log('line-' + ++i);"
@@ -52,7 +52,7 @@ def test_a_build_completes_when_a_server_it_uses_is_restarted(tmp_path: Path, pa
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_for(lambda: "line-8" in stored_log(running, build["id"]), 120, "lines to flow")
+        wait_for(lambda: "line-6" in stored_log(running, build["id"]), 120, "lines to flow")
         victim = running.health()[1]["components"][part]["pid"]
         os.kill(victim, signal.SIGKILL)
         pusher.join(300)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,24 @@ from tests.e2e.test_push import api, make_repo, node_app, push, slow_node_app, w
 from tests.helpers import git, sandboxed
 
 pytestmark = pytest.mark.e2e
+
+
+POOLS = ("slow", "far", "lossy", "away", "remote", "busy")
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    """One shipway whose rules send each test's apps to a pool of its own (by region), for
+    the tests that run their own builders."""
+    tmp = tmp_path_factory.mktemp("pooled")
+    rules = tmp / "fleet.yml"
+    rules.write_text(
+        "rules:\n  - {plan: pro, pool: fast}\n  - {needs: eu-registry, pool: eu}\n"
+        + "".join(f"  - {{region: {pool}, pool: {pool}}}\n" for pool in POOLS)
+    )
+    running = start(tmp, "pooled", SHIPWAY_FLEET_RULES=str(rules))
+    yield running
+    stop(running)
 
 
 def fleet(instance: Instance) -> dict[str, dict[str, Any]]:
@@ -100,10 +119,10 @@ def test_the_fleet_is_for_platform_owners_and_bad_input_is_named(instance: Insta
     assert bad.returncode == 1 and "labels are k=v pairs" in bad.stderr
 
 
-def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(tmp_path: Path) -> None:
-    rules = tmp_path / "fleet.yml"
-    rules.write_text("rules:\n  - {plan: pro, pool: fast}\n  - {needs: eu-registry, pool: eu}\n")
-    running = start(tmp_path, "dispatch", SHIPWAY_FLEET_RULES=str(rules))
+def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(
+    pooled: Instance, tmp_path: Path
+) -> None:
+    running = pooled
     builder = None
     try:
         shown = running.cli("fleet", "rules")
@@ -136,13 +155,12 @@ def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(tmp_path: P
         if builder is not None:
             builder.send_signal(signal.SIGTERM)
             builder.communicate(timeout=60)
-        stop(running)
 
 
-def test_a_builder_drained_mid_build_finishes_the_build_first(tmp_path: Path) -> None:
-    rules = tmp_path / "fleet.yml"
-    rules.write_text("rules:\n  - {region: slow, pool: slow}\n")
-    running = start(tmp_path, "drain", SHIPWAY_FLEET_RULES=str(rules))
+def test_a_builder_drained_mid_build_finishes_the_build_first(
+    pooled: Instance, tmp_path: Path
+) -> None:
+    running = pooled
     builder = start_builder(running, "--pool", "slow", "--slots", "1")
     try:
         joined = builder_of(running, builder)
@@ -167,7 +185,6 @@ def test_a_builder_drained_mid_build_finishes_the_build_first(tmp_path: Path) ->
         assert fleet(running)[joined["id"]]["state"] == "drained"
     finally:
         builder.kill()
-        stop(running)
 
 
 def releases(instance: Instance, app: str) -> list[dict[str, Any]]:
@@ -180,10 +197,10 @@ def build_log(instance: Instance, build_id: int) -> str:
     return shown.stdout
 
 
-def test_a_build_goes_back_to_the_builder_with_its_warm_cache(tmp_path: Path) -> None:
-    rules = tmp_path / "fleet.yml"
-    rules.write_text("rules:\n  - {region: far, pool: far}\n")
-    running = start(tmp_path, "affinity", SHIPWAY_FLEET_RULES=str(rules))
+def test_a_build_goes_back_to_the_builder_with_its_warm_cache(
+    pooled: Instance, tmp_path: Path
+) -> None:
+    running = pooled
     first = start_builder(running, "--pool", "far", "--slots", "2")
     second = None
     try:
@@ -218,33 +235,31 @@ def test_a_build_goes_back_to_the_builder_with_its_warm_cache(tmp_path: Path) ->
             if process is not None:
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=60)
-        stop(running)
 
 
 @pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
-def test_a_build_whose_builder_is_lost_completes_on_another(tmp_path: Path, fault: str) -> None:
+def test_a_build_whose_builder_is_lost_completes_on_another(
+    pooled: Instance, tmp_path: Path, fault: str
+) -> None:
     """Killed, or stopped (hung) until after the build has moved: the build completes on the
     other builder, once, and a hung builder that comes back publishes nothing."""
-    rules = tmp_path / "fleet.yml"
-    rules.write_text("rules:\n  - {region: lossy, pool: lossy}\n")
-    running = start(tmp_path, f"lost-{fault.lower()}", SHIPWAY_FLEET_RULES=str(rules))
+    running = pooled
     builders = [start_builder(running, "--pool", "lossy", "--slots", "1") for _ in range(2)]
     try:
         ids = {builder_of(running, b)["id"]: b for b in builders}
-        assert running.cli("apps", "create", "fragile", "--region", "lossy").returncode == 0
-        repo = make_repo(
-            tmp_path / "fragile", {**slow_node_app(12), "Procfile": "web: node server.js"}
-        )
+        app = f"fragile-{fault.lower()}"
+        assert running.cli("apps", "create", app, "--region", "lossy").returncode == 0
+        repo = make_repo(tmp_path / app, {**slow_node_app(5), "Procfile": "web: node server.js"})
         pushed: dict[str, subprocess.CompletedProcess[str]] = {}
-        pusher = threading.Thread(target=lambda: pushed.update(r=push(running, repo, "fragile")))
+        pusher = threading.Thread(target=lambda: pushed.update(r=push(running, repo, app)))
         pusher.start()
-        wait_for(lambda: sandboxed("sleep", "12"), 120, "the build to be under way")
-        [building] = api(running, "/apps/fragile/builds")
+        wait_for(lambda: sandboxed("sleep", "5"), 120, "the build to be under way")
+        [building] = api(running, f"/apps/{app}/builds")
         victim = ids[building["builder"]]
         [survivor] = [i for i in ids if i != building["builder"]]
         victim.send_signal(getattr(signal, fault))
         wait_for(
-            lambda: api(running, "/apps/fragile/builds")[0]["builder"] == survivor,
+            lambda: api(running, f"/apps/{app}/builds")[0]["builder"] == survivor,
             60,
             "the build to move to the other builder",
         )
@@ -260,21 +275,20 @@ def test_a_build_whose_builder_is_lost_completes_on_another(tmp_path: Path, faul
                 60,
                 "the stopped builder to come back idle",
             )
-        [built] = api(running, "/apps/fragile/builds")
+        [built] = api(running, f"/apps/{app}/builds")
         assert built["status"] == "succeeded" and built["builder"] == survivor
-        [release] = releases(running, "fragile")
+        [release] = releases(running, app)
         assert release["version"] == 1
         log = build_log(running, built["id"])
         retried = f"-----> Retrying the build on {survivor}: the attempt on {building['builder']}"
         assert retried in log, log
         assert log.count("-----> Build succeeded") == 1, log
-        [deployment] = api(running, "/apps/fragile/deployments")
+        [deployment] = api(running, f"/apps/{app}/deployments")
         assert deployment["status"] == "live"
     finally:
         for process in builders:
             process.kill()
             process.communicate(timeout=60)
-        stop(running)
 
 
 def local_builders(instance: Instance) -> list[psutil.Process]:
@@ -388,10 +402,10 @@ def test_a_bad_pool_policy_stops_shipway_from_starting(tmp_path: Path) -> None:
     assert "pool burst: min (3) is more than max (1)" in result.stdout + result.stderr
 
 
-def test_cancelling_a_build_kills_its_sandbox_on_its_builder(tmp_path: Path) -> None:
-    rules = tmp_path / "fleet.yml"
-    rules.write_text("rules:\n  - {region: away, pool: away}\n")
-    running = start(tmp_path, "cancel", SHIPWAY_FLEET_RULES=str(rules))
+def test_cancelling_a_build_kills_its_sandbox_on_its_builder(
+    pooled: Instance, tmp_path: Path
+) -> None:
+    running = pooled
     builder = start_builder(running, "--pool", "away")
     try:
         builder_of(running, builder)
@@ -421,27 +435,26 @@ def test_cancelling_a_build_kills_its_sandbox_on_its_builder(tmp_path: Path) -> 
     finally:
         builder.send_signal(signal.SIGTERM)
         builder.communicate(timeout=60)
-        stop(running)
 
 
-def test_a_builder_on_another_machine_works_through_the_control_plane(tmp_path: Path) -> None:
+def test_a_builder_on_another_machine_works_through_the_control_plane(
+    pooled: Instance, tmp_path: Path
+) -> None:
     """`shipway builder --server URL`: no shared data dir; the source comes over HTTP, the
     layers go back over HTTP, verified, and the release runs from them."""
-    rules = tmp_path / "fleet.yml"
-    rules.write_text("rules:\n  - {region: far, pool: far}\n")
-    running = start(tmp_path, "control", SHIPWAY_FLEET_RULES=str(rules))
+    running = pooled
     elsewhere = tmp_path / "elsewhere"
     env = {k: v for k, v in running.env.items() if k != "SHIPWAY_DATA"}
     env["SHIPWAY_TOKEN"] = running.token
     remote = subprocess.Popen(
-        [sys.executable, "-m", "shipway", "builder", "--server", running.url, "--pool", "far",
+        [sys.executable, "-m", "shipway", "builder", "--server", running.url, "--pool", "remote",
          "--data", str(elsewhere)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         joined = builder_of(running, remote)
-        assert joined["pool"] == "far"
-        assert running.cli("apps", "create", "faraway", "--region", "far").returncode == 0
+        assert joined["pool"] == "remote"
+        assert running.cli("apps", "create", "faraway", "--region", "remote").returncode == 0
         hushed = running.cli("env", "set", "HUSH=s3cr3t-value", "--app", "faraway", "--secret")
         assert hushed.returncode == 0, hushed.stderr
         files = {**node_app("echo the token is s3cr3t-value"), "Procfile": "web: node server.js"}
@@ -464,7 +477,6 @@ def test_a_builder_on_another_machine_works_through_the_control_plane(tmp_path: 
     finally:
         remote.send_signal(signal.SIGTERM)
         output, _ = remote.communicate(timeout=60)
-        stop(running)
     assert "drained" in output, output
 
 
@@ -486,3 +498,55 @@ def test_the_builder_api_refuses_what_is_not_a_layer(instance: Instance) -> None
     env = {k: v for k, v in instance.env.items() if k != "SHIPWAY_TOKEN"}
     tokenless = shipway("builder", "--server", instance.url, env=env)
     assert tokenless.returncode == 1 and "needs a platform owner's token" in tokenless.stderr
+
+
+def test_upgrading_a_builder_under_load_loses_no_build(pooled: Instance, tmp_path: Path) -> None:
+    """Builds running on two builders and more queued; one is drained and a new one started
+    in its place, as in an upgrade: every build succeeds, once."""
+    running = pooled
+    old, other = (start_builder(running, "--pool", "busy", "--slots", "2") for _ in range(2))
+    new = None
+    try:
+        ids = {builder_of(running, b)["id"]: b for b in (old, other)}
+        apps = [f"load{n}" for n in range(4)]
+        pushed: dict[str, subprocess.CompletedProcess[str]] = {}
+        pushers = []
+        for app in apps:  # each its own dependencies: none is built from another's layer
+            assert running.cli("apps", "create", app, "--region", "busy").returncode == 0
+            files = {**node_app(f"sleep 9; echo {app}"), "Procfile": "web: node server.js"}
+            repo = make_repo(tmp_path / app, files)
+
+            def push_it(app: str = app, repo: Path = repo) -> None:
+                pushed[app] = push(running, repo, app)
+
+            pushers.append(threading.Thread(target=push_it))
+        for pusher in pushers:
+            pusher.start()
+        wait_for(lambda: len(sandboxed("sleep", "9")) >= 2, 120, "builds under way")
+        busy = wait_for(
+            lambda: {i: b for i, b in fleet(running).items() if i in ids and b["busy"]},
+            30,
+            "a builder to say it is busy",
+        )
+        retiring = max(busy, key=lambda i: busy[i]["busy"])
+        started = {b["id"] for app in apps for b in api(running, f"/apps/{app}/builds")
+                   if b["builder"] == retiring}  # fmt: skip
+        assert running.cli("builders", "drain", retiring).returncode == 0
+        new = start_builder(running, "--pool", "busy", "--slots", "2")
+        builder_of(running, new)
+        output, _ = ids[retiring].communicate(timeout=180)
+        assert f"Builder {retiring} drained." in output
+        for pusher in pushers:
+            pusher.join(300)
+        for app in apps:
+            assert pushed[app].returncode == 0, pushed[app].stderr
+            [built] = api(running, f"/apps/{app}/builds")
+            assert built["status"] == "succeeded"
+            assert built["id"] not in started or built["builder"] == retiring
+            assert len(releases(running, app)) == 1
+            assert "Retrying" not in build_log(running, built["id"])
+    finally:
+        for process in (old, other, new):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=120)
