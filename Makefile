@@ -12,7 +12,7 @@ up: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/mypy shipway
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
