@@ -106,16 +106,25 @@ class Builder:
         if self.state is BuilderState.DRAINED:
             return
         self.state = move(self.state, BuilderState.DRAINING)
-        await self._put()
+        await self._tell("draining")
         await asyncio.gather(*(workers.stop() for workers in self.workers))
         if self._beating is not None:
             self._beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beating
         self.state = move(self.state, BuilderState.DRAINED)
-        with contextlib.suppress(Exception):
-            await self._put()
-            await registry.forget_drain(self.js, self.id)
+        if await self._tell("drained"):
+            with contextlib.suppress(Exception):
+                await registry.forget_drain(self.js, self.id)
+
+    async def _tell(self, what: str) -> bool:
+        """Put this builder's record; a NATS that is away does not stop a drain."""
+        try:
+            await asyncio.wait_for(self._put(), registry.HEARTBEAT_EVERY * 2)
+        except Exception as e:
+            log.warning("builder %s: cannot tell the fleet it is %s: %s", self.id, what, e)
+            return False
+        return True
 
     def record(self) -> registry.BuilderRecord:
         return registry.BuilderRecord(
