@@ -38,8 +38,6 @@ class Sizing:
     pool: str
     load: PoolLoad
     desired: int
-    #: How the size is asked for: command, webhook or local.
-    by: str
 
 
 class Autoscaler:
@@ -84,7 +82,7 @@ class Autoscaler:
         for pool, policy in self.policies.items():
             current = loads.get(pool, PoolLoad(0, 0, 0, 0))
             want = self._sizers.setdefault(pool, Sizer(policy)).size(current, now)
-            sizing = Sizing(pool, current, want, _by(policy))
+            sizing = Sizing(pool, current, want)
             self.sizing[pool] = sizing
             sized.append(sizing)
             if self._asked.get(pool) != want:
@@ -133,10 +131,6 @@ class Autoscaler:
             log.warning("pool %s: scaling to %d failed: %s", sizing.pool, sizing.desired, e)
             return
         self._asked[sizing.pool] = sizing.desired
-
-
-def _by(policy: Policy) -> str:
-    return "command" if policy.command else "webhook" if policy.webhook else "local"
 
 
 async def _run_command(command: str, sizing: Sizing) -> None:

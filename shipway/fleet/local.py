@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between looks at the local builders.
 EVERY = 1.0
+#: The longest wait before starting again a builder that keeps exiting.
+RESTART_MAX = 30.0
 
 
 @dataclass
@@ -35,6 +38,10 @@ class _Pool:
     slots: int = 2
     running: list[subprocess.Popen[bytes]] = field(default_factory=list)
     draining: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: After a builder exits unasked, the next is started this many seconds later (doubling
+    #: while they keep exiting, so a broken setup does not spawn one a second).
+    backoff: float = 0.0
+    not_before: float = 0.0
 
 
 class LocalBuilders:
@@ -54,11 +61,6 @@ class LocalBuilders:
         kept = self._pools.setdefault(pool, _Pool())
         kept.count, kept.slots = count, slots
         self._changed.set()
-
-    def count(self, pool: str) -> int:
-        """Builders of POOL running and not draining."""
-        kept = self._pools.get(pool)
-        return len(kept.running) if kept else 0
 
     def ids(self, pool: str) -> set[str]:
         """The fleet ids of POOL's builders run here, draining ones too."""
@@ -103,14 +105,18 @@ class LocalBuilders:
             self._changed.clear()
 
     async def _adjust(self) -> None:
+        now = time.monotonic()
         for pool, kept in self._pools.items():
             for process in [p for p in kept.running if p.poll() is not None]:
                 log.warning(
                     "builder %s of pool %s exited (%s)", process.pid, pool, process.returncode
                 )
                 kept.running.remove(process)
+                quiet = now - kept.not_before > RESTART_MAX * 2
+                kept.backoff = 1.0 if quiet else min(kept.backoff * 2, RESTART_MAX)
+                kept.not_before = now + kept.backoff
             kept.draining = [p for p in kept.draining if p.poll() is None]
-            while len(kept.running) < kept.count:
+            while len(kept.running) < kept.count and now >= kept.not_before:
                 kept.running.append(self._spawn(pool, kept.slots))
             extra = len(kept.running) - kept.count
             if extra > 0:
