@@ -1,0 +1,1 @@
+"""Webhooks from git hosts: verifying a delivery and reading what it says."""
