@@ -35,8 +35,9 @@ class Stopped(Enum):
     TAKEN = "taken"
 
 
-def builder_name() -> str:
-    return f"{socket.gethostname()}/{os.getpid()}"
+def builder_name(pid: int | None = None) -> str:
+    """A builder's name: its machine and process (this one's by default)."""
+    return f"{socket.gethostname()}/{os.getpid() if pid is None else pid}"
 
 
 class BuilderActivities:
@@ -110,7 +111,7 @@ class BuilderActivities:
         try:
             result = await asyncio.shield(work)
         except BuildFailed as e:
-            await self._stand_down_if_taken(task.build_id, attempt, log)
+            await self._held(task.build_id, attempt, log)
             await log.write(f"-----> Build failed: {e.message}")
             await log.close("failed")
             raise ApplicationError(e.message, type=FAILURE_TYPE, non_retryable=True) from e
@@ -118,12 +119,7 @@ class BuilderActivities:
             work.cancel()
             with contextlib.suppress(BaseException):
                 await work
-            status, holder = await asyncio.to_thread(self.records.standing, task.build_id)
-            if holder != attempt:
-                log.abandon()
-                raise ApplicationError(
-                    "another builder has taken the build over", non_retryable=True
-                ) from None
+            status = await self._held(task.build_id, attempt, log)
             await log.close(status)
             if watch.done() and not watch.cancelled() and watch.result() is Stopped.ENDED:
                 raise ApplicationError(
@@ -135,7 +131,7 @@ class BuilderActivities:
             raise
         finally:
             watch.cancel()
-        await self._stand_down_if_taken(task.build_id, attempt, log)
+        await self._held(task.build_id, attempt, log)
         await log.write(f"-----> Build succeeded ({sum(result.steps.values()):.2f}s)")
         await log.close("succeeded")
         return BuildOutput(
@@ -153,11 +149,14 @@ class BuilderActivities:
         await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
         return result
 
-    async def _stand_down_if_taken(self, build_id: int, attempt: str, log: LogWriter) -> None:
-        """Before saying how the build ended: if another attempt holds it, say nothing."""
-        if (await asyncio.to_thread(self.records.standing, build_id))[1] != attempt:
+    async def _held(self, build_id: int, attempt: str, log: LogWriter) -> str:
+        """The build's status, before saying how it ended; if another attempt holds it, say
+        nothing and stand down."""
+        status, holder = await asyncio.to_thread(self.records.standing, build_id)
+        if holder != attempt:
             log.abandon()
             raise ApplicationError("another builder has taken the build over", non_retryable=True)
+        return status
 
     async def _watch(
         self, build_id: int, attempt: str, work: asyncio.Task[Any], log: LogWriter

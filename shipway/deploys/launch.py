@@ -49,8 +49,11 @@ def sources_dir(data_dir: Path) -> Path:
     return path
 
 
-async def receive(chunks: AsyncIterator[bytes], data_dir: Path, limit: int) -> Path:
-    """Write an uploaded archive to DATA/sources, refusing it once it passes LIMIT bytes."""
+async def receive(
+    chunks: AsyncIterator[bytes], data_dir: Path, limit: int, what: str = "the source"
+) -> Path:
+    """Write an uploaded archive (WHAT it is, for the refusal) to DATA/sources, refusing it
+    once it passes LIMIT bytes."""
     path = sources_dir(data_dir) / f".upload-{uuid.uuid4().hex}"
     size = 0
     try:
@@ -59,7 +62,7 @@ async def receive(chunks: AsyncIterator[bytes], data_dir: Path, limit: int) -> P
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge(
-                        f"the source is larger than the {limit // MIB} MiB limit",
+                        f"{what} is larger than the {limit // MIB} MiB limit",
                         details={"limit_bytes": limit},
                     )
                 out.write(chunk)

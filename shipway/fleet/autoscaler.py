@@ -12,12 +12,11 @@ import logging
 import shlex
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 import httpx
 from nats.js import JetStreamContext
 
-from shipway.fleet import load, registry
+from shipway.fleet import load
 from shipway.fleet.autoscale import Policy, PoolLoad, Sizer
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.local import LocalBuilders
@@ -75,9 +74,7 @@ class Autoscaler:
     async def step(self, now: float | None = None) -> list[Sizing]:
         """Size every pool with a policy once, asking for a new size where it changed."""
         now = time.time() if now is None else now
-        fleet = await registry.builders(self.js, now)
-        waiting = await asyncio.to_thread(self._queued)
-        loads = load.loads(fleet, waiting, datetime.fromtimestamp(now, UTC))
+        fleet, loads = await load.measure(self.store, self.js, now)
         sized = []
         for pool, policy in self.policies.items():
             current = loads.get(pool, PoolLoad(0, 0, 0, 0))
@@ -104,10 +101,6 @@ class Autoscaler:
                 async with asyncio.timeout(EVERY):
                     await self._poked.wait()
             self._poked.clear()
-
-    def _queued(self) -> dict[str, load.Queued]:
-        with self.store.transaction() as session:
-            return load.queued(session)
 
     async def _ask(self, policy: Policy, sizing: Sizing, elsewhere: int) -> None:
         """Ask for SIZING; ELSEWHERE: the pool's active builders not run here."""

@@ -4,17 +4,21 @@ show."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from nats.js import JetStreamContext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipway.deploys.lifecycle import BuildStatus
+from shipway.fleet import registry
 from shipway.fleet.autoscale import PoolLoad
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.registry import BuilderRecord
+from shipway.store import Store
 from shipway.store.tables import Build
 
 
@@ -59,6 +63,20 @@ def loads(
             oldest_wait=max((now - queue.oldest).total_seconds(), 0.0),
         )
     return dict(sorted(pools.items()))
+
+
+async def measure(
+    store: Store, js: JetStreamContext, now: float
+) -> tuple[list[BuilderRecord], dict[str, PoolLoad]]:
+    """The fleet as of NOW, and each pool's load: what the autoscaler and the API read."""
+    fleet = await registry.builders(js, now)
+
+    def waiting() -> dict[str, Queued]:
+        with store.transaction() as session:
+            return queued(session)
+
+    found = loads(fleet, await asyncio.to_thread(waiting), datetime.fromtimestamp(now, UTC))
+    return fleet, found
 
 
 def utilisation(load: PoolLoad) -> float:

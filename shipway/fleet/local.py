@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from nats.js import JetStreamContext
 
+from shipway.builder.activity import builder_name
 from shipway.embedded.process import die_with_parent
 from shipway.fleet import registry
 
@@ -70,7 +70,7 @@ class LocalBuilders:
     @staticmethod
     def builder_id(process: subprocess.Popen[bytes]) -> str:
         """The fleet id a builder process gives itself (see shipway.builder.activity)."""
-        return registry.builder_id(f"{socket.gethostname()}/{process.pid}")
+        return registry.builder_id(builder_name(process.pid))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._keep_up(), name="local-builders")

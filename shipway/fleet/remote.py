@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from shipway.builder.records import Begun
+from shipway.cli.client import describe_error
 from shipway.errors import ServiceError
 from shipway.logs.writer import LineStore
 from shipway.releases.layers import LayerStore, write_tar
@@ -105,11 +106,6 @@ class _RemoteLines:
 
 
 def _check(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    response.read()
-    try:
-        said = response.json().get("error", {}).get("message") or response.text
-    except ValueError:
-        said = response.text
-    raise ServiceError(f"the control plane answered {response.status_code}: {said[:300]}")
+    if not response.is_success:
+        response.read()
+        raise ServiceError(f"the control plane answered: {describe_error(response)}")

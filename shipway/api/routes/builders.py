@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -98,13 +96,7 @@ async def pools(ctx: Services) -> list[Pool]:
     """Every pool with a builder, a queued build or a policy, as it is now."""
     assert ctx.nats is not None
     now = time.time()
-    fleet = await registry.builders(ctx.nats.js, now)
-
-    def queued() -> dict[str, load.Queued]:
-        with ctx.store.transaction() as session:
-            return load.queued(session)
-
-    loads = load.loads(fleet, await asyncio.to_thread(queued), datetime.fromtimestamp(now, UTC))
+    fleet, loads = await load.measure(ctx.store, ctx.nats.js, now)
     names = sorted({*loads, *ctx.rules.pools})
     sizing = ctx.autoscaler.sizing if ctx.autoscaler is not None else {}
     return [

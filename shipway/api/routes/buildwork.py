@@ -6,7 +6,6 @@ release runs from. For the platform's owners: a builder's token is one of theirs
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -16,8 +15,8 @@ from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.builders import platform_only
 from shipway.builder.records import LocalRecords
-from shipway.deploys.launch import sources_dir
-from shipway.errors import NotFound, TooLarge, ValidationError
+from shipway.deploys.launch import receive, sources_dir
+from shipway.errors import NotFound, ValidationError
 from shipway.releases.layers import LayerStore
 from shipway.services import Services
 from shipway.store.types import has_nul
@@ -130,19 +129,11 @@ async def put_layer(
     ctx, _ = _records(request, principal)
     layers = _layers(ctx)
     wanted = _digest(digest)
-    archive = sources_dir(ctx.settings.data_dir) / f".layer-{uuid.uuid4().hex}"
+    archive = await receive(request.stream(), ctx.settings.data_dir, MAX_LAYER, what="a layer")
     try:
-        size = 0
-        with open(archive, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_LAYER:
-                    raise TooLarge(f"a layer is at most {MAX_LAYER // MIB} MiB")
-                out.write(chunk)
-        try:
-            await asyncio.to_thread(layers.receive, archive, wanted)
-        except ValueError as e:
-            raise ValidationError(f"layer {wanted}: {e}") from e
+        await asyncio.to_thread(layers.receive, archive, wanted)
+    except ValueError as e:
+        raise ValidationError(f"layer {wanted}: {e}") from e
     finally:
         archive.unlink(missing_ok=True)
     return Response(status_code=201)
