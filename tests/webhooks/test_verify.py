@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipway.errors import Unauthorized, ValidationError
-from shipway.hooks.events import BadPayload, Kind, parse
-from shipway.hooks.verify import TOLERANCE, Provider, provider, verify
+from shipway.webhooks.events import BadPayload, Kind, parse
+from shipway.webhooks.verify import TOLERANCE, Provider, provider, verify
 
 SECRET = "It's a Secret to Everybody"
 BODY = b'{"zen": "Keep it logically awesome.", "hook_id": 1}'

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shipway.hooks.events import BadPayload, HookEvent, Kind, parse
-from shipway.hooks.verify import Provider
+from shipway.webhooks.events import BadPayload, HookEvent, Kind, parse
+from shipway.webhooks.verify import Provider
 
 SHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
 ZERO = "0" * 40

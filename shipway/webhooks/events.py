@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from shipway.errors import ValidationError
-from shipway.hooks.verify import Provider
+from shipway.webhooks.verify import Provider
 
 _SHA = re.compile(r"[0-9a-f]{7,64}")
 _ZERO = re.compile(r"0+")
