@@ -28,6 +28,12 @@ class ValidationError(ShipwayError):
     code = "invalid"
 
 
+class BadRequest(ValidationError):
+    """Raised when a request cannot be read at all (a body that is not JSON, say)."""
+
+    code = "bad_request"
+
+
 class NotFound(ShipwayError):
     """Raised when the thing asked for does not exist for this tenant."""
 

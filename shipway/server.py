@@ -47,6 +47,8 @@ from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.store.types import utcnow
+from shipway.webhooks.activities import HookActivities
+from shipway.webhooks.workflow import HookWorkflow
 from shipway.workers import CONTROL_QUEUE, ProbeWorkflow, Workers, probe_activity
 
 log = logging.getLogger(__name__)
@@ -201,12 +203,28 @@ class Server:
         """The control-plane worker, this machine's builder and its node, all in this process."""
         assert services.temporal is not None and services.nats is not None
         deploys = DeployActivities(services.store)
+        hooks = HookActivities(
+            services.store,
+            self.settings,
+            runtime=runtime,
+            rules=services.rules,
+            js=services.nats.js,
+        )
         node = RuntimeActivities(runtime, services.store)
         control = Workers(
             services.temporal,
             CONTROL_QUEUE,
-            workflows=[ProbeWorkflow, DeployWorkflow],
-            activities=[probe_activity, deploys.release, deploys.finish],
+            workflows=[ProbeWorkflow, DeployWorkflow, HookWorkflow],
+            activities=[
+                probe_activity,
+                deploys.release,
+                deploys.finish,
+                hooks.launch,
+                hooks.outcome,
+                hooks.report,
+                hooks.remove,
+                hooks.settle,
+            ],
         )
         builders = [
             Builder(

@@ -14,6 +14,7 @@ from shipway.api.routes import (
     builders,
     buildwork,
     config,
+    connections,
     deployments,
     environments,
     formation,
@@ -25,6 +26,7 @@ from shipway.api.routes import (
     organizations,
     releases,
     tokens,
+    webhooks,
 )
 from shipway.services import Services
 
@@ -40,6 +42,7 @@ UPLOADS = (
 LARGER = (
     (rf"^{API_PREFIX}/audit/entries$", 64 * MIB + MIB),
     (rf"^{API_PREFIX}/builder/builds/[^/]+/log$", 64 * MIB),
+    (r"^/hooks/", webhooks.MAX_BODY),
 )
 
 DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
@@ -64,6 +67,7 @@ def create_app(services: Services) -> BodyLimit:
     api.include_router(environments.router)
     api.include_router(releases.router)
     api.include_router(config.router)
+    api.include_router(connections.router)
     api.include_router(tokens.router)
     api.include_router(tokens.whoami_router)
     api.include_router(organizations.router)
@@ -80,6 +84,7 @@ def create_app(services: Services) -> BodyLimit:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(git.router)
+    app.include_router(webhooks.router)
     app.include_router(functions.calls)
     app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
     return BodyLimit(app, exempt=UPLOADS, larger=LARGER)

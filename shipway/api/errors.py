@@ -16,6 +16,7 @@ from shipway import errors
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[errors.ShipwayError], int] = {
+    errors.BadRequest: 400,
     errors.ValidationError: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipway.apps.service import PRODUCTION
-from shipway.store.tables import ApiToken, App, Organization, Release
+from shipway.store.tables import ApiToken, App, HookDelivery, Organization, Release, RepoConnection
 
 
 class Body(BaseModel):
@@ -184,7 +184,79 @@ class EnvironmentInfo(EnvironmentOut):
     instances: list[InstanceOut]
 
 
+class ConnectionIn(Body):
+    provider: str = Field(description="github, gitlab, bitbucket or gitea (Gitea and Forgejo)")
+    repo: str = Field(description="OWNER/NAME on the host (GitLab: GROUP/…/NAME)")
+    secret: str = Field(description="the webhook secret the host signs deliveries with")
+    token: str | None = Field(
+        default=None, description="a host API token: fetches private sources, reports statuses"
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="the host's API root, for self-hosted hosts (required for Gitea/Forgejo)",
+    )
+
+
+class ConnectionOut(BaseModel):
+    provider: str
+    repo: str
+    api_url: str
+    token: bool = Field(description="whether an API token is stored (it is never shown)")
+    webhook_path: str
+    webhook_url: str = Field(description="the URL to give the host, as this server was reached")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, connection: RepoConnection, app: str, base_url: str) -> ConnectionOut:
+        path = f"/hooks/{connection.provider}/{app}"
+        return cls(
+            provider=connection.provider,
+            repo=connection.repo,
+            api_url=connection.api_url,
+            token=connection.token is not None,
+            webhook_path=path,
+            webhook_url=base_url.rstrip("/") + path,
+            created_at=connection.created_at,
+        )
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: str
+    provider: str
+    event: str
+    branch: str | None
+    sha: str | None
+    status: str = Field(description="accepted, ignored, deploying, done or failed")
+    detail: str | None = Field(description="what was done, or why nothing was")
+    deployment_id: int | None
+    reported: str | None = Field(description="the last commit status reported to the host")
+    received_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: HookDelivery) -> DeliveryOut:
+        return cls(
+            delivery_id=row.delivery_id,
+            provider=row.provider,
+            event=row.event,
+            branch=row.branch,
+            sha=row.sha,
+            status=row.status,
+            detail=row.detail,
+            deployment_id=row.deployment_id,
+            reported=row.reported,
+            received_at=row.received_at,
+            finished_at=row.finished_at,
+        )
+
+
 class AppInfo(BaseModel):
     app: AppOut
     formation: dict[str, int] = Field(description="instances per process type in production")
     environments: list[EnvironmentInfo]
+    connection: ConnectionOut | None = Field(
+        default=None, description="the git host repository it deploys from, if connected"
+    )
+    deliveries: list[DeliveryOut] = Field(
+        default_factory=list, description="its latest webhook deliveries, newest first"
+    )

@@ -10,7 +10,7 @@ import httpx
 import typer
 
 from shipway import __version__
-from shipway.cli import local
+from shipway.cli import connect, local  # noqa: F401 (connect adds `apps connect` …)
 from shipway.cli.audit import audit
 from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login

@@ -79,6 +79,12 @@ def apps_info(name: str, as_json: JsonOpt = False, data: DataOpt = None) -> None
         ["name", "url", "release", "description", "state"],
         empty="No environments.",
     )
+    from shipway.cli.connect import show_connection, show_deliveries  # connect imports this
+
+    console.print()
+    show_connection(info.get("connection"))
+    if info.get("deliveries"):
+        show_deliveries(info["deliveries"], empty="")
     instances = [
         {**i, "uptime": uptime(i["uptime"])}
         for env in info["environments"]

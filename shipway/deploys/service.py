@@ -126,6 +126,17 @@ def _environment(session: Session, app: App, name: str, branch: str | None) -> E
     return env
 
 
+def remove_preview(session: Session, principal: Principal, app: str, environment: str) -> int:
+    """Remove APP's preview ENVIRONMENT, superseding its deployments under way; its app's id.
+    The caller stops its instances."""
+    principal.require(Role.DEPLOYER)
+    env = apps.preview(session, principal, app, environment)
+    supersede(session, principal.actor, env)
+    app_id = env.app_id
+    apps.delete_environment(session, principal, env)
+    return app_id
+
+
 def supersede(session: Session, actor: str, env: Environment) -> list[int]:
     """Mark every active deployment of ENV (and its build) superseded; return their ids."""
     rows = session.scalars(

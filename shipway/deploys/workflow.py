@@ -68,7 +68,7 @@ async def _record(step: str, outcome: Outcome) -> Outcome:
     return result
 
 
-def _reason(error: BaseException) -> str:
+def failure_reason(error: BaseException) -> str:
     cause = error.__cause__ if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError):
         return cause.message
@@ -86,9 +86,8 @@ class DeployWorkflow:
             try:
                 built = await self._build(spec.build, spec.pool, spec.affinity)
             except ActivityError as e:
-                return await _record(
-                    "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", _reason(e))
-                )
+                failed = Outcome(spec.deployment_id, "failed", failure_reason(e))
+                return await _record("shipway.deploy.finish", failed)
             except asyncio.CancelledError:
                 await _record(
                     "shipway.deploy.finish", Outcome(spec.deployment_id, "cancelled", "cancelled")
@@ -124,7 +123,7 @@ class DeployWorkflow:
             )
         except ActivityError as e:
             return await _record(
-                "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", _reason(e))
+                "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", failure_reason(e))
             )
         except asyncio.CancelledError:
             await workflow.execute_activity(

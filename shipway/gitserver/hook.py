@@ -9,17 +9,16 @@ SHIPWAY_TOKEN (the pusher's), SHIPWAY_APP and SHIPWAY_MAX_SOURCE through git's e
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from shipway.cli.client import Api, CliError
 from shipway.cli.upload import Source, deploy
+from shipway.errors import ServiceError, TooLarge
+from shipway.gitserver.archive import stream
 
 BRANCH_PREFIX = "refs/heads/"
-CHUNK = 64 * 1024
-MIB = 1024 * 1024
 
 
 def say(line: str) -> None:
@@ -52,26 +51,10 @@ def read_updates(lines: Iterable[str]) -> list[RefUpdate]:
 
 def archive(sha: str, limit: int | None) -> Iterator[bytes]:
     """The tree of SHA as a tar stream, read from the quarantined objects git pointed us at."""
-    proc = subprocess.Popen(
-        ["git", "archive", "--format=tar", sha], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    size = 0
     try:
-        while chunk := proc.stdout.read(CHUNK):
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise CliError(
-                    f"the source of {sha[:7]} is larger than the {limit / MIB:g} MiB limit"
-                )
-            yield chunk
-        if proc.wait() != 0:
-            problem = proc.stderr.read().decode(errors="replace").strip()
-            raise CliError(f"git archive {sha[:7]} failed: {problem}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        yield from stream(sha, limit)
+    except (TooLarge, ServiceError) as e:
+        raise CliError(e.message) from e
 
 
 def deploy_branch(api: Api, app: str, update: RefUpdate, limit: int | None) -> int:

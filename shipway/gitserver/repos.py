@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 HOOK = "pre-receive"
@@ -34,6 +35,11 @@ CONFIG = """[http]
 def repo_path(data_dir: Path, organization_id: int, app: str) -> Path:
     """Apps are unique per tenant only, so the tenant's id is part of the path."""
     return data_dir / "repos" / str(organization_id) / f"{app}.git"
+
+
+def identity(app_id: int, created_at: datetime) -> str:
+    """What tells an app from a deleted one of the same name: its id and creation time."""
+    return f"{app_id}@{created_at.isoformat()}"
 
 
 def hook_script(python: str | None = None) -> str:

@@ -332,7 +332,7 @@ class FunctionRun(Base):
     #: "http", "schedule:NAME" or "call:RUN_ID".
     trigger: Mapped[str] = mapped_column(String(128))
     parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    params: Mapped[Any] = mapped_column(JSONType, default=dict)
+    params: Mapped[Any] = mapped_column(JSONType, default=dict, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     result: Mapped[Any] = mapped_column(JSONType, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
@@ -353,3 +353,50 @@ class LogLine(Base):
     seq: Mapped[int] = mapped_column(Integer)
     line: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RepoConnection(Base):
+    """The git host repository an app deploys from when the host sends a webhook. The
+    webhook secret and the host API token are encrypted with DATA/secret.key."""
+
+    __tablename__ = "repo_connections"
+    __table_args__ = NEVER_REUSE
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16), index=True)
+    #: OWNER/NAME on the host (GitLab: GROUP/…/NAME).
+    repo: Mapped[str] = mapped_column(String(255))
+    api_url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(Text)
+    token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HookDelivery(Base):
+    """One verified webhook delivery; its id is unique per app, so a redelivery does nothing."""
+
+    __tablename__ = "hook_deliveries"
+    __table_args__ = (UniqueConstraint("app_id", "delivery_id"), NEVER_REUSE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(64))
+    branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: A DeliveryStatus.
+    status: Mapped[str] = mapped_column(String(16))
+    #: What was done or why nothing was, for people.
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    deployment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="SET NULL"), nullable=True
+    )
+    #: The last commit status reported to the host, or why it could not be.
+    reported: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,7 +2,7 @@
 remove a branch's preview (a deleted branch), deploy or tear down a pull request's preview,
 or nothing (a ping, or an event shipway does not act on, with the reason).
 
-`parse` raises only BadPayload (a ValidationError): for a body that is not JSON, or JSON
+`parse` raises only BadPayload (a BadRequest): for a body that is not JSON, or JSON
 without what the event must carry."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from shipway.errors import ValidationError
+from shipway.errors import BadRequest
 from shipway.webhooks.verify import Provider
 
 _SHA = re.compile(r"[0-9a-f]{7,64}")
 _ZERO = re.compile(r"0+")
 
 
-class BadPayload(ValidationError):
+class BadPayload(BadRequest):
     pass
 
 
@@ -60,6 +60,11 @@ class HookEvent:
     reason: str | None = None
 
 
+def acted_on(found: list[HookEvent]) -> list[HookEvent]:
+    """The events of FOUND that ask for something: not pings, not ignored ones."""
+    return [e for e in found if e.kind not in (Kind.PING, Kind.IGNORED)]
+
+
 def parse(host: Provider, event: str, body: bytes) -> list[HookEvent]:
     """What the delivery of EVENT with BODY asks for."""
     try:
@@ -88,8 +93,20 @@ def _github(event: str, data: dict[str, Any]) -> list[HookEvent]:
     if event == "pull_request":
         pull = data["pull_request"]
         head = pull["head"]
-        return [_pull(data["action"], _number(data["number"]), head["ref"], head["sha"])]
+        branch = None if _fork(head, pull.get("base")) else head["ref"]
+        return [_pull(data["action"], _number(data["number"]), branch, head["sha"])]
     return _ignored(f"shipway does not act on {event or 'this'} events")
+
+
+def _fork(head: Any, base: Any) -> bool:
+    """Whether a GitHub or Gitea pull request's head lies in another repository than its
+    base (a fork): its branch is not the connected repository's."""
+    if not isinstance(base, dict):
+        return False
+    head_repo, base_repo = head.get("repo"), base.get("repo")
+    if isinstance(head_repo, dict) and isinstance(base_repo, dict):
+        return head_repo.get("id") != base_repo.get("id")
+    return "repo_id" in head and head.get("repo_id") != base.get("repo_id")
 
 
 def _gitea(event: str, data: dict[str, Any]) -> list[HookEvent]:
@@ -98,10 +115,10 @@ def _gitea(event: str, data: dict[str, Any]) -> list[HookEvent]:
             return _ignored("only deleted branches are acted on")
         return [HookEvent(Kind.BRANCH_DELETED, branch=_branch(data["ref"]))]
     if event == "pull_request":
-        pull = data["pull_request"]
-        head = pull["head"]
-        action = {"synchronized": "synchronize"}.get(data["action"], data["action"])
-        return [_pull(action, _number(data["number"]), head["ref"], head["sha"])]
+        data = {
+            **data,
+            "action": {"synchronized": "synchronize"}.get(data["action"], data["action"]),
+        }
     return _github(event, data)
 
 
@@ -111,10 +128,21 @@ def _gitlab(event: str, data: dict[str, Any]) -> list[HookEvent]:
         return [_push(data["ref"], data.get("after"), False)]
     if kind == "merge_request" or event == "Merge Request Hook":
         attributes = data["object_attributes"]
-        action = _GITLAB_ACTIONS.get(attributes.get("action", ""), "")
+        action = _gitlab_action(attributes)
         sha = attributes["last_commit"]["id"]
-        return [_pull(action, _number(attributes["iid"]), attributes["source_branch"], sha)]
+        fork = attributes.get("source_project_id") != attributes.get("target_project_id")
+        branch = None if fork else attributes["source_branch"]
+        return [_pull(action, _number(attributes["iid"]), branch, sha)]
     return _ignored(f"shipway does not act on {event or kind or 'this'} events")
+
+
+def _gitlab_action(attributes: dict[str, Any]) -> str:
+    """GitLab's merge request action in GitHub's words. An update is new code only when it
+    says the old revision (a title or label edit does not) and the request is open."""
+    action = str(attributes.get("action", ""))
+    if action == "update" and ("oldrev" not in attributes or attributes.get("state") != "opened"):
+        return "update without new commits"
+    return _GITLAB_ACTIONS.get(action, action)
 
 
 def _bitbucket(event: str, data: dict[str, Any]) -> list[HookEvent]:
@@ -130,10 +158,18 @@ def _bitbucket(event: str, data: dict[str, Any]) -> list[HookEvent]:
     if event.startswith("pullrequest:"):
         pull = data["pullrequest"]
         source = pull["source"]
-        action = _BITBUCKET_ACTIONS.get(event, "")
+        action = _BITBUCKET_ACTIONS.get(event, event.removeprefix("pullrequest:"))
         sha = source["commit"]["hash"]
-        return [_pull(action, _number(pull["id"]), source["branch"]["name"], sha)]
+        fork = _full_name(source) != _full_name(pull.get("destination"))
+        branch = None if fork else source["branch"]["name"]
+        return [_pull(action, _number(pull["id"]), branch, sha)]
     return _ignored(f"shipway does not act on {event or 'this'} events")
+
+
+def _full_name(side: Any) -> Any:
+    """The repository a Bitbucket pull request side lies in (None when the payload omits it)."""
+    repository = side.get("repository") if isinstance(side, dict) else None
+    return repository.get("full_name") if isinstance(repository, dict) else None
 
 
 def _push(ref: Any, after: Any, deleted: bool) -> HookEvent:
@@ -146,10 +182,12 @@ def _push(ref: Any, after: Any, deleted: bool) -> HookEvent:
 
 
 def _pull(action: str, number: int, branch: Any, sha: Any) -> HookEvent:
+    """A pull request's event; BRANCH is None for one from a fork."""
+    head = None if branch is None else _branch(branch)
     if action in ("opened", "reopened", "synchronize"):
-        return HookEvent(Kind.PULL_OPENED, branch=_branch(branch), sha=_sha(sha), number=number)
+        return HookEvent(Kind.PULL_OPENED, branch=head, sha=_sha(sha), number=number)
     if action == "closed":
-        return HookEvent(Kind.PULL_CLOSED, branch=_branch(branch), number=number)
+        return HookEvent(Kind.PULL_CLOSED, branch=head, number=number)
     return HookEvent(Kind.IGNORED, number=number, reason=f"pull request action {action or '?'!r}")
 
 

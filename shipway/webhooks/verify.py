@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shipway.errors import Unauthorized, ValidationError
+from shipway.errors import BadRequest, Unauthorized, ValidationError
 
 #: How far the signed form's timestamp may be from now, in seconds.
 TOLERANCE = 300
@@ -115,5 +115,5 @@ def _gitlab_signed(headers: Mapping[str, str], secret: str, body: bytes, now: fl
 def _delivery(host: Provider, headers: Mapping[str, str], id_header: str, event: str) -> Delivery:
     delivery_id = headers.get(id_header, "").strip()
     if not delivery_id or len(delivery_id) > MAX_ID or not delivery_id.isprintable():
-        raise ValidationError(f"{id_header} must be the delivery's id (1-{MAX_ID} characters)")
+        raise BadRequest(f"{id_header} must be the delivery's id (1-{MAX_ID} characters)")
     return Delivery(host, delivery_id, headers.get(event, "").strip())

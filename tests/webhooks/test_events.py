@@ -39,9 +39,25 @@ def github_pull(action: str) -> bytes:
          HookEvent(Kind.PUSH, branch="main", sha=SHA)),
         (Provider.GITLAB, "Merge Request Hook",
          {"object_kind": "merge_request", "object_attributes": {
-             "iid": 7, "action": "update", "source_branch": "feature",
-             "last_commit": {"id": SHA}}},
+             "iid": 7, "action": "update", "source_branch": "feature", "state": "opened",
+             "oldrev": "b" * 40, "last_commit": {"id": SHA}}},
          HookEvent(Kind.PULL_OPENED, branch="feature", sha=SHA, number=7)),
+        (Provider.GITLAB, "Merge Request Hook",  # a title edit: no oldrev
+         {"object_kind": "merge_request", "object_attributes": {
+             "iid": 7, "action": "update", "source_branch": "feature", "state": "opened",
+             "last_commit": {"id": SHA}}},
+         HookEvent(Kind.IGNORED, number=7,
+                   reason="pull request action 'update without new commits'")),
+        (Provider.GITLAB, "Merge Request Hook",
+         {"object_kind": "merge_request", "object_attributes": {
+             "iid": 7, "action": "approved", "source_branch": "feature",
+             "last_commit": {"id": SHA}}},
+         HookEvent(Kind.IGNORED, number=7, reason="pull request action 'approved'")),
+        (Provider.GITHUB, "pull_request",  # from a fork
+         {"action": "opened", "number": 9, "pull_request": {
+             "head": {"ref": "main", "sha": SHA, "repo": {"id": 2}},
+             "base": {"ref": "main", "repo": {"id": 1}}}},
+         HookEvent(Kind.PULL_OPENED, sha=SHA, number=9)),
         (Provider.GITLAB, "Merge Request Hook",
          {"object_kind": "merge_request", "object_attributes": {
              "iid": 7, "action": "merge", "source_branch": "feature",

@@ -17,6 +17,8 @@ from shipway.api.schemas import (
     AppInfo,
     AppOut,
     AppUpdate,
+    ConnectionOut,
+    DeliveryOut,
     EnvironmentInfo,
     InstanceOut,
     ReleaseRef,
@@ -25,6 +27,7 @@ from shipway.apps import hosts, service
 from shipway.deploys import service as deploys
 from shipway.store import Store
 from shipway.store.tables import App, Organization
+from shipway.webhooks import connections
 
 router = APIRouter(prefix="/apps", tags=["apps"])
 
@@ -110,7 +113,16 @@ def _info(store: Store, request: Request, principal: Principal, name: str) -> tu
                 )
             )
         formation = formation_of(session, app)
-        return app.id, AppInfo(app=out, formation=formation, environments=environments)
+        connection = connections.find(session, app.id)
+        return app.id, AppInfo(
+            app=out,
+            formation=formation,
+            environments=environments,
+            connection=ConnectionOut.of(connection, app.name, str(request.base_url))
+            if connection
+            else None,
+            deliveries=[DeliveryOut.of(d) for d in connections.recent(session, app.id)],
+        )
 
 
 @router.patch("/{name}", response_model=AppOut, summary="Change an app's settings")

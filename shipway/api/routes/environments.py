@@ -6,9 +6,8 @@ import asyncio
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from shipway.accounts.roles import Principal, Role
+from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
-from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.store import Store
 
@@ -29,9 +28,5 @@ async def delete_environment(
 
 
 def _remove(store: Store, principal: Principal, app: str, environment: str) -> int:
-    principal.require(Role.DEPLOYER)
     with store.transaction() as session:
-        env = apps.preview(session, principal, app, environment)
-        deploys.supersede(session, principal.actor, env)
-        apps.delete_environment(session, principal, env)
-        return env.app_id
+        return deploys.remove_preview(session, principal, app, environment)

@@ -109,7 +109,7 @@ def _authorize(store: Store, secret: str, app: str) -> Access:
     with store.transaction() as session:
         principal = tokens.authenticate(session, secret)
         row = apps.get(session, principal, app)
-        return Access(principal, row.organization_id, f"{row.id}@{row.created_at.isoformat()}")
+        return Access(principal, row.organization_id, repos.identity(row.id, row.created_at))
 
 
 async def _push_limit(repo: Path, max_source: int) -> backend.Limit:

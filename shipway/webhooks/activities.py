@@ -1,0 +1,270 @@
+"""HookWorkflow's steps on the control plane: fetch a pushed commit from the git host into
+the app's bare repository and launch its deployment, wait for the deployment to end, report
+commit statuses, remove previews, and record how the delivery went."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from nats.js import JetStreamContext
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from shipway.accounts.roles import Principal, Role
+from shipway.apps import hosts
+from shipway.apps.secretbox import SecretBox
+from shipway.apps.service import PRODUCTION
+from shipway.deploys import launch as launcher
+from shipway.deploys import service
+from shipway.deploys.lifecycle import DeploymentStatus, is_terminal
+from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
+from shipway.fleet.dispatch import Rules
+from shipway.gitserver import repos
+from shipway.runtime.agent import Runtime
+from shipway.settings import Settings
+from shipway.store import Store
+from shipway.store.tables import App, Deployment, Organization
+from shipway.webhooks import connections, fetch, githost, status
+from shipway.webhooks.connections import Connection
+from shipway.webhooks.lifecycle import DeliveryStatus
+from shipway.webhooks.workflow import (
+    LAUNCH_ACTIVITY,
+    OUTCOME_ACTIVITY,
+    REMOVE_ACTIVITY,
+    REPORT_ACTIVITY,
+    SETTLE_ACTIVITY,
+    Ended,
+    Launched,
+    LaunchInput,
+    Report,
+    Settle,
+    Work,
+)
+
+#: How often the wait for a deployment's end looks at it.
+POLL_SECONDS = 1.0
+#: Host answers that trying again will not change.
+FINAL_ANSWERS = frozenset({400, 401, 403, 404, 422})
+#: Errors of ours that trying again will not change.
+_REFUSALS = (ValidationError, NotFound, TooLarge)
+
+
+@dataclass(frozen=True)
+class _Target:
+    connection: Connection
+    identity: str
+    organization: str | None
+
+
+def _refused(error: ShipwayError) -> ApplicationError:
+    return ApplicationError(error.message, type="Refused", non_retryable=True)
+
+
+def environment_of(work: Work) -> str:
+    """The environment WORK deploys or removes: a pull request's own, or its branch's."""
+    if work.number is not None:
+        return f"pr-{work.number}"
+    return service.environment_name(f"refs/heads/{work.branch}")[0]
+
+
+class HookActivities:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        runtime: Runtime | None = None,
+        rules: Rules | None = None,
+        js: JetStreamContext | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.runtime = runtime
+        self.rules = rules
+        self.js = js
+        self.box = SecretBox.load(settings.data_dir)
+
+    @activity.defn(name=LAUNCH_ACTIVITY)
+    async def launch(self, spec: LaunchInput) -> Launched:
+        """Fetch the commit into the app's bare repository and launch its deployment."""
+        work = spec.work
+        assert work.sha is not None
+        try:
+            target = await asyncio.to_thread(self._target, spec.app_id)
+            environment = environment_of(work)
+        except _REFUSALS as e:
+            raise _refused(e) from None
+        found = target.connection
+        repo = await asyncio.to_thread(
+            repos.ensure, self.settings.data_dir, found.organization_id, found.app, target.identity
+        )
+        upload = launcher.sources_dir(self.settings.data_dir) / f".upload-{uuid.uuid4().hex}"
+        try:
+            sha = await asyncio.to_thread(self._fetch, repo, found, work, upload)
+            principal = Principal(found.organization_id, Role.DEPLOYER, f"webhook:{found.provider}")
+            launched = await launcher.launch(
+                self.store,
+                activity.client(),
+                principal,
+                found.app,
+                upload,
+                ref=f"refs/heads/{work.branch}" if work.branch else None,
+                sha=sha,
+                source="git",
+                environment=environment if work.number is not None else None,
+                build_timeout=self.settings.build_timeout,
+                rules=self.rules,
+                js=self.js,
+            )
+        except _REFUSALS as e:
+            raise _refused(e) from None
+        finally:
+            upload.unlink(missing_ok=True)
+        await asyncio.to_thread(self._deploying, spec.delivery, launched)
+        host = hosts.hostname(
+            found.app, launched.environment, self.settings.base_domain, target.organization
+        )
+        url = hosts.url(host, self.settings.port)
+        return Launched(launched.deployment_id, launched.environment, url, sha)
+
+    @activity.defn(name=OUTCOME_ACTIVITY)
+    async def outcome(self, deployment_id: int) -> Ended:
+        """Wait for the deployment to go live or stop, heartbeating meanwhile."""
+        while True:
+            ended = await asyncio.to_thread(self._ended, deployment_id)
+            if ended is not None:
+                return ended
+            activity.heartbeat()
+            await asyncio.sleep(POLL_SECONDS)
+
+    @activity.defn(name=REPORT_ACTIVITY)
+    async def report(self, spec: Report) -> str:
+        """Set the commit's status on the host; without a token there is no reporting."""
+        try:
+            found = await asyncio.to_thread(self._connection, spec.app_id)
+        except NotFound as e:
+            raise _refused(e) from None
+        if found.token is None:
+            said = "not reported: the connection has no token"
+        else:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                try:
+                    await status.report(
+                        http,
+                        found.provider,
+                        found.api_url,
+                        found.repo,
+                        found.token,
+                        spec.sha,
+                        status.State(spec.state),
+                        target_url=spec.url,
+                        description=spec.description,
+                    )
+                except status.StatusError as e:
+                    if e.status in FINAL_ANSWERS:
+                        raise _refused(e) from None
+                    raise
+                except ValidationError as e:  # a sha the host's API would not take
+                    raise _refused(e) from None
+            said = spec.state
+        await asyncio.to_thread(self._note, spec.delivery, said)
+        return said
+
+    @activity.defn(name=REMOVE_ACTIVITY)
+    async def remove(self, spec: LaunchInput) -> str:
+        """Remove the preview of a deleted branch or a closed pull request."""
+        work = spec.work
+        try:
+            environment = environment_of(work)
+        except ValidationError:
+            return "it had no preview"
+        if environment == PRODUCTION:
+            return "the production branch was deleted; production keeps running"
+        try:
+            await asyncio.to_thread(self._remove, spec.app_id, environment)
+        except NotFound:
+            return "it had no preview"
+        except ValidationError as e:
+            raise _refused(e) from None
+        if self.runtime is not None:
+            await self.runtime.remove(spec.app_id, environment)
+        return f"removed its preview {environment}"
+
+    @activity.defn(name=SETTLE_ACTIVITY)
+    async def settle(self, spec: Settle) -> None:
+        await asyncio.to_thread(self._settle, spec)
+
+    def _fetch(self, repo: Path, found: Connection, work: Work, upload: Path) -> str:
+        """Bring the commit into REPO (one fetch at a time: two would race for its refs) and
+        write its tree to UPLOAD; its full sha."""
+        assert work.sha is not None
+        with open(repo / "shipway-fetch.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fetched = fetch.fetch(
+                repo,
+                githost.clone_url(found.provider, found.api_url, found.repo),
+                found.provider,
+                found.token,
+                branch=work.branch,
+                sha=work.sha,
+                pull=work.number,
+            )
+            activity.logger.info("fetched %s into %s: %s", work.sha[:7], repo, fetched)
+            fetch.archive(repo, fetched.sha, upload, self.settings.max_source)
+            return fetched.sha
+
+    def _connection(self, app_id: int) -> Connection:
+        with self.store.transaction() as session:
+            return connections.opened(session, self.box, app_id)
+
+    def _target(self, app_id: int) -> _Target:
+        with self.store.transaction() as session:
+            found = connections.opened(session, self.box, app_id)
+            app = session.get(App, app_id)
+            assert app is not None
+            organization = hosts.label(session.get(Organization, app.organization_id))
+            return _Target(found, repos.identity(app.id, app.created_at), organization)
+
+    def _deploying(self, delivery: int, launched: launcher.Launched) -> None:
+        with self.store.transaction() as session:
+            connections.move(
+                session,
+                delivery,
+                DeliveryStatus.DEPLOYING,
+                f"deployment {launched.deployment_id} to {launched.environment}",
+                deployment_id=launched.deployment_id,
+            )
+
+    def _ended(self, deployment_id: int) -> Ended | None:
+        with self.store.transaction() as session:
+            deployment = session.get(Deployment, deployment_id)
+            if deployment is None:
+                return Ended("removed", "its environment was removed")
+            current = DeploymentStatus(deployment.status)
+            if current is DeploymentStatus.LIVE or is_terminal(current):
+                return Ended(current, deployment.reason)
+            return None
+
+    def _note(self, delivery: int, said: str) -> None:
+        with self.store.transaction() as session:
+            connections.note_report(session, delivery, said)
+
+    def _remove(self, app_id: int, environment: str) -> None:
+        with self.store.transaction() as session:
+            app = session.get(App, app_id)
+            if app is None:
+                raise NotFound("the app was deleted")
+            found = connections.opened(session, self.box, app_id)
+            principal = Principal(app.organization_id, Role.DEPLOYER, f"webhook:{found.provider}")
+            service.remove_preview(session, principal, app.name, environment)
+
+    def _settle(self, spec: Settle) -> None:
+        with self.store.transaction() as session:
+            connections.move(session, spec.delivery, DeliveryStatus(spec.status), spec.detail)
+            if spec.unreported:
+                connections.note_report(session, spec.delivery, f"not reported: {spec.unreported}")
