@@ -47,7 +47,7 @@ from shipway.webhooks.workflow import (
 )
 
 #: How often the wait for a deployment's end looks at it.
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
 #: Host answers that trying again will not change.
 FINAL_ANSWERS = frozenset({400, 401, 403, 404, 422})
 #: Errors of ours that trying again will not change.

@@ -224,3 +224,23 @@ def test_a_commit_the_host_does_not_have_fails_the_delivery_and_says_so(
     assert row["status"] == "failed" and "not deployed" in row["detail"]
     assert host.token not in row["detail"]
     assert wait_for(lambda: statuses_of(host, ghost), 60, "the failure status")[0][0] == "failed"
+
+
+def test_a_bitbucket_pull_request_naming_its_commit_by_12_digits_gets_its_preview(
+    instance: Instance, host: StandInHost, tmp_path: Path
+) -> None:
+    provider = Provider.BITBUCKET
+    app = "bb-pulls"
+    repo = connected_app(instance, host, provider, app)
+    work, _ = working_copy(tmp_path, host, repo, "main")
+    git(work, "checkout", "-q", "-b", "branch2")
+    sha = commit(work, {"index.html": "pull request three"})
+    git(work, "push", "-q", "origin", "branch2")
+    event, body = deliveries.pull(provider, True, 3, "branch2", sha[:12])
+    assert deliver(instance, provider, app, event, body, delivery="bb-pr-3").status_code == 202
+    row = settled(instance, app, "bb-pr-3")
+    assert row["status"] == "done", row
+    assert page(instance, f"{app}--pr-3.localhost").text == "pull request three"
+    preview = f"http://{app}--pr-3.localhost:{instance.port}"
+    assert wait_for(lambda: ("SUCCESSFUL", preview) in statuses_of(host, sha), 60, "the status")
+    assert api(instance, f"/deployments/{row['deployment_id']}")["commit"] == sha
