@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipway.apps.service import PRODUCTION
-from shipway.store.tables import ApiToken, App, HookDelivery, Organization, Release, RepoConnection
+from shipway.store.tables import ApiToken, App, Organization, Release, RepoConnection
 
 
 class Body(BaseModel):
@@ -221,6 +221,8 @@ class ConnectionOut(BaseModel):
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     delivery_id: str
     provider: str
     event: str
@@ -232,22 +234,6 @@ class DeliveryOut(BaseModel):
     reported: str | None = Field(description="the last commit status reported to the host")
     received_at: datetime
     finished_at: datetime | None
-
-    @classmethod
-    def of(cls, row: HookDelivery) -> DeliveryOut:
-        return cls(
-            delivery_id=row.delivery_id,
-            provider=row.provider,
-            event=row.event,
-            branch=row.branch,
-            sha=row.sha,
-            status=row.status,
-            detail=row.detail,
-            deployment_id=row.deployment_id,
-            reported=row.reported,
-            received_at=row.received_at,
-            finished_at=row.finished_at,
-        )
 
 
 class AppInfo(BaseModel):

@@ -194,7 +194,8 @@ def move(
     row = session.get(HookDelivery, delivery_id)
     if row is None:
         return None
-    row.status = advance(DeliveryStatus(row.status), status)
+    if row.status != status:  # the same again is a retried step: nothing to check
+        row.status = advance(DeliveryStatus(row.status), status)
     if detail is not None:
         row.detail = detail
     if deployment_id is not None:

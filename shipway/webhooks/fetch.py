@@ -141,7 +141,8 @@ class _Git:
             GIT_CONFIG_NOSYSTEM="1",
             GIT_CONFIG_GLOBAL=os.devnull,
         )
-        config = [("credential.helper", "")]
+        # What comes from the host is checked as a push to shipway is.
+        config = [("credential.helper", ""), ("fetch.fsckObjects", "true")]
         if token:
             basic = base64.b64encode(f"{USERS[provider]}:{token}".encode()).decode()
             config.append(("http.extraHeader", f"Authorization: Basic {basic}"))

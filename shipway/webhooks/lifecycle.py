@@ -22,9 +22,7 @@ TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.ACCEPTED: frozenset(
         {DeliveryStatus.DEPLOYING, DeliveryStatus.DONE, DeliveryStatus.FAILED}
     ),
-    DeliveryStatus.DEPLOYING: frozenset(
-        {DeliveryStatus.DEPLOYING, DeliveryStatus.DONE, DeliveryStatus.FAILED}
-    ),
+    DeliveryStatus.DEPLOYING: frozenset({DeliveryStatus.DONE, DeliveryStatus.FAILED}),
 }
 
 

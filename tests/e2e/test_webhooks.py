@@ -78,6 +78,14 @@ def working_copy(tmp: Path, host: StandInHost, repo: str, text: str) -> tuple[Pa
     return work, sha
 
 
+def pushed_branch(work: Path, branch: str, text: str) -> str:
+    """BRANCH made from WORK's HEAD with the site saying TEXT, pushed; its sha."""
+    git(work, "checkout", "-q", "-b", branch)
+    sha = commit(work, {"index.html": text})
+    git(work, "push", "-q", "origin", branch)
+    return sha
+
+
 def delivery_of(instance: Instance, app: str, delivery: str) -> dict[str, Any] | None:
     found = [d for d in api(instance, f"/apps/{app}/deliveries") if d["delivery_id"] == delivery]
     return found[0] if found else None
@@ -157,9 +165,7 @@ def test_pull_requests_and_branches_get_previews_torn_down_when_done(
     app = "prs"
     repo = connected_app(instance, host, provider, app)
     work, main_sha = working_copy(tmp_path, host, repo, "main")
-    git(work, "checkout", "-q", "-b", "feature")
-    sha = commit(work, {"index.html": "feature"})
-    git(work, "push", "-q", "origin", "feature")
+    sha = pushed_branch(work, "feature", "feature")
 
     event, body = deliveries.pull(provider, True, 7, "feature", sha)
     assert deliver(instance, provider, app, event, body, delivery="pr-7-opened").status_code == 202
@@ -233,9 +239,7 @@ def test_a_bitbucket_pull_request_naming_its_commit_by_12_digits_gets_its_previe
     app = "bb-pulls"
     repo = connected_app(instance, host, provider, app)
     work, _ = working_copy(tmp_path, host, repo, "main")
-    git(work, "checkout", "-q", "-b", "branch2")
-    sha = commit(work, {"index.html": "pull request three"})
-    git(work, "push", "-q", "origin", "branch2")
+    sha = pushed_branch(work, "branch2", "pull request three")
     event, body = deliveries.pull(provider, True, 3, "branch2", sha[:12])
     assert deliver(instance, provider, app, event, body, delivery="bb-pr-3").status_code == 202
     row = settled(instance, app, "bb-pr-3")

@@ -121,7 +121,7 @@ def _info(store: Store, request: Request, principal: Principal, name: str) -> tu
             connection=ConnectionOut.of(connection, app.name, str(request.base_url))
             if connection
             else None,
-            deliveries=[DeliveryOut.of(d) for d in connections.recent(session, app.id)],
+            deliveries=[DeliveryOut.model_validate(d) for d in connections.recent(session, app.id)],
         )
 
 

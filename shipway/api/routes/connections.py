@@ -69,4 +69,4 @@ def list_deliveries(
     """The app's latest deliveries, newest first: what each asked for and what came of it."""
     with services(request).store.transaction() as session:
         found = apps.get(session, principal, app)
-        return [DeliveryOut.of(d) for d in connections.recent(session, found.id, limit)]
+        return [DeliveryOut.model_validate(d) for d in connections.recent(session, found.id, limit)]
