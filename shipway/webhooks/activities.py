@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from nats.js import JetStreamContext
@@ -46,8 +48,12 @@ from shipway.webhooks.workflow import (
     Work,
 )
 
+T = TypeVar("T")
+
 #: How often the wait for a deployment's end looks at it.
 POLL_SECONDS = 0.25
+#: How often a long step tells Temporal it is still at work.
+HEARTBEAT_SECONDS = 3.0
 #: Host answers that trying again will not change.
 FINAL_ANSWERS = frozenset({400, 401, 403, 404, 422})
 #: Errors of ours that trying again will not change.
@@ -105,21 +111,23 @@ class HookActivities:
         )
         upload = launcher.sources_dir(self.settings.data_dir) / f".upload-{uuid.uuid4().hex}"
         try:
-            sha = await asyncio.to_thread(self._fetch, repo, found, work, upload)
+            sha = await _beating(asyncio.to_thread(self._fetch, repo, found, work, upload))
             principal = Principal(found.organization_id, Role.DEPLOYER, f"webhook:{found.provider}")
-            launched = await launcher.launch(
-                self.store,
-                activity.client(),
-                principal,
-                found.app,
-                upload,
-                ref=f"refs/heads/{work.branch}" if work.branch else None,
-                sha=sha,
-                source="git",
-                environment=environment if work.number is not None else None,
-                build_timeout=self.settings.build_timeout,
-                rules=self.rules,
-                js=self.js,
+            launched = await _beating(
+                launcher.launch(
+                    self.store,
+                    activity.client(),
+                    principal,
+                    found.app,
+                    upload,
+                    ref=f"refs/heads/{work.branch}" if work.branch else None,
+                    sha=sha,
+                    source="git",
+                    environment=environment if work.number is not None else None,
+                    build_timeout=self.settings.build_timeout,
+                    rules=self.rules,
+                    js=self.js,
+                )
             )
         except _REFUSALS as e:
             raise _refused(e) from None
@@ -268,3 +276,16 @@ class HookActivities:
             connections.move(session, spec.delivery, DeliveryStatus(spec.status), spec.detail)
             if spec.unreported:
                 connections.note_report(session, spec.delivery, f"not reported: {spec.unreported}")
+
+
+async def _beating(work: Awaitable[T]) -> T:
+    """WORK's result, heartbeating meanwhile: a worker lost mid-fetch is noticed in seconds."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+            activity.heartbeat()
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    return task.result()

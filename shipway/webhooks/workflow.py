@@ -139,6 +139,7 @@ class HookWorkflow:
                 LaunchInput(spec.delivery, spec.app_id, work),
                 result_type=Launched,
                 start_to_close_timeout=timedelta(minutes=15),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=LAUNCH_RETRY,
             )
         except ActivityError as e:

@@ -4,6 +4,7 @@ fetches the commit, builds it in a sandbox, deploys it and reports the outcome b
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -11,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from shipway.webhooks.verify import Provider
-from tests.e2e.conftest import Instance
-from tests.e2e.test_push import EXAMPLES, api, wait_for
+from tests.e2e.conftest import Instance, start, stop
+from tests.e2e.test_push import EXAMPLES, api, slow_node_app, wait_for
 from tests.githost import StandInHost
-from tests.helpers import commit, git
+from tests.helpers import commit, git, sandboxed
 from tests.webhooks import deliveries
 
 pytestmark = pytest.mark.e2e
@@ -248,3 +250,29 @@ def test_a_bitbucket_pull_request_naming_its_commit_by_12_digits_gets_its_previe
     preview = f"http://{app}--pr-3.localhost:{instance.port}"
     assert wait_for(lambda: ("SUCCESSFUL", preview) in statuses_of(host, sha), 60, "the status")
     assert api(instance, f"/deployments/{row['deployment_id']}")["commit"] == sha
+
+
+def test_a_delivery_under_way_when_shipway_is_killed_ends_after_the_restart(
+    host: StandInHost, tmp_path: Path
+) -> None:
+    running = start(tmp_path, "hooks-durable")
+    try:
+        provider = Provider.GITHUB
+        app = "durable-hook"
+        repo = connected_app(running, host, provider, app)
+        work, _ = working_copy(tmp_path, host, repo, "x")
+        sha = commit(work, slow_node_app(8))
+        git(work, "push", "-q", "origin", "main")
+        event, body = deliveries.push(provider, "main", sha)
+        assert deliver(running, provider, app, event, body, delivery="durable").status_code == 202
+        wait_for(lambda: sandboxed("sleep", "8"), 120, "the build to be running")
+        state = json.loads((running.data / "run" / "state.json").read_text())
+        psutil.Process(state["pid"]).kill()
+        running = start(tmp_path, "hooks-durable")
+        row = settled(running, app, "durable")
+        assert row["status"] == "done", row
+        final = wait_for(lambda: statuses_of(host, sha)[1:], 60, "the final status")
+        # The address is the one known at launch (this test restarts on another port).
+        assert final[0][0] == "success" and final[0][1].startswith(f"http://{app}.localhost:")
+    finally:
+        stop(running)

@@ -126,6 +126,7 @@ def _verified(
         except Unauthorized as e:
             refusal = e
     assert refusal is not None
+    log.warning("refused a %s delivery to %s: %s", found[0].provider, found[0].app, refusal)
     raise refusal
 
 
