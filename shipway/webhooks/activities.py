@@ -111,7 +111,8 @@ class HookActivities:
         )
         upload = launcher.sources_dir(self.settings.data_dir) / f".upload-{uuid.uuid4().hex}"
         try:
-            sha = await _beating(asyncio.to_thread(self._fetch, repo, found, work, upload))
+            fetched = await _beating(asyncio.to_thread(self._fetch, repo, found, work, upload))
+            sha = fetched.sha
             principal = Principal(found.organization_id, Role.DEPLOYER, f"webhook:{found.provider}")
             launched = await _beating(
                 launcher.launch(
@@ -133,12 +134,12 @@ class HookActivities:
             raise _refused(e) from None
         finally:
             upload.unlink(missing_ok=True)
-        await asyncio.to_thread(self._deploying, spec.delivery, launched)
+        await asyncio.to_thread(self._deploying, spec.delivery, launched, fetched)
         host = hosts.hostname(
             found.app, launched.environment, self.settings.base_domain, target.organization
         )
         url = hosts.url(host, self.settings.port)
-        return Launched(launched.deployment_id, launched.environment, url, sha)
+        return Launched(launched.deployment_id, launched.environment, url, sha, str(fetched))
 
     @activity.defn(name=OUTCOME_ACTIVITY)
     async def outcome(self, deployment_id: int) -> Ended:
@@ -207,9 +208,9 @@ class HookActivities:
     async def settle(self, spec: Settle) -> None:
         await asyncio.to_thread(self._settle, spec)
 
-    def _fetch(self, repo: Path, found: Connection, work: Work, upload: Path) -> str:
+    def _fetch(self, repo: Path, found: Connection, work: Work, upload: Path) -> fetch.Fetched:
         """Bring the commit into REPO (one fetch at a time: two would race for its refs) and
-        write its tree to UPLOAD; its full sha."""
+        write its tree to UPLOAD."""
         assert work.sha is not None
         with open(repo / "shipway-fetch.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -222,9 +223,8 @@ class HookActivities:
                 sha=work.sha,
                 pull=work.number,
             )
-            activity.logger.info("fetched %s into %s: %s", work.sha[:7], repo, fetched)
             fetch.archive(repo, fetched.sha, upload, self.settings.max_source)
-            return fetched.sha
+            return fetched
 
     def _connection(self, app_id: int) -> Connection:
         with self.store.transaction() as session:
@@ -238,13 +238,15 @@ class HookActivities:
             organization = hosts.label(session.get(Organization, app.organization_id))
             return _Target(found, repos.identity(app.id, app.created_at), organization)
 
-    def _deploying(self, delivery: int, launched: launcher.Launched) -> None:
+    def _deploying(
+        self, delivery: int, launched: launcher.Launched, fetched: fetch.Fetched
+    ) -> None:
         with self.store.transaction() as session:
             connections.move(
                 session,
                 delivery,
                 DeliveryStatus.DEPLOYING,
-                f"deployment {launched.deployment_id} to {launched.environment}",
+                f"deployment {launched.deployment_id} to {launched.environment} ({fetched})",
                 deployment_id=launched.deployment_id,
             )
 

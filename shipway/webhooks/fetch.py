@@ -67,6 +67,11 @@ class Fetched:
     #: On disk, to the KiB; about what came over the wire.
     bytes: int
 
+    def __str__(self) -> str:
+        if not self.objects:
+            return "fetched nothing new"
+        return f"fetched {self.objects} objects, {self.bytes / 1024:.0f} KiB"
+
 
 def fetch(
     repo: Path,

@@ -78,6 +78,8 @@ class Launched:
     url: str
     #: The full sha deployed (a delivery may name it abbreviated).
     sha: str
+    #: What the fetch brought, for people.
+    fetched: str = ""
 
 
 @dataclass
@@ -174,7 +176,7 @@ class HookWorkflow:
         state, description = _final(ended, launched.environment)
         await self._report(spec, launched.sha, state, description, launched.url)
         line = f"{work.what}: deployment {launched.deployment_id} to {launched.environment}"
-        return state is State.SUCCESS, f"{line} {ended.status}"
+        return state is State.SUCCESS, f"{line} {ended.status} ({launched.fetched})"
 
     async def _report(
         self, spec: HookInput, sha: str, state: State, description: str, url: str | None = None

@@ -133,6 +133,7 @@ def test_a_push_is_fetched_built_deployed_and_reported(
     row = settled(instance, app, f"{provider}-push-1")
     assert row["status"] == "done", row
     assert row["sha"] == sha and row["branch"] == "main"
+    assert "to production live (fetched " in row["detail"], row
     url = f"http://{app}.localhost:{instance.port}"
     assert page(instance, f"{app}.localhost").text == f"<h1>from {provider}</h1>"
     reported = wait_for(
