@@ -7,12 +7,12 @@ without what the event must carry."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shipway import jsontext
 from shipway.errors import BadRequest
 from shipway.webhooks.verify import Provider
 
@@ -67,10 +67,7 @@ def acted_on(found: list[HookEvent]) -> list[HookEvent]:
 
 def parse(host: Provider, event: str, body: bytes) -> list[HookEvent]:
     """What the delivery of EVENT with BODY asks for."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadPayload(f"the body is not JSON: {e}") from None
+    data = jsontext.loads(body, "the body", BadPayload)
     if not isinstance(data, dict):
         raise BadPayload("the body is not a JSON object")
     try:

@@ -143,7 +143,10 @@ def test_bad_deliveries_get_their_answer_and_queue_nothing(node: Node, store: St
     assert too_large.status_code == 413, too_large.text
     malformed = post(node, Provider.GITHUB, "push", b'{"ref": "refs/heads/main",')
     assert malformed.status_code == 400
-    assert "not JSON" in malformed.json()["error"]["message"]
+    assert "the body is not valid JSON" in malformed.json()["error"]["message"]
+    nested = b"[" * 100_000 + b"]" * 100_000
+    too_deep = post(node, Provider.GITHUB, "push", nested)
+    assert too_deep.status_code == 400 and "nested too deeply" in too_deep.text
     no_id = deliveries.signed(Provider.GITHUB, SECRET, event, body)
     del no_id["X-GitHub-Delivery"]
     assert post(node, Provider.GITHUB, event, body, headers=no_id).status_code == 400

@@ -102,7 +102,7 @@ def test_pull_requests_open_update_and_close() -> None:
 
 
 def test_malformed_deliveries_are_named() -> None:
-    with pytest.raises(BadPayload, match="not JSON"):
+    with pytest.raises(BadPayload, match="not valid JSON"):
         parse(Provider.GITHUB, "push", b"{not json")
     with pytest.raises(BadPayload, match="not a JSON object"):
         parse(Provider.GITHUB, "push", b"[1, 2]")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
+from shipway import jsontext
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.audit import ingest, search
@@ -54,7 +55,7 @@ def _query(
         subject=subject,
         actor=actor,
         tags=tuple(tag),
-        where=tuple(search.condition(_json(raw)) for raw in where),
+        where=tuple(search.condition(jsontext.loads(raw, "a where condition")) for raw in where),
         **rest,
     )
 
@@ -182,7 +183,7 @@ async def record_entries(
     is stored already is acknowledged, not stored again."""
     principal.require(Role.DEPLOYER)
     ctx = services(request)
-    entries = ingest.check_batch(_json(await request.body()))
+    entries = ingest.check_batch(jsontext.loads(await request.body(), "the body"))
 
     def store() -> ingest.Ingested:
         for attempt in range(2):
@@ -196,12 +197,3 @@ async def record_entries(
 
     done = await asyncio.to_thread(store)
     return {"stored": done.stored, "duplicates": done.duplicates}
-
-
-def _json(raw: str | bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationError(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise ValidationError("the JSON is nested too deeply") from e

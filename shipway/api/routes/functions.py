@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 from sqlalchemy import select
 
+from shipway import jsontext
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import authenticate, bearer, principal_from, services
 from shipway.api.schemas import Body
@@ -411,13 +411,7 @@ def _organization(ctx: Services, name: str | None) -> int:
 def _params(raw: bytes) -> Any:
     if not raw.strip():
         return {}
-    try:
-        params = json.loads(raw)
-        nul = has_nul(params)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationError(f"the params are not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise ValidationError("the params are nested too deeply") from e
-    if nul:  # a run's params are stored, and PostgreSQL refuses NUL in text
+    params = jsontext.loads(raw, "the params")
+    if has_nul(params):  # a run's params are stored, and PostgreSQL refuses NUL in text
         raise ValidationError("the params must not contain NUL characters (\\u0000)")
     return params
