@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from shipway import durations
 from shipway.errors import ValidationError
 from shipway.store.tables import AuditEntry
 
@@ -217,23 +218,19 @@ def _filters(session: Session, query: Query) -> list[ColumnElement[bool]]:
     return clauses
 
 
-_AGO = re.compile(r"(\d{1,6})([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def moment(raw: str, what: str, now: datetime) -> datetime:
     """RAW as a time: ISO-8601 (UTC unless it says), or a duration before NOW such as 90s,
     15m, 12h, 30d or 2w; ValidationError naming WHAT otherwise."""
     text = raw.strip()
-    ago = _AGO.fullmatch(text)
-    if ago:
-        return now - timedelta(**{_UNITS[ago[2]]: int(ago[1])})
+    ago = durations.parse(text)
+    if ago is not None:
+        return now - ago
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValidationError(
             f"{what} must be an ISO-8601 time (2026-11-23T10:00:00Z) or a duration ago "
-            f"(90s, 15m, 12h, 30d, 2w); got {raw!r}",
+            f"({durations.EXAMPLES}); got {raw!r}",
             details={"field": what},
         ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

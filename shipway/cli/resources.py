@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from shipway import durations
 from shipway.cli.client import Api, CliError
 from shipway.cli.output import console, emit_json, fields, table
 
@@ -181,16 +181,12 @@ def apps_delete(
     console.print(f"Deleted {name}.")
 
 
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def parse_duration(raw: str, flag: str = "--expires") -> timedelta:
     """'90s', '15m', '12h', '30d' or '2w' as a timedelta."""
-    match = _DURATION.match(raw.strip())
-    if not match:
-        raise CliError(f"{flag} must look like 90s, 15m, 12h, 30d or 2w; got {raw!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    found = durations.parse(raw)
+    if found is None:
+        raise CliError(f"{flag} must look like {durations.EXAMPLES}; got {raw!r}")
+    return found
 
 
 def whole_seconds(raw: str, flag: str, *, also: str = "") -> int:
@@ -198,9 +194,10 @@ def whole_seconds(raw: str, flag: str, *, also: str = "") -> int:
     text = raw.strip()
     if text.isascii() and text.isdigit():
         return int(text)
-    if _DURATION.match(text) is None:
+    found = durations.parse(text)
+    if found is None:
         raise CliError(f"{flag} must be seconds (300) or like 90s, 15m or 2h{also}; got {raw!r}")
-    return int(parse_duration(text, flag).total_seconds())
+    return int(found.total_seconds())
 
 
 @tokens.command("create")
