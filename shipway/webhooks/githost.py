@@ -20,6 +20,8 @@ DEFAULT_API: dict[Provider, str | None] = {
 
 #: The longest OWNER/NAME taken, nested GitLab groups included.
 MAX_REPO = 255
+#: The longest API URL taken (the store keeps this many characters).
+MAX_URL = 2048
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 #: Digits of a full commit id: SHA-1 (SHA-256 ids have 64).
@@ -89,6 +91,8 @@ def api_base(provider: Provider, api_url: str | None) -> str:
             f"{provider} is self-hosted: give its API root with --api-url"
             " (for example https://codeberg.org/api/v1)"
         )
+    if len(url) > MAX_URL:
+        raise ValidationError(f"the API URL must be at most {MAX_URL} characters")
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # a bad port raises ValueError
