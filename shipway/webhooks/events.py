@@ -17,6 +17,8 @@ from shipway.errors import BadRequest
 from shipway.webhooks.verify import Provider
 
 _SHA = re.compile(r"[0-9a-f]{7,64}")
+#: The longest branch name taken: its ref, refs/heads/NAME, is kept in 255 characters.
+MAX_BRANCH = 255 - len("refs/heads/")
 _ZERO = re.compile(r"0+")
 
 
@@ -189,8 +191,9 @@ def _pull(action: str, number: int, branch: Any, sha: Any) -> HookEvent:
 
 
 def _branch(name: Any) -> str:
-    if not isinstance(name, str) or not name or len(name) > 255 or not name.isprintable():
-        raise ValueError(f"not a branch name: {name!r}")
+    """NAME, if it can be a branch a deployment records (as refs/heads/NAME, 255 at most)."""
+    if not isinstance(name, str) or not name or len(name) > MAX_BRANCH or not name.isprintable():
+        raise ValueError(f"not a branch name of 1 to {MAX_BRANCH} characters: {name!r:.80}")
     return name
 
 

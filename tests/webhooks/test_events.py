@@ -110,3 +110,10 @@ def test_malformed_deliveries_are_named() -> None:
         parse(Provider.GITHUB, "push", body({"after": SHA}))
     with pytest.raises(BadPayload, match="not a commit sha"):
         parse(Provider.GITHUB, "push", body({"ref": "refs/heads/main", "after": "HEAD"}))
+
+
+def test_a_branch_whose_ref_the_store_cannot_keep_is_refused() -> None:
+    longest = "b" * 244
+    assert parse(Provider.GITHUB, "push", body({"ref": f"refs/heads/{longest}", "after": SHA}))
+    with pytest.raises(BadPayload, match="1 to 244 characters"):
+        parse(Provider.GITHUB, "push", body({"ref": f"refs/heads/{longest}b", "after": SHA}))
