@@ -22,7 +22,6 @@ Prints the figures and appends them to bench/RESULTS.md.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -46,7 +45,11 @@ import psutil
 from flaskapp import GIT_ENV, run
 from run import machine, table
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from shipway.embedded.ports import any_free
+from tests import helpers
+from tests.e2e.test_push import node_app
 
 ROUNDS = 5
 POLL = 0.02
@@ -196,49 +199,23 @@ def fleet_on_shipway() -> Iterator[Fleet]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def slow_node_app(seconds: str) -> dict[str, str]:
-    """A Node app whose install step runs `sleep SECONDS` in the sandbox."""
-    scripts = {"postinstall": f"sleep {seconds}", "start": "node server.js"}
-    package = {"name": "s", "version": "1.0.0", "scripts": scripts}
-    lock = {
-        "name": "s",
-        "version": "1.0.0",
-        "lockfileVersion": 3,
-        "requires": True,
-        "packages": {"": {"name": "s", "version": "1.0.0"}},
-    }
-    server = "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n"
-    return {
-        "package.json": json.dumps(package),
-        "package-lock.json": json.dumps(lock),
-        "server.js": server,
-        "Procfile": "web: node server.js\n",
-    }
-
-
 def commit(repo: Path, seconds: str, env: dict[str, str]) -> None:
     """REPO (made if new) with a commit of the app that sleeps SECONDS while it builds."""
     if not repo.exists():
         repo.mkdir(parents=True)
         run("git", "init", "-q", "-b", "main", cwd=repo, env=env)
-    for name, text in slow_node_app(seconds).items():
+    for name, text in node_app(f"sleep {seconds}").items():
         (repo / name).write_text(text)
     run("git", "add", "-A", cwd=repo, env=env)
     run("git", "commit", "-qm", f"sleep {seconds}", cwd=repo, env=env)
 
 
 def sandboxed(*argv: str) -> list[psutil.Process]:
-    """The processes running ARGV in a PID namespace other than ours: a sandbox's."""
-    ours = os.readlink("/proc/self/ns/pid")
+    """The processes running ARGV in a sandbox (see tests.helpers.sandboxed)."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if (proc.info["cmdline"] or [])[: len(argv)] != list(argv):
-            continue
-        try:
-            if os.readlink(f"/proc/{proc.pid}/ns/pid") != ours:
-                found.append(proc)
-        except OSError:  # gone meanwhile
-            pass
+    for pid in helpers.sandboxed(*argv):
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            found.append(psutil.Process(pid))
     return found
 
 
