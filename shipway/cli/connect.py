@@ -9,7 +9,7 @@ import typer
 
 from shipway.cli.client import Api
 from shipway.cli.output import console, emit_json, fields, table
-from shipway.cli.resources import DataOpt, JsonOpt, apps
+from shipway.cli.resources import DataOpt, JsonOpt
 
 PROVIDERS = "github, gitlab, bitbucket or gitea (Gitea and Forgejo)"
 #: What each host calls the secret, for the hint printed after connecting.
@@ -22,7 +22,6 @@ _WHERE = {
 }
 
 
-@apps.command("connect")
 def apps_connect(
     name: str,
     provider: Annotated[str, typer.Option(help=PROVIDERS)],
@@ -77,14 +76,12 @@ def apps_connect(
         )
 
 
-@apps.command("disconnect")
 def apps_disconnect(name: str, data: DataOpt = None) -> None:
     """Forget an app's repository: its webhook deliveries are refused (404) from now on."""
     Api.find(data).delete(f"/apps/{name}/connection")
     console.print(f"Disconnected {name} from its repository.")
 
 
-@apps.command("deliveries")
 def apps_deliveries(
     name: str,
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,

@@ -10,7 +10,7 @@ import httpx
 import typer
 
 from shipway import __version__
-from shipway.cli import connect, local  # noqa: F401 (connect adds `apps connect` …)
+from shipway.cli import connect, local
 from shipway.cli.audit import audit
 from shipway.cli.builds import builds
 from shipway.cli.client import Api, CliError, save_login
@@ -35,6 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(apps, name="apps")
+apps.command("connect")(connect.apps_connect)
+apps.command("disconnect")(connect.apps_disconnect)
+apps.command("deliveries")(connect.apps_deliveries)
 app.add_typer(tokens, name="tokens")
 app.add_typer(orgs, name="orgs")
 app.add_typer(releases, name="releases")

@@ -71,6 +71,11 @@ def _refused(error: ShipwayError) -> ApplicationError:
     return ApplicationError(error.message, type="Refused", non_retryable=True)
 
 
+def _webhook(organization_id: int, provider: str) -> Principal:
+    """Who deploys and removes previews for a delivery: a deployer named for its host."""
+    return Principal(organization_id, Role.DEPLOYER, connections.actor(provider))
+
+
 def environment_of(work: Work) -> str:
     """The environment WORK deploys or removes: a pull request's own, or its branch's."""
     if work.number is not None:
@@ -113,7 +118,7 @@ class HookActivities:
         try:
             fetched = await _beating(asyncio.to_thread(self._fetch, repo, found, work, upload))
             sha = fetched.sha
-            principal = Principal(found.organization_id, Role.DEPLOYER, f"webhook:{found.provider}")
+            principal = _webhook(found.organization_id, found.provider)
             launched = await _beating(
                 launcher.launch(
                     self.store,
@@ -267,10 +272,10 @@ class HookActivities:
     def _remove(self, app_id: int, environment: str) -> None:
         with self.store.transaction() as session:
             app = session.get(App, app_id)
-            if app is None:
-                raise NotFound("the app was deleted")
-            found = connections.opened(session, self.box, app_id)
-            principal = Principal(app.organization_id, Role.DEPLOYER, f"webhook:{found.provider}")
+            connection = connections.find(session, app_id)
+            if app is None or connection is None:
+                raise NotFound("the app is no longer connected to a repository")
+            principal = _webhook(app.organization_id, connection.provider)
             service.remove_preview(session, principal, app.name, environment)
 
     def _settle(self, spec: Settle) -> None:

@@ -44,6 +44,11 @@ class Connection:
     token: str | None
 
 
+def actor(provider: str) -> str:
+    """How the audit trail names what a host's deliveries do."""
+    return f"webhook:{provider}"
+
+
 def connect(
     session: Session,
     principal: Principal,
@@ -158,7 +163,7 @@ def record(
         session,
         Event(
             connection.organization_id,
-            f"webhook:{delivery.provider}",
+            actor(delivery.provider),
             "hook.delivery",
             f"app:{connection.app}",
             {
