@@ -4,10 +4,15 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
 
-.PHONY: up test lint format bench clean
+.PHONY: up system test lint format bench clean
 
-up: $(VENV)/.installed
+up: system $(VENV)/.installed
 	$(BIN)/shipway up $(ARGS)
+
+# The host packages builds and sandboxes need: installed with apt-get when run as root on a
+# Debian-like system, otherwise named with the one command that installs them.
+system:
+	@$(PYTHON) -m shipway.system --install
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench

@@ -6,16 +6,30 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from temporalio.client import Client as TemporalClient
+from temporalio.service import TLSConfig
 
 from shipway.errors import ServiceError
+from shipway.natsauth import Access
+from shipway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _Refused(Exception):
+    """Raised when a server turned our credentials down: retrying will not change that."""
+
+
+def _is_refusal(e: Exception) -> bool:
+    text = str(e).lower()
+    return isinstance(e, nats.errors.AuthorizationError) or "authorization" in text
 
 
 async def _retry(what: str, attempt: Any, timeout: float) -> Any:
@@ -24,17 +38,44 @@ async def _retry(what: str, attempt: Any, timeout: float) -> Any:
     while time.monotonic() < deadline:
         try:
             return await attempt()
+        except _Refused as e:
+            raise ServiceError(f"{what} refused the credentials: {e}") from e
         except Exception as e:  # the server may still be starting; any failure is retried
             last = e
             await asyncio.sleep(0.2)
     raise ServiceError(f"cannot reach {what}: {last}") from last
 
 
-async def connect_temporal(address: str, namespace: str, timeout: float = 30.0) -> TemporalClient:
+def temporal_security(settings: Settings) -> dict[str, Any]:
+    """How to reach an external Temporal: TLS (a CA of its own, mTLS) and an API key."""
+    tls: bool | TLSConfig = settings.temporal_tls
+    if settings.temporal_tls_ca or settings.temporal_tls_cert:
+
+        def read(path: Path | None) -> bytes | None:
+            return path.read_bytes() if path is not None else None
+
+        tls = TLSConfig(
+            server_root_ca_cert=read(settings.temporal_tls_ca),
+            client_cert=read(settings.temporal_tls_cert),
+            client_private_key=read(settings.temporal_tls_key),
+        )
+    return {"tls": tls, "api_key": settings.temporal_api_key}
+
+
+async def connect_temporal(
+    address: str,
+    namespace: str,
+    timeout: float = 30.0,
+    *,
+    tls: bool | TLSConfig = False,
+    api_key: str | None = None,
+) -> TemporalClient:
     """A Temporal client, retrying while the server comes up; raises ServiceError after TIMEOUT."""
 
     async def attempt() -> TemporalClient:
-        return await TemporalClient.connect(address, namespace=namespace)
+        return await TemporalClient.connect(
+            address, namespace=namespace, tls=tls, api_key=api_key
+        )
 
     client: TemporalClient = await _retry(f"Temporal at {address}", attempt, timeout)
     return client
@@ -48,26 +89,37 @@ async def temporal_ok(client: TemporalClient) -> bool:
 
 
 class NatsLink:
-    """One NATS connection that reconnects forever, with JetStream on top."""
+    """One NATS connection that reconnects forever, with JetStream on top, authenticated as
+    ACCESS says: never anonymously, unless the operator's URL itself carries no credentials."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, access: Access | None = None) -> None:
         self.url = url
+        self.access = access or Access()
         self.nc: NatsClient = NatsClient()
         self._js: JetStreamContext | None = None
+        self._refused: Exception | None = None
+        self._connected = False
 
     async def connect(self, timeout: float = 30.0) -> None:
         async def attempt() -> None:
-            await self.nc.connect(
-                self.url,
-                name="shipway",
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-                error_cb=self._quiet,
-                disconnected_cb=self._disconnected,
-                reconnected_cb=self._reconnected,
-            )
+            try:
+                await self.nc.connect(
+                    self.url,
+                    name=f"shipway-{self.access.role or 'client'}",
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    connect_timeout=2,
+                    error_cb=self._error,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    **self.access.options(),
+                )
+            except _Refused:
+                await self.nc.close()
+                self.nc = NatsClient()
+                raise
+            self._connected = True
 
         await _retry(f"NATS at {self.url}", attempt, timeout)
 
@@ -93,13 +145,23 @@ class NatsLink:
             except Exception as e:  # closing a dead link must not stop shutdown
                 log.debug("closing NATS: %s", e)
 
-    async def _quiet(self, e: Exception) -> None:
-        log.debug("NATS: %s", e)
+    async def _error(self, e: Exception) -> None:
+        if not _is_refusal(e):
+            log.debug("NATS: %s", e)
+            return
+        if self._refused is None:
+            log.error("NATS at %s refused shipway's credentials: %s", self.url, e)
+        self._refused = e
+        if not self._connected:
+            # Connecting for the first time, nats-py would try again forever: raising here
+            # ends its connect().
+            raise _Refused(e)
 
     async def _disconnected(self) -> None:
         log.warning("NATS disconnected from %s", self.url)
 
     async def _reconnected(self) -> None:
+        self._refused = None
         log.info("NATS reconnected to %s", self.url)
 
 

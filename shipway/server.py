@@ -17,12 +17,12 @@ from typing import Any, TextIO
 
 import uvicorn
 
-from shipway import __version__
+from shipway import __version__, natsauth
 from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
 from shipway.audit import indexes, retention
 from shipway.audit.consumer import AuditConsumer
-from shipway.connections import NatsLink, connect_temporal
+from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir, write_private
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
@@ -43,6 +43,7 @@ from shipway.router import Router, RouteTable, UnixUpstream
 from shipway.runtime.activities import RuntimeActivities
 from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import NODE_QUEUE
+from shipway.sandbox import network
 from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
@@ -110,6 +111,7 @@ class Server:
 
     async def run(self) -> None:
         self.data.create()
+        network.allow_shared(self.settings.unsafe_shared_network)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
@@ -145,9 +147,11 @@ class Server:
         await self._start_embedded(stack, services)
 
         services.temporal = await connect_temporal(
-            services.addresses["temporal"], settings.temporal_namespace
+            services.addresses["temporal"],
+            settings.temporal_namespace,
+            **temporal_security(settings),
         )
-        link = NatsLink(services.addresses["nats"])
+        link = NatsLink(services.addresses["nats"], self._nats_access())
         await link.connect()
         stack.push_async_callback(link.close)
         services.nats = link
@@ -261,7 +265,10 @@ class Server:
         """The builders beside this process (`--builders N` beyond the first), and the
         autoscaler of the pools with a policy; both once the data dir says where all is."""
         assert services.nats is not None
-        local = LocalBuilders(self.data.root, services.nats.js)
+        env = dict(os.environ)
+        if self.settings.unsafe_shared_network:
+            env["SHIPWAY_UNSAFE_SHARED_NETWORK"] = "true"
+        local = LocalBuilders(self.data.root, services.nats.js, env)
         local.keep(dispatch.DEFAULT_POOL, max(self.settings.builders - 1, 0), BUILD_SLOTS)
         local.start()
         stack.push_async_callback(local.close)
@@ -308,6 +315,15 @@ class Server:
             services.processes[proc.spec.name] = proc
             stack.push_async_callback(proc.stop)
         await asyncio.gather(*(proc.start() for proc in processes))
+
+    def _nats_access(self) -> natsauth.Access:
+        """The control plane's access: its own key to the embedded NATS, or the operator's."""
+        settings = self.settings
+        if settings.nats_url:
+            return natsauth.external(
+                natsauth.Role.CONTROL, settings.nats_credentials, settings.nats_nkey
+            )
+        return natsauth.from_data_dir(self.data.root, natsauth.Role.CONTROL)
 
     def _stop_leftovers(self) -> None:
         """A run killed with SIGKILL leaves its servers exiting; wait them out before starting."""
@@ -362,5 +378,6 @@ class Server:
             "store": services.store.dialect,
             "addresses": services.addresses,
             "embedded": sorted(services.processes),
+            "sandbox_network": network.state().as_dict(),
             "started_at": utcnow().isoformat(),
         }

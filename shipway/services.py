@@ -16,6 +16,7 @@ from shipway.fleet.builder import Builder
 from shipway.fleet.dispatch import Rules
 from shipway.functions.invoke import Invoker
 from shipway.runtime.agent import Runtime
+from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.workers import Workers, run_probe
@@ -59,7 +60,11 @@ class Services:
         )
         parts = {"store": store, "temporal": temporal, "nats": nats}
         status = "ok" if all(p["status"] == "ok" for p in parts.values()) else "degraded"
-        return {"status": status, "components": parts}
+        return {
+            "status": status,
+            "components": parts,
+            "sandbox_network": network.state().as_dict(),
+        }
 
     async def _store_health(self) -> dict[str, Any]:
         try:

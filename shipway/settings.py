@@ -57,6 +57,15 @@ def _nats_url(key: str, raw: str) -> str:
     return raw
 
 
+def _flag(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: must be true or false, got {raw!r}")
+
+
 def _text(key: str, raw: str) -> str:
     if not raw.strip():
         raise ConfigError(f"{key}: must not be empty")
@@ -82,6 +91,13 @@ def _paths(key: str, raw: str) -> tuple[tuple[str, ...], ...]:
 
 def _path(key: str, raw: str) -> Path:
     return Path(_text(key, raw)).expanduser().resolve()
+
+
+def _file(key: str, raw: str) -> Path:
+    path = _path(key, raw)
+    if not path.is_file():
+        raise ConfigError(f"{key}: no such file: {path}")
+    return path
 
 
 def _whole(unit: str, least: int = 1) -> Callable[[str, str], int]:
@@ -117,6 +133,16 @@ class Settings:
     temporal_address: str | None = None
     nats_url: str | None = None
     temporal_namespace: str = "default"
+    #: An external NATS's credentials: a .creds file (JWT and nkey) or an nkey seed file.
+    nats_credentials: Path | None = None
+    nats_nkey: Path | None = None
+    #: An external Temporal's TLS: on with the system's CAs, or with a CA of its own; mTLS
+    #: with a client certificate and key; or an API key (Temporal Cloud).
+    temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_api_key: str | None = None
     max_source_mb: int = 200
     build_timeout: int = 900
     #: Payload paths SQLite indexes for audit search (PostgreSQL indexes every path).
@@ -128,6 +154,9 @@ class Settings:
     #: Builders `shipway up` runs on this machine for pool default: one inside the server,
     #: the others as `shipway builder` processes beside it; 0 runs none.
     builders: int = 1
+    #: Let sandboxes that need network share the host's when they cannot have their own
+    #: (slirp4netns missing): unsafe, and only ever the operator's explicit choice.
+    unsafe_shared_network: bool = False
 
     @property
     def store_url(self) -> str:
@@ -160,12 +189,20 @@ class Settings:
             "temporal_address": ("SHIPWAY_TEMPORAL_ADDRESS", _address),
             "nats_url": ("SHIPWAY_NATS_URL", _nats_url),
             "temporal_namespace": ("SHIPWAY_TEMPORAL_NAMESPACE", _text),
+            "nats_credentials": ("SHIPWAY_NATS_CREDENTIALS", _file),
+            "nats_nkey": ("SHIPWAY_NATS_NKEY", _file),
+            "temporal_tls": ("SHIPWAY_TEMPORAL_TLS", _flag),
+            "temporal_tls_ca": ("SHIPWAY_TEMPORAL_TLS_CA", _file),
+            "temporal_tls_cert": ("SHIPWAY_TEMPORAL_TLS_CERT", _file),
+            "temporal_tls_key": ("SHIPWAY_TEMPORAL_TLS_KEY", _file),
+            "temporal_api_key": ("SHIPWAY_TEMPORAL_API_KEY", _text),
             "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _whole("MiB")),
             "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _whole("seconds")),
             "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
             "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _whole("days")),
             "fleet_rules": ("SHIPWAY_FLEET_RULES", _path),
             "builders": ("SHIPWAY_BUILDERS", _whole("builders", least=0)),
+            "unsafe_shared_network": ("SHIPWAY_UNSAFE_SHARED_NETWORK", _flag),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)
@@ -178,4 +215,8 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}")
             key = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
             values[name] = parsers[name][1](key, str(value))
+        if ("temporal_tls_cert" in values) != ("temporal_tls_key" in values):
+            raise ConfigError(
+                "SHIPWAY_TEMPORAL_TLS_CERT and SHIPWAY_TEMPORAL_TLS_KEY: give both for mTLS"
+            )
         return cls(**values)

@@ -42,6 +42,14 @@ def banner(state: dict[str, Any]) -> None:
     console.print(f"[bold green]shipway {state['version']} is up[/] (pid {state['pid']})")
     for label, value in rows:
         console.print(f"  [bold]{label:<14}[/] {value}", soft_wrap=True)
+    sandbox_network(state.get("sandbox_network"))
+
+
+def sandbox_network(state: dict[str, Any] | None) -> None:
+    """The line an operator must not miss: whether tenants' sandboxes are kept off the host."""
+    if state:
+        colour = "green" if state["status"] == "isolated" else "bold red"
+        console.print(f"  sandbox network: [{colour}]{state['detail']}[/]", soft_wrap=True)
 
 
 def up_foreground(settings: Settings) -> None:
@@ -153,3 +161,4 @@ def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
         where = part.get("address") or part.get("backend") or ""
         extra = f"  restarts {part['restarts']}" if part.get("restarts") else ""
         console.print(f"  [bold]{name:<10}[/]{part['status']:<10}{where}{extra}")
+    sandbox_network(health.get("sandbox_network") or state.get("sandbox_network"))

@@ -93,6 +93,14 @@ def up(
         int | None,
         typer.Option(help="builders to run on this machine, 0 for none (env SHIPWAY_BUILDERS; 1)"),
     ] = None,
+    unsafe_shared_network: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-shared-network",
+            help="let sandboxes share the host's network where they cannot have their own "
+            "(env SHIPWAY_UNSAFE_SHARED_NETWORK): unsafe with more than one tenant",
+        ),
+    ] = False,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="run in the background")] = False,
 ) -> None:
     """Run shipway on this machine: Temporal, NATS, the store, the API and the workers."""
@@ -105,6 +113,7 @@ def up(
         "temporal_address": temporal_address,
         "nats_url": nats_url,
         "builders": builders,
+        "unsafe_shared_network": True if unsafe_shared_network else None,
     }
     settings = Settings.load(flags)
     if detach:

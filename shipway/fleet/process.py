@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from typing import Any
 
-from shipway.connections import NatsLink, connect_temporal
+from shipway import natsauth
+from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir
 from shipway.errors import ServiceError, ValidationError
 from shipway.fleet.builder import Builder, serve
 from shipway.fleet.remote import RemoteRecords
+from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store
 
@@ -46,6 +49,7 @@ async def run_builder(
     Without SERVER it runs beside the control plane whose data dir it shares; with SERVER (a
     control plane's URL, and a platform owner's TOKEN) it asks that for what it needs and
     keeps its own data dir."""
+    network.allow_shared(settings.unsafe_shared_network)
     records: Store | RemoteRecords
     if server is not None:
         if not token:
@@ -72,7 +76,7 @@ async def run_builder(
 async def _serve(
     settings: Settings,
     records: Store | RemoteRecords,
-    addresses: dict[str, str],
+    addresses: dict[str, Any],
     pool: str,
     labels: dict[str, str],
     slots: int,
@@ -83,9 +87,14 @@ async def _serve(
     if not temporal or not nats_url:
         raise ServiceError("the control plane did not say where Temporal and NATS are")
     client = await connect_temporal(
-        temporal, addresses.get("namespace") or settings.temporal_namespace
+        temporal,
+        addresses.get("namespace") or settings.temporal_namespace,
+        **temporal_security(settings),
     )
-    link = NatsLink(nats_url)
+    operator = natsauth.external(
+        natsauth.Role.BUILDER, settings.nats_credentials, settings.nats_nkey
+    )
+    link = NatsLink(nats_url, natsauth.builder_access(settings.data_dir, addresses, operator))
     await link.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -53,6 +53,9 @@ def stream_config() -> StreamConfig:
         discard=DiscardPolicy.OLD,
         max_age=MAX_AGE,
         duplicate_window=DUPLICATE_WINDOW,
+        # Last-by-subject reads name the subject in the request's own subject, so NATS
+        # permissions can say whose logs a client may read (see shipway.natsauth).
+        allow_direct=True,
     )
 
 
@@ -104,7 +107,7 @@ def parse(headers: dict[str, Any] | None, data: bytes | None) -> LogEvent | None
 async def last_published(js: JetStreamContext, kind: str, owner_id: int) -> int:
     """The seq of the log's last message in the stream (a line or the end), 0 if there is none."""
     try:
-        raw = await js.get_last_msg(STREAM, subject(kind, owner_id))
+        raw = await js.get_last_msg(STREAM, subject(kind, owner_id), direct=True)
     except NotFoundError:
         return 0
     event = parse(raw.headers, raw.data)
@@ -139,7 +142,7 @@ class Tail:
             lambda: js.subscribe(name, stream=STREAM, ordered_consumer=True, config=config),
         )
         try:
-            last = await js.get_last_msg(STREAM, name)
+            last = await js.get_last_msg(STREAM, name, direct=True)
             horizon = last.seq or 0
         except NotFoundError:
             horizon = 0

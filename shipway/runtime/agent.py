@@ -77,6 +77,13 @@ class Generation:
         await asyncio.gather(*(i.stop(drain) for i in self.instances), return_exceptions=True)
 
 
+def _isolate_instances() -> bool:
+    """Whether instances get a network namespace of their own: always, unless they cannot have
+    one here and the operator allowed them to share the host's."""
+    possible = netns.can_enter() and network.state().isolation is network.Isolation.ISOLATED
+    return possible or not network.shared_allowed()
+
+
 class Runtime:
     def __init__(
         self,
@@ -93,12 +100,9 @@ class Runtime:
         self.table = table
         self.base_domain = base_domain
         self.js = js
-        #: Instances get a network namespace of their own when shipway can reach into one.
-        self.isolated = (
-            netns.can_enter() and network.slirp4netns() is not None
-            if isolated is None
-            else isolated
-        )
+        #: Instances get a network namespace of their own; they share the host's only where
+        #: they cannot have one and the operator allowed it (--unsafe-shared-network).
+        self.isolated = _isolate_instances() if isolated is None else isolated
         self.layers = LayerStore(data_dir / "layers")
         self._scratch_root = data_dir / "run" / "instances"
         self.box = SecretBox.load(data_dir)
@@ -157,6 +161,12 @@ class Runtime:
             raise InstanceFailed(
                 "the release has no processes to run: add a Procfile with a line like "
                 "`web: gunicorn app:app --bind 0.0.0.0:$PORT`"
+            )
+        if self.isolated and not netns.can_enter():
+            raise InstanceFailed(
+                "app instances run in a network namespace of their own, which shipway can reach "
+                "only when it runs as root: run shipway as root, or share the host's network "
+                "with `shipway up --unsafe-shared-network`"
             )
         applog = self._log(place)
         applog.hide(place.secrets)

@@ -7,6 +7,9 @@ tap0 (10.0.2.100, gateway 10.0.2.2, DNS 10.0.2.3) and relays the sandbox's conne
 sockets of its own in the host's namespace. --disable-host-loopback refuses the gateway's way to
 the host's 127.0.0.1; the host's other addresses (and link-local ones, such as a cloud's metadata
 service) would still be reached that way, so the sandbox gets unreachable routes to them first.
+
+Where slirp4netns cannot run, a sandbox that asks for network is refused (fail closed): it
+shares the host's network only when the operator said so with --unsafe-shared-network.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import socket
 import stat
 import struct
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 
+from shipway import system
 from shipway.sandbox.child import _check, _libc
 from shipway.sandbox.spec import SandboxError
 
@@ -39,7 +44,7 @@ READY_SECONDS = 30.0
 #: Processes of the sandbox's uid that slirp4netns adds while the command runs.
 SLIRP_PROCESSES = 1
 
-_TUN = "/dev/net/tun"
+_TUN = system.TUN
 _NS_GET_USERNS = 0xB701
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
@@ -53,21 +58,81 @@ _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 _RT_TABLE_MAIN, _RTPROT_STATIC, _RTN_UNREACHABLE, _RTA_DST = 254, 4, 7, 1
 
 
+class Isolation(StrEnum):
+    """What a sandbox that asks for network gets on this host."""
+
+    #: A network namespace of its own, out through slirp4netns.
+    ISOLATED = "isolated"
+    #: Nothing: slirp4netns cannot run here, so such sandboxes are refused.
+    UNAVAILABLE = "unavailable"
+    #: The host's own network, because the operator said so (--unsafe-shared-network).
+    UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """This host's sandbox network, and what stops it from being isolated."""
+
+    isolation: Isolation
+    #: slirp4netns's path when it can run here.
+    slirp4netns: str | None = None
+    #: What is missing, and the command that fixes it.
+    problem: str | None = None
+
+    def describe(self) -> str:
+        """One line for the banner, `shipway status` and /healthz."""
+        if self.isolation is Isolation.ISOLATED:
+            return "isolated"
+        if self.isolation is Isolation.UNSAFE:
+            return f"UNSAFE, shared with the host (--unsafe-shared-network): {self.problem}"
+        return f"unavailable, networked builds and instances are refused: {self.problem}"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"status": self.isolation.value, "detail": self.describe()}
+
+
+_shared_allowed = False
+
+
+def allow_shared(allowed: bool) -> None:
+    """Let networked sandboxes share the host's network when they cannot have their own: the
+    operator's explicit choice (`shipway up --unsafe-shared-network`), never shipway's own."""
+    global _shared_allowed
+    _shared_allowed = allowed
+    state.cache_clear()
+
+
+def shared_allowed() -> bool:
+    return _shared_allowed
+
+
 @cache
-def slirp4netns() -> str | None:
-    """slirp4netns's path, or None (warned about once): networked sandboxes then share the host's
-    network namespace, as they did before."""
+def state() -> NetworkState:
+    """Whether sandboxes can have a network of their own here; probed once per process."""
     path = shutil.which("slirp4netns")
-    # As root, slirp4netns gets a tun device of its own (see _private_tun).
-    usable = os.access(_TUN, os.R_OK | os.W_OK) and os.path.exists(_TUN)
-    if path is None or not usable:
-        log.warning(
-            "slirp4netns is missing or %s is not usable: sandboxes with network share the "
-            "host's network and can reach its local services",
-            _TUN,
+    problem: str | None
+    if path is None:
+        problem = f"slirp4netns is not installed (run: {system.install_command(['slirp4netns'])})"
+    else:
+        problem = system.tun_problem()
+    if problem is None:
+        return NetworkState(Isolation.ISOLATED, slirp4netns=path)
+    isolation = Isolation.UNSAFE if _shared_allowed else Isolation.UNAVAILABLE
+    if isolation is Isolation.UNSAFE:
+        log.warning("sandboxes with network share the host's network: %s", problem)
+    return NetworkState(isolation, problem=problem)
+
+
+def require() -> str | None:
+    """slirp4netns's path for a sandbox that asks for network; None where it is to share the
+    host's network (--unsafe-shared-network). Raises SandboxError where it can have neither."""
+    current = state()
+    if current.isolation is Isolation.UNAVAILABLE:
+        raise SandboxError(
+            "this needs network, and shipway gives a sandbox network only in a namespace of its "
+            f"own, which cannot be set up here: {current.problem}"
         )
-        return None
-    return path
+    return current.slirp4netns
 
 
 def unreachable() -> tuple[ipaddress.IPv4Network, ...]:

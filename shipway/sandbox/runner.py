@@ -60,6 +60,11 @@ async def run(
     supervisor connects into that namespace to reach the app's port.
     """
     validate(spec)
+    if spec.host_network and not network.shared_allowed():
+        raise SandboxError(
+            "a sandbox may share the host's network only when shipway runs with "
+            "--unsafe-shared-network"
+        )
     with lease() as ident:
         where = cgroups.hierarchy() if ident.switched else None
         try:
@@ -168,7 +173,7 @@ class _Run:
         self.last_line = ""
         self.status: _Status
         self.proc: asyncio.subprocess.Process
-        slirp = network.slirp4netns() if spec.network and not spec.host_network else None
+        slirp = network.require() if spec.network and not spec.host_network else None
         self.slirp = None
         if slirp is not None:
             switched = ident.switched

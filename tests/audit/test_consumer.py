@@ -45,7 +45,7 @@ async def test_published_entries_are_stored_once(
     monkeypatch.setattr(consumer_module, "DURABLE", f"audit-ingest-{unique}")
     with store.transaction() as session:
         session.add(Organization(name="acme"))
-    link = NatsLink(servers.nats_url)
+    link = servers.link()
     await link.connect()
     intake = AuditConsumer(store, link.js)
     await intake.start()

@@ -112,7 +112,7 @@ async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
         owner = Principal(org.id, Role.OWNER, "user:o")
         apps.create(session, owner, "web")
     client = await connect_temporal(servers.temporal_address, "default")
-    link = NatsLink(servers.nats_url)
+    link = servers.link()
     await link.connect()
     await ensure_streams(link.js)
     import uuid

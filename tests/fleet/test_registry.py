@@ -18,7 +18,7 @@ from tests.integration.conftest import Servers
 
 @pytest_asyncio.fixture
 async def js(servers: Servers) -> AsyncIterator[JetStreamContext]:
-    link = NatsLink(servers.nats_url)
+    link = servers.link()
     await link.connect()
     await registry.bucket(link.js)
     await link.js.purge_stream("KV_builders")

@@ -41,7 +41,7 @@ async def test_workers_follow_deploys_and_a_new_worker_rebuilds_its_map(
     servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(registry_module, "BUCKET", f"functions-test-{id(servers)}")
-    links = [NatsLink(servers.nats_url), NatsLink(servers.nats_url)]
+    links = [servers.link(), servers.link()]
     for link in links:
         await link.connect()
     deployer, worker = Registry(), Registry()

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from shipway import natsauth
+from shipway.connections import NatsLink
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess
+from shipway.natsauth import Role
 
 
 @dataclass
 class Servers:
     temporal: SupervisedProcess
     nats: SupervisedProcess
+    root: Path
+
+    def link(self, role: Role = Role.CONTROL) -> NatsLink:
+        """A NATS link (not yet connected) with ROLE's key."""
+        return NatsLink(self.nats_url, natsauth.from_data_dir(self.root, role))
 
     @property
     def temporal_address(self) -> str:
@@ -39,6 +48,6 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     nats = SupervisedProcess(embedded_nats.spec(root, chosen["nats"]))
     await temporal.start()
     await nats.start()
-    yield Servers(temporal, nats)
+    yield Servers(temporal, nats, root)
     await nats.stop()
     await temporal.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shipway import natsauth
 from shipway.connections import NatsLink, connect_temporal
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
@@ -47,7 +48,7 @@ async def test_control_workers_run_a_workflow_end_to_end(servers: Servers) -> No
 
 
 async def test_jetstream_round_trip(servers: Servers) -> None:
-    link = NatsLink(servers.nats_url)
+    link = servers.link()
     await link.connect()
     try:
         stream = f"T{uuid.uuid4().hex[:8]}"
@@ -65,7 +66,7 @@ async def test_jetstream_round_trip(servers: Servers) -> None:
 async def test_health_is_ok_when_every_part_answers(servers: Servers, tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
     upgrade(store.engine)
-    link = NatsLink(servers.nats_url)
+    link = servers.link()
     await link.connect()
     services = Services(
         settings=Settings.load({"data_dir": tmp_path}, env={}),
@@ -89,7 +90,10 @@ async def test_a_killed_server_is_restarted_and_clients_reconnect(tmp_path: Path
     proc = SupervisedProcess(embedded_nats.spec(tmp_path, ports.any_free()))
     proc.backoff_start = 0.2
     await proc.start()
-    link = NatsLink(f"nats://127.0.0.1:{proc.spec.ready_port}")
+    link = NatsLink(
+        f"nats://127.0.0.1:{proc.spec.ready_port}",
+        natsauth.from_data_dir(tmp_path, natsauth.Role.CONTROL),
+    )
     await link.connect()
     try:
         first = proc.pid

@@ -20,7 +20,7 @@ from tests.integration.conftest import Servers, servers  # noqa: F401
 @pytest_asyncio.fixture
 async def link(servers: Servers) -> AsyncIterator[NatsLink]:  # noqa: F811
     """A NATS link with the LOGS stream in place."""
-    link = NatsLink(servers.nats_url)
+    link = servers.link()
     await link.connect()
     await ensure_streams(link.js)
     yield link

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import FileResponse
 
+from shipway import natsauth
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.builders import platform_only
@@ -39,11 +40,15 @@ def _records(request: Request, principal: Principal) -> tuple[Services, LocalRec
 @router.get("/connect", summary="Where a builder finds Temporal and NATS")
 def connect(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, Any]:
     ctx, _ = _records(request, principal)
-    return {
+    found: dict[str, Any] = {
         "temporal": ctx.addresses.get("temporal"),
         "namespace": ctx.settings.temporal_namespace,
         "nats": ctx.addresses.get("nats"),
     }
+    if "nats" in ctx.processes:  # the embedded NATS: a builder's key to it, and no more
+        seed = natsauth.seed_file(ctx.settings.data_dir, natsauth.Role.BUILDER)
+        found["nats_nkey_seed"] = seed.read_text().strip()
+    return found
 
 
 @router.post("/builds/{build_id}/begin", summary="Hold a build for an attempt")
