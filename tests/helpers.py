@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,18 @@ def sandboxed(*argv: str) -> list[int]:
         except OSError:  # gone meanwhile
             pass
     return found
+
+
+@cache
+def hidden_path(*commands: str) -> str:
+    """A PATH with every command of this one but COMMANDS: a host that lacks them."""
+    shadow = Path(tempfile.mkdtemp(prefix="shipway-path-"))
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            link = shadow / entry.name
+            if entry.name in commands or link.exists() or link.is_symlink():
+                continue
+            link.symlink_to(entry.path)
+    return str(shadow)

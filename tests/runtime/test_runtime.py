@@ -12,7 +12,9 @@ from shipway.router import RouteTable
 from shipway.runtime import agent
 from shipway.runtime.agent import Runtime
 from shipway.runtime.instance import InstanceFailed
+from shipway.sandbox import network
 from shipway.store.tables import App
+from tests.helpers import hidden_path
 from tests.runtime.conftest import WEB, Node, until
 
 pytestmark = pytest.mark.integration
@@ -212,10 +214,11 @@ async def test_after_a_restart_live_deployments_are_routed_again(
 
 
 async def test_without_isolation_instances_share_the_host_network(node: Node) -> None:
-    """What shipway does when it cannot enter network namespaces (it is not root)."""
+    """What shipway does when the operator lets sandboxes share the host's network."""
     node.create_app("shop")
     table = node.runtime.table
     shared = Runtime(node.store, node.data, table, base_domain="localhost", isolated=False)
+    network.allow_shared(True)
     try:
         deployment = node.deployment("shop", node.release("shop", WEB))
         await shared.launch(deployment)
@@ -223,4 +226,24 @@ async def test_without_isolation_instances_share_the_host_network(node: Node) ->
         answer = (await node.get(HOST)).json()
         assert answer["release"] == "v1" and answer["port"] != "5000"
     finally:
+        network.allow_shared(False)
         await shared.close()
+
+
+async def test_without_slirp4netns_an_instance_is_refused(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: no instance runs on the host's network unless the operator said so."""
+    node.create_app("shop")
+    monkeypatch.setenv("PATH", hidden_path("slirp4netns"))
+    network.state.cache_clear()
+    try:
+        runtime = Runtime(node.store, node.data, node.runtime.table, base_domain="localhost")
+        assert runtime.isolated
+        deployment = node.deployment("shop", node.release("shop", WEB))
+        with pytest.raises(InstanceFailed, match="slirp4netns is not installed"):
+            await runtime.launch(deployment)
+        await runtime.close()
+    finally:
+        monkeypatch.undo()
+        network.state.cache_clear()

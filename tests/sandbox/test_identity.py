@@ -110,14 +110,19 @@ def test_a_stale_cgroup_is_emptied_and_remade() -> None:
 NOBODY_RUN = """
 import asyncio, json, sys
 from pathlib import Path
-from shipway.sandbox import Limits, SandboxSpec, run
+from shipway.sandbox import Limits, SandboxError, SandboxSpec, run
 
 async def main() -> None:
     lines = []
     script = sys.argv[2]
     spec = SandboxSpec(argv=["/bin/sh", "-c", script], workspace=Path(sys.argv[1]),
-                       limits=Limits(processes=32, file_size_mb=1, wall_seconds=60))
-    result = await run(spec, lines.append)
+                       limits=Limits(processes=32, file_size_mb=1, wall_seconds=60),
+                       network=sys.argv[3] == "network")
+    try:
+        result = await run(spec, lines.append)
+    except SandboxError as e:
+        print(json.dumps({"refused": e.message}))
+        return
     print(json.dumps({"lines": lines, "exit_code": result.exit_code, "reason": result.reason}))
 
 asyncio.run(main())
@@ -152,7 +157,7 @@ def test_as_an_ordinary_user(script: str, reason: str | None) -> None:
         for path in (work, work / "forks.py", work / "run.py"):
             os.chown(path, nobody, nobody)
         done = subprocess.run(
-            [python, str(work / "run.py"), str(work), script],
+            [python, str(work / "run.py"), str(work), script, "none"],
             user=nobody,
             group=nobody,
             extra_groups=[],

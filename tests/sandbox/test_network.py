@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from shipway.sandbox import network
+from shipway.sandbox import SandboxError, SandboxSpec, network
+from shipway.sandbox.runner import run
 from tests.conftest import unavailable
+from tests.helpers import hidden_path
 from tests.sandbox.conftest import cancel, limits, sandboxed, started
 
 GREETING = "hello from the host"
@@ -33,7 +34,7 @@ PYPI = "https://pypi.org/simple/pip/"
 
 @pytest.fixture
 def slirp() -> None:
-    if network.slirp4netns() is None:
+    if network.state().slirp4netns is None:
         unavailable("slirp4netns is not installed (or /dev/net/tun is not usable)")
 
 
@@ -134,26 +135,52 @@ async def test_no_slirp4netns_outlives_its_sandbox(
     assert slirps() == []
 
 
-def test_without_slirp4netns_a_warning_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    network.slirp4netns.cache_clear()
-    monkeypatch.setattr("shutil.which", lambda _: None)
-    try:
-        with caplog.at_level(logging.WARNING, logger=network.__name__):
-            assert network.slirp4netns() is None
-            assert network.slirp4netns() is None
-    finally:
-        network.slirp4netns.cache_clear()
-    assert len(caplog.records) == 1
-    assert "can reach its local services" in caplog.records[0].getMessage()
+@pytest.fixture
+def no_slirp4netns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """slirp4netns hidden from PATH, as on a host that lacks it."""
+    monkeypatch.setenv("PATH", hidden_path("slirp4netns"))
+    network.state.cache_clear()
+    yield
+    monkeypatch.undo()
+    network.allow_shared(False)
 
 
-async def test_without_slirp4netns_the_host_network_is_shared(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch, host_server: tuple[int, list[str]]
+def test_without_slirp4netns_the_state_says_what_is_missing(no_slirp4netns: None) -> None:
+    state = network.state()
+    assert state.isolation is network.Isolation.UNAVAILABLE
+    assert state.describe().startswith("unavailable")
+    assert "slirp4netns is not installed" in state.describe()
+    assert "apt-get install -y slirp4netns" in state.describe()
+
+
+async def test_without_slirp4netns_a_networked_sandbox_is_refused(
+    workspace: Path, no_slirp4netns: None, host_server: tuple[int, list[str]]
 ) -> None:
     port, _ = host_server
-    monkeypatch.setattr(network, "slirp4netns", lambda: None)
     (workspace / "connect.py").write_text(CONNECT)
+    with pytest.raises(SandboxError) as refused:
+        await sandboxed(workspace, f"exec python3 connect.py {port} 127.0.0.1")
+    assert "slirp4netns is not installed" in refused.value.message
+    assert "apt-get install -y slirp4netns" in refused.value.message
+    # Without network it runs as ever, and reaches nothing.
+    ran = await sandboxed(workspace, f"exec python3 connect.py {port} 127.0.0.1", network=False)
+    assert ran.lines == ["127.0.0.1 failed: [Errno 111] Connection refused"]  # its own loopback
+
+
+async def test_the_host_network_is_shared_only_when_the_operator_says_so(
+    workspace: Path, no_slirp4netns: None, host_server: tuple[int, list[str]]
+) -> None:
+    port, _ = host_server
+    (workspace / "connect.py").write_text(CONNECT)
+    shared = SandboxSpec(
+        argv=["python3", "connect.py", str(port), "127.0.0.1"],
+        workspace=workspace,
+        host_network=True,
+    )
+    with pytest.raises(SandboxError, match="--unsafe-shared-network"):
+        await run(shared, lambda _: None)
+    network.allow_shared(True)
+    assert network.state().isolation is network.Isolation.UNSAFE
+    assert network.state().describe().startswith("UNSAFE")
     ran = await sandboxed(workspace, f"exec python3 connect.py {port} 127.0.0.1")
     assert ran.lines == [f"127.0.0.1 {GREETING}"]
