@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from shipway.functions.outcome import Call, Outcome, RunStatus
 from shipway.functions.records import RunRecords
 from shipway.functions.registry import Deployed, Registry
 from shipway.logs import LogWriter
+from shipway.logs.mask import Masker
 from shipway.store import Store
 from shipway.store.tables import Function
 
@@ -51,17 +53,31 @@ class CallRefused(ShipwayError):
 
 @dataclass(frozen=True)
 class Chain:
-    """The functions a call is nested in, outermost first, and the run that calls."""
+    """The functions a call is nested in, outermost first, the run that calls, and the
+    secrets of the functions in the chain (the callee may be handed and print them)."""
 
     names: tuple[str, ...]
     run_id: int
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Ran:
+    """A run as its caller, its record and its log see it: secrets masked."""
+
     run_id: int
     version: int
     outcome: Outcome
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A run, also as its handler ended it (RAW): a calling handler gets what the callee
+    returned. SECRETS are those it could see: its chain's, its own and its callees'."""
+
+    ran: Ran
+    raw: Outcome
+    secrets: frozenset[str]
 
 
 class Invoker:
@@ -88,11 +104,23 @@ class Invoker:
         params: Any,
         *,
         trigger: str = "http",
-        chain: Chain | None = None,
         deployed: Deployed | None = None,
     ) -> Ran:
         """Run NAME's current version (DEPLOYED, when the caller has found it already) with
-        PARAMS; NotFound if there is no such function."""
+        PARAMS; NotFound if there is no such function. The outcome is the one recorded:
+        every secret the run could see is masked in it."""
+        done = await self._invoke(organization_id, name, params, trigger, None, deployed)
+        return done.ran
+
+    async def _invoke(
+        self,
+        organization_id: int,
+        name: str,
+        params: Any,
+        trigger: str,
+        chain: Chain | None,
+        deployed: Deployed | None,
+    ) -> _Done:
         if chain is not None:
             _check_chain(chain, name)
         if deployed is None:
@@ -100,29 +128,30 @@ class Invoker:
         runner = self.runners.get(deployed.runtime)
         if runner is None:
             raise ShipwayError(f"the {deployed.runtime} runtime is not available here")
+        own = config.secret_values(deployed.environment, self.box)
+        secrets = frozenset((*(chain.secrets if chain else ()), *own))
         run_id = await self.records.start(
             deployed.function_id,
             deployed.version,
             trigger,
-            params,
+            Masker(secrets).mask_json(params),
             chain.run_id if chain else None,
         )
         env = config.environment(deployed.environment, self.box)
         event = {"params": params, "env": env, "trigger": trigger, "run_id": run_id}
-        names = (*(chain.names if chain else ()), name)
+        inner = Chain((*(chain.names if chain else ()), name), run_id, tuple(secrets))
+        seen = set(secrets)
 
         async def call(other: str, other_params: Any) -> Any:
-            ran = await self.invoke(
-                organization_id,
-                other,
-                other_params,
-                trigger=f"call:{run_id}",
-                chain=Chain(names, run_id),
+            done = await self._invoke(
+                organization_id, other, other_params, f"call:{run_id}", inner, None
             )
-            if ran.outcome.status is not RunStatus.SUCCEEDED:
-                message = (ran.outcome.error or {}).get("message", ran.outcome.status.value)
-                raise CallRefused(f"{other} {ran.outcome.status.value}: {message}")
-            return ran.outcome.result
+            seen.update(done.secrets)
+            raw = done.raw
+            if raw.status is not RunStatus.SUCCEEDED:
+                message = (raw.error or {}).get("message", raw.status.value)
+                raise CallRefused(f"{other} {raw.status.value}: {message}")
+            return raw.result
 
         try:
             outcome = await runner.run(
@@ -138,15 +167,15 @@ class Invoker:
         except BaseException as e:  # the runtime could not run it, or the caller went away
             why = "it was cancelled" if isinstance(e, asyncio.CancelledError) else str(e)
             failed = {"message": f"the call did not run to its end: {why}", "stack": None}
-            self.records.end(run_id, Outcome(RunStatus.FAILED, error=failed))
+            self.records.end(run_id, masked(Outcome(RunStatus.FAILED, error=failed), seen))
             raise
-        self.records.end(run_id, outcome)
-        if outcome.logs:  # a run that printed nothing has no log to store or follow
-            secrets = config.secret_values(deployed.environment, self.box)
-            task = asyncio.create_task(self._write_logs(run_id, outcome, secrets))
+        shown = masked(outcome, seen)
+        self.records.end(run_id, shown)
+        if shown.logs:  # a run that printed nothing has no log to store or follow
+            task = asyncio.create_task(self._write_logs(run_id, shown))
             self._writing.add(task)
             task.add_done_callback(self._writing.discard)
-        return Ran(run_id, deployed.version, outcome)
+        return _Done(Ran(run_id, deployed.version, shown), outcome, frozenset(seen))
 
     async def find(self, organization_id: int, name: str) -> Deployed:
         """NAME's running version: from this worker's map of the bucket, else the store."""
@@ -167,10 +196,10 @@ class Invoker:
                 raise NotFound(f"no function named {name!r}", details={"name": name})
             return Deployed.of(fn, service.version_of(session, fn, fn.version))
 
-    async def _write_logs(self, run_id: int, outcome: Outcome, secrets: list[str]) -> None:
-        """Store the run's output, after the caller has its answer."""
+    async def _write_logs(self, run_id: int, outcome: Outcome) -> None:
+        """Store the run's output (masked already), after the caller has its answer."""
         try:
-            writer = LogWriter(self.store, self.js, "run", run_id, secrets=secrets)
+            writer = LogWriter(self.store, self.js, "run", run_id)
             for line in outcome.logs:
                 await writer.write(line)
             await writer.close(outcome.status.value)
@@ -184,6 +213,20 @@ class Invoker:
         if writing:
             await asyncio.wait(writing)
         await self.records.settle()
+
+
+def masked(outcome: Outcome, secrets: Iterable[str]) -> Outcome:
+    """OUTCOME with SECRETS masked in its result, its error (message and stack) and every
+    line it printed, before any of it is recorded, logged or answered."""
+    masker = Masker(secrets)
+    if not masker:
+        return outcome
+    return replace(
+        outcome,
+        result=masker.mask_json(outcome.result),
+        error=masker.mask_json(outcome.error),
+        logs=[masker.mask(line) for line in outcome.logs],
+    )
 
 
 def _check_chain(chain: Chain, name: str) -> None:

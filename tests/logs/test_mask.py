@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -90,3 +91,61 @@ def test_masking_is_stable_on_already_masked_text() -> None:
     masker = Masker([SECRET])
     once = masker.mask(f"a {SECRET} b")
     assert masker.mask(once) == once
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+@pytest.mark.parametrize("encode", ENCODERS)
+@pytest.mark.parametrize("secret", [PEM, PEM.strip()])
+def test_a_multi_line_secret_is_hidden_whole_and_in_base64(encode, secret: str) -> None:  # type: ignore[no-untyped-def]
+    masker = Masker([PEM])
+    assert masker.mask(f"key: {secret}") == f"key: {HIDDEN}"
+    encoded = encode(secret.encode()).decode()
+    for shown in (encoded, encoded.rstrip("=")):
+        assert masker.mask(f"blob {shown}!") == f"blob {HIDDEN}!"
+
+
+def test_each_line_of_wrapped_base64_is_hidden() -> None:
+    """base64.encodebytes wraps at 76 characters, PEM at 64: no line shows the value."""
+    masker = Masker([PEM])
+    mime = base64.encodebytes(PEM.encode()).decode()
+    raw = base64.b64encode(PEM.encode()).decode()
+    pem = "\n".join(raw[at : at + 64] for at in range(0, len(raw), 64))
+    for wrapped in (mime, pem):
+        lines = masker.mask(wrapped).splitlines()
+        assert lines and set(lines) == {HIDDEN}
+
+
+def test_a_secret_inside_a_json_string_is_hidden() -> None:
+    secret = 'pa"ss\\word-é'
+    masker = Masker([secret])
+    for shown in (json.dumps({"k": secret}), json.dumps({"k": secret}, ensure_ascii=False)):
+        assert masker.mask(shown) == f'{{"k": "{HIDDEN}"}}'
+    assert masker.mask(json.dumps(PEM)) == json.dumps(PEM)
+    assert Masker([PEM]).mask(json.dumps(PEM)) == f'"{HIDDEN}"'
+
+
+def test_json_values_are_masked_in_strings_keys_and_numbers() -> None:
+    masker = Masker([SECRET, "123456"])
+    value = {
+        "token": SECRET,
+        SECRET: [f"a {SECRET} b", 123456, 1234567, 7, 1.5, True, None],
+        "nested": {"deep": [{"x": base64.b64encode(SECRET.encode()).decode()}]},
+    }
+    assert masker.mask_json(value) == {
+        "token": HIDDEN,
+        HIDDEN: [f"a {HIDDEN} b", HIDDEN, f"{HIDDEN}7", 7, 1.5, True, None],
+        "nested": {"deep": [{"x": HIDDEN}]},
+    }
+
+
+def test_json_values_without_secrets_are_left_as_they_are() -> None:
+    value = {"a": [1, "two", None]}
+    assert Masker([]).mask_json(value) is value
+    assert Masker([SECRET]).mask_json(value) == value
