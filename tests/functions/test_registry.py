@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from shipway.connections import NatsLink
 from shipway.functions import registry as registry_module
 from shipway.functions.registry import Deployed, Registry
 from tests.integration.conftest import Servers
