@@ -239,6 +239,12 @@ def _call(server: Server, name: str, how: str) -> httpx.Response:
         return api.post(f"/fn/{name}", json={"how": how})
 
 
+def _run(server: Server, answer: httpx.Response, part: str = "") -> Any:
+    """The record (or with PART "/logs", the log) of the run that gave ANSWER."""
+    with server.client() as api:
+        return api.get(f"/api/v1/runs/{answer.headers['X-Shipway-Run']}{part}").json()
+
+
 FUNCTIONS = ["leaky-js", "leaky-py"]
 
 
@@ -249,10 +255,7 @@ def test_a_returned_secret_is_masked_in_the_answer_the_record_and_the_log(
     answer = _call(server, name, "plain")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"result": {"token": "***"}}
-    run = answer.headers["X-Shipway-Run"]
-    with server.client() as api:
-        record = api.get(f"/api/v1/runs/{run}").json()
-        logs = api.get(f"/api/v1/runs/{run}/logs").json()
+    record, logs = _run(server, answer), _run(server, answer, "/logs")
     assert record["status"] == "succeeded" and record["result"] == {"token": "***"}
     assert logs[:2] == ["token is ***", "base64 ***"]
     assert "***" in logs[2] and not leaked(json.dumps(logs))
@@ -272,8 +275,7 @@ def test_a_thrown_secret_is_masked_in_the_message_and_the_stack(server: Server, 
     assert error["code"] == "failed" and "bad token ***" in error["message"]
     assert error["stack"] and "bad token ***" in error["stack"]
     assert not leaked(answer.text)
-    with server.client() as api:
-        record = api.get(f"/api/v1/runs/{answer.headers['X-Shipway-Run']}").json()
+    record = _run(server, answer)
     assert record["error"] == {"message": error["message"], "stack": error["stack"]}
     assert not leaked(json.dumps(record))
 
@@ -288,8 +290,7 @@ def test_a_multi_line_key_is_masked_whole_line_by_line_and_encoded(
     assert result["pem"] == "***"
     assert [line for line in result["lines"] if line] == ["***"] * 4
     assert set(re.split(r"\s+", result["encoded"].strip())) == {"***"}
-    with server.client() as api:
-        logs = api.get(f"/api/v1/runs/{answer.headers['X-Shipway-Run']}/logs").json()
+    logs = _run(server, answer, "/logs")
     assert not leaked(json.dumps(logs)) and "***" in logs[2]
 
 
