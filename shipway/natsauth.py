@@ -97,6 +97,7 @@ def seed_file(data_dir: Path, role: Role) -> Path:
 
 def ensure_keys(data_dir: Path) -> dict[Role, str]:
     """Each role's public key, making its seed on first start."""
+    keys_dir(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     public = {}
     for role in Role:
         path = seed_file(data_dir, role)

@@ -129,8 +129,8 @@ def require() -> str | None:
     current = state()
     if current.isolation is Isolation.UNAVAILABLE:
         raise SandboxError(
-            "this needs network, and shipway gives a sandbox network only in a namespace of its "
-            f"own, which cannot be set up here: {current.problem}"
+            f"cannot give this sandbox a network of its own: {current.problem}; shipway never "
+            "lets it share the host's network unless started with --unsafe-shared-network"
         )
     return current.slirp4netns
 
