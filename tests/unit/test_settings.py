@@ -35,6 +35,11 @@ def test_postgres_urls_get_the_psycopg_driver() -> None:
         ("SHIPWAY_NATS_URL", "http://localhost:4222"),
         ("SHIPWAY_AUDIT_INDEXED_PATHS", "flag.gid,a'b"),
         ("SHIPWAY_AUDIT_INDEXED_PATHS", "flag..gid"),
+        ("SHIPWAY_UNSAFE_SHARED_NETWORK", "maybe"),
+        ("SHIPWAY_NATS_NKEY", "/no/such/seed.nk"),
+        ("SHIPWAY_NATS_CREDENTIALS", "/no/such/user.creds"),
+        ("SHIPWAY_TEMPORAL_TLS", "sometimes"),
+        ("SHIPWAY_TEMPORAL_TLS_CA", "/no/such/ca.pem"),
     ],
 )
 def test_a_bad_value_names_its_key(key: str, value: str) -> None:
@@ -58,3 +63,17 @@ def test_limits_must_be_positive_whole_numbers(key: str, value: str) -> None:
 def test_audit_indexed_paths_are_dotted_key_lists() -> None:
     settings = Settings.load(env={"SHIPWAY_AUDIT_INDEXED_PATHS": "flag.gid, app"})
     assert settings.audit_indexed_paths == (("flag", "gid"), ("app",))
+
+
+def test_the_shared_network_is_off_unless_asked(tmp_path: Path) -> None:
+    assert Settings.load({"data_dir": tmp_path}, env={}).unsafe_shared_network is False
+    asked = Settings.load(env={"SHIPWAY_UNSAFE_SHARED_NETWORK": "true"})
+    assert asked.unsafe_shared_network is True
+    assert Settings.load({"unsafe_shared_network": True}, env={}).unsafe_shared_network
+
+
+def test_mtls_needs_both_the_certificate_and_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "client.pem"
+    cert.write_text("cert")
+    with pytest.raises(ConfigError, match="give both"):
+        Settings.load(env={"SHIPWAY_TEMPORAL_TLS_CERT": str(cert)})
