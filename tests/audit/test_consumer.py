@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from shipway.audit import consumer as consumer_module
 from shipway.audit.consumer import AuditConsumer
-from shipway.connections import NatsLink
 from shipway.store import Store
 from shipway.store.tables import AuditEntry, Organization
 from tests.integration.conftest import Servers

@@ -17,7 +17,7 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
-from shipway.connections import NatsLink, connect_temporal
+from shipway.connections import connect_temporal
 from shipway.deploys import launch
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from nats.js import JetStreamContext
 
-from shipway.connections import NatsLink
 from shipway.fleet import registry
 from shipway.fleet.registry import BuilderRecord
 from tests.integration.conftest import Servers

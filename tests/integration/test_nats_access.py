@@ -64,9 +64,11 @@ def test_keys_are_private_to_their_owner(servers: Servers) -> None:
 async def test_an_anonymous_client_is_refused(
     servers: Servers, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="shipway.connections"):
-        with pytest.raises(ServiceError, match="refused the credentials.*Authorization"):
-            await NatsLink(servers.nats_url).connect(timeout=10)
+    with (
+        caplog.at_level(logging.ERROR, logger="shipway.connections"),
+        pytest.raises(ServiceError, match=r"refused the credentials.*Authorization"),
+    ):
+        await NatsLink(servers.nats_url).connect(timeout=10)
     assert any("refused shipway's credentials" in r.getMessage() for r in caplog.records)
     raw = NatsClient()
     with pytest.raises(Exception, match="Authorization"):
@@ -127,7 +129,7 @@ async def test_a_builder_is_refused(builder: NatsLink, control: NatsLink, what: 
         # The server refuses the subscription: a reply to the control plane never arrives.
         kv = await key_value(control.js, FUNCTIONS)
         assert (await kv.get("acme.greet")).value == SECRET
-        with pytest.raises(Exception, match="timeout|Timeout"):
+        with pytest.raises(Exception, match=r"timeout|Timeout"):
             await sub.next_msg(timeout=1)
         return
     await _refused(attempts[what])
