@@ -73,9 +73,7 @@ async def connect_temporal(
     """A Temporal client, retrying while the server comes up; raises ServiceError after TIMEOUT."""
 
     async def attempt() -> TemporalClient:
-        return await TemporalClient.connect(
-            address, namespace=namespace, tls=tls, api_key=api_key
-        )
+        return await TemporalClient.connect(address, namespace=namespace, tls=tls, api_key=api_key)
 
     client: TemporalClient = await _retry(f"Temporal at {address}", attempt, timeout)
     return client
