@@ -158,11 +158,22 @@ def test_two_instances_run_side_by_side(instance: Instance, tmp_path: Path) -> N
 
 def test_external_temporal_and_nats_spawn_nothing(instance: Instance, tmp_path: Path) -> None:
     parts = instance.health()[1]["components"]
+    # An external NATS wants credentials: without them shipway stops, never anonymous.
+    env = clean_env(
+        tmp_path,
+        SHIPWAY_DATA=str(tmp_path / "anonymous"),
+        SHIPWAY_TEMPORAL_ADDRESS=parts["temporal"]["address"],
+        SHIPWAY_NATS_URL=parts["nats"]["address"],
+    )
+    refused = shipway("up", "-d", "--port", str(any_free()), env=env, timeout=180)
+    assert refused.returncode == 1
+    assert "refused the credentials: nats: 'Authorization Violation'" in refused.stderr
     external = start(
         tmp_path,
         "external",
         SHIPWAY_TEMPORAL_ADDRESS=parts["temporal"]["address"],
         SHIPWAY_NATS_URL=parts["nats"]["address"],
+        SHIPWAY_NATS_NKEY=str(instance.data / "nats" / "keys" / "control.nk"),
     )
     try:
         status, report = external.health()
