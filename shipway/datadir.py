@@ -37,6 +37,36 @@ class DataDir:
     def lock_file(self) -> Path:
         return self.root / "run" / "lock"
 
+    @property
+    def node_lock(self) -> Path:
+        """Locked while this data dir's node (the data plane) runs."""
+        return self.root / "run" / "node.lock"
+
+    @property
+    def node_state(self) -> Path:
+        """What the running node wrote once ready: its pid, version and port."""
+        return self.root / "run" / "node.json"
+
+    @property
+    def keep_node(self) -> Path:
+        """Present while the control plane stops for an upgrade: the node goes on serving."""
+        return self.root / "run" / "keep-node"
+
+    @property
+    def node_log(self) -> Path:
+        return self.root / "logs" / "node.log"
+
+    def read_node(self) -> dict[str, Any] | None:
+        """The running node's state, or None when none runs from this dir."""
+        try:
+            state: dict[str, Any] = json.loads(self.node_state.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = state.get("pid")
+        if not isinstance(pid, int) or not pid_alive(pid):
+            return None
+        return state
+
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.root / "run").mkdir(exist_ok=True)

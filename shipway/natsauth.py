@@ -36,10 +36,12 @@ class Role(StrEnum):
     CONTROL = "control"
     #: A `shipway builder` process, on this machine or another.
     BUILDER = "builder"
+    #: A node (the data plane): app instances and their logs.
+    NODE = "node"
 
 
 #: Each role's replies come here, and only its own.
-INBOX = {Role.CONTROL: "_INBOX.control", Role.BUILDER: "_INBOX.builder"}
+INBOX = {role: f"_INBOX.{role.value}" for role in Role}
 
 _JS = "$JS.API"
 
@@ -63,6 +65,19 @@ PERMISSIONS: dict[Role, dict[str, list[str]]] = {
             f"{_JS}.STREAM.MSG.GET.KV_builders",
         ],
         "subscribe": [INBOX[Role.BUILDER] + ".>"],
+    },
+    Role.NODE: {
+        "publish": [
+            # App logs: its instances' output, and resuming where an earlier node left off.
+            "logs.app.*",
+            f"{_JS}.STREAM.INFO.LOGS",
+            f"{_JS}.DIRECT.GET.LOGS.logs.app.*",
+            f"{_JS}.CONSUMER.CREATE.LOGS",
+            f"{_JS}.CONSUMER.CREATE.LOGS.*.logs.app.*",
+            f"{_JS}.CONSUMER.DELETE.LOGS.*",
+            f"{_JS}.CONSUMER.INFO.LOGS.*",
+        ],
+        "subscribe": [INBOX[Role.NODE] + ".>"],
     },
 }
 

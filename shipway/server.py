@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
@@ -39,10 +38,8 @@ from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
 from shipway.logs import ensure_streams
-from shipway.router import Router, RouteTable, UnixUpstream
-from shipway.runtime.activities import RuntimeActivities
-from shipway.runtime.agent import Runtime
-from shipway.runtime.messages import NODE_QUEUE
+from shipway.nodes import local as nodes
+from shipway.nodes.control import NodeClient, api_socket_name
 from shipway.sandbox import network
 from shipway.services import Services
 from shipway.settings import Settings
@@ -135,8 +132,12 @@ class Server:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         settings = self.settings
-        listener = ports.bind_listener(settings.host, settings.port)
-        stack.callback(listener.close)
+        # The public port belongs to the node; bind it now for a new one, so a clash is one
+        # line before anything starts. A node still running from before keeps its own.
+        listener = None
+        if self.data.read_node() is None:
+            listener = ports.bind_listener(settings.host, settings.port)
+            stack.callback(listener.close)
         store = await asyncio.to_thread(prepare_store, settings, self.data)
         stack.callback(store.close)
         try:
@@ -165,10 +166,7 @@ class Server:
                 retention.keep_pruning(store, settings.audit_retention_days), name="audit-retention"
             )
             stack.callback(pruning.cancel)
-        table = RouteTable()
-        runtime = Runtime(
-            store, self.data.root, table, base_domain=settings.base_domain, js=link.js
-        )
+        runtime = NodeClient(str(self.data.root))
         stack.push_async_callback(runtime.close)
         services.runtime = runtime
         functions = FunctionWorker(store, self.data.root, link.js)
@@ -177,34 +175,22 @@ class Server:
         services.invoker = functions.invoker
         self._start_workers(stack, services, runtime)
 
-        api_socket = await self._serve_api(stack, services)
-        await self._serve_router(stack, table, api_socket, listener)
-        restored = await runtime.reconcile()
-        if restored:
-            log.info("routing %d live deployments again", restored)
+        await self._serve_api(stack, services)
+        node = await nodes.ensure(settings, self.data, services.addresses, listener)
+        if listener is not None:
+            listener.close()  # the node has its own copy
+        stack.push_async_callback(self._leave_node)
         state = self._state(services)
+        state["node"] = node
         self.data.write_state(state)
         write_private(self.data.pid_file, f"{os.getpid()}\n")
         self._start_fleet(stack, services)
         self.on_ready(state)
 
-    async def _serve_router(
-        self, stack: AsyncExitStack, table: RouteTable, api_socket: str, listener: socket.socket
+    def _start_workers(
+        self, stack: AsyncExitStack, services: Services, runtime: NodeClient
     ) -> None:
-        """The public port: apps by Host, everything else to the API."""
-        router = Router(table, UnixUpstream(api_socket, name="api"), self.settings.base_domain)
-        server = await router.serve(listener)
-
-        async def stop_router() -> None:
-            server.close()
-            router.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5)
-
-        stack.push_async_callback(stop_router)
-
-    def _start_workers(self, stack: AsyncExitStack, services: Services, runtime: Runtime) -> None:
-        """The control-plane worker, this machine's builder and its node, all in this process."""
+        """The control-plane worker and this machine's builder, in this process."""
         assert services.temporal is not None and services.nats is not None
         deploys = DeployActivities(services.store)
         hooks = HookActivities(
@@ -214,7 +200,6 @@ class Server:
             rules=services.rules,
             js=services.nats.js,
         )
-        node = RuntimeActivities(runtime, services.store)
         control = Workers(
             services.temporal,
             CONTROL_QUEUE,
@@ -240,12 +225,6 @@ class Server:
                 graceful=STOP_BUILDS_AFTER,
             )
         ][: self.settings.builders]
-        node_workers = Workers(
-            services.temporal,
-            NODE_QUEUE,
-            workflows=[],
-            activities=[node.start, node.route, node.discard],
-        )
         assert services.invoker is not None
         function_activities = FunctionActivities(services.invoker, services.store, self.data.root)
         function_workers = Workers(
@@ -254,7 +233,7 @@ class Server:
             workflows=[FunctionRunWorkflow],
             activities=[function_activities.run, function_activities.apply_release],
         )
-        parts: list[Workers | Builder] = [control, *builders, node_workers, function_workers]
+        parts: list[Workers | Builder] = [control, *builders, function_workers]
         for part in parts:
             part.start()
             stack.push_async_callback(part.stop)
@@ -293,6 +272,8 @@ class Server:
             wanted.append("nats")
         if not wanted:
             return
+        # A run killed with SIGKILL may leave its servers on last time's ports: gone first.
+        await asyncio.to_thread(self._stop_leftovers)
         chosen = ports.allocate(self.data.ports_file, wanted, avoid={settings.port})
         specs = []
         if "temporal" in chosen:
@@ -309,7 +290,6 @@ class Server:
         if "nats" in chosen:
             specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
             services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
-        await asyncio.to_thread(self._stop_leftovers)
         processes = [SupervisedProcess(spec) for spec in specs]
         for proc in processes:
             services.processes[proc.spec.name] = proc
@@ -332,11 +312,21 @@ class Server:
         if stopped:
             log.warning("stopped servers left by an earlier run: pids %s", stopped)
 
+    async def _leave_node(self) -> None:
+        """Stop the node with the rest, unless this is a stop for an upgrade (`shipway down
+        --keep-apps`) or the node is another version's: then it goes on serving the apps."""
+        if self.data.keep_node.exists():
+            self.data.keep_node.unlink(missing_ok=True)
+            log.info("leaving the node running: apps keep serving")
+            return
+        await asyncio.to_thread(nodes.stop, self.data)
+
     async def _serve_api(self, stack: AsyncExitStack, services: Services) -> str:
-        """uvicorn on a private socket (abstract, so no path length limit) behind the router."""
+        """uvicorn on a private socket (abstract, so no path length limit) behind the node's
+        router, which finds it by the data dir."""
         from shipway.api.app import create_app
 
-        address = f"\0shipway-api-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        address = api_socket_name(str(self.data.root))
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(address)
         sock.listen(1024)

@@ -15,7 +15,7 @@ from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.builder import Builder
 from shipway.fleet.dispatch import Rules
 from shipway.functions.invoke import Invoker
-from shipway.runtime.agent import Runtime
+from shipway.nodes.control import NodeClient
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store
@@ -32,8 +32,8 @@ class Services:
     nats: NatsLink | None = None
     workers: Workers | None = None
     builders: list[Builder] = field(default_factory=list)
-    #: This machine's node agent; None in API-only tests.
-    runtime: Runtime | None = None
+    #: This machine's node (the data plane), which runs the apps; None in API-only tests.
+    runtime: NodeClient | None = None
     #: Calls functions; None where functions do not run (API-only tests).
     invoker: Invoker | None = None
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from shipway.cli.client import CliError, data_dir_from
 from shipway.cli.output import console, emit_json
 from shipway.datadir import DataDir, pid_alive
 from shipway.errors import ShipwayError
+from shipway.nodes import local as nodes
 from shipway.settings import Settings
 
 READY_TIMEOUT = 120.0
@@ -121,20 +122,48 @@ def _last_error(log: Path, offset: int) -> str | None:
     return lines[-1].strip() if lines else None
 
 
-def down(data_flag: Path | None, timeout: float = 60.0) -> None:
+def down(data_flag: Path | None, timeout: float = 60.0, *, keep_apps: bool = False) -> None:
     data = data_dir_from(data_flag)
     pid = data.read_pid()
     if pid is None:
-        console.print(f"shipway is not running (data dir {data.root}).")
+        if keep_apps or data.read_node() is None:
+            console.print(f"shipway is not running (data dir {data.root}).")
+            return
+        # The control plane is gone (killed) and left its node serving: stop that.
+        stopped = nodes.stop(data, timeout)
+        console.print(f"shipway's apps stopped (node pid {stopped}).")
         return
+    if keep_apps:
+        data.keep_node.touch()
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if data.read_pid() is None and not pid_alive(pid):
             console.print(f"shipway stopped (pid {pid}).")
+            node = data.read_node()
+            if keep_apps and node is not None:
+                console.print(
+                    f"Apps keep serving (node pid {node['pid']}); the next `shipway up` "
+                    "takes them over, `shipway down` stops them."
+                )
             return
         time.sleep(0.1)
     raise CliError(f"shipway (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
+    """Run this machine's node until SIGTERM; `shipway up` starts it in the background."""
+    from shipway.nodes.agent import Links, Node
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("temporalio", "nats", "uvicorn", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        asyncio.run(Node(settings, Links(temporal, nats, listen_fd)).run())
+    except ShipwayError as e:
+        raise CliError(e.message) from e
 
 
 def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:

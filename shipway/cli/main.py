@@ -124,9 +124,28 @@ def up(
 
 
 @app.command()
-def down(data: DataOpt = None) -> None:
-    """Stop the shipway running from the data dir."""
-    local.down(data)
+def down(
+    data: DataOpt = None,
+    keep_apps: Annotated[
+        bool,
+        typer.Option(
+            "--keep-apps",
+            help="stop the control plane only: apps keep serving (to upgrade shipway)",
+        ),
+    ] = False,
+) -> None:
+    """Stop the shipway running from the data dir, with its apps unless --keep-apps."""
+    local.down(data, keep_apps=keep_apps)
+
+
+@app.command(hidden=True)
+def node(
+    temporal: Annotated[str, typer.Option(help="the control plane's Temporal")],
+    nats: Annotated[str, typer.Option(help="the control plane's NATS")],
+    listen_fd: Annotated[int, typer.Option(help="the bound public socket")],
+) -> None:
+    """This machine's data plane; `shipway up` starts it."""
+    local.node(Settings.load(), temporal, nats, listen_fd)
 
 
 @app.command()

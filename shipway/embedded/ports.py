@@ -13,7 +13,11 @@ PREFERRED = {"temporal": 7233, "temporal_ui": 8233, "temporal_http": 7243, "nats
 
 
 def is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on PORT now. SO_REUSEADDR, as the servers set it: the
+    connections a killed server leaves lingering (clients that outlived it, such as the node)
+    do not keep its port from its successor."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -27,7 +27,7 @@ from shipway.deploys.lifecycle import DeploymentStatus, is_terminal
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
 from shipway.gitserver import repos
-from shipway.runtime.agent import Runtime
+from shipway.nodes.control import NodeClient
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Organization
@@ -89,7 +89,7 @@ class HookActivities:
         store: Store,
         settings: Settings,
         *,
-        runtime: Runtime | None = None,
+        runtime: NodeClient | None = None,
         rules: Rules | None = None,
         js: JetStreamContext | None = None,
     ) -> None:

@@ -49,7 +49,7 @@ class FakeRuntime:
         self.removed.append((app_id, environment))
         return []
 
-    def describe(self, app_id: int) -> list[dict[str, Any]]:
+    async def describe(self, app_id: int) -> list[dict[str, Any]]:
         return self.running
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.formation import formation_of
+from shipway.api.routing import Route
 from shipway.api.schemas import (
     AppCreate,
     AppInfo,
@@ -29,7 +30,7 @@ from shipway.store import Store
 from shipway.store.tables import App, Organization
 from shipway.webhooks import connections
 
-router = APIRouter(prefix="/apps", tags=["apps"])
+router = APIRouter(prefix="/apps", tags=["apps"], route_class=Route)
 
 
 def tenant(session: Session, organization_id: int) -> str | None:
@@ -85,11 +86,11 @@ async def app_info(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> AppInfo:
     """Each environment's URL and live release from the store, and its instances as this
-    machine's runtime sees them (state null when this process runs no apps)."""
+    machine's node sees them (state null when no node runs apps)."""
     ctx = services(request)
     app_id, info = await asyncio.to_thread(_info, ctx.store, request, principal, name)
     if ctx.runtime is not None:
-        running = {entry["environment"]: entry for entry in ctx.runtime.describe(app_id)}
+        running = {entry["environment"]: entry for entry in await ctx.runtime.describe(app_id)}
         for env in info.environments:
             found: dict[str, Any] = running.get(env.name, {"state": "stopped", "instances": []})
             env.state = found["state"]

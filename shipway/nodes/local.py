@@ -1,0 +1,120 @@
+"""The control plane's side of this machine's node: adopt the one running, or start one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from shipway.datadir import DataDir, pid_alive
+from shipway.errors import ServiceError
+from shipway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Seconds a new node may take to be ready: connect, then restore every live app's route.
+READY_SECONDS = 120.0
+
+
+async def ensure(
+    settings: Settings, data: DataDir, addresses: dict[str, str], listener: socket.socket | None
+) -> dict[str, Any]:
+    """The running node's state: the one already there, else a new one given LISTENER (the
+    public port, bound by the control plane so a clash shows before anything starts)."""
+    running = data.read_node()
+    if running is not None:
+        if running.get("port") != settings.port:
+            log.warning(
+                "the node already running serves port %s, not %s; `shipway down` stops it",
+                running.get("port"),
+                settings.port,
+            )
+        for name in ("temporal", "nats"):
+            if running.get(name) != addresses.get(name):
+                log.warning(
+                    "the node already running reaches %s at %s, not %s: deploys wait until "
+                    "`shipway down` and `shipway up` start a new node",
+                    name,
+                    running.get(name),
+                    addresses.get(name),
+                )
+        log.info("adopting the node already running (pid %s)", running["pid"])
+        return running
+    if listener is None:
+        raise ServiceError("no node runs, and no port was bound for one")
+    return await asyncio.to_thread(_spawn, settings, data, addresses, listener)
+
+
+def _spawn(
+    settings: Settings, data: DataDir, addresses: dict[str, str], listener: socket.socket
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "SHIPWAY_DATA": str(data.root),
+        "SHIPWAY_PORT": str(settings.port),
+        "SHIPWAY_HOST": settings.host,
+        "SHIPWAY_BASE_DOMAIN": settings.base_domain,
+        "SHIPWAY_UNSAFE_SHARED_NETWORK": "true" if settings.unsafe_shared_network else "false",
+    }
+    if settings.database_url:
+        env["SHIPWAY_DATABASE_URL"] = settings.database_url
+    fd = listener.fileno()
+    argv = [
+        sys.executable,
+        "-m",
+        "shipway",
+        "node",
+        "--temporal",
+        addresses["temporal"],
+        "--nats",
+        addresses["nats"],
+        "--listen-fd",
+        str(fd),
+    ]
+    data.node_state.unlink(missing_ok=True)
+    data.node_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(data.node_log, "ab") as out:
+        # Its own session: a Ctrl-C meant for `shipway up`, or its death, does not reach it.
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=(fd,),
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise ServiceError(f"the node exited with code {child.returncode}; see {data.node_log}")
+        state = data.read_node()
+        if state is not None and state["pid"] == child.pid:
+            return state
+        time.sleep(0.05)
+    child.kill()
+    raise ServiceError(f"the node was not ready within {READY_SECONDS:.0f}s; see {data.node_log}")
+
+
+def stop(data: DataDir, timeout: float = 60.0) -> int | None:
+    """Stop the running node and wait until it has exited; its pid, or None if none ran."""
+    state = data.read_node()
+    if state is None:
+        return None
+    pid = int(state["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return pid
+        time.sleep(0.05)
+    raise ServiceError(f"the node (pid {pid}) did not stop within {timeout:.0f}s")
