@@ -28,6 +28,8 @@ from shipway.api.routes import (
     tokens,
     webhooks,
 )
+from shipway.api.routing import Route
+from shipway.api.schemas import ErrorOut
 from shipway.services import Services
 
 API_PREFIX = "/api/v1"
@@ -58,10 +60,12 @@ def create_app(services: Services) -> BodyLimit:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        responses={"4XX": {"model": ErrorOut, "description": "refused; the message says why"}},
     )
+    app.router.route_class = Route
     app.state.services = services
     errors.install(app)
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, route_class=Route)
     api.include_router(apps.router)
     api.include_router(formation.router)
     api.include_router(environments.router)

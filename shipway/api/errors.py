@@ -46,9 +46,25 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+class ErrorResponse(JSONResponse):
+    """An error in ASCII JSON: input echoed in it (a lone surrogate, say) can always be sent."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), default=str).encode("ascii")
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+    return ErrorResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+class Refused(StarletteHTTPException):
+    """Raised to carry a domain error out of FastAPI's reading of a body, which lets only
+    HTTP errors through."""
+
+    def __init__(self, error: errors.ShipwayError) -> None:
+        super().__init__(status_for(error), error.message)
+        self.error = error
 
 
 def status_for(exc: errors.ShipwayError) -> int:
@@ -59,7 +75,10 @@ def status_for(exc: errors.ShipwayError) -> int:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    loc = list(error.get("loc", ()))
+    if loc and loc[0] in ("body", "path", "query", "header", "cookie"):
+        loc = loc[1:]  # the parameter's name says enough
+    where = ".".join(str(p) for p in loc)
     if error.get("type") == "json_invalid":
         ctx = error.get("ctx") or {}
         return f"malformed JSON: {ctx.get('error', 'cannot be parsed')}"
@@ -70,12 +89,16 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _domain(exc: errors.ShipwayError) -> JSONResponse:
+    return error_response(status_for(exc), exc.code, exc.message, _jsonable(exc.details))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the documented error shape."""
 
     @app.exception_handler(errors.ShipwayError)
     async def domain_error(_: Request, exc: errors.ShipwayError) -> JSONResponse:
-        return error_response(status_for(exc), exc.code, exc.message, _jsonable(exc.details))
+        return _domain(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,6 +111,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, Refused):
+            return _domain(exc.error)
         code = HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail))
 

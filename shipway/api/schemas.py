@@ -4,16 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipway.apps.service import PRODUCTION
 from shipway.store.tables import ApiToken, App, Organization, Release, RepoConnection
 
+#: The largest id and the range of every integer the API takes: the store's integer
+#: columns hold 32 bits on every backend, so nothing larger is ever looked up or stored.
+MAX_ID = 2**31 - 1
+Int = Annotated[int, Field(ge=-MAX_ID - 1, le=MAX_ID)]
+#: An id in a path: one that cannot exist is refused before the store is asked.
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description=f"an id, 1 to {MAX_ID}")]
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="what went wrong, e.g. invalid, not_found")
+    message: str = Field(description="one line naming the problem")
+    details: Any = Field(default=None, description="structured facts, e.g. the field")
+
+
+class ErrorOut(BaseModel):
+    """The body of every 4xx answer."""
+
+    error: ErrorDetail
 
 
 class AppCreate(Body):
@@ -27,7 +47,7 @@ class AppUpdate(Body):
     build_network: bool | None = Field(
         default=None, description="whether builds may reach the network (to download packages)"
     )
-    idle_timeout: int | None = Field(
+    idle_timeout: Int | None = Field(
         default=None,
         description="seconds without a request after which web instances stop until the next "
         "one (10-86400); null turns sleeping off. Left out: unchanged",
@@ -36,7 +56,7 @@ class AppUpdate(Body):
         default=None,
         description="the path (e.g. /up) a new instance must answer, below 500, to get traffic",
     )
-    health_timeout: int | None = Field(
+    health_timeout: Int | None = Field(
         default=None, description="seconds a new instance has to pass its health check (1-600)"
     )
 
@@ -53,7 +73,7 @@ class AppOut(BaseModel):
     plan: str
     region: str
     build_network: bool
-    idle_timeout: int | None = Field(description="seconds idle before sleeping; null: never")
+    idle_timeout: Int | None = Field(description="seconds idle before sleeping; null: never")
     health_path: str
     health_timeout: int
     created_at: datetime
@@ -83,7 +103,7 @@ class AppOut(BaseModel):
 class TokenCreate(Body):
     name: str
     role: Literal["owner", "deployer", "viewer"] = "deployer"
-    expires_in: int | None = Field(
+    expires_in: Int | None = Field(
         default=None, description="seconds until the token stops working; none means never"
     )
 
@@ -150,7 +170,7 @@ class Rollback(Body):
     to: int | None = Field(
         default=None,
         ge=1,
-        le=2**31 - 1,
+        le=MAX_ID,
         description="the release version to deploy again; default the one live before the "
         "current one",
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -23,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from sqlalchemy import select
 
+from shipway import jsontext
 from shipway.audit import ingest
 from shipway.errors import ValidationError
 from shipway.jetstream import ensure_stream
@@ -109,8 +109,8 @@ class AuditConsumer:
         for message in messages:
             tenant = message.subject.removeprefix(PREFIX)
             try:
-                entries = ingest.check_batch(json.loads(message.data))
-            except (ValidationError, ValueError, RecursionError) as e:
+                entries = ingest.check_batch(jsontext.loads(message.data, "the message"))
+            except ValidationError as e:
                 log.warning("audit consumer: refused a message on %s: %s", message.subject, e)
                 refused.append(message)
                 continue

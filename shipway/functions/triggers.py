@@ -21,6 +21,11 @@ from shipway.errors import ValidationError
 _CRON_HORIZON_DAYS = 400 * 366
 #: The last month datetime can hold, as a count of months since year 0.
 _LAST_MONTH = 9999 * 12 + 11
+#: The most runs a count may ask for (Temporal counts them in 64 bits), and the longest
+#: period or epsilon (datetime spans 9999 years: nothing longer plans a second run).
+MAX_COUNT = 2**63 - 1
+_LONGEST_MONTHS = 9999 * 12
+_LONGEST = timedelta(days=9999 * 366)
 
 
 @dataclass(frozen=True)
@@ -131,9 +136,12 @@ def _parse_count(text: str) -> int | None:
         return None
     if not digits.isascii() or not digits.isdigit():
         raise ValidationError(f"{_ISO}: the repeat count '{text}' is not R or R<number>")
-    if int(digits) == 0:
+    count = int(digits) if len(digits) <= len(str(MAX_COUNT)) else MAX_COUNT + 1
+    if count == 0:
         raise ValidationError(f"{_ISO}: {text} repeats nothing")
-    return int(digits)
+    if count > MAX_COUNT:
+        raise ValidationError(f"{_ISO}: the repeat count '{text}' is more than {MAX_COUNT}")
+    return count
 
 
 def _parse_start(text: str) -> datetime:
@@ -151,9 +159,18 @@ def _parse_duration(text: str) -> tuple[int, timedelta] | None:
     found = _DURATION.fullmatch(text.upper())
     if found is None or not any(found.groupdict().values()) or text.upper().endswith("T"):
         return None
-    amounts = {unit: int(value) for unit, value in found.groupdict().items() if value}
+    values = {unit: value for unit, value in found.groupdict().items() if value}
+    too_long = ValidationError(f"{_ISO}: the duration '{text}' is longer than 9999 years")
+    if any(len(value) > 9 for value in values.values()):
+        raise too_long
+    amounts = {unit: int(value) for unit, value in values.items()}
     months = amounts.pop("Y", 0) * 12 + amounts.pop("M", 0)
-    fixed = sum((_FIXED_UNITS[unit] * value for unit, value in amounts.items()), timedelta())
+    try:
+        fixed = sum((_FIXED_UNITS[unit] * value for unit, value in amounts.items()), timedelta())
+    except OverflowError:
+        raise too_long from None
+    if months > _LONGEST_MONTHS or fixed > _LONGEST:
+        raise too_long
     return months, fixed
 
 

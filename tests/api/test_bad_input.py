@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from shipway.api.routing import Route
 from shipway.store import Store
 from shipway.store.tables import ApiToken, App, AuditEntry
 from tests.helpers import auth, make_token
@@ -152,7 +155,8 @@ def test_bad_token_requests_get_422(api: TestClient, store: Store, body: Any) ->
 def test_bad_token_ids_get_4xx(api: TestClient) -> None:
     assert_error(api.delete("/api/v1/tokens/abc"), 422, "invalid")
     assert_error(api.delete("/api/v1/tokens/999999"), 404, "not_found")
-    assert_error(api.delete("/api/v1/tokens/99999999999999999999999"), 404, "not_found")
+    assert_error(api.delete("/api/v1/tokens/0"), 422, "invalid", "token_id")
+    assert_error(api.delete("/api/v1/tokens/99999999999999999999999"), 422, "invalid", "token_id")
 
 
 def test_unknown_routes_and_methods_use_the_error_shape(api: TestClient) -> None:
@@ -164,3 +168,264 @@ def test_openapi_is_served_without_a_500(api: TestClient) -> None:
     spec = api.get("/api/v1/openapi.json")
     assert spec.status_code == 200
     assert "/api/v1/apps" in spec.json()["paths"]
+
+
+def raw_post(api: TestClient, path: str, raw: str, method: str = "POST") -> Any:
+    """Send RAW as the JSON body, exactly as written (escapes included)."""
+    return api.request(method, path, content=raw, headers={"Content-Type": "application/json"})
+
+
+ENTRY = '{"sequence": "%s", "actor": "svc", "action": "flag.toggled", "subject": "flag:1"%s}'
+
+
+def audit_entry(extra: str = "") -> str:
+    return ENTRY % (uuid.uuid4(), extra)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "field"),
+    [
+        ("POST", "/api/v1/apps", '{"name": "\\ud800"}', "name"),
+        ("POST", "/api/v1/apps", '{"name": "ok", "plan": "x\\udfffy"}', "plan"),
+        ("POST", "/api/v1/tokens", '{"name": "\\udc00t"}', "name"),
+        ("POST", "/api/v1/orgs", '{"name": "\\ud800"}', "name"),
+        ("PATCH", "/api/v1/apps/web/env", '{"set": {"K": "\\ud800"}}', "set.K"),
+        ("PATCH", "/api/v1/apps/web/env", '{"set": {"\\ud800": "v"}}', "set.\\ud800"),
+        ("POST", "/api/v1/functions/f", '{"source": "\\ud800", "runtime": "js"}', "source"),
+        (
+            "POST",
+            "/api/v1/audit/entries",
+            audit_entry(', "payload": {"a": ["\\ud800"]}'),
+            "payload.a[0]",
+        ),
+        (
+            "POST",
+            "/api/v1/audit/entries",
+            "[" + audit_entry(', "actor": "\\udbff"') + "]",
+            "[0].actor",
+        ),
+    ],
+)
+def test_a_lone_surrogate_gets_422_naming_the_field(
+    api: TestClient, store: Store, method: str, path: str, raw: str, field: str
+) -> None:
+    assert api.post("/api/v1/apps", json={"name": "web"}).status_code == 201
+    before = snapshot(store)
+    response = raw_post(api, path, raw, method)
+    assert_error(response, 422, "invalid", f"{field}: holds a lone UTF-16 surrogate")
+    assert response.json()["error"]["details"] == {"field": field}
+    assert snapshot(store) == before
+
+
+def test_input_echoed_in_an_error_can_always_be_sent(api: TestClient) -> None:
+    """Errors that quote the input quote it escaped, so the answer is always valid JSON."""
+    response = api.get("/api/v1/apps/caf\u00e9-\U0001f600")
+    assert_error(response, 404, "not_found", "caf\u00e9-\U0001f600")
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/api/v1/builds/{HUGE}"),
+        ("POST", f"/api/v1/builds/{HUGE}/cancel"),
+        ("GET", f"/api/v1/builds/{HUGE}/logs"),
+        ("GET", f"/api/v1/deployments/{HUGE}"),
+        ("GET", f"/api/v1/runs/{HUGE}"),
+        ("GET", f"/api/v1/runs/{HUGE}/logs"),
+        ("DELETE", f"/api/v1/tokens/{HUGE}"),
+        ("GET", f"/api/v1/builder/builds/{HUGE}/standing"),
+        ("GET", f"/api/v1/builder/builds/{HUGE}/source"),
+        ("GET", f"/api/v1/builder/builds/{HUGE}/log"),
+        ("GET", f"/api/v1/builder/apps/{HUGE}/secrets"),
+        ("GET", "/api/v1/builds/2147483648"),
+        ("GET", "/api/v1/builds/0"),
+        ("GET", "/api/v1/builds/-1"),
+    ],
+)
+def test_an_id_beyond_range_in_a_path_gets_422(
+    api: TestClient, store: Store, method: str, path: str
+) -> None:
+    before = snapshot(store)
+    response = api.request(method, path)
+    assert_error(response, 422, "invalid", "_id: Input should be")
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "message"),
+    [
+        (
+            "POST",
+            "/api/v1/tokens",
+            f'{{"name": "t", "expires_in": {HUGE}}}',
+            "expires_in: the integer is beyond 64 bits",
+        ),
+        (
+            "POST",
+            "/api/v1/tokens",
+            '{"name": "t", "expires_in": 1099511627776}',
+            "expires_in: Input should be less",
+        ),
+        (
+            "POST",
+            "/api/v1/tokens",
+            f'{{"name": "t", "expires_in": -{HUGE}}}',
+            "expires_in: the integer is beyond 64 bits",
+        ),
+        ("PATCH", "/api/v1/apps/web", f'{{"idle_timeout": {HUGE}}}', "idle_timeout: the integer"),
+        (
+            "PATCH",
+            "/api/v1/apps/web",
+            '{"health_timeout": 9223372036854775807}',
+            "health_timeout: Input should be",
+        ),
+        ("PATCH", "/api/v1/apps/web/formation", f'{{"web": {HUGE}}}', "web: the integer"),
+        ("POST", "/api/v1/apps/web/rollback", f'{{"to": {HUGE}}}', "to: the integer"),
+        (
+            "POST",
+            "/api/v1/functions/f",
+            f'{{"source": "x", "timeout": {HUGE}}}',
+            "timeout: the integer",
+        ),
+        (
+            "POST",
+            "/api/v1/functions/f",
+            '{"source": "x", "memory_mb": 4294967296}',
+            "memory_mb: Input should be",
+        ),
+        ("POST", "/api/v1/functions/f/rollback", '{"to": 4294967296}', "to: Input should be"),
+        (
+            "POST",
+            "/api/v1/builder/builds/1/begin",
+            '{"deployment_id": 4294967296, "attempt": "a", "builder": "b"}',
+            "deployment_id: Input should be",
+        ),
+        (
+            "POST",
+            "/api/v1/builder/builds/1/log",
+            '{"lines": [[4294967296, "x"]]}',
+            "lines.0.0: Input should be",
+        ),
+        (
+            "POST",
+            "/api/v1/audit/entries",
+            audit_entry(f', "payload": {{"n": {HUGE}}}'),
+            "payload.n: the integer is beyond 64 bits",
+        ),
+    ],
+)
+def test_an_integer_beyond_range_in_a_body_gets_422(
+    api: TestClient, store: Store, method: str, path: str, raw: str, message: str
+) -> None:
+    assert api.post("/api/v1/apps", json={"name": "web"}).status_code == 201
+    before = snapshot(store)
+    assert_error(raw_post(api, path, raw, method), 422, "invalid", message)
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "headers"),
+    [
+        ("/api/v1/apps/web/releases", {"limit": HUGE}, {}),
+        ("/api/v1/audit/entries", {"limit": HUGE}, {}),
+        ("/api/v1/audit/tail", {}, {"Last-Event-ID": HUGE}),
+        ("/api/v1/audit/tail", {}, {"Last-Event-ID": b"\xb2"}),
+        ("/api/v1/apps/web/logs", {"tail": HUGE}, {}),
+        ("/api/v1/apps/web/logs", {}, {"Last-Event-ID": HUGE}),
+        ("/api/v1/audit/entries", {"where": f'{{"op": "=", "path": ["n"], "value": {HUGE}}}'}, {}),
+    ],
+)
+def test_an_integer_beyond_range_in_a_query_or_header_gets_422(
+    api: TestClient, store: Store, path: str, query: dict[str, str], headers: dict[str, Any]
+) -> None:
+    assert api.post("/api/v1/apps", json={"name": "web"}).status_code == 201
+    before = snapshot(store)
+    assert_error(api.get(path, params=query, headers=headers), 422, "invalid")
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "R99999999999999999999999/2026-01-01T00:00:00Z/PT1M",
+        "R/2026-01-01T00:00:00Z/PT99999999999999999999999M",
+        "R/2026-01-01T00:00:00Z/P99999999999999999999999M",
+    ],
+)
+def test_a_schedule_beyond_range_gets_422(api: TestClient, store: Store, spec: str) -> None:
+    before = snapshot(store)
+    body = {
+        "source": "function handler(event) { return 1 }",
+        "runtime": "js",
+        "triggers": {"t": {"spec": spec}},
+    }
+    response = api.post("/api/v1/functions/f", json=body)
+    assert_error(response, 422, "invalid", "ISO-8601 interval")
+    assert snapshot(store) == before
+    assert api.get("/api/v1/functions").json() == []
+
+
+def nested(levels: int) -> str:
+    """JSON text of an object LEVELS deep."""
+    return '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+@pytest.mark.parametrize("levels", [65, 300, 100_000])
+def test_an_audit_entry_nested_too_deeply_gets_422_and_is_not_stored(
+    api: TestClient, store: Store, levels: int
+) -> None:
+    before = snapshot(store)
+    too_deep = audit_entry(f', "payload": {nested(levels - 1)}')  # the entry is one level
+    response = raw_post(api, "/api/v1/audit/entries", too_deep)
+    assert_error(response, 422, "invalid", "nested more than 64 levels deep")
+    assert response.json()["error"]["details"] == {"limit": 64}
+    assert snapshot(store) == before
+    assert api.get("/api/v1/audit/entries").status_code == 200
+
+
+def test_an_audit_entry_at_the_depth_limit_is_stored_and_searched(
+    api: TestClient, store: Store
+) -> None:
+    deepest = audit_entry(f', "payload": {nested(63)}')
+    assert raw_post(api, "/api/v1/audit/entries", deepest).json() == {"stored": 1, "duplicates": 0}
+    found = api.get("/api/v1/audit/entries", params={"action": "flag.toggled"})
+    assert found.status_code == 200, found.text
+    assert len(found.json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw"),
+    [
+        ("POST", "/api/v1/apps", '{"name": "web", "plan": ' + nested(64) + "}"),
+        (
+            "POST",
+            "/api/v1/functions/f",
+            '{"source": "x", "triggers": {"t": {"spec": "@daily", "params": ' + nested(62) + "}}}",
+        ),
+        (
+            "POST",
+            "/api/v1/functions:apply",
+            '{"functions": [{"name": "f", "source": "x", '
+            + '"triggers": {"t": {"spec": "@daily", "params": '
+            + nested(60)
+            + "}}}]}",
+        ),
+        ("GET", "/api/v1/audit/entries?where=" + nested(65), ""),
+    ],
+)
+def test_any_body_nested_too_deeply_gets_422_naming_the_limit(
+    api: TestClient, store: Store, method: str, path: str, raw: str
+) -> None:
+    before = snapshot(store)
+    response = raw_post(api, path, raw, method)
+    assert_error(response, 422, "invalid", "nested more than 64 levels deep (the limit is 64)")
+    assert snapshot(store) == before
+
+
+def test_every_route_reads_json_through_jsontext(api: TestClient) -> None:
+    app = api.app.app  # type: ignore[attr-defined]  # inside the body limit
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert routes and all(isinstance(r, Route) for r in routes)

@@ -94,7 +94,7 @@ def test_a_scale_whose_instances_fail_keeps_the_formation_that_runs(
         ({"web": True}, "web: the count"),
         ({"web": None}, "web: the count"),
         ({"web": [1]}, "web: the count"),
-        ({"web": 10**30}, "web: the count"),
+        ({"web": 10**30}, "web: the integer is beyond 64 bits"),
         ({"web": 1, "worker": "x"}, "worker: the count"),
         ({}, "name at least one process type"),
         ([], "valid dictionary"),

@@ -150,7 +150,7 @@ def test_bad_deliveries_get_their_answer_and_queue_nothing(node: Node, store: St
     assert "the body is not valid JSON" in malformed.json()["error"]["message"]
     nested = b"[" * 100_000 + b"]" * 100_000
     too_deep = post(node, Provider.GITHUB, "push", nested)
-    assert too_deep.status_code == 400 and "nested too deeply" in too_deep.text
+    assert too_deep.status_code == 400 and "nested more than 64 levels" in too_deep.text
     no_id = deliveries.signed(Provider.GITHUB, SECRET, event, body)
     del no_id["X-GitHub-Delivery"]
     assert post(node, Provider.GITHUB, event, body, headers=no_id).status_code == 400

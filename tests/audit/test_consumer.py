@@ -83,3 +83,68 @@ async def test_published_entries_are_stored_once(
     finally:
         await intake.close()
         await link.close()
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """An object LEVELS deep."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_entries_json_may_not_hold_are_refused_and_logged(
+    servers: Servers,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unique = uuid.uuid4().hex[:8]
+    monkeypatch.setattr(consumer_module, "STREAM", f"AUDIT{unique}")
+    monkeypatch.setattr(consumer_module, "PREFIX", f"audit{unique}.ingest.")
+    monkeypatch.setattr(consumer_module, "DURABLE", f"audit-ingest-{unique}")
+    with store.transaction() as session:
+        session.add(Organization(name="acme"))
+    link = servers.link()
+    await link.connect()
+    intake = AuditConsumer(store, link.js)
+    await intake.start()
+    try:
+        deep = {**entry("flag:1"), "payload": nested(300)}
+        just_over = {**entry("flag:2"), "payload": nested(64)}  # 65 levels with the entry
+        bad = [
+            json.dumps(deep).encode(),
+            json.dumps(just_over).encode(),
+            json.dumps({**entry("flag:3"), "actor": "\ud800"}).encode(),
+            json.dumps({**entry("flag:4"), "payload": {"n": 10**30}}).encode(),
+            b"[" * 100_000 + b"]" * 100_000,
+        ]
+        for raw in bad:
+            await link.js.publish(consumer_module.subject("acme"), raw)
+        at_limit = {**entry("flag:5"), "payload": nested(63)}  # 64 levels: taken
+        await link.js.publish(consumer_module.subject("acme"), json.dumps(at_limit).encode())
+
+        def stored() -> list[str] | None:
+            with store.transaction() as session:
+                subjects = list(session.scalars(select(AuditEntry.subject).order_by(AuditEntry.id)))
+            return subjects if "flag:5" in subjects else None
+
+        assert await until(stored) == ["flag:5"]
+
+        async def drained() -> bool:
+            state = await link.js.stream_info(consumer_module.STREAM)
+            return state.state.messages == 0
+
+        for _ in range(100):
+            if await drained():
+                break
+            await asyncio.sleep(0.1)
+        assert await drained()
+        refusals = [r.getMessage() for r in caplog.records if "refused a message" in r.getMessage()]
+        assert len(refusals) == len(bad)
+        assert sum("nested more than 64 levels deep" in r for r in refusals) == 3
+        assert any("actor: holds a lone UTF-16 surrogate" in r for r in refusals)
+        assert any("payload.n: the integer is beyond 64 bits" in r for r in refusals)
+    finally:
+        await intake.close()
+        await link.close()

@@ -124,6 +124,13 @@ async def test_the_catch_up_window_is_the_epsilon_and_a_count_limits_actions(
     assert described.spec.end_at == datetime(2030, 1, 1, 2, tzinfo=UTC)
 
 
+async def test_the_largest_count_temporal_holds_is_taken(temporal: Temporal) -> None:
+    schedule_id = await temporal.apply("most", "R9223372036854775807/2030-01-01T00:00:00Z/PT1M")
+    described = (await temporal.describe(schedule_id)).schedule
+    assert described.state.remaining_actions == 2**63 - 1
+    assert described.spec.end_at is None
+
+
 async def test_without_an_epsilon_the_window_is_temporals_minimum(temporal: Temporal) -> None:
     schedule_id = await temporal.apply("no-epsilon", "R/2030-01-01T00:00:00Z/PT1H")
     described = (await temporal.describe(schedule_id)).schedule

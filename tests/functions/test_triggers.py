@@ -139,6 +139,15 @@ def test_cron_fields_expand() -> None:
         ("R/2018-01-01/PT5M/EP1M", "the epsilon 'EP1M' is in months or years"),
         ("R/2018-01-01", "'R/2018-01-01' is not R[n]/START/PERIOD[/E<epsilon>]"),
         ("R/2018-01-01/PT5M/ET1M/x", "is not R[n]/START/PERIOD[/E<epsilon>]"),
+        ("R99999999999999999999999/2026-01-01T00:00:00Z/PT1M", "is more than 9223372036854775807"),
+        ("R9223372036854775808/2026-01-01/PT1M", "is more than 9223372036854775807"),
+        ("R" + "9" * 5000 + "/2026-01-01/PT1M", "is more than 9223372036854775807"),
+        ("R/2026-01-01/PT99999999999999999999999M", "'PT99999999999999999999999M' is longer than"),
+        ("R/2026-01-01/P99999999999999999999999M", "is longer than 9999 years"),
+        ("R/2026-01-01/P999999999W", "is longer than 9999 years"),
+        ("R/2026-01-01/P10000Y", "is longer than 9999 years"),
+        ("R/2026-01-01/PT" + "9" * 5000 + "S", "is longer than 9999 years"),
+        ("R/2026-01-01/PT1M/ET99999999999999999999999M", "is longer than 9999 years"),
     ],
 )
 def test_bad_specs_name_the_bad_part(spec: str, message: str) -> None:
@@ -302,6 +311,13 @@ def test_a_huge_count_has_no_end_in_reach() -> None:
     assert isinstance(trigger, Repeating)
     assert final_run(trigger) is None
     assert len(next_times(trigger, at("9990-01-01"), 100)) == 9
+
+
+def test_the_largest_count_and_period_still_plan() -> None:
+    trigger = parse("R9223372036854775807/2026-01-01T00:00:00Z/P9999Y")
+    assert isinstance(trigger, Repeating)
+    assert final_run(trigger) is None
+    assert next_times(trigger, at("2025-01-01"), 2) == [at("2026-01-01")]
 
 
 def test_naive_after_is_utc_and_n_of_zero_is_nothing() -> None:

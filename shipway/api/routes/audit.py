@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from shipway import jsontext
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
+from shipway.api.schemas import MAX_ID
 from shipway.audit import ingest, search
 from shipway.audit.templates import render
 from shipway.errors import ShipwayError, ValidationError
@@ -22,7 +24,7 @@ from shipway.store import Store
 from shipway.store.tables import AuditEntry
 from shipway.store.types import utcnow
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=Route)
 
 
 def entry_json(entry: AuditEntry) -> dict[str, Any]:
@@ -122,9 +124,7 @@ async def tail_entries(
     ctx = services(request)
     query = _query(principal, action, subject, actor, tag, where, limit=search.MAX_LIMIT)
     if last_event_id and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
-            raise ValidationError("Last-Event-ID must be the id of an entry")
-        start = int(last_event_id)
+        start = _resume_point(last_event_id.strip())
     else:
         start = await asyncio.to_thread(_last_id, ctx.store)
     events = sse.until(ctx.stopping, _follow(ctx.store, query, start))
@@ -138,6 +138,14 @@ KEEP_ALIVE_EVERY = 15.0
 #: out of id order, so an entry can appear after one with a higher id.
 TAIL_LOOKBACK = 100
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _resume_point(last_event_id: str) -> int:
+    """The entry id a Last-Event-ID names; one no entry can have is refused."""
+    digits = last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 10
+    if not digits or int(last_event_id) > MAX_ID:
+        raise ValidationError(f"Last-Event-ID must be the id of an entry, 0 to {MAX_ID}")
+    return int(last_event_id)
 
 
 def _last_id(store: Store) -> int:

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Request
 
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
 from shipway.errors import Forbidden, ServiceError
 from shipway.fleet import load, registry
 from shipway.fleet.autoscale import Policy, PoolLoad
 from shipway.services import Services
 
-router = APIRouter(prefix="/builders", tags=["builders"])
-fleet_router = APIRouter(prefix="/fleet", tags=["builders"])
+router = APIRouter(prefix="/builders", tags=["builders"], route_class=Route)
+fleet_router = APIRouter(prefix="/fleet", tags=["builders"], route_class=Route)
 
 
 def builder_json(record: registry.BuilderRecord, now: float) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from shipway import natsauth
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.builders import platform_only
+from shipway.api.routing import Route
+from shipway.api.schemas import MAX_ID, Id, Int
 from shipway.builder.records import LocalRecords
 from shipway.deploys.launch import receive, sources_dir
 from shipway.errors import NotFound, ValidationError
@@ -22,7 +24,7 @@ from shipway.releases.layers import LayerStore
 from shipway.services import Services
 from shipway.store.types import has_nul
 
-router = APIRouter(prefix="/builder", tags=["builders"])
+router = APIRouter(prefix="/builder", tags=["builders"], route_class=Route)
 
 MIB = 1024 * 1024
 #: The largest layer a builder may send.
@@ -53,9 +55,9 @@ def connect(request: Request, principal: Principal = Depends(principal_from)) ->
 
 @router.post("/builds/{build_id}/begin", summary="Hold a build for an attempt")
 async def begin(
-    build_id: int,
+    build_id: Id,
     request: Request,
-    deployment_id: int = Body(embed=True),
+    deployment_id: int = Body(embed=True, ge=1, le=MAX_ID),
     attempt: str = Body(embed=True, max_length=64),
     builder: str = Body(embed=True, max_length=128),
     principal: Principal = Depends(principal_from),
@@ -69,7 +71,7 @@ async def begin(
 
 @router.get("/builds/{build_id}/standing", summary="A build's status and the attempt holding it")
 async def standing(
-    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+    build_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     _, records = _records(request, principal)
     status, attempt = await asyncio.to_thread(records.standing, build_id)
@@ -78,7 +80,7 @@ async def standing(
 
 @router.get("/apps/{app_id}/secrets", summary="An app's secret values, to mask in its builds")
 async def secrets(
-    app_id: int, request: Request, principal: Principal = Depends(principal_from)
+    app_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     _, records = _records(request, principal)
     return {"values": await asyncio.to_thread(records.secrets, app_id)}
@@ -86,7 +88,7 @@ async def secrets(
 
 @router.get("/builds/{build_id}/source", summary="The source a build was pushed with (a tar)")
 def source(
-    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+    build_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> FileResponse:
     ctx, _ = _records(request, principal)
     path = sources_dir(ctx.settings.data_dir) / f"{build_id}.tar"
@@ -97,7 +99,7 @@ def source(
 
 @router.get("/builds/{build_id}/log", summary="The number of a build log's last stored line")
 async def last_line(
-    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+    build_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, int]:
     _, records = _records(request, principal)
     return {"last_seq": await asyncio.to_thread(records.lines.last_seq, "build", build_id)}
@@ -105,9 +107,9 @@ async def last_line(
 
 @router.post("/builds/{build_id}/log", status_code=204, summary="Store a build log's lines")
 async def store_lines(
-    build_id: int,
+    build_id: Id,
     request: Request,
-    lines: list[tuple[int, str]] = Body(embed=True, max_length=MAX_LINES),
+    lines: list[tuple[Int, str]] = Body(embed=True, max_length=MAX_LINES),
     principal: Principal = Depends(principal_from),
 ) -> Response:
     """[[seq, text], …]; lines already stored are kept as they are."""

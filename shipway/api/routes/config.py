@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
 from shipway.api.schemas import ConfigChange, ConfigVarOut
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
@@ -19,7 +20,7 @@ from shipway.store.tables import ConfigVar, Deployment
 #: Names the deployment a config change started.
 DEPLOYMENT_HEADER = "X-Shipway-Deployment"
 
-router = APIRouter(prefix="/apps/{name}/env", tags=["config"])
+router = APIRouter(prefix="/apps/{name}/env", tags=["config"], route_class=Route)
 
 
 def _listing(rows: Iterable[ConfigVar]) -> list[ConfigVarOut]:

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
 from shipway.api.schemas import ConnectionIn, ConnectionOut, DeliveryOut
 from shipway.apps import service as apps
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound
 from shipway.webhooks import connections, verify
 
-router = APIRouter(prefix="/apps/{app}", tags=["apps"])
+router = APIRouter(prefix="/apps/{app}", tags=["apps"], route_class=Route)
 
 
 @router.put("/connection", response_model=ConnectionOut, summary="Connect a repository")

@@ -13,6 +13,8 @@ from sqlalchemy import select
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.apps import app_url, tenant
+from shipway.api.routing import Route
+from shipway.api.schemas import Id
 from shipway.apps import service as apps
 from shipway.deploys import launch, service
 from shipway.deploys.lifecycle import BuildStatus
@@ -22,7 +24,7 @@ from shipway.fleet.lifecycle import BuilderState
 from shipway.services import Services
 from shipway.store.tables import Build, Deployment, Environment, Release
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], route_class=Route)
 
 ARCHIVE_TYPES = ("application/x-tar", "application/gzip", "application/octet-stream")
 
@@ -137,7 +139,7 @@ async def create_deployment(
 
 @router.get("/deployments/{deployment_id}", summary="One deployment and its outcome")
 def get_deployment(
-    deployment_id: int, request: Request, principal: Principal = Depends(principal_from)
+    deployment_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     with services(request).store.transaction() as session:
         d = service.get_deployment(session, principal, deployment_id)
@@ -196,7 +198,7 @@ async def list_builds(
 
 @router.get("/builds/{build_id}", summary="One build")
 async def get_build(
-    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+    build_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     ctx = services(request)
     live = await _live_pools(ctx)
@@ -210,7 +212,7 @@ async def get_build(
 
 @router.post("/builds/{build_id}/cancel", status_code=202, summary="Cancel a build")
 async def cancel_build(
-    build_id: int, request: Request, principal: Principal = Depends(principal_from)
+    build_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     """The builder running it sees within a heartbeat that it has ended and kills its
     sandbox; its deployment ends `cancelled`, as when a newer push supersedes it. 409 if the

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
 from shipway.deploys import service as deploys
 from shipway.store import Store
 
-router = APIRouter(prefix="/apps/{app}/environments", tags=["apps"])
+router = APIRouter(prefix="/apps/{app}/environments", tags=["apps"], route_class=Route)
 
 
 @router.delete("/{environment}", status_code=204, summary="Remove a preview environment")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
 from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.releases.manifest import Manifest
@@ -17,7 +18,7 @@ from shipway.runtime.instance import InstanceFailed
 from shipway.store import Store
 from shipway.store.tables import App
 
-router = APIRouter(prefix="/apps/{app}/formation", tags=["apps"])
+router = APIRouter(prefix="/apps/{app}/formation", tags=["apps"], route_class=Route)
 
 EXAMPLE = {"web": 3, "worker": 0}
 

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from shipway import jsontext
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import authenticate, bearer, principal_from, services
-from shipway.api.schemas import Body
+from shipway.api.routing import Route
+from shipway.api.schemas import MAX_ID, Body, Id, Int
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ServiceError, Unauthorized, ValidationError
 from shipway.functions import compile as compiler
@@ -28,10 +29,10 @@ from shipway.services import Services
 from shipway.store.tables import Function, FunctionRun, FunctionVersion, LogLine, Organization
 from shipway.store.types import has_nul
 
-router = APIRouter(prefix="/functions", tags=["functions"])
-runs_router = APIRouter(prefix="/runs", tags=["functions"])
-apply_router = APIRouter(tags=["functions"])
-calls = APIRouter(tags=["functions"])
+router = APIRouter(prefix="/functions", tags=["functions"], route_class=Route)
+runs_router = APIRouter(prefix="/runs", tags=["functions"], route_class=Route)
+apply_router = APIRouter(tags=["functions"], route_class=Route)
+calls = APIRouter(tags=["functions"], route_class=Route)
 
 #: The answer's status for each way a run ends.
 STATUS = {RunStatus.SUCCEEDED: 200, RunStatus.FAILED: 500, RunStatus.TIMED_OUT: 504}
@@ -41,8 +42,8 @@ class FunctionDeploy(Body):
     source: str = Field(description="the handler's source: one file")
     filename: str | None = Field(None, description="its file name; its extension names the runtime")
     runtime: str | None = Field(None, description="js or python, if the file name does not say")
-    timeout: int | None = Field(None, description="seconds per call, 1-900 (default 30)")
-    memory_mb: int | None = Field(None, description="MiB per call, 16-2048 (default 128)")
+    timeout: Int | None = Field(None, description="seconds per call, 1-900 (default 30)")
+    memory_mb: Int | None = Field(None, description="MiB per call, 16-2048 (default 128)")
     public: bool | None = Field(None, description="callable without a token")
     environment: dict[str, str] | None = None
     secrets: dict[str, str] | None = Field(None, description="stored encrypted")
@@ -62,8 +63,8 @@ class Declared(Body):
     source: str
     filename: str | None = None
     runtime: str | None = None
-    timeout: int = declared.DEFAULT_TIMEOUT
-    memory_mb: int = declared.DEFAULT_MEMORY_MB
+    timeout: Int = declared.DEFAULT_TIMEOUT
+    memory_mb: Int = declared.DEFAULT_MEMORY_MB
     public: bool = False
     environment: dict[str, str] = Field(default_factory=dict)
     triggers: dict[str, TriggerIn] = Field(default_factory=dict)
@@ -78,7 +79,7 @@ class ManifestApply(Body):
 
 
 class FunctionRollback(Body):
-    to: int = Field(ge=1, le=2**31 - 1)
+    to: int = Field(ge=1, le=MAX_ID)
 
 
 def function_json(fn: Function) -> dict[str, Any]:
@@ -314,7 +315,7 @@ async def list_runs(
 
 @runs_router.get("/{run_id}", summary="One run")
 async def get_run(
-    run_id: int, request: Request, principal: Principal = Depends(principal_from)
+    run_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     ctx = await _settled(request)
 
@@ -330,7 +331,7 @@ async def get_run(
 
 @runs_router.get("/{run_id}/logs", summary="One run's console output")
 async def run_logs(
-    run_id: int, request: Request, principal: Principal = Depends(principal_from)
+    run_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> list[str]:
     ctx = await _settled(request)
 

@@ -18,12 +18,13 @@ from starlette.requests import ClientDisconnect
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import services
+from shipway.api.routing import Route
 from shipway.apps import service as apps
 from shipway.errors import NotFound, Unauthorized
 from shipway.gitserver import backend, repos
 from shipway.store import Store
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=Route)
 
 UPLOAD_PACK = "git-upload-pack"
 RECEIVE_PACK = "git-receive-pack"

@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 
 from shipway import __version__
 from shipway.api.auth import services
+from shipway.api.routing import Route
 
-router = APIRouter()
+router = APIRouter(route_class=Route)
 
 
 @router.get("/healthz", tags=["health"], summary="State of each part; 503 while degraded")

@@ -20,6 +20,8 @@ from nats.js import JetStreamContext
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
+from shipway.api.schemas import Id
 from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
@@ -31,7 +33,7 @@ from shipway.runtime.applog import KIND as APP_KIND
 from shipway.store import Store
 from shipway.store.tables import Build
 
-router = APIRouter(tags=["logs"])
+router = APIRouter(tags=["logs"], route_class=Route)
 
 KIND = "build"
 MAX_SEQ = 2**31 - 1
@@ -63,7 +65,7 @@ APP_STREAM: dict[int | str, dict[str, Any]] = {
     responses=EVENT_STREAM,
 )
 async def build_logs(
-    build_id: int,
+    build_id: Id,
     request: Request,
     follow: bool = Query(default=True, description="stay open until the build ends"),
     after: int | None = Query(default=None, ge=0, le=MAX_SEQ, description="skip seq ≤ after"),

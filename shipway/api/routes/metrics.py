@@ -11,9 +11,10 @@ from fastapi.responses import PlainTextResponse
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from
 from shipway.api.routes.builders import Pool, fleet_services, pools
+from shipway.api.routing import Route
 from shipway.fleet import load
 
-router = APIRouter(tags=["builders"])
+router = APIRouter(tags=["builders"], route_class=Route)
 
 #: (name, help, value of a pool); every series is labelled with its pool.
 SERIES: tuple[tuple[str, str, Callable[[Pool], float | None]], ...] = (

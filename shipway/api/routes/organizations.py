@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Request
 from shipway.accounts import organizations
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
+from shipway.api.routing import Route
 from shipway.api.schemas import OrganizationCreate, OrganizationCreated, OrganizationOut
 
-router = APIRouter(prefix="/orgs", tags=["organizations"])
+router = APIRouter(prefix="/orgs", tags=["organizations"], route_class=Route)
 
 
 @router.post("", status_code=201, response_model=OrganizationCreated, summary="Create a tenant")

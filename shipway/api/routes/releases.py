@@ -13,6 +13,7 @@ from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.apps import tenant
 from shipway.api.routes.deployments import Limit, deployment_json, seconds
+from shipway.api.routing import Route
 from shipway.api.schemas import Rollback
 from shipway.apps import service as apps
 from shipway.apps.service import PRODUCTION
@@ -21,7 +22,7 @@ from shipway.deploys import service as deploys
 from shipway.store import Store
 from shipway.store.tables import Build, Deployment, Release
 
-router = APIRouter(prefix="/apps/{app}", tags=["releases"])
+router = APIRouter(prefix="/apps/{app}", tags=["releases"], route_class=Route)
 
 
 @router.get("/releases", summary="The app's releases, newest first")

@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
-from shipway.api.schemas import TokenCreate, TokenCreated, TokenOut
+from shipway.api.routing import Route
+from shipway.api.schemas import Id, TokenCreate, TokenCreated, TokenOut
 from shipway.events import Event, emit
 from shipway.store.tables import Organization
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=Route)
 
 
 @router.post("", status_code=201, response_model=TokenCreated, summary="Create a token")
@@ -39,7 +40,7 @@ def list_tokens(request: Request, principal: Principal = Depends(principal_from)
 
 @router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token")
 def revoke_token(
-    token_id: int, request: Request, principal: Principal = Depends(principal_from)
+    token_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> TokenOut:
     principal.require(Role.OWNER)
     ctx = services(request)
@@ -49,7 +50,7 @@ def revoke_token(
     return revoked
 
 
-whoami_router = APIRouter(tags=["tokens"])
+whoami_router = APIRouter(tags=["tokens"], route_class=Route)
 
 
 @whoami_router.get("/whoami", summary="The tenant, role and audit name of the calling token")

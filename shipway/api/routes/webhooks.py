@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from temporalio.common import WorkflowIDReusePolicy
 
 from shipway.api.auth import services
+from shipway.api.routing import Route
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ServiceError, ShipwayError, Unauthorized, ValidationError
 from shipway.store import Store
@@ -29,7 +30,7 @@ from shipway.workers import CONTROL_QUEUE
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=Route)
 
 #: The largest delivery accepted; GitHub caps its payloads at 25 MB.
 MAX_BODY = 25 * 1024 * 1024
