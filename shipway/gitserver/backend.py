@@ -121,7 +121,27 @@ async def run(env: Mapping[str, str], body: AsyncIterator[bytes], limit: Limit |
         log.warning("git http-backend failed: %s", stderr)
         message = f"git http-backend failed: {stderr or 'no output'}\n".encode()
         return Answer(500, [("Content-Type", "text/plain")], _once(message))
+    if status >= 400:
+        return await _refusal(proc, errors, status, headers)
     return Answer(status, headers, _stream(proc, errors))
+
+
+async def _refusal(
+    proc: asyncio.subprocess.Process,
+    errors: asyncio.Task[bytes],
+    status: int,
+    headers: list[tuple[str, str]],
+) -> Answer:
+    """http-backend's refusal (403 for a service not enabled, say), with the reason it wrote
+    to stderr as the text git shows the pusher."""
+    assert proc.stdout is not None
+    body = await proc.stdout.read()
+    await proc.wait()
+    reason = (body + b"\n" + await errors).strip()
+    log.info("git http-backend answered %d: %s", status, reason.decode(errors="replace"))
+    kept = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-length")]
+    message = reason.decode(errors="replace") or f"git http-backend answered {status}"
+    return Answer(status, [*kept, ("Content-Type", "text/plain")], _once(message.encode() + b"\n"))
 
 
 class _Feeder:
@@ -198,7 +218,8 @@ async def _stream(
         if not ended:
             errors.cancel()
         if proc.returncode and stderr:
-            log.info("git http-backend exited %s: %s", proc.returncode, stderr.decode("replace"))
+            reason = stderr.decode(errors="replace")
+            log.info("git http-backend exited %s: %s", proc.returncode, reason)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -336,3 +336,40 @@ def test_a_tree_over_the_limit_is_refused_even_when_its_pack_is_small(
     )
     assert ship.fake.uploads == []
     assert remote_refs(ship, app) == {}
+
+
+def test_a_push_http_backend_refuses_shows_gits_reason(ship: Shipway, tmp_path: Path) -> None:
+    app = ship.create_app("closed")
+    repo = make_repo(tmp_path / "src", FILES)
+    assert push(ship, repo, app).returncode == 0
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    git(ship.repo_dir(app), "config", "http.receivepack", "false")
+    commit(repo, {"more.txt": "more"})
+
+    result = push(ship, repo, app)
+
+    assert result.returncode != 0
+    assert "remote: Service not enabled: 'receive-pack'" in result.stderr
+    assert "returned error: 403" in result.stderr
+    assert remote_refs(ship, app)["refs/heads/main"] == head
+
+
+def test_a_receive_pack_that_dies_ends_its_answer_cleanly(ship: Shipway, tmp_path: Path) -> None:
+    """receive-pack exits non-zero with a message on stderr once the answer has begun: the
+    answer still ends properly, and the push changes nothing."""
+    app = ship.create_app("garbled")
+    repo = make_repo(tmp_path / "src", FILES)
+    assert push(ship, repo, app).returncode == 0
+    before = remote_refs(ship, app)
+    response = httpx.post(
+        f"{ship.url}/git/{app}.git/git-receive-pack",
+        content=b"zzzz not a pkt-line",
+        headers={"Content-Type": "application/x-git-receive-pack-request"},
+        auth=("shipway", ship.owner),
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-git-receive-pack-result"
+    assert remote_refs(ship, app) == before
+    result = push(ship, make_repo(tmp_path / "again", {"a.txt": "a"}), app, force=True)
+    assert result.returncode == 0, result.stderr
