@@ -9,14 +9,11 @@ import fcntl
 import logging
 import os
 import signal
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
-import uvicorn
-
-from shipway import __version__, natsauth
+from shipway import __version__, asgi, natsauth
 from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
 from shipway.audit import indexes, retention
@@ -56,14 +53,6 @@ BUILD_SLOTS = 2
 #: Seconds the builder inside `shipway up` lets running builds go on once the server stops;
 #: then they are cancelled, and Temporal gives them to a builder when there is one again.
 STOP_BUILDS_AFTER = 5.0
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the server process decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def lock_data_dir(data: DataDir) -> TextIO:
@@ -133,9 +122,10 @@ class Server:
     async def _start(self, stack: AsyncExitStack) -> None:
         settings = self.settings
         # The public port belongs to the node; bind it now for a new one, so a clash is one
-        # line before anything starts. A node still running from before keeps its own.
+        # line before anything starts. A node still running on that port keeps its own.
         listener = None
-        if self.data.read_node() is None:
+        running = self.data.read_node()
+        if running is None or running.get("port") != settings.port:
             listener = ports.bind_listener(settings.host, settings.port)
             stack.callback(listener.close)
         store = await asyncio.to_thread(prepare_store, settings, self.data)
@@ -177,8 +167,6 @@ class Server:
 
         await self._serve_api(stack, services)
         node = await nodes.ensure(settings, self.data, services.addresses, listener)
-        if listener is not None:
-            listener.close()  # the node has its own copy
         stack.push_async_callback(self._leave_node)
         state = self._state(services)
         state["node"] = node
@@ -321,40 +309,20 @@ class Server:
             return
         await asyncio.to_thread(nodes.stop, self.data)
 
-    async def _serve_api(self, stack: AsyncExitStack, services: Services) -> str:
-        """uvicorn on a private socket (abstract, so no path length limit) behind the node's
-        router, which finds it by the data dir."""
+    async def _serve_api(self, stack: AsyncExitStack, services: Services) -> None:
+        """uvicorn on a private socket behind the node's router, which finds it by the data
+        dir; streams that follow (logs, audit tail) end themselves when it stops."""
         from shipway.api.app import create_app
 
-        address = api_socket_name(str(self.data.root))
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(address)
-        sock.listen(1024)
-        stack.callback(sock.close)
-        config = uvicorn.Config(
+        await asgi.serve(
+            stack,
             create_app(services),
+            api_socket_name(str(self.data.root)),
+            name="api",
+            before_stop=services.stopping.set,
             http="httptools",
-            log_level="warning",
-            lifespan="off",
-            proxy_headers=False,
             timeout_graceful_shutdown=5,
         )
-        server = _Uvicorn(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
-
-        async def stop_api() -> None:
-            services.stopping.set()  # streams that follow (logs, audit tail) end themselves
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
-
-        stack.push_async_callback(stop_api)
-        while not server.started:
-            if task.done():
-                task.result()
-                raise ServiceError("the API server stopped while starting")
-            await asyncio.sleep(0.02)
-        return address
 
     def _state(self, services: Services) -> dict[str, Any]:
         return {

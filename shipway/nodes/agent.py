@@ -18,14 +18,11 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import uvicorn
-
-from shipway import __version__, natsauth
+from shipway import __version__, asgi, natsauth
 from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir, write_private
 from shipway.errors import ServiceError
@@ -63,14 +60,6 @@ def lock(data: DataDir) -> TextIO:
         handle.close()
         raise ServiceError(f"a node already runs for data dir {data.root}") from None
     return handle
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the node decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Node:
@@ -131,6 +120,8 @@ class Node:
             "pid": os.getpid(),
             "version": __version__,
             "port": settings.port,
+            "host": settings.host,
+            "base_domain": settings.base_domain,
             "temporal": self.links.temporal,
             "nats": self.links.nats,
             "started_at": utcnow().isoformat(),
@@ -164,24 +155,5 @@ class Node:
     async def _serve_control(
         self, stack: AsyncExitStack, runtime: Runtime, info: dict[str, Any]
     ) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(control.socket_name(str(self.data.root)))
-        sock.listen(64)
-        stack.callback(sock.close)
-        config = uvicorn.Config(
-            control.app(runtime, info), log_level="warning", lifespan="off", proxy_headers=False
-        )
-        server = _Uvicorn(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="node-control")
-
-        async def stop() -> None:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
-
-        stack.push_async_callback(stop)
-        while not server.started:
-            if task.done():
-                task.result()
-                raise ServiceError("the node's control socket stopped while starting")
-            await asyncio.sleep(0.02)
+        address = control.socket_name(str(self.data.root))
+        await asgi.serve(stack, control.app(runtime, info), address, name="node control")

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from shipway.datadir import DataDir, pid_alive
+from shipway.embedded import ports
 from shipway.errors import ServiceError
 from shipway.settings import Settings
 
@@ -25,30 +26,39 @@ READY_SECONDS = 120.0
 async def ensure(
     settings: Settings, data: DataDir, addresses: dict[str, str], listener: socket.socket | None
 ) -> dict[str, Any]:
-    """The running node's state: the one already there, else a new one given LISTENER (the
-    public port, bound by the control plane so a clash shows before anything starts)."""
+    """The running node's state: the one already there if it serves as asked, else a new one
+    given LISTENER (the public port, bound by the control plane so that a clash shows before
+    anything starts)."""
     running = data.read_node()
     if running is not None:
-        if running.get("port") != settings.port:
-            log.warning(
-                "the node already running serves port %s, not %s; `shipway down` stops it",
-                running.get("port"),
-                settings.port,
-            )
-        for name in ("temporal", "nats"):
-            if running.get(name) != addresses.get(name):
-                log.warning(
-                    "the node already running reaches %s at %s, not %s: deploys wait until "
-                    "`shipway down` and `shipway up` start a new node",
-                    name,
-                    running.get(name),
-                    addresses.get(name),
-                )
-        log.info("adopting the node already running (pid %s)", running["pid"])
-        return running
+        differs = _differs(running, settings, addresses)
+        if not differs:
+            log.info("taking over the node already running (pid %s)", running["pid"])
+            return running
+        log.warning("replacing the node running (pid %s): %s", running["pid"], differs)
+        await asyncio.to_thread(stop, data)
     if listener is None:
-        raise ServiceError("no node runs, and no port was bound for one")
-    return await asyncio.to_thread(_spawn, settings, data, addresses, listener)
+        listener = ports.bind_listener(settings.host, settings.port)
+    try:
+        return await asyncio.to_thread(_spawn, settings, data, addresses, listener)
+    finally:
+        listener.close()  # the node has its own copy
+
+
+def _differs(running: dict[str, Any], settings: Settings, addresses: dict[str, str]) -> str:
+    """What the running node does otherwise than asked now; empty when it fits."""
+    wanted = {
+        "port": settings.port,
+        "host": settings.host,
+        "base_domain": settings.base_domain,
+        "temporal": addresses.get("temporal"),
+        "nats": addresses.get("nats"),
+    }
+    return ", ".join(
+        f"{key} {running.get(key)} rather than {value}"
+        for key, value in wanted.items()
+        if running.get(key) != value
+    )
 
 
 def _spawn(

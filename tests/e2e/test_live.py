@@ -183,7 +183,12 @@ def test_live_apps_come_back_after_down_up_and_after_a_crash(tmp_path: Path) -> 
         assert serving(own, "durable.localhost")["version"] == "one"  # type: ignore[index]
 
         pid = int((own.data / "shipway.pid").read_text())
-        children = [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        # The node and its instances outlive the control plane by design; nothing else may.
+        node = json.loads((own.data / "run" / "node.json").read_text())["pid"]
+        apps = {node, *(c.pid for c in psutil.Process(node).children(recursive=True))}
+        children = [
+            c.pid for c in psutil.Process(pid).children(recursive=True) if c.pid not in apps
+        ]
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not psutil.pid_exists(pid), 10, "shipway to die")
         time.sleep(0.5)
