@@ -169,15 +169,22 @@ def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
 def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
     data = data_dir_from(data_flag)
     state = data.read_state()
+    node = data.read_node()
     if state is None:
         if as_json:
-            emit_json({"running": False, "data_dir": str(data.root)})
-        raise CliError(f"shipway is not running (data dir {data.root})")
+            emit_json({"running": False, "data_dir": str(data.root), "node": node})
+        apps = ""
+        if node is not None:
+            apps = (
+                f"; its apps still run (node pid {node['pid']}): `shipway up` takes them "
+                "over, `shipway down` stops them"
+            )
+        raise CliError(f"shipway is not running (data dir {data.root}){apps}")
     try:
         health = httpx.get(f"{state['url']}/healthz", params={"deep": deep}, timeout=20).json()
     except (httpx.HTTPError, ValueError) as e:
         health = {"status": "unreachable", "components": {}, "error": str(e)}
-    report = {"running": True, **state, "health": health}
+    report = {"running": True, **state, "node": node, "health": health}
     if as_json:
         emit_json(report)
         return
@@ -190,4 +197,11 @@ def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
         where = part.get("address") or part.get("backend") or ""
         extra = f"  restarts {part['restarts']}" if part.get("restarts") else ""
         console.print(f"  [bold]{name:<10}[/]{part['status']:<10}{where}{extra}")
+    if node is not None:
+        console.print(
+            f"  [bold]{'node':<10}[/]{'running':<10}pid {node['pid']}, serving port "
+            f"{node['port']}, version {node['version']}"
+        )
+    else:
+        console.print(f"  [bold]{'node':<10}[/][yellow]{'stopped':<10}[/]apps are not served")
     sandbox_network(health.get("sandbox_network") or state.get("sandbox_network"))
