@@ -168,6 +168,10 @@ class Server:
         await self._serve_api(stack, services)
         node = await nodes.ensure(settings, self.data, services.addresses, listener)
         stack.push_async_callback(self._leave_node)
+        watching = asyncio.create_task(
+            nodes.watch(settings, self.data, services.addresses), name="node-watch"
+        )
+        stack.callback(watching.cancel)
         state = self._state(services)
         state["node"] = node
         self.data.write_state(state)

@@ -14,13 +14,15 @@ from typing import Any
 
 from shipway.datadir import DataDir, pid_alive
 from shipway.embedded import ports
-from shipway.errors import ServiceError
+from shipway.errors import ServiceError, ShipwayError
 from shipway.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Seconds a new node may take to be ready: connect, then restore every live app's route.
 READY_SECONDS = 120.0
+#: How often the control plane checks that its node still runs.
+WATCH_SECONDS = 1.0
 
 
 async def ensure(
@@ -43,6 +45,24 @@ async def ensure(
         return await asyncio.to_thread(_spawn, settings, data, addresses, listener)
     finally:
         listener.close()  # the node has its own copy
+
+
+async def watch(settings: Settings, data: DataDir, addresses: dict[str, str]) -> None:
+    """Start the node again whenever it dies while the control plane runs (a crash, the OOM
+    killer): its apps come back as after a restart. Runs until cancelled."""
+    delay = 1.0
+    while True:
+        await asyncio.sleep(WATCH_SECONDS)
+        if data.read_node() is not None:
+            delay = 1.0
+            continue
+        log.error("the node is gone; starting it again")
+        try:
+            await ensure(settings, data, addresses, None)
+        except ShipwayError as e:
+            log.error("cannot start the node: %s; trying again in %.0f s", e.message, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def _differs(running: dict[str, Any], settings: Settings, addresses: dict[str, str]) -> str:
@@ -72,8 +92,12 @@ def _spawn(
         "SHIPWAY_BASE_DOMAIN": settings.base_domain,
         "SHIPWAY_UNSAFE_SHARED_NETWORK": "true" if settings.unsafe_shared_network else "false",
     }
-    if settings.database_url:
-        env["SHIPWAY_DATABASE_URL"] = settings.database_url
+    for key, value in (
+        ("SHIPWAY_DATABASE_URL", settings.database_url),
+        ("SHIPWAY_NATS_URL", settings.nats_url),
+    ):
+        if value:
+            env[key] = value
     fd = listener.fileno()
     argv = [
         sys.executable,

@@ -73,6 +73,18 @@ def test_apps_answer_across_a_kill_and_an_upgrade(tmp_path: Path) -> None:
         [production] = [e for e in info["environments"] if e["name"] == "production"]
         assert [i["restarts"] for i in production["instances"]] == [0]
 
+        # A node that dies is started again by the control plane, and serves the app again.
+        os.kill(node, signal.SIGKILL)
+
+        def new_node() -> int | None:
+            state = own.data / "run" / "node.json"
+            pid = json.loads(state.read_text())["pid"] if state.exists() else None
+            return pid if pid not in (None, node) else None
+
+        node = wait_for(new_node, 60, "a new node")
+        with Load(own.port, HOST) as load:
+            served(load, 50)
+
         # The control plane that came back deploys as ever.
         commit(
             repo,
