@@ -91,8 +91,9 @@ class BuilderActivities:
                 "the build was superseded before it started", type=FAILURE_TYPE, non_retryable=True
             )
         secrets = await asyncio.to_thread(self.records.secrets, task.app_id)
+        live = None if self.records.lines.relayed else self.js
         log = await LogWriter.open(
-            self.records.lines, self.js, "build", task.build_id, secrets=secrets
+            self.records.lines, live, "build", task.build_id, secrets=secrets
         )
         if begun.previous is not None:
             await log.write(f"-----> Retrying the build on {self.name}: {begun.previous}")

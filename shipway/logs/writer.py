@@ -198,11 +198,15 @@ class LogWriter:
                 raise ServiceError(
                     f"cannot store the log of {self.kind} {self.owner_id}: {e}"
                 ) from e
-            if self.js is not None:
-                try:
+            try:
+                if self.js is not None:
                     await bus.publish_end(self.js, self.kind, self.owner_id, self._seq, status)
-                except bus.ERRORS as e:
-                    log.warning("cannot publish the end of %s %d: %s", self.kind, self.owner_id, e)
+                else:
+                    await asyncio.to_thread(
+                        self.store.end, self.kind, self.owner_id, self._seq, status
+                    )
+            except (*bus.ERRORS, ServiceError) as e:
+                log.warning("cannot publish the end of %s %d: %s", self.kind, self.owner_id, e)
             self._ended = True
 
     def abandon(self) -> None:
@@ -255,16 +259,27 @@ class LineStore(Protocol):
     """Where a log's lines are kept: the store, or the control plane over HTTP for a builder
     on another machine. Blocking calls."""
 
+    #: Whether the keeper also publishes the lines live (so the writer needs no NATS).
+    relayed: bool
+
     def last_seq(self, kind: str, owner_id: int) -> int: ...
 
     def insert(self, kind: str, owner_id: int, batch: Sequence[tuple[int, str]]) -> None: ...
+
+    def end(self, kind: str, owner_id: int, seq: int, status: str) -> None:
+        """The log ended with STATUS after line SEQ (for a keeper that relays it)."""
 
 
 class StoreLines:
     """Log lines in the store's log_lines table."""
 
+    relayed = False
+
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def end(self, kind: str, owner_id: int, seq: int, status: str) -> None:
+        """Nothing to keep: the end of a log lives in the stream."""
 
     def last_seq(self, kind: str, owner_id: int) -> int:
         with self.store.transaction() as session:

@@ -461,6 +461,11 @@ def test_a_builder_on_another_machine_works_through_the_control_plane(
         repo = make_repo(tmp_path / "faraway", files)
         pushed = push(running, repo, "faraway")
         assert pushed.returncode == 0, pushed.stderr
+        # Its log reached the push live, relayed by the control plane: the builder holds the
+        # builder's key only, which writes no log.
+        assert "the token is ***" in pushed.stderr and "Build succeeded" in pushed.stderr
+        keys = sorted(p.name for p in (elsewhere / "nats" / "keys").iterdir())
+        assert keys == ["builder.nk"]
         [built] = api(running, "/apps/faraway/builds")
         assert built["builder"] == joined["id"]
         assert (elsewhere / "sources" / f"{built['id']}.tar").is_file()

@@ -1,5 +1,6 @@
 """The embedded NATS refuses anonymous clients and wrong keys, and a builder's key opens only
-what a builder needs: never the `functions` bucket, app or function logs, or the audit stream."""
+its fleet record: never the `functions` bucket, any log (build logs go through the API), or
+the audit stream. A node's opens app logs only."""
 
 from __future__ import annotations
 
@@ -84,10 +85,20 @@ async def test_a_wrong_key_is_refused(servers: Servers, tmp_path: Path) -> None:
 
 
 async def test_a_builder_does_its_work(builder: NatsLink) -> None:
-    await bus.publish_line(builder.js, "build", 7, 1, "Installing dependencies")
-    assert await bus.last_published(builder.js, "build", 7) == 1
     await registry.put(builder.js, registry.BuilderRecord(id="b-1", pool="default"))
     assert not await registry.drain_requested(builder.js, "b-1")
+
+
+async def test_a_node_writes_app_logs_only(servers: Servers, control: NatsLink) -> None:
+    node = servers.link(Role.NODE)
+    await node.connect()
+    try:
+        await bus.publish_line(node.js, "app", 42, 1, "listening on 5000")
+        assert await bus.last_published(node.js, "app", 42) == 1
+        await _refused(lambda: node.js.publish(bus.subject("build", 7), b"x", timeout=2))
+        await _refused(lambda: node.js.key_value(FUNCTIONS))
+    finally:
+        await node.close()
 
 
 async def _refused(attempt: Callable[[], Awaitable[Any]]) -> None:
@@ -105,6 +116,8 @@ async def _refused(attempt: Callable[[], Awaitable[Any]]) -> None:
         "functions key write",
         "app log read",
         "app log write",
+        "build log read",
+        "build log write",
         "audit publish",
         "stream delete",
         "control's replies",
@@ -120,6 +133,8 @@ async def test_a_builder_is_refused(builder: NatsLink, control: NatsLink, what: 
         "functions key write": lambda: js.publish(f"$KV.{FUNCTIONS}.acme.greet", b"x", timeout=2),
         "app log read": lambda: bus.last_published(js, "app", 41),
         "app log write": lambda: js.publish(bus.subject("app", 41), b"x", timeout=2),
+        "build log read": lambda: bus.last_published(js, "build", 6),
+        "build log write": lambda: js.publish(bus.subject("build", 6), b"x", timeout=2),
         "audit publish": lambda: js.publish(audit_subject("acme"), b"{}", timeout=2),
         "stream delete": lambda: js.delete_stream(bus.STREAM),
         "control's replies": lambda: nc.subscribe(natsauth.INBOX[Role.CONTROL] + ".>"),

@@ -20,6 +20,7 @@ from shipway.api.schemas import MAX_ID, Id, Int
 from shipway.builder.records import LocalRecords
 from shipway.deploys.launch import receive, sources_dir
 from shipway.errors import NotFound, ValidationError
+from shipway.logs import bus
 from shipway.releases.layers import LayerStore
 from shipway.services import Services
 from shipway.store.types import has_nul
@@ -112,11 +113,30 @@ async def store_lines(
     lines: list[tuple[Int, str]] = Body(embed=True, max_length=MAX_LINES),
     principal: Principal = Depends(principal_from),
 ) -> Response:
-    """[[seq, text], …]; lines already stored are kept as they are."""
-    _, records = _records(request, principal)
+    """[[seq, text], …]; lines already stored are kept as they are. Each is published live
+    too (a retried one is dropped by the stream's duplicate window)."""
+    ctx, records = _records(request, principal)
     if any(seq < 1 or has_nul(text) for seq, text in lines):
         raise ValidationError("lines are [seq, text] with seq ≥ 1 and no NUL in the text")
     await asyncio.to_thread(records.lines.insert, "build", build_id, lines)
+    if ctx.nats is not None:
+        for seq, text in lines:
+            await bus.publish_line(ctx.nats.js, "build", build_id, seq, text)
+    return Response(status_code=204)
+
+
+@router.post("/builds/{build_id}/log/end", status_code=204, summary="End a build log")
+async def end_log(
+    build_id: Id,
+    request: Request,
+    seq: Int = Body(embed=True, ge=0),
+    status: str = Body(embed=True, min_length=1, max_length=32),
+    principal: Principal = Depends(principal_from),
+) -> Response:
+    """Tell the log's followers it ended with STATUS after line SEQ."""
+    ctx, _ = _records(request, principal)
+    if ctx.nats is not None:
+        await bus.publish_end(ctx.nats.js, "build", build_id, seq, status)
     return Response(status_code=204)
 
 
