@@ -1,9 +1,10 @@
 """Tenants' code tries to get out, against a real `shipway up`: a build (an npm postinstall
 script), an app instance, a Python function and a JS function each try to reach the API,
 NATS, Temporal, another loopback port, the host's own address and 169.254.169.254, and to
-read the data dir, /etc/shadow and another app's files. Run twice: with slirp4netns, and with
-it hidden from PATH, where a sandbox that needs network must be refused, never run on the
-host's network."""
+read the data dir, /etc/shadow and another app's files; a fork bomb in a build, and an
+instance and functions that go past their memory and process limits, are stopped. Run twice:
+with slirp4netns, and with it hidden from PATH, where a sandbox that needs network must be
+refused, never run on the host's network."""
 
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ TARGETS = json.loads(pathlib.Path("targets.json").read_text())
 
 class Probe(BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/hog":
+            hog = bytearray(2 * 1024 ** 3)
         body = "\\n".join(probe(TARGETS) if self.path == "/probe" else ["up"]).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -243,6 +246,21 @@ def test_a_build_and_an_instance_stay_in(setting: Setting, tmp_path: Path) -> No
     _assert_contained(build_lines, setting.targets)
     _assert_contained(_instance_probe(setting, "tenant"), setting.targets)
 
+    # Past its memory limit the instance is ended, then started again.
+    url, host = setting.instance.url, {"Host": "tenant.localhost"}
+    hog = httpx.get(f"{url}/hog", headers=host, timeout=120)
+    assert hog.status_code == 502, hog.text
+    wait_for(
+        lambda: httpx.get(f"{url}/", headers=host, timeout=30).text == "up",
+        60,
+        "the instance to be back",
+    )
+    info = json.loads(setting.instance.cli("apps", "info", "tenant", "--json").stdout)
+    [production] = [e for e in info["environments"] if e["name"] == "production"]
+    assert production["instances"][0]["restarts"] >= 1
+    logs = setting.instance.cli("logs", "--app", "tenant")
+    assert "memory limit of 512 MiB exceeded" in logs.stdout, logs.stdout
+
 
 def test_without_build_network_the_build_runs_and_the_instance_is_refused(
     setting: Setting, tmp_path: Path
@@ -294,3 +312,18 @@ def test_a_function_beyond_its_limits_is_stopped(
     assert "error" in answer.json(), answer.text
     # shipway itself is unharmed.
     wait_for(lambda: instance.health()[0] == 200, 30, "shipway healthy after the hog")
+
+
+FORK_BOMB = "python3 -c 'import os\nwhile True: os.fork()'"
+
+
+def test_a_fork_bomb_in_a_build_is_stopped(setting: Setting, tmp_path: Path) -> None:
+    instance = setting.instance
+    assert instance.cli("apps", "create", "bomb").returncode == 0
+    if not setting.isolated:
+        assert instance.cli("apps", "set", "bomb", "--no-build-network").returncode == 0
+    repo = make_repo(tmp_path / "bomb", node_app(FORK_BOMB))
+    pushed = push(instance, repo, "bomb")
+    assert pushed.returncode != 0
+    assert "process limit of" in pushed.stderr, pushed.stderr
+    wait_for(lambda: instance.health()[0] == 200, 30, "shipway healthy after the bomb")
