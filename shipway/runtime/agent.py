@@ -28,7 +28,6 @@ from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ValidationError
 from shipway.releases.layers import LayerStore
 from shipway.router import Route, RouteTable
-from shipway.runtime import netns
 from shipway.runtime import placement as placements
 from shipway.runtime.applog import AppLog
 from shipway.runtime.instance import Instance, InstanceFailed, InstanceSpec
@@ -80,7 +79,7 @@ class Generation:
 def _isolate_instances() -> bool:
     """Whether instances get a network namespace of their own: always, unless they cannot have
     one here and the operator allowed them to share the host's."""
-    possible = netns.can_enter() and network.state().isolation is network.Isolation.ISOLATED
+    possible = network.state().isolation is network.Isolation.ISOLATED
     return possible or not network.shared_allowed()
 
 
@@ -161,12 +160,6 @@ class Runtime:
             raise InstanceFailed(
                 "the release has no processes to run: add a Procfile with a line like "
                 "`web: gunicorn app:app --bind 0.0.0.0:$PORT`"
-            )
-        if self.isolated and not netns.can_enter():
-            raise InstanceFailed(
-                "app instances run in a network namespace of their own, which shipway can reach "
-                "only when it runs as root: run shipway as root, or share the host's network "
-                "with `shipway up --unsafe-shared-network`"
             )
         applog = self._log(place)
         applog.hide(place.secrets)

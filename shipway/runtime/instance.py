@@ -71,19 +71,27 @@ class InstanceUpstream(Upstream):
         self.port = port
         self.isolated = isolated
         self.netns_fd: int | None = None
+        self.doorway: netns.Doorway | None = None
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.isolated and self.netns_fd is None:
             raise ConnectionRefusedError(f"{self.name} is not running")
+        if self.doorway is not None:
+            return await self.doorway.connect(self.port)
         return await netns.connect(self.netns_fd, self.port)
 
     def attach(self, started: Started | None) -> None:
         """Point at the namespace of a (re)started sandbox, or at none once it has ended."""
+        if self.doorway is not None:
+            self.doorway.close()
+            self.doorway = None
         if self.netns_fd is not None:
             os.close(self.netns_fd)
             self.netns_fd = None
         if started is not None and self.isolated:
             self.netns_fd = os.open(started.net_namespace, os.O_RDONLY | os.O_CLOEXEC)
+            if not netns.can_enter():
+                self.doorway = netns.Doorway(self.netns_fd)
 
 
 class Instance:

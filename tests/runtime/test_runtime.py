@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shipway.router import RouteTable
-from shipway.runtime import agent
+from shipway.runtime import agent, netns
 from shipway.runtime.agent import Runtime
 from shipway.runtime.instance import InstanceFailed
 from shipway.sandbox import network
@@ -247,3 +247,28 @@ async def test_without_slirp4netns_an_instance_is_refused(
     finally:
         monkeypatch.undo()
         network.state.cache_clear()
+
+
+async def test_not_as_root_instances_are_reached_through_their_doorway(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What shipway does when it may not enter namespaces itself: a helper process that joined
+    the instance's namespaces makes the sockets, so instances stay isolated."""
+    monkeypatch.setattr(netns, "can_enter", lambda: False)
+    app_id = node.create_app("shop")
+    await node.deploy("shop", WEB)
+    answer = (await node.get(HOST)).json()
+    assert answer["release"] == "v1" and answer["port"] == "5000"  # its own namespace's port
+    await node.runtime.scale(app_id, {"web": 2})
+    seen = {(await node.get(HOST)).json()["process"] for _ in range(6)}
+    assert seen == {"web.1", "web.2"}
+    doorways = [
+        i.upstream.doorway
+        for g in node.runtime._live.values()
+        for i in g.instances
+        if i.upstream is not None
+    ]
+    assert len(doorways) == 2 and all(d is not None for d in doorways)
+    helpers = [d.proc for d in doorways if d is not None]
+    await node.runtime.remove(app_id)
+    assert all(proc.poll() is not None for proc in helpers), "each doorway ends with its instance"
