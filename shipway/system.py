@@ -93,18 +93,26 @@ def _can_install() -> bool:
     return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
+def _apt(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(
+        ["apt-get", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env,
+        text=True,
+        check=False,
+    )
+
+
 def _install(wanted: list[Requirement]) -> bool:
     """apt-get install each of WANTED, one line each; whether all went in."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    quiet = {"stdin": subprocess.DEVNULL, "capture_output": True, "env": env, "text": True}
     print("shipway: updating the package lists (apt-get update)", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)  # type: ignore[call-overload]
+    _apt("update", "-qq")
     ok = True
     for requirement in wanted:
         print(f"shipway: installing {requirement.package} ({requirement.purpose})", flush=True)
-        done = subprocess.run(  # type: ignore[call-overload]
-            ["apt-get", "install", "-y", "-qq", requirement.package], check=False, **quiet
-        )
+        done = _apt("install", "-y", "-qq", requirement.package)
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()
             print(f"shipway: cannot install {requirement.package}: {last[-1] if last else ''}")
