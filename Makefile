@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
 
-.PHONY: up system test lint format bench clean
+.PHONY: up system test fuzz lint format bench clean
 
 up: system $(VENV)/.installed
 	$(BIN)/shipway up $(ARGS)
@@ -18,6 +18,11 @@ test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/mypy shipway
 	$(BIN)/pytest -n 2 --dist loadfile $(ARGS)
+	$(MAKE) fuzz
+
+# schemathesis over the OpenAPI schema against a real `shipway up`, about a minute.
+fuzz: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.fuzz
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench

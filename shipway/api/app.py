@@ -47,6 +47,13 @@ LARGER = (
     (r"^/hooks/", webhooks.MAX_BODY),
 )
 
+#: Every operation may answer a 4xx error, always as JSON whatever its usual content.
+REFUSED = {
+    "model": ErrorOut,
+    "description": "refused; the message says why",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+
 DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 `Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
 
@@ -60,7 +67,7 @@ def create_app(services: Services) -> BodyLimit:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
-        responses={"4XX": {"model": ErrorOut, "description": "refused; the message says why"}},
+        responses={"4XX": REFUSED},
     )
     app.router.route_class = Route
     app.state.services = services

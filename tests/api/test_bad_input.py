@@ -425,7 +425,30 @@ def test_any_body_nested_too_deeply_gets_422_naming_the_limit(
     assert snapshot(store) == before
 
 
+def api_routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route, those of included routers too."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from api_routes(inner.routes) if inner is not None else [route]
+
+
 def test_every_route_reads_json_through_jsontext(api: TestClient) -> None:
     app = api.app.app  # type: ignore[attr-defined]  # inside the body limit
-    routes = [r for r in app.routes if isinstance(r, APIRoute)]
-    assert routes and all(isinstance(r, Route) for r in routes)
+    routes = [r for r in api_routes(app.router.routes) if isinstance(r, APIRoute)]
+    assert len(routes) > 50 and all(isinstance(r, Route) for r in routes)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("TRACE", "/api/v1/apps", "GET, POST"),
+        ("PUT", "/api/v1/apps", "GET, POST"),
+        ("OPTIONS", "/api/v1/apps/web/connection", "DELETE, GET, PUT"),
+    ],
+)
+def test_a_method_not_allowed_names_every_allowed_one(
+    api: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = api.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allow
