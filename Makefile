@@ -20,7 +20,7 @@ test: $(VENV)/.dev-installed
 	$(BIN)/pytest -n 2 --dist loadfile $(ARGS)
 	$(MAKE) fuzz
 
-# schemathesis over the OpenAPI schema against a real `shipway up`, about a minute.
+# schemathesis over the OpenAPI schema against a real `shipway up`: 30 s of cases (FUZZ_SECONDS).
 fuzz: $(VENV)/.dev-installed
 	$(BIN)/python -m tests.fuzz
 

@@ -34,7 +34,7 @@ LEFT_OUT = (
 )
 #: Cases per operation, and the run's time budget in seconds: well under two minutes.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
-BUDGET = int(os.environ.get("FUZZ_SECONDS", "60"))
+BUDGET = int(os.environ.get("FUZZ_SECONDS", "30"))
 
 
 def main(extra: list[str]) -> int:

@@ -124,10 +124,13 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1, result.stderr
             assert f"port {busy} is already in use" in lines[0] and "--port" in lines[0]
+            # Ours only: the other test worker may be starting servers of its own meanwhile.
             spawned = [
                 p
-                for p in psutil.process_iter(["pid", "name"])
-                if p.pid not in before and p.info["name"] in ("temporal", "nats-server")
+                for p in psutil.process_iter(["pid", "name", "cmdline"])
+                if p.pid not in before
+                and p.info["name"] in ("temporal", "nats-server")
+                and any(str(tmp_path) in arg for arg in p.info["cmdline"] or [])
             ]
             assert spawned == []
 
