@@ -1,8 +1,9 @@
 """Tenants' code tries to get out, against a real `shipway up`: a build (an npm postinstall
 script), an app instance, a Python function and a JS function each try to reach the API,
 NATS, Temporal, another loopback port, the host's own address and 169.254.169.254, and to
-read the data dir, /etc/shadow and another app's files; a fork bomb in a build, and an
-instance and functions that go past their memory and process limits, are stopped. Run twice:
+read the data dir, /etc/shadow and another app's files; an instance and functions that go
+past their memory and process limits are stopped (a fork bomb in a build sandbox is
+tests/sandbox/test_limits.py's). Run twice:
 with slirp4netns, and with it hidden from PATH, where a sandbox that needs network must be
 refused, never run on the host's network."""
 
@@ -312,18 +313,3 @@ def test_a_function_beyond_its_limits_is_stopped(
     assert "error" in answer.json(), answer.text
     # shipway itself is unharmed.
     wait_for(lambda: instance.health()[0] == 200, 30, "shipway healthy after the hog")
-
-
-FORK_BOMB = "python3 -c 'import os\nwhile True: os.fork()'"
-
-
-def test_a_fork_bomb_in_a_build_is_stopped(setting: Setting, tmp_path: Path) -> None:
-    instance = setting.instance
-    assert instance.cli("apps", "create", "bomb").returncode == 0
-    if not setting.isolated:
-        assert instance.cli("apps", "set", "bomb", "--no-build-network").returncode == 0
-    repo = make_repo(tmp_path / "bomb", node_app(FORK_BOMB))
-    pushed = push(instance, repo, "bomb")
-    assert pushed.returncode != 0
-    assert "process limit of" in pushed.stderr, pushed.stderr
-    wait_for(lambda: instance.health()[0] == 200, 30, "shipway healthy after the bomb")
