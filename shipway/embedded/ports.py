@@ -20,6 +20,8 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            # With SO_REUSEADDR on both, bind succeeds beside a live listener; listen does not.
+            sock.listen(1)
         except OSError:
             return False
     return True
