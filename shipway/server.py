@@ -266,27 +266,28 @@ class Server:
             return
         # A run killed with SIGKILL may leave its servers on last time's ports: gone first.
         await asyncio.to_thread(self._stop_leftovers)
-        chosen = ports.allocate(self.data.ports_file, wanted, avoid={settings.port})
-        specs = []
-        if "temporal" in chosen:
-            specs.append(
-                embedded_temporal.spec(
-                    self.data.root,
-                    chosen["temporal"],
-                    chosen["temporal_ui"],
-                    chosen["temporal_http"],
+        async with ports.claimed():
+            chosen = ports.allocate(self.data.ports_file, wanted, avoid={settings.port})
+            specs = []
+            if "temporal" in chosen:
+                specs.append(
+                    embedded_temporal.spec(
+                        self.data.root,
+                        chosen["temporal"],
+                        chosen["temporal_ui"],
+                        chosen["temporal_http"],
+                    )
                 )
-            )
-            services.addresses["temporal"] = f"127.0.0.1:{chosen['temporal']}"
-            services.addresses["temporal_ui"] = f"http://127.0.0.1:{chosen['temporal_ui']}"
-        if "nats" in chosen:
-            specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
-            services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
-        processes = [SupervisedProcess(spec) for spec in specs]
-        for proc in processes:
-            services.processes[proc.spec.name] = proc
-            stack.push_async_callback(proc.stop)
-        await asyncio.gather(*(proc.start() for proc in processes))
+                services.addresses["temporal"] = f"127.0.0.1:{chosen['temporal']}"
+                services.addresses["temporal_ui"] = f"http://127.0.0.1:{chosen['temporal_ui']}"
+            if "nats" in chosen:
+                specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
+                services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
+            processes = [SupervisedProcess(spec) for spec in specs]
+            for proc in processes:
+                services.processes[proc.spec.name] = proc
+                stack.push_async_callback(proc.stop)
+            await asyncio.gather(*(proc.start() for proc in processes))
 
     def _nats_access(self) -> natsauth.Access:
         """The control plane's access: its own key to the embedded NATS, or the operator's."""

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import socket
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from shipway.errors import PortInUse
@@ -79,3 +84,12 @@ def allocate(path: Path, names: list[str], *, avoid: set[int]) -> dict[str, int]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(chosen, indent=2))
     return chosen
+
+
+@asynccontextmanager
+async def claimed() -> AsyncIterator[None]:
+    """Held from choosing ports until the servers listen on them: two shipways starting at
+    once on one machine would otherwise both find a port free, and both take it."""
+    with open(Path(tempfile.gettempdir()) / "shipway-ports.lock", "a") as handle:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        yield  # closing the file lets the lock go
