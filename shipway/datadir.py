@@ -58,14 +58,7 @@ class DataDir:
 
     def read_node(self) -> dict[str, Any] | None:
         """The running node's state, or None when none runs from this dir."""
-        try:
-            state: dict[str, Any] = json.loads(self.node_state.read_text())
-        except (OSError, ValueError):
-            return None
-        pid = state.get("pid")
-        if not isinstance(pid, int) or not pid_alive(pid):
-            return None
-        return state
+        return _running(self.node_state)
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -74,14 +67,7 @@ class DataDir:
 
     def read_state(self) -> dict[str, Any] | None:
         """What the running server wrote at start, or None when none runs from this dir."""
-        try:
-            state: dict[str, Any] = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return None
-        pid = state.get("pid")
-        if not isinstance(pid, int) or not pid_alive(pid):
-            return None
-        return state
+        return _running(self.state_file)
 
     def write_state(self, state: dict[str, Any]) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -104,6 +90,18 @@ class DataDir:
     def clear_run_files(self) -> None:
         for path in (self.state_file, self.pid_file):
             path.unlink(missing_ok=True)
+
+
+def _running(path: Path) -> dict[str, Any] | None:
+    """The state a process wrote to PATH, or None when that process no longer runs."""
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return None
+    return state
 
 
 def write_private(path: Path, text: str) -> None:

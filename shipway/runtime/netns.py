@@ -61,8 +61,6 @@ def _socket_in(netns_fd: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     finally:
         _setns(_home)
-    sock.setblocking(False)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
@@ -81,10 +79,18 @@ async def connect(
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return reader, writer
-    loop = asyncio.get_running_loop()
-    sock = await loop.run_in_executor(_executor, _socket_in, netns_fd)
+    sock = await asyncio.get_running_loop().run_in_executor(_executor, _socket_in, netns_fd)
+    return await _open(sock, port)
+
+
+async def _open(
+    sock: socket.socket, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect SOCK, made in an instance's namespace, to its 127.0.0.1:PORT, as a stream."""
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
     except BaseException:
         sock.close()
         raise
@@ -121,17 +127,9 @@ class Doorway:
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A stream to 127.0.0.1:PORT inside the instance's namespace."""
-        loop = asyncio.get_running_loop()
         async with self._lock:
-            sock = await loop.run_in_executor(_executor, self._socket)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            await loop.sock_connect(sock, ("127.0.0.1", port))
-        except BaseException:
-            sock.close()
-            raise
-        return await asyncio.open_connection(sock=sock)
+            sock = await asyncio.get_running_loop().run_in_executor(_executor, self._socket)
+        return await _open(sock, port)
 
     def close(self) -> None:
         self.door.close()  # the helper's recv returns b"": it exits
