@@ -27,6 +27,7 @@ import nkeys
 
 from shipway.datadir import write_private
 from shipway.errors import ConfigError
+from shipway.settings import Settings
 
 
 class Role(StrEnum):
@@ -158,6 +159,14 @@ def server_config(public: dict[Role, str]) -> str:
             "    }"
         )
     return "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n"
+
+
+def own(settings: Settings, role: Role) -> Access:
+    """ROLE's access for a process of this machine's shipway: the operator's credentials for an
+    external NATS, else the role's key to the embedded one."""
+    if settings.nats_url:
+        return external(role, settings.nats_credentials, settings.nats_nkey)
+    return from_data_dir(settings.data_dir, role)
 
 
 def builder_access(data_dir: Path, given: dict[str, Any], settings_files: Access) -> Access:

@@ -142,7 +142,9 @@ class Server:
             settings.temporal_namespace,
             **temporal_security(settings),
         )
-        link = NatsLink(services.addresses["nats"], self._nats_access())
+        link = NatsLink(
+            services.addresses["nats"], natsauth.own(self.settings, natsauth.Role.CONTROL)
+        )
         await link.connect()
         stack.push_async_callback(link.close)
         services.nats = link
@@ -288,15 +290,6 @@ class Server:
                 services.processes[proc.spec.name] = proc
                 stack.push_async_callback(proc.stop)
             await asyncio.gather(*(proc.start() for proc in processes))
-
-    def _nats_access(self) -> natsauth.Access:
-        """The control plane's access: its own key to the embedded NATS, or the operator's."""
-        settings = self.settings
-        if settings.nats_url:
-            return natsauth.external(
-                natsauth.Role.CONTROL, settings.nats_credentials, settings.nats_nkey
-            )
-        return natsauth.from_data_dir(self.data.root, natsauth.Role.CONTROL)
 
     def _stop_leftovers(self) -> None:
         """A run killed with SIGKILL leaves its servers exiting; wait them out before starting."""

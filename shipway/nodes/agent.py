@@ -92,7 +92,7 @@ class Node:
         stack.callback(listener.close)
         store = Store(settings.store_url)
         stack.callback(store.close)
-        link = NatsLink(self.links.nats, self._nats_access())
+        link = NatsLink(self.links.nats, natsauth.own(self.settings, natsauth.Role.NODE))
         await link.connect()
         stack.push_async_callback(link.close)
         table = RouteTable()
@@ -128,14 +128,6 @@ class Node:
         }
         await self._serve_control(stack, runtime, info)
         write_private(self.data.node_state, json.dumps(info) + "\n")
-
-    def _nats_access(self) -> natsauth.Access:
-        settings = self.settings
-        if settings.nats_url:
-            return natsauth.external(
-                natsauth.Role.NODE, settings.nats_credentials, settings.nats_nkey
-            )
-        return natsauth.from_data_dir(self.data.root, natsauth.Role.NODE)
 
     async def _serve_router(
         self, stack: AsyncExitStack, table: RouteTable, listener: socket.socket
