@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,19 @@ class DataDir:
     def clear_run_files(self) -> None:
         for path in (self.state_file, self.pid_file):
             path.unlink(missing_ok=True)
+
+
+def hold(path: Path) -> TextIO | None:
+    """An exclusive lock on PATH, held while the returned file stays open; None when another
+    process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held open by the caller for its whole life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def _running(path: Path) -> dict[str, Any] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -19,7 +18,7 @@ from shipway.apps import hosts
 from shipway.audit import indexes, retention
 from shipway.audit.consumer import AuditConsumer
 from shipway.connections import NatsLink, connect_temporal, temporal_security
-from shipway.datadir import DataDir, write_private
+from shipway.datadir import DataDir, hold, write_private
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
 from shipway.embedded import nats as embedded_nats
@@ -57,11 +56,8 @@ STOP_BUILDS_AFTER = 5.0
 
 def lock_data_dir(data: DataDir) -> TextIO:
     """Hold an exclusive lock on DATA for the life of the process; one server per data dir."""
-    handle = open(data.lock_file, "a+")  # noqa: SIM115 - held open until the process exits
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    handle = hold(data.lock_file)
+    if handle is None:
         pid = data.read_pid()
         running = f" (pid {pid})" if pid else ""
         raise ServiceError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import Any, TextIO
 
 from shipway import __version__, asgi, natsauth
 from shipway.connections import NatsLink, connect_temporal, temporal_security
-from shipway.datadir import DataDir, write_private
+from shipway.datadir import DataDir, hold, write_private
 from shipway.errors import ServiceError
 from shipway.nodes import control
 from shipway.router import Router, RouteTable, UnixUpstream
@@ -52,13 +51,9 @@ class Links:
 
 def lock(data: DataDir) -> TextIO:
     """One node per data dir: held for the life of the node process."""
-    data.node_lock.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(data.node_lock, "a+")  # noqa: SIM115 - held open until the process exits
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ServiceError(f"a node already runs for data dir {data.root}") from None
+    handle = hold(data.node_lock)
+    if handle is None:
+        raise ServiceError(f"a node already runs for data dir {data.root}")
     return handle
 
 
