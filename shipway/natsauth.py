@@ -5,10 +5,11 @@ its own: the server's configuration holds only the public keys, each with the su
 role may publish to and subscribe to, and the client proves it holds the seed by signing the
 server's nonce. Seeds are made at first start and kept in DATA/nats/keys/ROLE.nk (mode 0600).
 
-A builder on another machine may keep its fleet record and nothing else: its build logs go
-through the control plane's API, which publishes them, so its key reads and writes no log, the
-`functions` bucket, audit entries or any stream's configuration. A node may write app logs.
-Replies to a role come to an inbox prefix of its own, so no role can read another's answers.
+A `shipway builder` process, on this machine or another, may keep its fleet record and nothing
+else: its build logs go through the control plane's API, which publishes them, so its key
+reads and writes no log, the `functions` bucket, audit entries or any stream's configuration.
+A node may write app logs. Replies to a role come to an inbox prefix of its own, so no role
+can read another's answers.
 
 An external NATS cluster is configured by the operator instead: SHIPWAY_NATS_CREDENTIALS (a
 .creds file) or SHIPWAY_NATS_NKEY (a seed file), or a user and password in SHIPWAY_NATS_URL.
@@ -172,16 +173,14 @@ def own(settings: Settings, role: Role) -> Access:
 def builder_access(data_dir: Path, given: dict[str, Any], settings_files: Access) -> Access:
     """A `shipway builder`'s access: the operator's files where given; else, on another
     machine, the builder's seed the control plane handed over (GIVEN); else, beside the
-    control plane, the control plane's own key, as the builder shares its data dir (and so
-    could read that key) and writes its logs itself."""
+    control plane, the builder key in the data dir they share."""
     if settings_files.credentials_file or settings_files.nkey_seed_file:
         return settings_files
     seed = given.get("nats_nkey_seed")
     if seed:
         write_private(seed_file(data_dir, Role.BUILDER), seed.strip() + "\n")
+    if seed_file(data_dir, Role.BUILDER).exists():
         return from_data_dir(data_dir, Role.BUILDER)
-    if seed_file(data_dir, Role.CONTROL).exists():
-        return from_data_dir(data_dir, Role.CONTROL)
     return Access(role=Role.BUILDER)
 
 

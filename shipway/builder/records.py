@@ -44,10 +44,12 @@ class BuildRecords(Protocol):
 class LocalRecords:
     """The store and the data dir of the control plane this builder runs beside."""
 
-    def __init__(self, store: Store, data_dir: Path) -> None:
+    def __init__(self, store: Store, data_dir: Path, lines: LineStore | None = None) -> None:
+        """LINES: where log lines go, the store itself unless given (a `shipway builder`
+        process relays them through the API)."""
         self.store = store
         self.data_dir = data_dir
-        self.lines: LineStore = StoreLines(store)
+        self.lines = lines or StoreLines(store)
 
     def begin(self, build_id: int, deployment_id: int, attempt: str, builder: str) -> Begun | None:
         """Hold the build for ATTEMPT on BUILDER; None if it ended (superseded) before it

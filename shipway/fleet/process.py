@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from contextlib import ExitStack, closing
 from typing import Any
 
 from shipway import natsauth
+from shipway.builder.records import LocalRecords
 from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir
 from shipway.errors import ServiceError, ValidationError
 from shipway.fleet.builder import Builder, serve
-from shipway.fleet.remote import RemoteRecords
+from shipway.fleet.remote import RelayedLines, RemoteRecords, api_client
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store
@@ -50,32 +52,40 @@ async def run_builder(
     control plane's URL, and a platform owner's TOKEN) it asks that for what it needs and
     keeps its own data dir."""
     network.allow_shared(settings.unsafe_shared_network)
-    records: Store | RemoteRecords
-    if server is not None:
-        if not token:
-            raise ValidationError(
-                "--server needs a platform owner's token: --token or SHIPWAY_TOKEN"
-            )
-        records = RemoteRecords(server, token, settings.data_dir)
-        addresses = await asyncio.to_thread(records.connect)
-    else:
-        state = DataDir(settings.data_dir).read_state()
-        if state is None:
-            raise ServiceError(
-                f"no shipway is running with data dir {settings.data_dir}; "
-                "start it with `shipway up`, give its --data, or give --server URL"
-            )
-        addresses = state.get("addresses", {})
-        records = Store(settings.store_url)
-    try:
+    with ExitStack() as stack:
+        records: LocalRecords | RemoteRecords
+        if server is not None:
+            if not token:
+                raise ValidationError(
+                    "--server needs a platform owner's token: --token or SHIPWAY_TOKEN"
+                )
+            records = stack.enter_context(closing(RemoteRecords(server, token, settings.data_dir)))
+            addresses = await asyncio.to_thread(records.connect)
+        else:
+            records, addresses = _beside(settings, stack)
         return await _serve(settings, records, addresses, pool, labels, slots, on_ready)
-    finally:
-        records.close()
+
+
+def _beside(settings: Settings, stack: ExitStack) -> tuple[LocalRecords, dict[str, Any]]:
+    """The records of a builder beside the control plane, and where its Temporal and NATS are.
+    It uses that control plane's store and data dir, and relays its log lines through the API
+    as a builder on another machine does, so its NATS key needs no permission over any log."""
+    data = DataDir(settings.data_dir)
+    state, token = data.read_state(), data.read_admin_token()
+    if state is None or token is None:
+        raise ServiceError(
+            f"no shipway is running with data dir {settings.data_dir}; "
+            "start it with `shipway up`, give its --data, or give --server URL"
+        )
+    store = Store(settings.store_url)
+    stack.callback(store.close)
+    http = stack.enter_context(api_client(state["url"], token))
+    return LocalRecords(store, settings.data_dir, RelayedLines(http)), state.get("addresses", {})
 
 
 async def _serve(
     settings: Settings,
-    records: Store | RemoteRecords,
+    records: LocalRecords | RemoteRecords,
     addresses: dict[str, Any],
     pool: str,
     labels: dict[str, str],

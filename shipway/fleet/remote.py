@@ -25,12 +25,8 @@ class RemoteRecords:
     def __init__(self, url: str, token: str, data_dir: Path) -> None:
         self.url = url.rstrip("/")
         self.data_dir = data_dir
-        self.http = httpx.Client(
-            base_url=self.url + API,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT,
-        )
-        self.lines: LineStore = _RemoteLines(self)
+        self.http = api_client(self.url, token)
+        self.lines: LineStore = RelayedLines(self.http)
 
     def close(self) -> None:
         self.http.close()
@@ -84,32 +80,45 @@ class RemoteRecords:
                 _check(response)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
-        _check(response)
-        return response.json() if response.status_code != 204 else None
+        return _json(self.http, method, path, **kwargs)
 
 
-class _RemoteLines:
+def api_client(url: str, token: str) -> httpx.Client:
+    """A client of the builder API of the control plane at URL."""
+    return httpx.Client(
+        base_url=url.rstrip("/") + API,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT,
+    )
+
+
+class RelayedLines:
     """A build log's lines, stored by the control plane, which also publishes them live: a
-    builder on another machine needs no NATS permission over any log."""
+    builder needs no NATS permission over any log."""
 
     relayed = True
 
-    def __init__(self, records: RemoteRecords) -> None:
-        self.records = records
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
 
     def last_seq(self, kind: str, owner_id: int) -> int:
-        seq: int = self.records._json("GET", f"/builds/{owner_id}/log")["last_seq"]
+        seq: int = _json(self.http, "GET", f"/builds/{owner_id}/log")["last_seq"]
         return seq
 
     def insert(self, kind: str, owner_id: int, batch: Sequence[tuple[int, str]]) -> None:
         for start in range(0, len(batch), 1000):
             lines = [list(line) for line in batch[start : start + 1000]]
-            self.records._json("POST", f"/builds/{owner_id}/log", json={"lines": lines})
+            _json(self.http, "POST", f"/builds/{owner_id}/log", json={"lines": lines})
 
     def end(self, kind: str, owner_id: int, seq: int, status: str) -> None:
         body = {"seq": seq, "status": status}
-        self.records._json("POST", f"/builds/{owner_id}/log/end", json=body)
+        _json(self.http, "POST", f"/builds/{owner_id}/log/end", json=body)
+
+
+def _json(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    response = http.request(method, path, **kwargs)
+    _check(response)
+    return response.json() if response.status_code != 204 else None
 
 
 def _check(response: httpx.Response) -> None:

@@ -148,6 +148,9 @@ def test_rules_send_a_build_to_its_pool_where_it_waits_for_a_builder(
         joined = builder_of(running, builder)
         pusher.join(120)
         assert pushed["r"].returncode == 0, pushed["r"].stderr
+        # The log reached the push live, relayed through the API: the builder holds the
+        # builder's key, which writes no log.
+        assert f"Building on {joined['id']}" in pushed["r"].stderr
         [built] = api(running, "/apps/paid/builds")
         assert built["status"] == "succeeded" and built["builder"] == joined["id"]
         assert built["pool"] == "fast" and built["waiting"] is None

@@ -157,3 +157,17 @@ async def test_a_builder_is_refused(builder: NatsLink, control: NatsLink, what: 
     kv = await key_value(control.js, FUNCTIONS)
     assert (await kv.get("acme.greet")).value == SECRET
     assert await bus.last_published(control.js, "app", 41) == 1
+
+
+def test_every_builder_process_takes_the_builder_key(servers: Servers, tmp_path: Path) -> None:
+    """Beside the control plane (sharing its data dir) and on another machine (handed the
+    seed by the API) alike; the operator's own files win."""
+    none = natsauth.Access(role=Role.BUILDER)
+    beside = natsauth.builder_access(servers.root, {}, none)
+    assert beside == natsauth.from_data_dir(servers.root, Role.BUILDER)
+    seed = natsauth.seed_file(servers.root, Role.BUILDER).read_text()
+    elsewhere = natsauth.builder_access(tmp_path, {"nats_nkey_seed": seed}, none)
+    assert elsewhere.nkey_seed_file == natsauth.seed_file(tmp_path, Role.BUILDER)
+    assert elsewhere.nkey_seed_file.read_text() == seed
+    operator = natsauth.Access(role=Role.BUILDER, credentials_file=tmp_path / "ops.creds")
+    assert natsauth.builder_access(servers.root, {}, operator) == operator
