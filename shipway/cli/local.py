@@ -198,9 +198,12 @@ def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
         extra = f"  restarts {part['restarts']}" if part.get("restarts") else ""
         console.print(f"  [bold]{name:<10}[/]{part['status']:<10}{where}{extra}")
     if node is not None:
+        older = ""
+        if node["version"] != state["version"]:
+            older = " (it takes this version at the next full `shipway down` and `up`)"
         console.print(
             f"  [bold]{'node':<10}[/]{'running':<10}pid {node['pid']}, serving port "
-            f"{node['port']}, version {node['version']}"
+            f"{node['port']}, version {node['version']}{older}"
         )
     else:
         console.print(f"  [bold]{'node':<10}[/][yellow]{'stopped':<10}[/]apps are not served")
