@@ -41,7 +41,7 @@ from typing import Any
 from run import machine, table
 
 from shipway.fleet import affinity, autoscale, dispatch
-from shipway.fleet.lifecycle import BuilderState, move
+from shipway.fleet.lifecycle import BUILDERS, BuilderState
 from shipway.fleet.registry import FORGET_AFTER, HEARTBEAT_EVERY, BuilderRecord
 
 SEED = 20261123
@@ -445,14 +445,14 @@ class Day:
             surplus -= 1
         up = [b for b in self.up if b.pool == pool and b.state is BuilderState.ACTIVE]
         for builder in sorted(up, key=lambda b: len(b.running))[:surplus]:
-            builder.state = move(builder.state, BuilderState.DRAINING)
+            builder.state = BUILDERS.advance(builder.state, BuilderState.DRAINING)
             self.mark(builder)
             self.records[builder.id] = self.record(builder)
             if not builder.running:
                 self.retire(builder, BuilderState.DRAINED)
 
     def retire(self, builder: Builder, state: BuilderState) -> None:
-        builder.state = move(builder.state, state)
+        builder.state = BUILDERS.advance(builder.state, state)
         self.mark(builder)
         if state is BuilderState.DRAINED:
             self.records[builder.id] = self.record(builder)

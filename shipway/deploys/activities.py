@@ -33,22 +33,28 @@ class DeployActivities:
         with self.store.transaction() as session:
             deployment = session.get(Deployment, outcome.deployment_id)
             if deployment is None:
-                return Outcome(outcome.deployment_id, "failed", "the deployment was deleted")
+                return Outcome(
+                    outcome.deployment_id, DeploymentStatus.FAILED, "the deployment was deleted"
+                )
             if is_terminal(DeploymentStatus(deployment.status)):
-                return Outcome(outcome.deployment_id, deployment.status, deployment.reason)
+                return Outcome(
+                    outcome.deployment_id, DeploymentStatus(deployment.status), deployment.reason
+                )
             if outcome.build is not None:
                 _record_release(session, deployment, outcome)
             if deployment.status == DeploymentStatus.QUEUED.value and deployment.build_id:
                 service.move_deployment(session, deployment, DeploymentStatus.BUILDING)
             service.move_deployment(session, deployment, DeploymentStatus.DEPLOYING)
-            return Outcome(outcome.deployment_id, deployment.status, deployment.reason)
+            return Outcome(
+                outcome.deployment_id, DeploymentStatus(deployment.status), deployment.reason
+            )
 
     def _finish(self, outcome: Outcome) -> Outcome:
         with self.store.transaction() as session:
             deployment = session.get(Deployment, outcome.deployment_id)
             if deployment is None:
                 return outcome
-            target = DeploymentStatus(outcome.status)
+            target = outcome.status
             if target is DeploymentStatus.LIVE and deployment.status == DeploymentStatus.DEPLOYING:
                 for previous in session.query(Deployment).filter(
                     Deployment.environment_id == deployment.environment_id,
@@ -56,7 +62,9 @@ class DeployActivities:
                 ):
                     service.move_deployment(session, previous, DeploymentStatus.RETIRED)
             service.move_deployment(session, deployment, target, outcome.reason)
-            return Outcome(outcome.deployment_id, deployment.status, deployment.reason)
+            return Outcome(
+                outcome.deployment_id, DeploymentStatus(deployment.status), deployment.reason
+            )
 
 
 def _record_release(session: Session, deployment: Deployment, outcome: Outcome) -> None:

@@ -1,11 +1,10 @@
-"""The build and deployment lifecycles, and the one function that moves each along."""
+"""The build and deployment lifecycles: their states, and the moves between them."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
 
-from shipway.errors import IllegalTransition
+from shipway.lifecycle import Lifecycle
 
 
 class BuildStatus(StrEnum):
@@ -28,46 +27,39 @@ class DeploymentStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
-_STOPPED = {"failed", "cancelled", "superseded"}
-
-BUILD_TRANSITIONS: dict[BuildStatus, frozenset[BuildStatus]] = {
-    BuildStatus.QUEUED: frozenset(
-        {BuildStatus.BUILDING, BuildStatus.CANCELLED, BuildStatus.SUPERSEDED, BuildStatus.FAILED}
-    ),
-    BuildStatus.BUILDING: frozenset(
-        {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED, BuildStatus.SUPERSEDED}
-    ),
+_BUILD_STOPPED = {BuildStatus.FAILED, BuildStatus.CANCELLED, BuildStatus.SUPERSEDED}
+_DEPLOYMENT_STOPPED = {
+    DeploymentStatus.FAILED,
+    DeploymentStatus.CANCELLED,
+    DeploymentStatus.SUPERSEDED,
 }
 
-DEPLOYMENT_TRANSITIONS: dict[DeploymentStatus, frozenset[DeploymentStatus]] = {
-    DeploymentStatus.QUEUED: frozenset(
-        {DeploymentStatus.BUILDING, DeploymentStatus.DEPLOYING}
-        | {DeploymentStatus(s) for s in _STOPPED}
-    ),
-    DeploymentStatus.BUILDING: frozenset(
-        {DeploymentStatus.DEPLOYING} | {DeploymentStatus(s) for s in _STOPPED}
-    ),
-    DeploymentStatus.DEPLOYING: frozenset(
-        {DeploymentStatus.LIVE} | {DeploymentStatus(s) for s in _STOPPED}
-    ),
-    DeploymentStatus.LIVE: frozenset({DeploymentStatus.RETIRED}),
-}
+BUILDS = Lifecycle(
+    "a build",
+    {
+        BuildStatus.QUEUED: {BuildStatus.BUILDING, *_BUILD_STOPPED},
+        BuildStatus.BUILDING: {BuildStatus.SUCCEEDED, *_BUILD_STOPPED},
+    },
+)
 
-S = TypeVar("S", BuildStatus, DeploymentStatus)
+#: A retired deployment stays so: nothing follows it.
+DEPLOYMENTS = Lifecycle(
+    "a deployment",
+    {
+        DeploymentStatus.QUEUED: {
+            DeploymentStatus.BUILDING,
+            DeploymentStatus.DEPLOYING,
+            *_DEPLOYMENT_STOPPED,
+        },
+        DeploymentStatus.BUILDING: {DeploymentStatus.DEPLOYING, *_DEPLOYMENT_STOPPED},
+        DeploymentStatus.DEPLOYING: {DeploymentStatus.LIVE, *_DEPLOYMENT_STOPPED},
+        DeploymentStatus.LIVE: {DeploymentStatus.RETIRED},
+    },
+)
 
 
 def is_terminal(status: BuildStatus | DeploymentStatus) -> bool:
-    """True when nothing can follow STATUS (retired counts: a retired deployment stays so)."""
-    table = BUILD_TRANSITIONS if isinstance(status, BuildStatus) else DEPLOYMENT_TRANSITIONS
-    return status not in table
-
-
-def advance(current: S, target: S) -> S:
-    """Return TARGET if the lifecycle allows CURRENT → TARGET, else raise IllegalTransition."""
-    table: dict[S, frozenset[S]] = (
-        BUILD_TRANSITIONS if isinstance(current, BuildStatus) else DEPLOYMENT_TRANSITIONS
-    )
-    if target not in table.get(current, frozenset()):
-        kind = "build" if isinstance(current, BuildStatus) else "deployment"
-        raise IllegalTransition(f"a {kind} cannot go from {current} to {target}")
-    return target
+    """True when nothing can follow STATUS, a build's or a deployment's."""
+    if isinstance(status, BuildStatus):
+        return BUILDS.is_terminal(status)
+    return DEPLOYMENTS.is_terminal(status)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from shipway.accounts.roles import SYSTEM_ACTOR, Principal, Role
 from shipway.apps import service as apps
 from shipway.apps.service import PRODUCTION
-from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, advance, is_terminal
+from shipway.deploys.lifecycle import BUILDS, DEPLOYMENTS, BuildStatus, DeploymentStatus
 from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.events import Event, emit
 from shipway.store.tables import App, Build, Deployment, Environment, Organization, Release
@@ -156,9 +156,9 @@ def move_build(
 ) -> bool:
     """The one place a build changes status. False (and nothing written) if it already ended."""
     current = BuildStatus(build.status)
-    if is_terminal(current):
+    if BUILDS.is_terminal(current):
         return False
-    build.status = advance(current, target)
+    build.status = BUILDS.advance(current, target)
     now = utcnow()
     payload: dict[str, Any]
     if target is BuildStatus.BUILDING:
@@ -199,9 +199,9 @@ def move_deployment(
     Returns False, writing nothing, when the deployment already ended (e.g. it was superseded
     while its build was finishing)."""
     current = DeploymentStatus(deployment.status)
-    if is_terminal(current):
+    if DEPLOYMENTS.is_terminal(current):
         return False
-    deployment.status = advance(current, target)
+    deployment.status = DEPLOYMENTS.advance(current, target)
     deployment.updated_at = utcnow()
     if reason is not None:
         deployment.reason = reason

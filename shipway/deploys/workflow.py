@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         own_queue,
     )
     from shipway.builder.messages import FAILURE_TYPE as BUILD_FAILED
+    from shipway.deploys.lifecycle import DeploymentStatus
     from shipway.fleet import affinity
     from shipway.functions.workflow import APPLY_ACTIVITY, FUNCTIONS_QUEUE
     from shipway.runtime.messages import (
@@ -51,7 +52,7 @@ class DeployInput:
 @dataclass
 class Outcome:
     deployment_id: int
-    status: str
+    status: DeploymentStatus
     reason: str | None = None
     build: BuildOutput | None = None
 
@@ -86,17 +87,19 @@ class DeployWorkflow:
             try:
                 built = await self._build(spec.build, spec.pool, spec.affinity)
             except ActivityError as e:
-                failed = Outcome(spec.deployment_id, "failed", failure_reason(e))
+                failed = Outcome(spec.deployment_id, DeploymentStatus.FAILED, failure_reason(e))
                 return await _record("shipway.deploy.finish", failed)
             except asyncio.CancelledError:
                 await _record(
-                    "shipway.deploy.finish", Outcome(spec.deployment_id, "cancelled", "cancelled")
+                    "shipway.deploy.finish",
+                    Outcome(spec.deployment_id, DeploymentStatus.CANCELLED, "cancelled"),
                 )
                 raise
         released = await _record(
-            "shipway.deploy.release", Outcome(spec.deployment_id, "deploying", None, built)
+            "shipway.deploy.release",
+            Outcome(spec.deployment_id, DeploymentStatus.DEPLOYING, None, built),
         )
-        if released.status != "deploying":
+        if released.status is not DeploymentStatus.DEPLOYING:
             return released
         task = RunInput(spec.deployment_id)
         try:
@@ -123,7 +126,8 @@ class DeployWorkflow:
             )
         except ActivityError as e:
             return await _record(
-                "shipway.deploy.finish", Outcome(spec.deployment_id, "failed", failure_reason(e))
+                "shipway.deploy.finish",
+                Outcome(spec.deployment_id, DeploymentStatus.FAILED, failure_reason(e)),
             )
         except asyncio.CancelledError:
             await workflow.execute_activity(
@@ -133,14 +137,15 @@ class DeployWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
             )
             await _record(
-                "shipway.deploy.finish", Outcome(spec.deployment_id, "cancelled", "cancelled")
+                "shipway.deploy.finish",
+                Outcome(spec.deployment_id, DeploymentStatus.CANCELLED, "cancelled"),
             )
             raise
-        status = "live" if routed else "superseded"
+        status = DeploymentStatus.LIVE if routed else DeploymentStatus.SUPERSEDED
         finished = await _record(
             "shipway.deploy.finish", Outcome(spec.deployment_id, status, None, built)
         )
-        if finished.status == "live" and workflow.patched(FUNCTIONS_PATCH):
+        if finished.status is DeploymentStatus.LIVE and workflow.patched(FUNCTIONS_PATCH):
             await self._apply_functions(spec.deployment_id)
         return finished
 

@@ -23,7 +23,7 @@ from shipway.builder.activity import BuilderActivities, builder_name
 from shipway.builder.messages import builder_queue, own_queue
 from shipway.builder.records import BuildRecords
 from shipway.fleet import registry
-from shipway.fleet.lifecycle import BuilderState, move
+from shipway.fleet.lifecycle import BUILDERS, BuilderState
 from shipway.fleet.slots import SharedSlots
 from shipway.store import Store
 from shipway.workers import Workers
@@ -105,14 +105,14 @@ class Builder:
         """Drain: stop taking builds, let the running ones end, say `drained`."""
         if self.state is BuilderState.DRAINED:
             return
-        self.state = move(self.state, BuilderState.DRAINING)
+        self.state = BUILDERS.advance(self.state, BuilderState.DRAINING)
         await self._tell("draining")
         await asyncio.gather(*(workers.stop() for workers in self.workers))
         if self._beating is not None:
             self._beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beating
-        self.state = move(self.state, BuilderState.DRAINED)
+        self.state = BUILDERS.advance(self.state, BuilderState.DRAINED)
         if await self._tell("drained"):
             with contextlib.suppress(Exception):
                 await registry.forget_drain(self.js, self.id)

@@ -1,10 +1,10 @@
-"""A builder's lifecycle, and the one place it moves."""
+"""A builder's lifecycle: its states, and the moves between them."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from shipway.errors import IllegalTransition
+from shipway.lifecycle import Lifecycle
 
 
 class BuilderState(StrEnum):
@@ -18,16 +18,13 @@ class BuilderState(StrEnum):
     LOST = "lost"
 
 
-TRANSITIONS: dict[BuilderState, frozenset[BuilderState]] = {
-    BuilderState.ACTIVE: frozenset({BuilderState.DRAINING, BuilderState.LOST}),
-    BuilderState.DRAINING: frozenset({BuilderState.DRAINED, BuilderState.LOST}),
-    BuilderState.LOST: frozenset({BuilderState.ACTIVE, BuilderState.DRAINING}),
-    BuilderState.DRAINED: frozenset(),
-}
-
-
-def move(current: BuilderState, target: BuilderState) -> BuilderState:
-    """TARGET, if a builder in CURRENT may go there (staying put is allowed)."""
-    if target is not current and target not in TRANSITIONS[current]:
-        raise IllegalTransition(f"a builder cannot go from {current} to {target}")
-    return target
+#: Staying put is allowed: a drain asked twice is one drain.
+BUILDERS = Lifecycle(
+    "a builder",
+    {
+        BuilderState.ACTIVE: {BuilderState.DRAINING, BuilderState.LOST},
+        BuilderState.DRAINING: {BuilderState.DRAINED, BuilderState.LOST},
+        BuilderState.LOST: {BuilderState.ACTIVE, BuilderState.DRAINING},
+    },
+    may_stay=True,
+)

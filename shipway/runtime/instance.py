@@ -17,7 +17,7 @@ from typing import Any
 from shipway.errors import ShipwayError
 from shipway.router import Upstream
 from shipway.runtime import health, netns
-from shipway.runtime.lifecycle import InstanceState, advance
+from shipway.runtime.lifecycle import INSTANCES, InstanceState
 from shipway.sandbox import Limits, Mount, SandboxError, SandboxResult, SandboxSpec, Started
 from shipway.sandbox import run as run_sandbox
 
@@ -123,7 +123,7 @@ class Instance:
         return self.spec.name
 
     def _move(self, target: InstanceState) -> None:
-        self.state = advance(self.state, target)
+        self.state = INSTANCES.advance(self.state, target)
         self.on_change(self)
 
     async def start(self) -> None:

@@ -1,10 +1,10 @@
-"""The instance lifecycle, and the one function that moves an instance along it."""
+"""The instance lifecycle: its states, and the moves between them."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from shipway.errors import IllegalTransition
+from shipway.lifecycle import Lifecycle
 
 
 class InstanceState(StrEnum):
@@ -16,20 +16,20 @@ class InstanceState(StrEnum):
     CRASHED = "crashed"
 
 
-TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
-    InstanceState.STARTING: frozenset(
-        {InstanceState.HEALTHY, InstanceState.CRASHED, InstanceState.STOPPED}
-    ),
-    InstanceState.HEALTHY: frozenset(
-        {InstanceState.DRAINING, InstanceState.CRASHED, InstanceState.STOPPED}
-    ),
-    InstanceState.DRAINING: frozenset({InstanceState.STOPPED}),
-    InstanceState.CRASHED: frozenset({InstanceState.STARTING, InstanceState.STOPPED}),
-}
-
-
-def advance(current: InstanceState, target: InstanceState) -> InstanceState:
-    """Return TARGET if an instance may go from CURRENT to it, else raise IllegalTransition."""
-    if target not in TRANSITIONS.get(current, frozenset()):
-        raise IllegalTransition(f"an instance cannot go from {current} to {target}")
-    return target
+INSTANCES = Lifecycle(
+    "an instance",
+    {
+        InstanceState.STARTING: {
+            InstanceState.HEALTHY,
+            InstanceState.CRASHED,
+            InstanceState.STOPPED,
+        },
+        InstanceState.HEALTHY: {
+            InstanceState.DRAINING,
+            InstanceState.CRASHED,
+            InstanceState.STOPPED,
+        },
+        InstanceState.DRAINING: {InstanceState.STOPPED},
+        InstanceState.CRASHED: {InstanceState.STARTING, InstanceState.STOPPED},
+    },
+)

@@ -21,7 +21,7 @@ from shipway.store.tables import App, HookDelivery, RepoConnection
 from shipway.store.types import utcnow
 from shipway.webhooks import events, githost
 from shipway.webhooks.events import HookEvent, Kind
-from shipway.webhooks.lifecycle import DeliveryStatus, advance
+from shipway.webhooks.lifecycle import DELIVERIES, DeliveryStatus
 from shipway.webhooks.verify import Delivery, Provider
 
 MAX_SECRET = 256
@@ -200,7 +200,7 @@ def move(
     if row is None:
         return None
     if row.status != status:  # the same again is a retried step: nothing to check
-        row.status = advance(DeliveryStatus(row.status), status)
+        row.status = DELIVERIES.advance(DeliveryStatus(row.status), status)
     if detail is not None:
         row.detail = detail
     if deployment_id is not None:

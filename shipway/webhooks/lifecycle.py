@@ -1,10 +1,10 @@
-"""A webhook delivery's lifecycle, and the one function that moves it along."""
+"""A webhook delivery's lifecycle: its states, and the moves between them."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from shipway.errors import IllegalTransition
+from shipway.lifecycle import Lifecycle
 
 
 class DeliveryStatus(StrEnum):
@@ -18,16 +18,14 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.ACCEPTED: frozenset(
-        {DeliveryStatus.DEPLOYING, DeliveryStatus.DONE, DeliveryStatus.FAILED}
-    ),
-    DeliveryStatus.DEPLOYING: frozenset({DeliveryStatus.DONE, DeliveryStatus.FAILED}),
-}
-
-
-def advance(current: DeliveryStatus, target: DeliveryStatus) -> DeliveryStatus:
-    """Return TARGET if a delivery may go from CURRENT to it, else raise IllegalTransition."""
-    if target not in TRANSITIONS.get(current, frozenset()):
-        raise IllegalTransition(f"a webhook delivery cannot go from {current} to {target}")
-    return target
+DELIVERIES = Lifecycle(
+    "a webhook delivery",
+    {
+        DeliveryStatus.ACCEPTED: {
+            DeliveryStatus.DEPLOYING,
+            DeliveryStatus.DONE,
+            DeliveryStatus.FAILED,
+        },
+        DeliveryStatus.DEPLOYING: {DeliveryStatus.DONE, DeliveryStatus.FAILED},
+    },
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shipway.errors import IllegalTransition
-from shipway.webhooks.lifecycle import DeliveryStatus, advance
+from shipway.webhooks.lifecycle import DELIVERIES, DeliveryStatus
 
 S = DeliveryStatus
 
@@ -21,16 +21,16 @@ S = DeliveryStatus
     ],
 )
 def test_the_moves_a_delivery_makes(current: S, target: S) -> None:
-    assert advance(current, target) is target
+    assert DELIVERIES.advance(current, target) is target
 
 
 @pytest.mark.parametrize("end", [S.DONE, S.FAILED, S.IGNORED])
 def test_nothing_follows_an_end(end: S) -> None:
     for target in S:
         with pytest.raises(IllegalTransition, match=f"from {end} to {target}"):
-            advance(end, target)
+            DELIVERIES.advance(end, target)
 
 
 def test_a_deploying_delivery_does_not_go_back() -> None:
     with pytest.raises(IllegalTransition):
-        advance(S.DEPLOYING, S.ACCEPTED)
+        DELIVERIES.advance(S.DEPLOYING, S.ACCEPTED)
