@@ -9,7 +9,7 @@ shipway's own fleet policies:
 - affinity: a build goes first to `affinity.warm_builder`, given the BuilderRecords the
   registry would hold (put at each builder's heartbeat; a silent one turns lost after
   LOST_AFTER), and waits up to affinity.WAIT for a slot there, then joins its pool's queue;
-- autoscaling: `autoscale.Sizer`, the autoscaler's own, every TICK, for the policies under
+- autoscaling: `sizing.Sizer`, the autoscaler's own, every TICK, for the policies under
   `pools:`.
 
 The day: BUILDS pushes of APPS apps (Zipf push frequency; a plan, a region and sometimes a
@@ -40,7 +40,7 @@ from typing import Any
 
 from run import machine, table
 
-from shipway.fleet import affinity, autoscale, dispatch
+from shipway.fleet import affinity, dispatch, sizing
 from shipway.fleet.lifecycle import BUILDERS, BuilderState
 from shipway.fleet.registry import FORGET_AFTER, HEARTBEAT_EVERY, BuilderRecord
 
@@ -236,7 +236,7 @@ class Day:
         self.queues: dict[str, deque[Build]] = {pool: deque() for pool in self.policies}
         self.free: dict[str, dict[Builder, None]] = {pool: {} for pool in self.policies}
         self.starting: dict[str, list[Builder]] = {pool: [] for pool in self.policies}
-        self.sizers = {pool: autoscale.Sizer(policy) for pool, policy in self.policies.items()}
+        self.sizers = {pool: sizing.Sizer(policy) for pool, policy in self.policies.items()}
         self.last: dict[str, str] = {}
         self.figures = Figures(
             busy_by_pool=dict.fromkeys(self.policies, 0.0),
@@ -464,12 +464,12 @@ class Day:
         self.live[builder.pool] -= 1
         self.count_builder(builder, self.now)
 
-    def load(self, pool: str) -> autoscale.PoolLoad:
+    def load(self, pool: str) -> sizing.PoolLoad:
         """The pool as the autoscaler sees it: the registry's records, and the queue."""
         seen = [r.seen(self.now) for r in self.records.values() if r.pool == pool]
         active = [r for r in seen if r.state == BuilderState.ACTIVE]
         queue = self.queues[pool]
-        return autoscale.PoolLoad(
+        return sizing.PoolLoad(
             builders=len(active) + len(self.starting[pool]),
             slots=sum(r.slots for r in active),
             busy=sum(r.busy for r in active),
@@ -588,7 +588,7 @@ def main() -> None:
             f"{CAP:.0f} s; warm {WARM} of cold; a builder keeps {CACHE_APPS} apps' caches. "
             f"Pools default/eu/fast by the dispatch rules, builders of 4 slots started in "
             f"{STARTUP:.0f} s; {LOSSES_AN_HOUR:.0f} builders lost an hour, back after "
-            f"{RESTART / 60:.0f} min on average. Autoscaled: autoscale.Sizer every "
+            f"{RESTART / 60:.0f} min on average. Autoscaled: sizing.Sizer every "
             f"{TICK:.0f} s (target 0.7, idle_after 300 s, from each pool's min), draining the "
             f"least busy builders. Fixed for the average: {dict_text(average)} builders (the "
             f"day's busy slots at target 0.7); for the peak: "

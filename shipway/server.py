@@ -26,10 +26,10 @@ from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
 from shipway.errors import ConfigError, ServiceError, ValidationError
-from shipway.fleet import dispatch
+from shipway.fleet import dispatch, pools
 from shipway.fleet.autoscaler import Autoscaler
-from shipway.fleet.builder import Builder
 from shipway.fleet.local import LocalBuilders
+from shipway.fleet.member import Builder
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
@@ -238,7 +238,7 @@ class Server:
         if self.settings.unsafe_shared_network:
             env["SHIPWAY_UNSAFE_SHARED_NETWORK"] = "true"
         local = LocalBuilders(self.data.root, services.nats.js, env)
-        local.keep(dispatch.DEFAULT_POOL, max(self.settings.builders - 1, 0), BUILD_SLOTS)
+        local.keep(pools.DEFAULT_POOL, max(self.settings.builders - 1, 0), BUILD_SLOTS)
         local.start()
         stack.push_async_callback(local.close)
         if services.rules.pools:

@@ -12,8 +12,8 @@ from shipway.accounts.tokencache import TokenCache
 from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
 from shipway.fleet.autoscaler import Autoscaler
-from shipway.fleet.builder import Builder
 from shipway.fleet.dispatch import Rules
+from shipway.fleet.member import Builder
 from shipway.functions.invoke import Invoker
 from shipway.nodes.control import NodeClient
 from shipway.sandbox import network

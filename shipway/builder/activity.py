@@ -15,7 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 from shipway.builder.messages import BUILD_ACTIVITY, FAILURE_TYPE, BuildInput, BuildOutput
 from shipway.builder.pipeline import BuildFailed, BuildRequest, BuildResult, build
-from shipway.builder.records import BuildRecords, LocalRecords
+from shipway.builder.records import BuildRecords
+from shipway.builder.records.local import LocalRecords
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.fleet import affinity
 from shipway.fleet.slots import SharedSlots

@@ -16,7 +16,7 @@ from shipway.errors import ShipwayError
 from shipway.settings import Settings
 
 if TYPE_CHECKING:
-    from shipway.fleet.builder import Builder
+    from shipway.fleet.member import Builder
 
 builders = typer.Typer(help="The builder fleet (platform owners).", no_args_is_help=True)
 fleet = typer.Typer(help="How builds are dispatched (platform owners).", no_args_is_help=True)

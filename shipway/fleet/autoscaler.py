@@ -1,5 +1,5 @@
 """The autoscaler: every few seconds, sizes each pool that has a policy (`pools:` in the fleet
-rules, see shipway.fleet.autoscale) to the load it carries, and asks for that size when it
+rules, see shipway.fleet.sizing) to the load it carries, and asks for that size when it
 changes: by running the pool's command (`COMMAND POOL COUNT`), by POSTing to its webhook,
 or, with neither, by starting and draining local builder processes itself. A pool with min
 0 scales to zero when idle and is woken by the next queued build."""
@@ -17,9 +17,9 @@ import httpx
 from nats.js import JetStreamContext
 
 from shipway.fleet import load
-from shipway.fleet.autoscale import Policy, PoolLoad, Sizer
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.local import LocalBuilders
+from shipway.fleet.sizing import Policy, PoolLoad, Sizer
 from shipway.store import Store
 
 log = logging.getLogger(__name__)

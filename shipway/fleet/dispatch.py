@@ -9,13 +9,12 @@ rules) a build goes to pool `default`.
 
 A rule matches on any of `plan` and `region` (the app's) and `needs` (one of what the build
 says it needs, `build: {needs: [...]}` in its shipway.yml); a rule with none matches all.
-The same file may size pools with `pools:` (see shipway.fleet.autoscale); both keys are
+The same file may size pools with `pools:` (see shipway.fleet.sizing); both keys are
 optional.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,10 +23,9 @@ from typing import Any
 import yaml
 
 from shipway.errors import ValidationError
-from shipway.fleet import autoscale
+from shipway.fleet import sizing
+from shipway.fleet.pools import DEFAULT_POOL, check_pool
 
-DEFAULT_POOL = "default"
-POOL = re.compile(r"[a-z][a-z0-9-]{0,39}")
 MATCHES = ("plan", "region", "needs")
 MAX_BYTES = 64 * 1024
 
@@ -55,7 +53,7 @@ class Rule:
 class Rules:
     rules: tuple[Rule, ...] = ()
     #: The autoscaling policy of each pool that has one.
-    pools: Mapping[str, autoscale.Policy] = field(default_factory=dict, hash=False)
+    pools: Mapping[str, sizing.Policy] = field(default_factory=dict, hash=False)
 
     @property
     def use_needs(self) -> bool:
@@ -72,15 +70,6 @@ class Rules:
             if rule.matches(plan, region, wanted):
                 return rule.pool, rule
         return DEFAULT_POOL, None
-
-
-def check_pool(pool: object, where: str = "pool") -> str:
-    if not isinstance(pool, str) or not POOL.fullmatch(pool):
-        raise ValidationError(
-            f"{where} must be 1-40 characters of a-z, 0-9 and '-', starting with a letter; "
-            f"got {pool!r}"
-        )
-    return pool
 
 
 def parse(data: Any, where: str) -> Rules:
@@ -116,7 +105,7 @@ def parse(data: Any, where: str) -> Rules:
                 needs=raw.get("needs"),
             )
         )
-    return Rules(tuple(rules), autoscale.parse(data.get("pools"), where))
+    return Rules(tuple(rules), sizing.parse(data.get("pools"), where))
 
 
 def load(path: Path | None) -> Rules:

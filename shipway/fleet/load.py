@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from shipway.deploys.lifecycle import BuildStatus
 from shipway.fleet import registry
-from shipway.fleet.autoscale import PoolLoad
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.registry import BuilderRecord
+from shipway.fleet.sizing import PoolLoad
 from shipway.store import Store
 from shipway.store.tables import Build
 

@@ -14,12 +14,12 @@ from contextlib import ExitStack, closing
 from typing import Any
 
 from shipway import natsauth
-from shipway.builder.records import LocalRecords
+from shipway.builder.records.local import LocalRecords
+from shipway.builder.records.remote import RelayedLines, RemoteRecords, api_client
 from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir
 from shipway.errors import ServiceError, ValidationError
-from shipway.fleet.builder import Builder, serve
-from shipway.fleet.remote import RelayedLines, RemoteRecords, api_client
+from shipway.fleet.member import Builder, serve
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store

@@ -13,7 +13,7 @@ from shipway.api.auth import principal_from, services
 from shipway.api.routing import Route
 from shipway.errors import Forbidden, ServiceError
 from shipway.fleet import load, registry
-from shipway.fleet.autoscale import Policy, PoolLoad
+from shipway.fleet.sizing import Policy, PoolLoad
 from shipway.services import Services
 
 router = APIRouter(prefix="/builders", tags=["builders"], route_class=Route)

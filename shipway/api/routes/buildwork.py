@@ -1,5 +1,5 @@
 """/api/v1/builder/…: what a builder on another machine asks the control plane for (see
-shipway.fleet.remote): where Temporal and NATS are, holding a build for an attempt, its
+shipway.builder.records.remote): where Temporal and NATS are, holding a build for an attempt, its
 standing, the app's secrets to mask, the pushed source, the log's lines, and the layers a
 release runs from. For the platform's owners: a builder's token is one of theirs."""
 
@@ -17,7 +17,7 @@ from shipway.api.auth import principal_from, services
 from shipway.api.routes.builders import platform_only
 from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID, Id, Int
-from shipway.builder.records import LocalRecords
+from shipway.builder.records.local import LocalRecords
 from shipway.deploys.launch import receive, sources_dir
 from shipway.errors import NotFound, ValidationError
 from shipway.logs import bus

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shipway.errors import ValidationError
-from shipway.fleet.autoscale import Policy, PoolLoad, Sizer, desired, needed, parse
+from shipway.fleet.sizing import Policy, PoolLoad, Sizer, desired, needed, parse
 
 POLICY = Policy(min=1, max=10, target=0.5, slots=2, idle_after=300)
 

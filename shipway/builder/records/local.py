@@ -1,44 +1,17 @@
-"""What a builder reads and writes besides its own data dir: holding a build for an attempt,
-the build's standing, the app's secrets to mask, the pushed source, the log's lines, and the
-layers a release runs from. A builder beside the control plane uses the store and data dir
-directly (LocalRecords); one on another machine asks the control plane over HTTP
-(shipway.fleet.remote.RemoteRecords). Blocking calls."""
+"""A builder's records beside the control plane: the store and data dir it shares."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
+from shipway.builder.records import Begun
 from shipway.deploys import service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus
 from shipway.logs.writer import LineStore, StoreLines
 from shipway.store import Store
 from shipway.store.tables import Build, Deployment
-
-
-@dataclass(frozen=True)
-class Begun:
-    #: Why an earlier attempt did not finish, when this one is a retry.
-    previous: str | None
-
-
-class BuildRecords(Protocol):
-    lines: LineStore
-
-    def begin(
-        self, build_id: int, deployment_id: int, attempt: str, builder: str
-    ) -> Begun | None: ...
-
-    def standing(self, build_id: int) -> tuple[str, str | None]: ...
-
-    def secrets(self, app_id: int) -> list[str]: ...
-
-    def source(self, build_id: int, path: str) -> Path: ...
-
-    def publish(self, digests: list[str], layers: Path) -> None: ...
 
 
 class LocalRecords:

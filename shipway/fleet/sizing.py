@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shipway.errors import ValidationError
-from shipway.fleet import dispatch
+from shipway.fleet.pools import check_pool
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ def parse(data: Any, where: str) -> dict[str, Policy]:
     if not isinstance(data, dict):
         raise ValidationError(f"{where}: `pools:` must map pools to policies")
     return {
-        dispatch.check_pool(pool, f"{where}: pools: a pool name"): _policy(
-            raw, f"{where}: pool {pool}"
-        )
+        check_pool(pool, f"{where}: pools: a pool name"): _policy(raw, f"{where}: pool {pool}")
         for pool, raw in data.items()
     }
 

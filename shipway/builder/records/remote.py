@@ -1,6 +1,7 @@
-"""A builder on another machine: it asks the control plane at --server for what a builder
-beside it reads from the store and data dir (see shipway.builder.records), and keeps its
-own data dir for its caches, layers and sources. Blocking calls, made from threads."""
+"""A builder's records on another machine: it asks the control plane at --server for what a
+builder beside it reads from the store and data dir (shipway.builder.records.local), and
+keeps its own data dir for its caches, layers and sources. Blocking calls, made from
+threads."""
 
 from __future__ import annotations
 

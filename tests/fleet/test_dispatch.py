@@ -10,8 +10,9 @@ import pytest
 
 from shipway.builder import appfile
 from shipway.errors import ValidationError
-from shipway.fleet.autoscale import Policy
-from shipway.fleet.dispatch import DEFAULT_POOL, Rule, Rules, load, parse
+from shipway.fleet.dispatch import Rule, Rules, load, parse
+from shipway.fleet.pools import DEFAULT_POOL
+from shipway.fleet.sizing import Policy
 
 RULES = Rules(
     (
