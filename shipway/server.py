@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
-from shipway import __version__, asgi, natsauth
+from shipway import __version__, asgi, events, natsauth, subscribers
 from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
 from shipway.audit import indexes, retention
@@ -93,6 +93,7 @@ class Server:
 
     async def run(self) -> None:
         self.data.create()
+        subscribers.record_events()
         network.allow_shared(self.settings.unsafe_shared_network)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -144,6 +145,7 @@ class Server:
         await link.connect()
         stack.push_async_callback(link.close)
         services.nats = link
+        stack.callback(events.unlisten, subscribers.publish_events(link))
 
         await ensure_streams(link.js)
         audit_consumer = AuditConsumer(store, link.js)
@@ -174,7 +176,7 @@ class Server:
         state["node"] = node
         self.data.write_state(state)
         write_private(self.data.pid_file, f"{os.getpid()}\n")
-        self._start_fleet(stack, services)
+        await self._start_fleet(stack, services)
         self.on_ready(state)
 
     def _start_workers(
@@ -188,7 +190,7 @@ class Server:
             self.settings,
             runtime=runtime,
             rules=services.rules,
-            js=services.nats.js,
+            link=services.nats,
         )
         control = Workers(
             services.temporal,
@@ -230,7 +232,7 @@ class Server:
         services.workers = control
         services.builders = builders
 
-    def _start_fleet(self, stack: AsyncExitStack, services: Services) -> None:
+    async def _start_fleet(self, stack: AsyncExitStack, services: Services) -> None:
         """The builders beside this process (`--builders N` beyond the first), and the
         autoscaler of the pools with a policy; both once the data dir says where all is."""
         assert services.nats is not None
@@ -243,9 +245,9 @@ class Server:
         stack.push_async_callback(local.close)
         if services.rules.pools:
             autoscaler = Autoscaler(
-                services.store, services.nats.js, dict(services.rules.pools), local
+                services.store, services.nats, dict(services.rules.pools), local
             )
-            autoscaler.start()
+            await autoscaler.start()
             stack.push_async_callback(autoscaler.close)
             services.autoscaler = autoscaler
 

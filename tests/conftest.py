@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from shipway import subscribers
 from shipway.accounts.organizations import bootstrap
 from shipway.api.app import create_app
 from shipway.services import Services
@@ -19,6 +20,9 @@ from shipway.store import Store, upgrade
 from tests.helpers import fresh_postgres_database
 
 IN_CI = os.environ.get("CI") == "true"
+
+# Tests change the store as a shipway process does: with each event recorded in the audit trail.
+subscribers.record_events()
 
 
 def unavailable(reason: str) -> None:

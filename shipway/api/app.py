@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 
-from shipway import __version__
+from shipway import __version__, subscribers
 from shipway.api import errors
 from shipway.api.limits import MIB, BodyLimit
 from shipway.api.routes import (
@@ -60,6 +60,7 @@ DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 
 def create_app(services: Services) -> BodyLimit:
     """The ASGI app of one shipway process, wrapped in the 1 MiB body limit."""
+    subscribers.record_events()
     app = FastAPI(
         title="shipway",
         version=__version__,

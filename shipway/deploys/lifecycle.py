@@ -63,3 +63,8 @@ def is_terminal(status: BuildStatus | DeploymentStatus) -> bool:
     if isinstance(status, BuildStatus):
         return BUILDS.is_terminal(status)
     return DEPLOYMENTS.is_terminal(status)
+
+
+def settled(status: DeploymentStatus) -> bool:
+    """Whether a deployment is done with: live (its release serves) or ended."""
+    return status is DeploymentStatus.LIVE or DEPLOYMENTS.is_terminal(status)

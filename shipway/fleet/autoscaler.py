@@ -14,8 +14,10 @@ import time
 from dataclasses import asdict, dataclass
 
 import httpx
-from nats.js import JetStreamContext
+from nats.aio.subscription import Subscription
 
+from shipway import eventbus
+from shipway.connections import NatsLink
 from shipway.fleet import load
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.local import LocalBuilders
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 EVERY = 2.0
 #: Seconds a scaling command or webhook may take.
 ACT_TIMEOUT = 60.0
+#: The events of an app that queue a build (shipway.deploys.service.request).
+QUEUEING = ("push", "deploy.upload")
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,13 @@ class Autoscaler:
     def __init__(
         self,
         store: Store,
-        js: JetStreamContext,
+        link: NatsLink,
         policies: dict[str, Policy],
         local: LocalBuilders | None,
     ) -> None:
         self.store = store
-        self.js = js
+        self.link = link
+        self.js = link.js
         self.policies = policies
         self.local = local
         #: The last sizing of each pool.
@@ -57,16 +62,30 @@ class Autoscaler:
         self._sizers: dict[str, Sizer] = {}
         self._task: asyncio.Task[None] | None = None
         self._poked = asyncio.Event()
+        self._subscriptions: list[Subscription] = []
 
     def poke(self) -> None:
         """Look now rather than at the next tick: a build was queued (perhaps for a pool
         scaled to zero)."""
         self._poked.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Size the pools every EVERY seconds, and at once whenever a build is queued, by a
+        push or an upload through any control plane (their events, shipway.eventbus)."""
+
+        async def queued(_: object) -> None:
+            self.poke()
+
+        for action in QUEUEING:
+            self._subscriptions.append(
+                await self.link.nc.subscribe(eventbus.subject("app", "*", action), cb=queued)
+            )
         self._task = asyncio.create_task(self._run(), name="autoscaler")
 
     async def close(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import ExitStack, closing
 from typing import Any
 
-from shipway import natsauth
+from shipway import natsauth, subscribers
 from shipway.builder.records.local import LocalRecords
 from shipway.builder.records.remote import RelayedLines, RemoteRecords, api_client
 from shipway.connections import NatsLink, connect_temporal, temporal_security
@@ -52,6 +52,7 @@ async def run_builder(
     control plane's URL, and a platform owner's TOKEN) it asks that for what it needs and
     keeps its own data dir."""
     network.allow_shared(settings.unsafe_shared_network)
+    subscribers.record_events()
     with ExitStack() as stack:
         records: LocalRecords | RemoteRecords
         if server is not None:

@@ -21,7 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from shipway import __version__, asgi, natsauth
+from shipway import __version__, asgi, natsauth, subscribers
 from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir, hold, write_private
 from shipway.errors import ServiceError
@@ -68,6 +68,7 @@ class Node:
 
     async def run(self) -> None:
         held = lock(self.data)
+        subscribers.record_events()
         network.allow_shared(self.settings.unsafe_shared_network)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from nats.js import JetStreamContext
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from shipway import eventbus
 from shipway.accounts.roles import Principal, Role
 from shipway.apps import hosts
 from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
+from shipway.connections import NatsLink
 from shipway.deploys import launch as launcher
 from shipway.deploys import service
-from shipway.deploys.lifecycle import DeploymentStatus, is_terminal
+from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
 from shipway.gitserver import repos
@@ -50,8 +51,9 @@ from shipway.webhooks.workflow import (
 
 T = TypeVar("T")
 
-#: How often the wait for a deployment's end looks at it.
-POLL_SECONDS = 0.25
+#: Seconds one wait for a deployment's end lasts before it starts over (the activity's own
+#: timeout bounds the whole wait).
+LONGEST_WAIT = 3600.0
 #: How often a long step tells Temporal it is still at work.
 HEARTBEAT_SECONDS = 3.0
 #: Host answers that trying again will not change.
@@ -91,13 +93,14 @@ class HookActivities:
         *,
         runtime: NodeClient | None = None,
         rules: Rules | None = None,
-        js: JetStreamContext | None = None,
+        link: NatsLink | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.runtime = runtime
         self.rules = rules
-        self.js = js
+        self.link = link
+        self.js = link.js if link is not None else None
         self.box = SecretBox.load(settings.data_dir)
 
     @activity.defn(name=LAUNCH_ACTIVITY)
@@ -148,13 +151,20 @@ class HookActivities:
 
     @activity.defn(name=OUTCOME_ACTIVITY)
     async def outcome(self, deployment_id: int) -> Ended:
-        """Wait for the deployment to go live or stop, heartbeating meanwhile."""
+        """Wait for the deployment to go live or stop: look whenever it changes (its events,
+        shipway.eventbus), and heartbeat meanwhile."""
+
+        async def look() -> Ended | None:
+            activity.heartbeat()
+            return await asyncio.to_thread(self._ended, deployment_id)
+
+        on = eventbus.subject("deployment", deployment_id)
         while True:
-            ended = await asyncio.to_thread(self._ended, deployment_id)
+            ended = await eventbus.until(
+                self.link, on, look, LONGEST_WAIT, recheck=HEARTBEAT_SECONDS
+            )
             if ended is not None:
                 return ended
-            activity.heartbeat()
-            await asyncio.sleep(POLL_SECONDS)
 
     @activity.defn(name=REPORT_ACTIVITY)
     async def report(self, spec: Report) -> str:
@@ -261,7 +271,7 @@ class HookActivities:
             if deployment is None:
                 return Ended("removed", "its environment was removed")
             current = DeploymentStatus(deployment.status)
-            if current is DeploymentStatus.LIVE or is_terminal(current):
+            if settled(current):
                 return Ended(current, deployment.reason)
             return None
 

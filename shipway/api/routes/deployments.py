@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from shipway import eventbus
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.api.routes.apps import app_url, tenant
@@ -17,7 +18,7 @@ from shipway.api.routing import Route
 from shipway.api.schemas import Id
 from shipway.apps import service as apps
 from shipway.deploys import launch, service
-from shipway.deploys.lifecycle import BuildStatus
+from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, settled
 from shipway.errors import UnsupportedMedia
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState
@@ -123,8 +124,6 @@ async def create_deployment(
         rules=ctx.rules,
         js=ctx.nats.js if ctx.nats is not None else None,
     )
-    if ctx.autoscaler is not None:
-        ctx.autoscaler.poke()
     body = {
         "id": launched.deployment_id,
         "build_id": launched.build_id,
@@ -138,17 +137,37 @@ async def create_deployment(
 
 
 @router.get("/deployments/{deployment_id}", summary="One deployment and its outcome")
-def get_deployment(
-    deployment_id: Id, request: Request, principal: Principal = Depends(principal_from)
+async def get_deployment(
+    deployment_id: Id,
+    request: Request,
+    principal: Principal = Depends(principal_from),
+    wait: Annotated[
+        int,
+        Query(ge=0, le=600, description="seconds to wait for it to go live or end, if it has not"),
+    ] = 0,
 ) -> dict[str, Any]:
-    with services(request).store.transaction() as session:
-        d = service.get_deployment(session, principal, deployment_id)
-        env = session.get(Environment, d.environment_id)
-        release = session.get(Release, d.release_id) if d.release_id else None
-        assert env is not None
-        version = release.version if release else None
-        organization = tenant(session, env.app.organization_id)
-        return deployment_json(request, d, env.app.name, env.name, version, organization)
+    ctx = services(request)
+
+    def read() -> dict[str, Any]:
+        with ctx.store.transaction() as session:
+            d = service.get_deployment(session, principal, deployment_id)
+            env = session.get(Environment, d.environment_id)
+            release = session.get(Release, d.release_id) if d.release_id else None
+            assert env is not None
+            version = release.version if release else None
+            organization = tenant(session, env.app.organization_id)
+            return deployment_json(request, d, env.app.name, env.name, version, organization)
+
+    async def look() -> dict[str, Any] | None:
+        shown = await asyncio.to_thread(read)
+        return shown if settled(DeploymentStatus(shown["status"])) else None
+
+    if wait:
+        on = eventbus.subject("deployment", deployment_id)
+        found = await eventbus.until(ctx.nats, on, look, wait)
+        if found is not None:
+            return found
+    return await asyncio.to_thread(read)
 
 
 @router.get("/apps/{app}/deployments", summary="The app's deployments, newest first")
