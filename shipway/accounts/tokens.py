@@ -161,3 +161,9 @@ def revoke(session: Session, principal: Principal, token_id: int) -> ApiToken:
             ),
         )
     return row
+
+
+def login(session: Session, principal: Principal) -> None:
+    """Record that PRINCIPAL's token starts being used (`shipway login`)."""
+    subject = f"token:{principal.token_id}" if principal.token_id else principal.actor
+    emit(session, Event(principal.organization_id, principal.actor, "login", subject))

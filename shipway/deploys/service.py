@@ -126,17 +126,6 @@ def _environment(session: Session, app: App, name: str, branch: str | None) -> E
     return env
 
 
-def remove_preview(session: Session, principal: Principal, app: str, environment: str) -> int:
-    """Remove APP's preview ENVIRONMENT, superseding its deployments under way; its app's id.
-    The caller stops its instances."""
-    principal.require(Role.DEPLOYER)
-    env = apps.preview(session, principal, app, environment)
-    supersede(session, principal.actor, env)
-    app_id = env.app_id
-    apps.delete_environment(session, principal, env)
-    return app_id
-
-
 def supersede(session: Session, actor: str, env: Environment) -> list[int]:
     """Mark every active deployment of ENV (and its build) superseded; return their ids."""
     rows = session.scalars(
@@ -272,6 +261,42 @@ def get_build(session: Session, principal: Principal, build_id: int) -> Build:
     if build is None or _org_of(session, build.app_id) != principal.organization_id:
         raise NotFound(f"no build with id {build_id}")
     return build
+
+
+def deployments_of(
+    session: Session, app: App, limit: int
+) -> list[tuple[Deployment, str, int | None]]:
+    """APP's latest LIMIT deployments, newest first, each with its environment's name and its
+    release's version (None before it has one)."""
+    rows = session.execute(
+        select(Deployment, Environment.name, Release.version)
+        .join(Environment, Environment.id == Deployment.environment_id)
+        .outerjoin(Release, Release.id == Deployment.release_id)
+        .where(Deployment.app_id == app.id)
+        .order_by(Deployment.id.desc())
+        .limit(limit)
+    ).all()
+    return [(d, env, version) for d, env, version in rows]
+
+
+def builds_of(session: Session, app: App, limit: int) -> list[Build]:
+    """APP's latest LIMIT builds, newest first."""
+    found = select(Build).where(Build.app_id == app.id).order_by(Build.id.desc()).limit(limit)
+    return list(session.scalars(found))
+
+
+def releases_of(session: Session, app: App, limit: int) -> list[tuple[Release, Build | None]]:
+    """APP's latest LIMIT releases, newest first, each with the build that made it (None for a
+    rollback's or a config change's copy)."""
+    releases = session.scalars(
+        select(Release)
+        .where(Release.app_id == app.id)
+        .order_by(Release.version.desc())
+        .limit(limit)
+    ).all()
+    made_by = [r.build_id for r in releases if r.build_id]
+    builds = {b.id: b for b in session.scalars(select(Build).where(Build.id.in_(made_by)))}
+    return [(r, builds.get(r.build_id) if r.build_id else None) for r in releases]
 
 
 def _org_of(session: Session, app_id: int) -> int | None:

@@ -23,7 +23,7 @@ from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
 from shipway.connections import NatsLink
 from shipway.deploys import launch as launcher
-from shipway.deploys import service
+from shipway.deploys import previews, service
 from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
@@ -210,13 +210,12 @@ class HookActivities:
         if environment == PRODUCTION:
             return "the production branch was deleted; production keeps running"
         try:
-            await asyncio.to_thread(self._remove, spec.app_id, environment)
+            principal, app = await asyncio.to_thread(self._acting, spec.app_id)
+            await previews.remove(self.store, self.runtime, principal, app, environment)
         except NotFound:
             return "it had no preview"
         except ValidationError as e:
             raise _refused(e) from None
-        if self.runtime is not None:
-            await self.runtime.remove(spec.app_id, environment)
         return f"removed its preview {environment}"
 
     @activity.defn(name=SETTLE_ACTIVITY)
@@ -279,14 +278,14 @@ class HookActivities:
         with self.store.transaction() as session:
             connections.note_report(session, delivery, said)
 
-    def _remove(self, app_id: int, environment: str) -> None:
+    def _acting(self, app_id: int) -> tuple[Principal, str]:
+        """Who acts for the app's repository host, and the app's name."""
         with self.store.transaction() as session:
             app = session.get(App, app_id)
             connection = connections.find(session, app_id)
             if app is None or connection is None:
                 raise NotFound("the app is no longer connected to a repository")
-            principal = _webhook(app.organization_id, connection.provider)
-            service.remove_preview(session, principal, app.name, environment)
+            return _webhook(app.organization_id, connection.provider), app.name
 
     def _settle(self, spec: Settle) -> None:
         with self.store.transaction() as session:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from shipway import eventbus
 from shipway.accounts.roles import Principal, Role
@@ -179,17 +178,10 @@ def list_deployments(
 ) -> list[dict[str, Any]]:
     with services(request).store.transaction() as session:
         row = apps.get(session, principal, app)
-        rows = session.execute(
-            select(Deployment, Environment.name, Release.version)
-            .join(Environment, Environment.id == Deployment.environment_id)
-            .outerjoin(Release, Release.id == Deployment.release_id)
-            .where(Deployment.app_id == row.id)
-            .order_by(Deployment.id.desc())
-            .limit(limit)
-        ).all()
         organization = tenant(session, row.organization_id)
         return [
-            deployment_json(request, d, app, env, version, organization) for d, env, version in rows
+            deployment_json(request, d, app, env, version, organization)
+            for d, env, version in service.deployments_of(session, row, limit)
         ]
 
 
@@ -207,10 +199,7 @@ async def list_builds(
     def read() -> list[dict[str, Any]]:
         with ctx.store.transaction() as session:
             row = apps.get(session, principal, app)
-            builds = session.scalars(
-                select(Build).where(Build.app_id == row.id).order_by(Build.id.desc()).limit(limit)
-            ).all()
-            return [build_json(b, live) for b in builds]
+            return [build_json(b, live) for b in service.builds_of(session, row, limit)]
 
     return await asyncio.to_thread(read)
 

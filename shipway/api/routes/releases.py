@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import principal_from, services
@@ -20,7 +19,7 @@ from shipway.apps.service import PRODUCTION
 from shipway.deploys import launch
 from shipway.deploys import service as deploys
 from shipway.store import Store
-from shipway.store.tables import Build, Deployment, Release
+from shipway.store.tables import Deployment, Release
 
 router = APIRouter(prefix="/apps/{app}", tags=["releases"], route_class=Route)
 
@@ -34,21 +33,8 @@ def list_releases(
 ) -> list[dict[str, Any]]:
     with services(request).store.transaction() as session:
         row = apps.get(session, principal, app)
-        releases = session.scalars(
-            select(Release)
-            .where(Release.app_id == row.id)
-            .order_by(Release.version.desc())
-            .limit(limit)
-        ).all()
-        builds = {
-            b.id: b
-            for b in session.scalars(
-                select(Build).where(Build.id.in_([r.build_id for r in releases if r.build_id]))
-            )
-        }
         out = []
-        for r in releases:
-            build = builds.get(r.build_id) if r.build_id else None
+        for r, build in deploys.releases_of(session, row, limit):
             out.append(
                 {
                     "version": r.version,

@@ -12,7 +12,6 @@ from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import principal_from, services
 from shipway.api.routing import Route
 from shipway.api.schemas import Id, TokenCreate, TokenCreated, TokenOut
-from shipway.events import Event, emit
 from shipway.store.tables import Organization
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=Route)
@@ -63,8 +62,7 @@ def whoami(request: Request, principal: Principal = Depends(principal_from)) -> 
 def login(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, object]:
     """What `shipway login` calls: the same answer as GET /whoami, and an audit entry."""
     with services(request).store.transaction() as session:
-        subject = f"token:{principal.token_id}" if principal.token_id else principal.actor
-        emit(session, Event(principal.organization_id, principal.actor, "login", subject))
+        tokens.login(session, principal)
         return _who(session, principal)
 
 
