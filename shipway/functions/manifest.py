@@ -23,11 +23,11 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, ValidationError
-from shipway.functions import compile as compiler
 from shipway.functions import declared as declarations
-from shipway.functions import scheduler, service
+from shipway.functions import runtimes, service
 from shipway.functions.declared import Declared
 from shipway.functions.registry import Deployed, Registry
+from shipway.functions.schedules import sync as schedules
 from shipway.store.tables import Function, FunctionTrigger
 
 #: Changes a plan can list, in the order people read them.
@@ -51,7 +51,7 @@ def check(declared: list[Declared]) -> None:
         try:
             declarations.check_name(item.name)
             service.check_triggers(item.triggers)
-            compiler.check(item.runtime, item.source)
+            runtimes.check(item.runtime, item.source)
         except ValidationError as e:
             details = {**(e.details or {}), "function": item.name}
             raise ValidationError(f"{item.name}: {e.message}", details=details) from e
@@ -181,4 +181,4 @@ async def publish(
         if registry is not None and change.action == "delete":
             await registry.unpublish(organization_id, change.function)
         if change.triggers is not None:
-            await scheduler.sync(client, organization_id, change.function, change.triggers)
+            await schedules.sync(client, organization_id, change.function, change.triggers)

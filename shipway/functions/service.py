@@ -20,7 +20,6 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.events import Event, emit
-from shipway.functions import triggers
 from shipway.functions.declared import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -29,6 +28,7 @@ from shipway.functions.declared import (
     check_name,
     runtime_for,
 )
+from shipway.functions.schedules import triggers
 from shipway.store.tables import Function, FunctionRun, FunctionTrigger, FunctionVersion
 from shipway.store.types import utcnow
 

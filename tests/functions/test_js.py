@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shipway.functions.js import MAX_LOG_LINES, MAX_SOURCE_BYTES, JsRuntime, check
 from shipway.functions.outcome import CompileError, Outcome, RunStatus
+from shipway.functions.runtimes.js.runtime import MAX_LOG_LINES, MAX_SOURCE_BYTES, JsRuntime, check
 
 #: A generous bound on anything that should end at once, or at a 1 s timeout.
 PATIENCE = 10.0

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from shipway.apps.secretbox import SecretBox
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import Outcome, RunStatus
-from shipway.functions.python import WorkerUnavailable
 from shipway.functions.records import RunRecords
 from shipway.functions.registry import Deployed, Registry
+from shipway.functions.runtimes.python.runtime import WorkerUnavailable
 from shipway.store import Store
 from shipway.store.tables import Function, FunctionRun, Organization
 

@@ -19,12 +19,12 @@ from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID, Body, Id, Int
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ServiceError, Unauthorized, ValidationError
-from shipway.functions import compile as compiler
-from shipway.functions import declared, scheduler, service
+from shipway.functions import declared, runtimes, service
 from shipway.functions import manifest as manifests
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
 from shipway.functions.registry import Deployed
+from shipway.functions.schedules import sync as schedules
 from shipway.services import Services
 from shipway.store.tables import Function, FunctionRun, FunctionVersion, LogLine, Organization
 from shipway.store.types import has_nul
@@ -189,7 +189,7 @@ async def deploy_function(
     principal.require(Role.DEPLOYER)
     declared.check_name(name)
     runtime = declared.runtime_for(body.filename or name, body.runtime)
-    await asyncio.to_thread(compiler.check, runtime, body.source)
+    await asyncio.to_thread(runtimes.check, runtime, body.source)
     settings = service.Settings(
         timeout=body.timeout,
         memory_mb=body.memory_mb,
@@ -228,7 +228,7 @@ async def deploy_function(
     if ctx.invoker is not None:
         await ctx.invoker.registry.publish(deployed)
     if change is not None:
-        await scheduler.sync(ctx.temporal, principal.organization_id, name, change)
+        await schedules.sync(ctx.temporal, principal.organization_id, name, change)
     return shown
 
 
@@ -294,7 +294,7 @@ async def delete_function(
     if ctx.invoker is not None:
         await ctx.invoker.registry.unpublish(principal.organization_id, name)
     change = service.TriggerChange({}, removed)
-    await scheduler.sync(ctx.temporal, principal.organization_id, name, change)
+    await schedules.sync(ctx.temporal, principal.organization_id, name, change)
 
 
 @router.get("/{name}/runs", summary="A function's runs, newest first")
