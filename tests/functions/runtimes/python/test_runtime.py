@@ -4,6 +4,7 @@ that nothing a call does (loops, hogs, bombs, killing it) leaves broken or leaki
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import signal
 import textwrap
@@ -122,6 +123,8 @@ def test_code_without_a_top_level_handler_is_refused() -> None:
 def test_sync_and_async_handlers_compile_without_running() -> None:
     check("raise SystemExit('never run')\ndef handler(event):\n    return 1\n")
     check("async def handler(event):\n    return 1\n")
+    check("import builtins\nbuiltins.shipway_ran = True\ndef handler(event):\n    return 1\n")
+    assert not hasattr(builtins, "shipway_ran")
 
 
 def test_code_over_a_mebibyte_is_refused() -> None:
