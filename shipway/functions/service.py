@@ -29,7 +29,13 @@ from shipway.functions.declared import (
     runtime_for,
 )
 from shipway.functions.schedules import triggers
-from shipway.store.tables import Function, FunctionRun, FunctionTrigger, FunctionVersion
+from shipway.store.tables import (
+    Function,
+    FunctionRun,
+    FunctionTrigger,
+    FunctionVersion,
+    LogLine,
+)
 from shipway.store.types import utcnow
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -337,3 +343,15 @@ def get_run(session: Session, principal: Principal, run_id: int) -> FunctionRun:
     if run is None or fn is None or fn.organization_id != principal.organization_id:
         raise NotFound(f"no run with id {run_id}")
     return run
+
+
+def run_logs(session: Session, principal: Principal, run_id: int) -> list[str]:
+    """The console output of run RUN_ID, line by line in order."""
+    get_run(session, principal, run_id)
+    return list(
+        session.scalars(
+            select(LogLine.line)
+            .where(LogLine.kind == "run", LogLine.owner_id == run_id)
+            .order_by(LogLine.seq)
+        )
+    )
