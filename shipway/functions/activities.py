@@ -21,6 +21,7 @@ from shipway.builder import appfile
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError
 from shipway.events import Event, emit
+from shipway.functions import commands
 from shipway.functions import manifest as manifests
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
@@ -82,7 +83,7 @@ class FunctionActivities:
         except ShipwayError as e:  # a function another manifest declares, say
             await asyncio.to_thread(self._record_refusal, organization_id, app, e)
             raise ApplicationError(e.message, non_retryable=True) from e
-        await manifests.publish(changes, organization_id, self.invoker.registry, activity.client())
+        await commands.publish(changes, organization_id, self.invoker.registry, activity.client())
         return [f"{c.function} {c.action}" for c in changes if c.action != "unchanged"]
 
     def _record_refusal(self, organization_id: int, app: str, error: ShipwayError) -> None:

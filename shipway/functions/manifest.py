@@ -17,17 +17,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from temporalio.client import Client
 
 from shipway.accounts.roles import Principal, Role
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, ValidationError
-from shipway.functions import compile as compiler
 from shipway.functions import declared as declarations
-from shipway.functions import scheduler, service
+from shipway.functions import runtimes, service
 from shipway.functions.declared import Declared
-from shipway.functions.registry import Deployed, Registry
+from shipway.functions.registry import Deployed
 from shipway.store.tables import Function, FunctionTrigger
 
 #: Changes a plan can list, in the order people read them.
@@ -51,7 +49,7 @@ def check(declared: list[Declared]) -> None:
         try:
             declarations.check_name(item.name)
             service.check_triggers(item.triggers)
-            compiler.check(item.runtime, item.source)
+            runtimes.check(item.runtime, item.source)
         except ValidationError as e:
             details = {**(e.details or {}), "function": item.name}
             raise ValidationError(f"{item.name}: {e.message}", details=details) from e
@@ -165,20 +163,3 @@ def _differences(session: Session, fn: Function, wanted: Declared, box: SecretBo
         elif triggers[name] != tuple(wanted.triggers[name]):
             found.append(f"trigger {name} changed")
     return found
-
-
-async def publish(
-    changes: list[Change],
-    organization_id: int,
-    registry: Registry | None,
-    client: Client | None,
-) -> None:
-    """Carry applied CHANGES beyond the store: to the workers' map of current versions (the
-    registry; None where no functions run) and to the schedules."""
-    for change in changes:
-        if registry is not None and change.deployed is not None:
-            await registry.publish(change.deployed)
-        if registry is not None and change.action == "delete":
-            await registry.unpublish(organization_id, change.function)
-        if change.triggers is not None:
-            await scheduler.sync(client, organization_id, change.function, change.triggers)

@@ -1,4 +1,6 @@
-"""What one function call comes back with, whichever runtime ran it."""
+"""What one function call comes back with, whichever runtime ran it, and the lifecycle of its
+run: a run is recorded as it starts, running, and once more as it ends, so those are its only
+moves."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from shipway.errors import ValidationError
+from shipway.lifecycle import Lifecycle
 
 #: How a handler calls another function (`shipway.call(name, params)`): the result, or an
 #: exception whose message the caller's handler sees as its error.
@@ -15,11 +18,16 @@ Call = Callable[[str, Any], Awaitable[Any]]
 
 
 class RunStatus(StrEnum):
-    SCHEDULED = "scheduled"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+
+
+RUNS = Lifecycle(
+    "a function run",
+    {RunStatus.RUNNING: {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT}},
+)
 
 
 @dataclass

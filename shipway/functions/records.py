@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
-from shipway.functions.outcome import Outcome, RunStatus
+from shipway.functions.outcome import RUNS, Outcome, RunStatus
 from shipway.store import Store, ids
 from shipway.store.tables import FunctionRun
 from shipway.store.types import utcnow
@@ -77,9 +77,9 @@ class RunRecords:
         return run_id
 
     def end(self, run_id: int, outcome: Outcome) -> None:
-        """Queue how run RUN_ID ended."""
+        """Queue how run RUN_ID ended; IllegalTransition if OUTCOME is no end of a run."""
         ended = {
-            "status": outcome.status.value,
+            "status": RUNS.advance(RunStatus.RUNNING, outcome.status).value,
             "result": outcome.result,
             "error": outcome.error,
             "duration": round(outcome.duration, 6),

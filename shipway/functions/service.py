@@ -20,7 +20,6 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.events import Event, emit
-from shipway.functions import triggers
 from shipway.functions.declared import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -29,7 +28,14 @@ from shipway.functions.declared import (
     check_name,
     runtime_for,
 )
-from shipway.store.tables import Function, FunctionRun, FunctionTrigger, FunctionVersion
+from shipway.functions.schedules import triggers
+from shipway.store.tables import (
+    Function,
+    FunctionRun,
+    FunctionTrigger,
+    FunctionVersion,
+    LogLine,
+)
 from shipway.store.types import utcnow
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -337,3 +343,15 @@ def get_run(session: Session, principal: Principal, run_id: int) -> FunctionRun:
     if run is None or fn is None or fn.organization_id != principal.organization_id:
         raise NotFound(f"no run with id {run_id}")
     return run
+
+
+def run_logs(session: Session, principal: Principal, run_id: int) -> list[str]:
+    """The console output of run RUN_ID, line by line in order."""
+    get_run(session, principal, run_id)
+    return list(
+        session.scalars(
+            select(LogLine.line)
+            .where(LogLine.kind == "run", LogLine.owner_id == run_id)
+            .order_by(LogLine.seq)
+        )
+    )

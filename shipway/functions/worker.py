@@ -9,10 +9,10 @@ from typing import Any
 
 from shipway.apps.secretbox import SecretBox
 from shipway.functions.invoke import Invoker
-from shipway.functions.js import JsRuntime
 from shipway.functions.outcome import Call, Outcome
-from shipway.functions.pyworkers import PythonWorkers
 from shipway.functions.registry import Registry
+from shipway.functions.runtimes.js.runtime import JsRuntime
+from shipway.functions.runtimes.python.pool import PythonWorkers
 from shipway.store import Store
 
 

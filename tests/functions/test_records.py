@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from shipway.apps.secretbox import SecretBox
+from shipway.errors import IllegalTransition
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import Outcome, RunStatus
-from shipway.functions.python import WorkerUnavailable
 from shipway.functions.records import RunRecords
 from shipway.functions.registry import Deployed, Registry
+from shipway.functions.runtimes.python.runtime import WorkerUnavailable
 from shipway.store import Store
 from shipway.store.tables import Function, FunctionRun, Organization
 
@@ -72,6 +73,16 @@ async def test_a_run_that_ends_before_its_start_is_written_is_written_once(store
     await records.settle()
     run = stored(store)[run_id]
     assert (run.status, run.error) == ("failed", {"message": "boom"})
+
+
+async def test_a_run_ends_only_in_one_of_its_ends(store: Store) -> None:
+    fn = function(store)
+    records = RunRecords(store)
+    run_id = await records.start(fn, 1, "http", {}, None)
+    with pytest.raises(IllegalTransition, match="from running to running"):
+        records.end(run_id, Outcome(RunStatus.RUNNING))
+    await records.settle()
+    assert stored(store)[run_id].status == "running"
 
 
 async def test_concurrent_runs_get_distinct_ids_across_processes(store: Store) -> None:

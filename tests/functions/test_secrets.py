@@ -34,7 +34,7 @@ from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.store.tables import App, AuditEntry, Organization
-from tests.functions.test_failures import Receiver
+from tests.functions.test_activities import Receiver
 
 #: Its base64 has a "+" (URL-safe: "-") and padding, so every variant differs.
 TOKEN = "sk-live-7f3a>9c?2e4b~1d"

@@ -10,23 +10,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
-from sqlalchemy import select
 
 from shipway import jsontext
-from shipway.accounts.roles import Principal, Role
+from shipway.accounts.roles import Principal
 from shipway.api.auth import authenticate, bearer, principal_from, services
 from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID, Body, Id, Int
-from shipway.apps.secretbox import SecretBox
-from shipway.errors import NotFound, ServiceError, Unauthorized, ValidationError
-from shipway.functions import compile as compiler
-from shipway.functions import declared, scheduler, service
-from shipway.functions import manifest as manifests
+from shipway.errors import ServiceError, ValidationError
+from shipway.functions import commands, declared, service
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
-from shipway.functions.registry import Deployed
 from shipway.services import Services
-from shipway.store.tables import Function, FunctionRun, FunctionVersion, LogLine, Organization
+from shipway.store.tables import Function, FunctionRun, FunctionVersion
 from shipway.store.types import has_nul
 
 router = APIRouter(prefix="/functions", tags=["functions"], route_class=Route)
@@ -133,6 +128,13 @@ def _invoker(ctx: Services) -> Invoker:
     return ctx.invoker
 
 
+def _reach(request: Request) -> commands.Reach:
+    """What a command changes, from this server's services."""
+    ctx = services(request)
+    registry = ctx.invoker.registry if ctx.invoker is not None else None
+    return commands.Reach(ctx.store, ctx.settings.data_dir, registry, ctx.temporal)
+
+
 @apply_router.post("/functions:apply", summary="Make the functions match a manifest")
 async def apply_manifest(
     body: ManifestApply, request: Request, principal: Principal = Depends(principal_from)
@@ -140,13 +142,10 @@ async def apply_manifest(
     """Creates, updates and removes the manifest's functions and their triggers; answers the
     changes, each `create`, `update` (with what differs), `delete` or `unchanged`. Applying
     the same manifest again changes nothing. With `dry_run` nothing is changed."""
-    ctx = services(request)
-    principal.require(Role.DEPLOYER)
-    wanted = [
-        declared.Declared(
-            name=declared.check_name(item.name),
-            runtime=declared.runtime_for(item.filename or item.name, item.runtime),
-            source=item.source,
+    functions = [
+        commands.Sent(
+            name=item.name,
+            code=commands.Code(item.source, item.filename, item.runtime),
             timeout=item.timeout,
             memory_mb=item.memory_mb,
             public=item.public,
@@ -155,19 +154,9 @@ async def apply_manifest(
         )
         for item in body.functions
     ]
-    await asyncio.to_thread(manifests.check, wanted)
-    box = SecretBox.load(ctx.settings.data_dir)
-
-    def apply() -> list[manifests.Change]:
-        with ctx.store.transaction() as session:
-            return manifests.apply(
-                session, principal, body.manifest, wanted, box, dry_run=body.dry_run
-            )
-
-    changes = await asyncio.to_thread(apply)
-    if not body.dry_run:
-        registry = ctx.invoker.registry if ctx.invoker is not None else None
-        await manifests.publish(changes, principal.organization_id, registry, ctx.temporal)
+    changes = await commands.apply(
+        _reach(request), principal, body.manifest, functions, dry_run=body.dry_run
+    )
     return {
         "manifest": body.manifest,
         "dry_run": body.dry_run,
@@ -185,11 +174,6 @@ async def deploy_function(
     principal: Principal = Depends(principal_from),
 ) -> dict[str, Any]:
     """The code is compiled first: a syntax error is a 422 whose details give the line."""
-    ctx = services(request)
-    principal.require(Role.DEPLOYER)
-    declared.check_name(name)
-    runtime = declared.runtime_for(body.filename or name, body.runtime)
-    await asyncio.to_thread(compiler.check, runtime, body.source)
     settings = service.Settings(
         timeout=body.timeout,
         memory_mb=body.memory_mb,
@@ -198,38 +182,14 @@ async def deploy_function(
         secrets=body.secrets,
         webhook_url=body.webhook_url,
     )
-    box = SecretBox.load(ctx.settings.data_dir)
-
-    wanted = None
+    triggers = None
     if body.triggers is not None:
-        wanted = {key: (t.spec, t.params) for key, t in body.triggers.items()}
-
-    def deploy() -> tuple[dict[str, Any], Deployed, service.TriggerChange | None]:
-        with ctx.store.transaction() as session:
-            version = service.deploy(
-                session,
-                principal,
-                name,
-                runtime=runtime,
-                source=body.source,
-                settings=settings,
-                box=box,
-            )
-            fn = session.get(Function, version.function_id)
-            assert fn is not None
-            change = (
-                service.set_triggers(session, principal, fn, wanted) if wanted is not None else None
-            )
-            shown = function_json(fn)
-            shown["triggers"] = service.trigger_names(session, fn)
-            return shown, Deployed.of(fn, version), change
-
-    shown, deployed, change = await asyncio.to_thread(deploy)
-    if ctx.invoker is not None:
-        await ctx.invoker.registry.publish(deployed)
-    if change is not None:
-        await scheduler.sync(ctx.temporal, principal.organization_id, name, change)
-    return shown
+        triggers = {key: (t.spec, t.params) for key, t in body.triggers.items()}
+    code = commands.Code(body.source, body.filename, body.runtime)
+    fn, trigger_names = await commands.deploy(
+        _reach(request), principal, name, code, settings, triggers
+    )
+    return {**function_json(fn), "triggers": trigger_names}
 
 
 @router.get("", summary="The tenant's functions")
@@ -263,38 +223,14 @@ async def rollback_function(
     request: Request,
     principal: Principal = Depends(principal_from),
 ) -> dict[str, Any]:
-    ctx = services(request)
-
-    def rollback() -> tuple[dict[str, Any], Deployed]:
-        with ctx.store.transaction() as session:
-            version = service.rollback(session, principal, name, body.to)
-            fn = session.get(Function, version.function_id)
-            assert fn is not None
-            return function_json(fn), Deployed.of(fn, version)
-
-    shown, deployed = await asyncio.to_thread(rollback)
-    if ctx.invoker is not None:
-        await ctx.invoker.registry.publish(deployed)
-    return shown
+    return function_json(await commands.rollback(_reach(request), principal, name, body.to))
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a function, its versions and runs")
 async def delete_function(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> None:
-    ctx = services(request)
-
-    def delete() -> list[str]:
-        with ctx.store.transaction() as session:
-            names = service.trigger_names(session, service.get(session, principal, name))
-            service.delete(session, principal, name)
-            return names
-
-    removed = await asyncio.to_thread(delete)
-    if ctx.invoker is not None:
-        await ctx.invoker.registry.unpublish(principal.organization_id, name)
-    change = service.TriggerChange({}, removed)
-    await scheduler.sync(ctx.temporal, principal.organization_id, name, change)
+    await commands.delete(_reach(request), principal, name)
 
 
 @router.get("/{name}/runs", summary="A function's runs, newest first")
@@ -337,14 +273,7 @@ async def run_logs(
 
     def read() -> list[str]:
         with ctx.store.transaction() as session:
-            service.get_run(session, principal, run_id)
-            return list(
-                session.scalars(
-                    select(LogLine.line)
-                    .where(LogLine.kind == "run", LogLine.owner_id == run_id)
-                    .order_by(LogLine.seq)
-                )
-            )
+            return service.run_logs(session, principal, run_id)
 
     return await asyncio.to_thread(read)
 
@@ -372,18 +301,7 @@ async def call_function(
     invoker = _invoker(ctx)
     principal = None if credentials is None else await authenticate(ctx, credentials.credentials)
     params = _params(await request.body())
-    if organization is None and principal is not None:
-        org_id = principal.organization_id
-    else:
-        org_id = await asyncio.to_thread(_organization, ctx, organization)
-    deployed = await invoker.find(org_id, name)
-    if not deployed.public:
-        if principal is None:
-            raise Unauthorized(f"{name} is not public: send Authorization: Bearer TOKEN")
-        if principal.organization_id != org_id:
-            raise NotFound(f"no function named {name!r}", details={"name": name})
-        principal.require(Role.DEPLOYER)
-    ran = await invoker.invoke(org_id, name, params, trigger="http", deployed=deployed)
+    ran = await commands.call(_reach(request), invoker, principal, organization, name, params)
     outcome = ran.outcome
     body: dict[str, Any] = (
         {"result": outcome.result}
@@ -392,21 +310,6 @@ async def call_function(
     )
     headers = {"X-Shipway-Run": str(ran.run_id), "X-Shipway-Version": str(ran.version)}
     return JSONResponse(body, status_code=STATUS.get(outcome.status, 500), headers=headers)
-
-
-def _organization(ctx: Services, name: str | None) -> int:
-    """The organization NAME, or the platform's own (None)."""
-    with ctx.store.transaction() as session:
-        query = select(Organization.id)
-        query = (
-            query.where(Organization.name == name)
-            if name is not None
-            else query.where(Organization.is_admin.is_(True))
-        )
-        found = session.scalar(query)
-    if found is None:
-        raise NotFound(f"no organization named {name!r}")
-    return found
 
 
 def _params(raw: bytes) -> Any:

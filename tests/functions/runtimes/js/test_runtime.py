@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shipway.functions.js import MAX_LOG_LINES, MAX_SOURCE_BYTES, JsRuntime, check
 from shipway.functions.outcome import CompileError, Outcome, RunStatus
+from shipway.functions.runtimes.js.runtime import MAX_LOG_LINES, MAX_SOURCE_BYTES, JsRuntime, check
 
 #: A generous bound on anything that should end at once, or at a 1 s timeout.
 PATIENCE = 10.0
@@ -58,10 +58,16 @@ async def still_works(runtime: JsRuntime) -> None:
 # check
 
 
-def test_check_accepts_plain_async_and_arrow_handlers() -> None:
-    check("function handler(event) { return event.params }")
-    check("async function handler(event) { return 1 }")
-    check("const handler = async (event) => ({ok: true});")
+async def test_check_accepts_plain_async_and_arrow_handlers(runtime: JsRuntime) -> None:
+    accepted = {
+        "function handler(event) { return event.params }": {"x": 21},
+        "async function handler(event) { return 1 }": 1,
+        "const handler = async (event) => ({ok: true});": {"ok": True},
+    }
+    for source, result in accepted.items():
+        check(source)
+        outcome = await run(runtime, source)
+        assert outcome.status is RunStatus.SUCCEEDED and outcome.result == result, source
 
 
 def test_a_syntax_error_names_its_line() -> None:
@@ -93,8 +99,12 @@ def test_top_level_code_that_throws_is_refused_with_its_line() -> None:
     assert "ReferenceError: undefinedThing is not defined" in caught.value.message
 
 
-def test_checking_does_not_run_the_handler() -> None:
-    check("function handler() { while (true) {} }")
+async def test_checking_does_not_run_the_handler(runtime: JsRuntime) -> None:
+    endless = "function handler() { while (true) {} }"
+    check(endless)
+    # Running the handler never ends: check could only return because it did not run it.
+    outcome = await run(runtime, endless, timeout=0.5)
+    assert outcome.status is RunStatus.TIMED_OUT
 
 
 def test_top_level_code_that_never_finishes_is_stopped() -> None:
@@ -118,6 +128,8 @@ def test_oversized_code_is_refused() -> None:
 async def test_check_can_be_called_from_a_coroutine() -> None:
     await asyncio.to_thread(check, "function handler() {}")
     check("function handler() {}")
+    with pytest.raises(CompileError, match="defines no function `handler`"):
+        check("function main() {}")
 
 
 # results

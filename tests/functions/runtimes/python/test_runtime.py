@@ -4,6 +4,7 @@ that nothing a call does (loops, hogs, bombs, killing it) leaves broken or leaki
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import signal
 import textwrap
@@ -16,7 +17,12 @@ import pytest
 import pytest_asyncio
 
 from shipway.functions.outcome import CompileError, Outcome, RunStatus
-from shipway.functions.python import MAX_SOURCE, PythonRuntime, WorkerUnavailable, check
+from shipway.functions.runtimes.python.runtime import (
+    MAX_SOURCE,
+    PythonRuntime,
+    WorkerUnavailable,
+    check,
+)
 from shipway.sandbox import Limits, SandboxError
 from tests.conftest import unavailable
 
@@ -72,7 +78,7 @@ async def still_serves(runtime: PythonRuntime) -> None:
 
 def worker_processes() -> list[psutil.Process]:
     """The worker (not its calls) among this test process's descendants."""
-    worker, found = "/run/fn/pyworker.py", []
+    worker, found = "/run/fn/forkserver.py", []
     for proc in psutil.Process().children(recursive=True):
         try:
             parent = proc.parent()
@@ -117,6 +123,8 @@ def test_code_without_a_top_level_handler_is_refused() -> None:
 def test_sync_and_async_handlers_compile_without_running() -> None:
     check("raise SystemExit('never run')\ndef handler(event):\n    return 1\n")
     check("async def handler(event):\n    return 1\n")
+    check("import builtins\nbuiltins.shipway_ran = True\ndef handler(event):\n    return 1\n")
+    assert not hasattr(builtins, "shipway_ran")
 
 
 def test_code_over_a_mebibyte_is_refused() -> None:
@@ -172,7 +180,7 @@ async def test_an_exception_fails_with_message_and_stack(runtime: PythonRuntime)
     assert stack.startswith('Traceback (most recent call last):\n  File "handler.py"')
     assert 'raise ValueError("boom")' in stack
     assert "in check" in stack
-    assert "pyworker" not in stack
+    assert "forkserver" not in stack
 
 
 async def test_an_error_while_loading_fails_the_call(runtime: PythonRuntime) -> None:
@@ -412,7 +420,7 @@ async def test_host_files_are_out_of_reach(runtime: PythonRuntime, tmp_path: Pat
             return errors
     """
     read = [str(data / "shipway.db"), "/root/.bashrc", "/etc/shadow"]
-    write = ["/usr/evil", "/etc/evil", "/evil", "/run/fn/evil", "/run/fn/pyworker.py"]
+    write = ["/usr/evil", "/etc/evil", "/evil", "/run/fn/evil", "/run/fn/forkserver.py"]
     errors = await succeeded(runtime, source, {"read": read, "write": write})
     assert set(errors) == {*read, *write}
     assert all(

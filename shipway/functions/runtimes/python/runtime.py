@@ -1,6 +1,6 @@
 """Python functions: checked on deploy, each call run in a fresh fork of one warm worker.
 
-The worker (pyworker.py) is one `python3 -I -S` process in one sandbox: no network at all, the
+The worker (forkserver.py) is one `python3 -I -S` process in one sandbox: no network at all, the
 host's toolchain read-only, a private /tmp, an unprivileged uid, memory and process limits and
 no wall clock. For each call it forks a child that runs exactly that call and exits; the worker
 itself never runs user code. A fork of the warm process costs a few milliseconds, where a new
@@ -39,7 +39,7 @@ What a call cannot do
     Calls that run at the same time do share the worker's uid, so one could signal another (or
     the worker, which the runtime then restarts) or look into its tmp dir while both run.
     Code that must not share that much needs a PythonRuntime of its own: each function has
-    one (pyworkers.py).
+    one (pool.py).
 """
 
 from __future__ import annotations
@@ -63,9 +63,14 @@ from pathlib import Path
 from typing import Any
 
 from shipway.errors import ServiceError, ValidationError
-from shipway.functions import pyworker
 from shipway.functions.outcome import Call, CompileError, Outcome, RunStatus
-from shipway.functions.pyworker import HANDLER_FILE, MAX_HEADER, encode, read_frame
+from shipway.functions.runtimes.python import forkserver
+from shipway.functions.runtimes.python.forkserver import (
+    HANDLER_FILE,
+    MAX_HEADER,
+    encode,
+    read_frame,
+)
 from shipway.sandbox import Limits, Mount, SandboxError, SandboxResult, SandboxSpec
 from shipway.sandbox import run as run_sandbox
 
@@ -86,6 +91,8 @@ MAX_CALLS = 64
 #: Where the host's directory (the socket, the worker's code) is seen in the sandbox.
 WORKER_DIR = "/run/fn"
 SOCKET_NAME = "host.sock"
+#: The worker's code there: a copy of forkserver.py, which the sandbox runs as a script.
+WORKER_FILE = "forkserver.py"
 #: Seconds the worker has to start and connect.
 START_SECONDS = 30.0
 #: Seconds past a call's timeout (and the worker's drain) before the host stops waiting for
@@ -259,7 +266,7 @@ class _Worker:
                 PYTHON,
                 "-I",
                 "-S",
-                f"{WORKER_DIR}/pyworker.py",
+                f"{WORKER_DIR}/{WORKER_FILE}",
                 f"{WORKER_DIR}/{SOCKET_NAME}",
                 str(limits.processes - RESERVED_PROCESSES),
             ],
@@ -314,7 +321,7 @@ class _Worker:
         hung = False
         try:
             self.writer.write(encode(header, payload))
-            patience = timeout + pyworker.DRAIN_SECONDS + GRACE_SECONDS
+            patience = timeout + forkserver.DRAIN_SECONDS + GRACE_SECONDS
             end = await asyncio.wait_for(asyncio.shield(pending.end), patience)
         except TimeoutError:
             log.warning("python worker silent past a call's %g s timeout: restarting it", timeout)
@@ -412,8 +419,8 @@ def _prepare(shared: Path, workspace: Path) -> None:
     workspace.mkdir(parents=True)
     shared.mkdir(parents=True, exist_ok=True)
     shared.chmod(0o755)
-    code = shared / "pyworker.py"
-    code.write_bytes(Path(pyworker.__file__).read_bytes())
+    code = shared / WORKER_FILE
+    code.write_bytes(Path(forkserver.__file__).read_bytes())
     code.chmod(0o644)
 
 

@@ -1,7 +1,7 @@
 """The warm Python worker: one process in the functions sandbox that forks a child per call.
 
-PythonRuntime starts it as `python3 -I -S pyworker.py SOCKET PROCESSES`. It imports what calls
-need, connects to the host's SOCKET and serves the frames of python.py's protocol until the
+PythonRuntime starts it as `python3 -I -S forkserver.py SOCKET PROCESSES`. It imports what calls
+need, connects to the host's SOCKET and serves the frames of runtime.py's protocol until the
 host hangs up. The parent never runs user code: each call is a fresh fork that runs exactly one
 handler and exits, so module globals, imported modules and files of one call never reach the
 next. The parent keeps the clock, captures the child's output, relays its messages, kills what

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 
 from shipway.errors import ServiceError
-from shipway.functions import schedules, triggers
+from shipway.functions.schedules import temporal, triggers
 from shipway.functions.service import TriggerChange
 from shipway.functions.workflow import FUNCTIONS_QUEUE, ScheduledRun, schedule_id
 
@@ -21,7 +21,7 @@ async def sync(
     if client is None:
         raise ServiceError("Temporal is not reachable; the schedules were not changed")
     for name, (spec, params) in change.current.items():
-        await schedules.apply(
+        await temporal.apply(
             client,
             schedule_id(organization_id, function, name),
             triggers.parse(spec),
@@ -30,4 +30,4 @@ async def sync(
             FUNCTIONS_QUEUE,
         )
     for name in change.removed:
-        await schedules.remove(client, schedule_id(organization_id, function, name))
+        await temporal.remove(client, schedule_id(organization_id, function, name))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from shipway.errors import ValidationError
-from shipway.functions.triggers import (
+from shipway.functions.schedules.triggers import (
     Cron,
     Months,
     Repeating,

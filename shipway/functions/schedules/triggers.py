@@ -1,7 +1,7 @@
 """When a function runs on its own: a cron expression or an ISO-8601 repeating interval, in UTC.
 
 `parse` turns a spec into a `Trigger` and names the bad part when it cannot; `next_times` plans
-upcoming runs in pure Python, so listings and tests need no Temporal. `schedules` maps the same
+upcoming runs in pure Python, so listings and tests need no Temporal. `temporal` maps the same
 triggers onto Temporal Schedules, which do the running.
 """
 

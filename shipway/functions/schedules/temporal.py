@@ -32,7 +32,14 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from shipway.errors import ServiceError, ValidationError
-from shipway.functions.triggers import Cron, Months, Repeating, Trigger, final_run, runs_left
+from shipway.functions.schedules.triggers import (
+    Cron,
+    Months,
+    Repeating,
+    Trigger,
+    final_run,
+    runs_left,
+)
 
 #: The shortest catch-up window Temporal honours; it treats anything shorter as this.
 MIN_CATCHUP = timedelta(seconds=10)

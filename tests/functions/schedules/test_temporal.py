@@ -23,8 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from shipway.connections import connect_temporal
-from shipway.functions import schedules
-from shipway.functions.triggers import Repeating, next_times, parse
+from shipway.functions.schedules import temporal as schedules
+from shipway.functions.schedules.triggers import Repeating, next_times, parse
 from tests.integration.conftest import Servers
 
 pytestmark = pytest.mark.integration

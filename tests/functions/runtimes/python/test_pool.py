@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.functions.outcome import RunStatus
-from shipway.functions.pyworkers import PythonWorkers
+from shipway.functions.runtimes.python.pool import PythonWorkers
 
 HOLD = """import time
 

@@ -1,7 +1,7 @@
 """Different Python functions never share a sandbox.
 
 Calls that run at the same time in one Python worker share its uid, /tmp and process
-namespace (see python.py). So each function (of each organization) gets a PythonRuntime of
+namespace (see runtime.py). So each function (of each organization) gets a PythonRuntime of
 its own, in its own sandbox and scratch dir: started by the function's first call, stopped
 after IDLE_SECONDS without one, and started again by the next. Only calls of the same
 function ever share a worker.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.functions.outcome import Call, Outcome
-from shipway.functions.python import PythonRuntime
+from shipway.functions.runtimes.python.runtime import PythonRuntime
 
 #: Seconds a function's Python worker is kept without a call.
 IDLE_SECONDS = 300.0
