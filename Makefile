@@ -17,6 +17,7 @@ system:
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/mypy shipway
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadfile $(ARGS)
 	$(MAKE) fuzz
 
@@ -28,6 +29,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/ruff format --check shipway tests bench
 	$(BIN)/mypy shipway
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format shipway tests bench

@@ -35,7 +35,7 @@ from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
 from shipway.logs import ensure_streams
 from shipway.nodes import local as nodes
-from shipway.nodes.control import NodeClient, api_socket_name
+from shipway.nodes.client import NodeClient, api_socket_name
 from shipway.sandbox import network
 from shipway.services import Services
 from shipway.settings import Settings

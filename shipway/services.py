@@ -15,7 +15,7 @@ from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.dispatch import Rules
 from shipway.fleet.member import Builder
 from shipway.functions.invoke import Invoker
-from shipway.nodes.control import NodeClient
+from shipway.nodes.client import NodeClient
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store

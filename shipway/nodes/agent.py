@@ -25,7 +25,7 @@ from shipway import __version__, asgi, natsauth, subscribers
 from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir, hold, write_private
 from shipway.errors import ServiceError
-from shipway.nodes import control
+from shipway.nodes import client, control
 from shipway.router import Router, RouteTable, UnixUpstream
 from shipway.runtime.activities import RuntimeActivities
 from shipway.runtime.agent import Runtime
@@ -128,7 +128,7 @@ class Node:
     async def _serve_router(
         self, stack: AsyncExitStack, table: RouteTable, listener: socket.socket
     ) -> None:
-        api = UnixUpstream(control.api_socket_name(str(self.data.root)), name="control plane")
+        api = UnixUpstream(client.api_socket_name(str(self.data.root)), name="control plane")
         router = Router(table, api, self.settings.base_domain)
         server = await router.serve(listener)
 
@@ -143,5 +143,5 @@ class Node:
     async def _serve_control(
         self, stack: AsyncExitStack, runtime: Runtime, info: dict[str, Any]
     ) -> None:
-        address = control.socket_name(str(self.data.root))
+        address = client.socket_name(str(self.data.root))
         await asgi.serve(stack, control.app(runtime, info), address, name="node control")

@@ -28,7 +28,7 @@ from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
 from shipway.gitserver import repos
-from shipway.nodes.control import NodeClient
+from shipway.nodes.client import NodeClient
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Organization

@@ -1,0 +1,69 @@
+"""The control plane's handle on this machine's node: a client of the node's private socket
+(its server side is shipway.nodes.control), with the runtime's own method names; and the
+abstract sockets by which the node and the control plane find each other."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+
+from shipway.errors import ServiceError
+
+#: Seconds a call may take: scaling waits for the new instances to be healthy.
+TIMEOUT = httpx.Timeout(10.0, read=600.0)
+
+
+def _abstract(kind: str, data_dir: str) -> str:
+    """An abstract unix socket of DATA_DIR: one per data dir, free of path length limits."""
+    return f"\0shipway-{kind}-" + hashlib.sha256(data_dir.encode()).hexdigest()[:24]
+
+
+def socket_name(data_dir: str) -> str:
+    """The node's control socket."""
+    return _abstract("node", data_dir)
+
+
+def api_socket_name(data_dir: str) -> str:
+    """The control plane's API socket, which the node's router forwards to."""
+    return _abstract("api", data_dir)
+
+
+class NodeClient:
+    """The control plane's handle on the node: what the API and workers call as `runtime`."""
+
+    def __init__(self, data_dir: str) -> None:
+        transport = httpx.AsyncHTTPTransport(uds=socket_name(data_dir))
+        self.http = httpx.AsyncClient(transport=transport, base_url="http://node", timeout=TIMEOUT)
+
+    async def about(self) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call("GET", "/")
+        return found
+
+    async def describe(self, app_id: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self._call("GET", f"/apps/{app_id}")
+        return found
+
+    async def scale(self, app_id: int, formation: dict[str, int]) -> None:
+        await self._call("POST", "/scale", {"app_id": app_id, "formation": formation})
+
+    async def refresh(self, app_id: int) -> None:
+        await self._call("POST", "/refresh", {"app_id": app_id})
+
+    async def remove(self, app_id: int, environment: str | None = None) -> list[str]:
+        body = {"app_id": app_id, "environment": environment}
+        removed: list[str] = await self._call("POST", "/remove", body)
+        return removed
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = await self.http.request(method, path, json=body)
+        except httpx.HTTPError as e:
+            raise ServiceError(f"this machine's node does not answer: {e}") from e
+        if response.status_code != 200:
+            raise ServiceError(f"this machine's node failed: {response.text[:200]}")
+        return response.json()
