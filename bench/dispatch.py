@@ -37,12 +37,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from shipway.builder.messages import BUILD_ACTIVITY, BuildInput, BuildOutput, builder_queue
-from shipway.connections import connect_temporal
 from shipway.deploys.workflow import DeployInput, DeployWorkflow, Outcome
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.ports import any_free
 from shipway.embedded.process import SupervisedProcess
 from shipway.functions.workflow import APPLY_ACTIVITY, FUNCTIONS_QUEUE
+from shipway.links import connect_temporal
 from shipway.runtime.messages import NODE_QUEUE, ROUTE_ACTIVITY, START_ACTIVITY, RunInput
 from shipway.workers import CONTROL_QUEUE
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from shipway.connections import NatsLink
 from shipway.events import Event
+from shipway.links import NatsLink
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from shipway.accounts.organizations import bootstrap
 from shipway.apps import hosts
 from shipway.audit import indexes, retention
 from shipway.audit.consumer import AuditConsumer
-from shipway.connections import NatsLink, connect_temporal, temporal_security
+from shipway.context import Context
 from shipway.datadir import DataDir, hold, write_private
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
@@ -33,11 +33,11 @@ from shipway.fleet.member import Builder
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import FUNCTIONS_QUEUE, FunctionRunWorkflow
+from shipway.links import NatsLink, connect_temporal, temporal_security
 from shipway.logs import ensure_streams
 from shipway.nodes import local as nodes
 from shipway.nodes.client import NodeClient, api_socket_name
 from shipway.sandbox import network
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.store.types import utcnow
@@ -131,7 +131,7 @@ class Server:
             rules = dispatch.load(settings.fleet_rules)
         except ValidationError as e:
             raise ConfigError(f"SHIPWAY_FLEET_RULES: {e.message}") from e
-        services = Services(settings=settings, store=store, rules=rules)
+        services = Context(settings=settings, store=store, rules=rules)
         await self._start_embedded(stack, services)
 
         services.temporal = await connect_temporal(
@@ -179,9 +179,7 @@ class Server:
         await self._start_fleet(stack, services)
         self.on_ready(state)
 
-    def _start_workers(
-        self, stack: AsyncExitStack, services: Services, runtime: NodeClient
-    ) -> None:
+    def _start_workers(self, stack: AsyncExitStack, services: Context, runtime: NodeClient) -> None:
         """The control-plane worker and this machine's builder, in this process."""
         assert services.temporal is not None and services.nats is not None
         deploys = DeployActivities(services.store)
@@ -232,7 +230,7 @@ class Server:
         services.workers = control
         services.builders = builders
 
-    async def _start_fleet(self, stack: AsyncExitStack, services: Services) -> None:
+    async def _start_fleet(self, stack: AsyncExitStack, services: Context) -> None:
         """The builders beside this process (`--builders N` beyond the first), and the
         autoscaler of the pools with a policy; both once the data dir says where all is."""
         assert services.nats is not None
@@ -251,7 +249,7 @@ class Server:
             stack.push_async_callback(autoscaler.close)
             services.autoscaler = autoscaler
 
-    async def _start_embedded(self, stack: AsyncExitStack, services: Services) -> None:
+    async def _start_embedded(self, stack: AsyncExitStack, services: Context) -> None:
         settings = self.settings
         wanted = []
         if settings.temporal_address:
@@ -305,7 +303,7 @@ class Server:
             return
         await asyncio.to_thread(nodes.stop, self.data)
 
-    async def _serve_api(self, stack: AsyncExitStack, services: Services) -> None:
+    async def _serve_api(self, stack: AsyncExitStack, services: Context) -> None:
         """uvicorn on a private socket behind the node's router, which finds it by the data
         dir; streams that follow (logs, audit tail) end themselves when it stops."""
         from shipway.api.app import create_app
@@ -320,7 +318,7 @@ class Server:
             timeout_graceful_shutdown=5,
         )
 
-    def _state(self, services: Services) -> dict[str, Any]:
+    def _state(self, services: Context) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "version": __version__,

@@ -11,8 +11,8 @@ import asyncio
 
 from shipway import events
 from shipway.audit.record import record
-from shipway.connections import NatsLink
 from shipway.eventbus import Publisher
+from shipway.links import NatsLink
 
 
 def record_events() -> None:

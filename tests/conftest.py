@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from shipway import subscribers
 from shipway.accounts.organizations import bootstrap
 from shipway.api.app import create_app
-from shipway.services import Services
+from shipway.context import Context
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from tests.helpers import fresh_postgres_database
@@ -90,7 +90,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def api(store: Store, settings: Settings, admin_token: str) -> Iterator[TestClient]:
     """The real API over a real store, authenticated as the platform's owner."""
-    app = create_app(Services(settings=settings, store=store))
+    app = create_app(Context(settings=settings, store=store))
     with TestClient(app, raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {admin_token}"
         yield client

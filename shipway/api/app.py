@@ -30,7 +30,7 @@ from shipway.api.routes import (
 )
 from shipway.api.routing import Route
 from shipway.api.schemas import ErrorOut
-from shipway.services import Services
+from shipway.context import Context
 
 API_PREFIX = "/api/v1"
 
@@ -58,7 +58,7 @@ DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 `Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
 
 
-def create_app(services: Services) -> BodyLimit:
+def create_app(services: Context) -> BodyLimit:
     """The ASGI app of one shipway process, wrapped in the 1 MiB body limit."""
     subscribers.record_events()
     app = FastAPI(

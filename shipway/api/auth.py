@@ -8,14 +8,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shipway.accounts.roles import Principal
+from shipway.context import Context
 from shipway.errors import Unauthorized
-from shipway.services import Services
 
 bearer = HTTPBearer(auto_error=False, description="An API token: Authorization: Bearer swt_…")
 
 
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
+def context(request: Request) -> Context:
+    found: Context = request.app.state.services
     return found
 
 
@@ -25,10 +25,10 @@ async def principal_from(
     """The principal of the request's bearer token; Unauthorized if it is missing or bad."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: send Authorization: Bearer TOKEN")
-    return await authenticate(services(request), credentials.credentials)
+    return await authenticate(context(request), credentials.credentials)
 
 
-async def authenticate(ctx: Services, secret: str) -> Principal:
+async def authenticate(ctx: Context, secret: str) -> Principal:
     """SECRET's principal: remembered from a moment ago, else read from the store."""
     known = ctx.tokens.cached(secret)
     if known is not None:

@@ -17,11 +17,11 @@ import httpx
 from nats.aio.subscription import Subscription
 
 from shipway import eventbus
-from shipway.connections import NatsLink
 from shipway.fleet import load
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.local import LocalBuilders
 from shipway.fleet.sizing import Policy, PoolLoad, Sizer
+from shipway.links import NatsLink
 from shipway.store import Store
 
 log = logging.getLogger(__name__)

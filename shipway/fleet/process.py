@@ -16,10 +16,10 @@ from typing import Any
 from shipway import natsauth, subscribers
 from shipway.builder.records.local import LocalRecords
 from shipway.builder.records.remote import RelayedLines, RemoteRecords, api_client
-from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir
 from shipway.errors import ServiceError, ValidationError
 from shipway.fleet.member import Builder, serve
+from shipway.links import NatsLink, connect_temporal, temporal_security
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from shipway import __version__, asgi, natsauth, subscribers
-from shipway.connections import NatsLink, connect_temporal, temporal_security
 from shipway.datadir import DataDir, hold, write_private
 from shipway.errors import ServiceError
+from shipway.links import NatsLink, connect_temporal, temporal_security
 from shipway.nodes import client, control
 from shipway.router import Router, RouteTable, UnixUpstream
 from shipway.runtime.activities import RuntimeActivities

@@ -21,13 +21,13 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import hosts
 from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
-from shipway.connections import NatsLink
 from shipway.deploys import launch as launcher
 from shipway.deploys import previews, service
 from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
 from shipway.gitserver import repos
+from shipway.links import NatsLink
 from shipway.nodes.client import NodeClient
 from shipway.settings import Settings
 from shipway.store import Store

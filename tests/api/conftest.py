@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from shipway.api.app import create_app
+from shipway.context import Context
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.releases.manifest import Manifest
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Environment, Release
@@ -65,7 +65,7 @@ class Node:
 @pytest.fixture
 def node(store: Store, settings: Settings, admin_token: str) -> Iterator[Node]:
     temporal, runtime = FakeTemporal(), FakeRuntime()
-    services = Services(settings, store, temporal=temporal, runtime=runtime)  # type: ignore[arg-type]
+    services = Context(settings, store, temporal=temporal, runtime=runtime)  # type: ignore[arg-type]
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {admin_token}"
         assert client.post("/api/v1/apps", json={"name": "web"}).status_code == 201

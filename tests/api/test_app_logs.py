@@ -16,10 +16,10 @@ from shipway.accounts import tokens
 from shipway.accounts.roles import Role
 from shipway.api.app import create_app
 from shipway.api.routes import logs as log_routes
-from shipway.connections import NatsLink
+from shipway.context import Context
+from shipway.links import NatsLink
 from shipway.logs import LogWriter, bus, lines
 from shipway.logs.sse import SseEvent, iter_sse
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import App, Environment, Organization
@@ -68,7 +68,7 @@ def seqs(found: list[SseEvent]) -> list[int]:
 async def test_the_stored_tail_without_an_end(store: Store, settings: Settings) -> None:
     app_id, token = make_app_of(store, "acme")
     store_lines(store, app_id, 150)
-    async with client_for(create_app(Services(settings, store))) as client:
+    async with client_for(create_app(Context(settings, store))) as client:
         default = await client.get(URL, headers=auth(token))
         two = await client.get(URL, params={"tail": 2, "follow": "false"}, headers=auth(token))
         none = await client.get(URL, params={"tail": 0}, headers=auth(token))
@@ -87,7 +87,7 @@ async def test_the_stored_tail_without_an_end(store: Store, settings: Settings) 
 async def test_bad_input_and_other_tenants_never_500(store: Store, settings: Settings) -> None:
     _, token = make_app_of(store, "acme")
     _, other = make_app_of(store, "globex")
-    async with client_for(create_app(Services(settings, store))) as client:
+    async with client_for(create_app(Context(settings, store))) as client:
         bad = [
             await client.get(URL, params={"tail": -1}, headers=auth(token)),
             await client.get(URL, params={"tail": 10_001}, headers=auth(token)),

@@ -16,10 +16,10 @@ import pytest
 import uvicorn
 
 from shipway.api.app import create_app
+from shipway.context import Context
 from shipway.deploys import service
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.embedded import ports
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import Deployment
@@ -57,7 +57,7 @@ class Server:
 @pytest.fixture
 def server(store: Store, settings: Settings, admin_token: str) -> Iterator[Server]:
     temporal = InstantTemporal(store)
-    app = create_app(Services(settings, store, temporal=temporal))  # type: ignore[arg-type]
+    app = create_app(Context(settings, store, temporal=temporal))  # type: ignore[arg-type]
     port = ports.any_free()
     running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)

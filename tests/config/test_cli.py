@@ -18,8 +18,8 @@ from shipway.api.app import create_app
 from shipway.cli.client import Api, CliError
 from shipway.cli.env import env as env_cli
 from shipway.cli.env import parse_pairs
+from shipway.context import Context
 from shipway.embedded import ports
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store
 
@@ -28,7 +28,7 @@ from shipway.store import Store
 def server(store: Store, settings: Settings, admin_token: str) -> Iterator[dict[str, str]]:
     """The whole API on a free loopback port, and the environment that points the CLI at it."""
     port = ports.any_free()
-    app = create_app(Services(settings=settings, store=store))
+    app = create_app(Context(settings=settings, store=store))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

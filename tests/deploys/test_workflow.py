@@ -17,11 +17,11 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
-from shipway.connections import connect_temporal
 from shipway.deploys import launch
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
 from shipway.fleet.dispatch import Rule, Rules
+from shipway.links import connect_temporal
 from shipway.logs import ensure_streams
 from shipway.router import RouteTable
 from shipway.runtime.activities import RuntimeActivities

@@ -25,12 +25,12 @@ from typer.testing import CliRunner
 from shipway.accounts.organizations import bootstrap
 from shipway.api.app import create_app
 from shipway.cli.functions import fn
+from shipway.context import Context
 from shipway.embedded import ports
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import ScheduledRun
 from shipway.logs import LogWriter
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.store.tables import App, AuditEntry, Organization
@@ -187,7 +187,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert token is not None
     settings = Settings.load({"data_dir": data_dir, "port": 8080}, env={})
     worker = FunctionWorker(store, data_dir, None)
-    app = create_app(Services(settings=settings, store=store, invoker=worker.invoker))
+    app = create_app(Context(settings=settings, store=store, invoker=worker.invoker))
     port = ports.any_free()
     config = uvicorn.Config(
         _Closing(app, worker), host="127.0.0.1", port=port, log_level="warning", lifespan="on"

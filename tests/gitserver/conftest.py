@@ -28,10 +28,10 @@ from shipway.api.auth import principal_from
 from shipway.api.limits import BodyLimit
 from shipway.api.routes import git as git_routes
 from shipway.apps import service as apps
+from shipway.context import Context
 from shipway.deploys.service import environment_name
 from shipway.errors import TooLarge
 from shipway.logs import sse
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from tests.helpers import commit, git
@@ -234,7 +234,7 @@ def shipway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipway]:
     settings = Settings.load({"data_dir": root / "data", "max_source_mb": 1}, env={})
     fake = FakeDeployments(store, settings)
     app = FastAPI()
-    app.state.services = Services(settings=settings, store=store)
+    app.state.services = Context(settings=settings, store=store)
     errors.install(app)
     app.include_router(fake.router)
     app.include_router(git_routes.router)

@@ -10,11 +10,11 @@ import pytest
 import pytest_asyncio
 
 from shipway import natsauth
-from shipway.connections import NatsLink
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess
+from shipway.links import NatsLink
 from shipway.natsauth import Role
 
 

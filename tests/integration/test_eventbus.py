@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shipway import eventbus, events, subscribers
-from shipway.connections import NatsLink
 from shipway.events import Event
+from shipway.links import NatsLink
 from shipway.store import Store
 from tests.integration.conftest import Servers
 

@@ -16,11 +16,11 @@ from nats.aio.client import Client as NatsClient
 
 from shipway import natsauth
 from shipway.audit.consumer import subject as audit_subject
-from shipway.connections import NatsLink
 from shipway.errors import ServiceError
 from shipway.fleet import registry
 from shipway.functions.registry import BUCKET as FUNCTIONS
 from shipway.jetstream import key_value
+from shipway.links import NatsLink
 from shipway.logs import bus, ensure_streams
 from shipway.natsauth import Role
 from tests.integration.conftest import Servers
@@ -68,7 +68,7 @@ async def test_an_anonymous_client_is_refused(
     servers: Servers, caplog: pytest.LogCaptureFixture
 ) -> None:
     with (
-        caplog.at_level(logging.ERROR, logger="shipway.connections"),
+        caplog.at_level(logging.ERROR, logger="shipway.links"),
         pytest.raises(ServiceError, match=r"refused the credentials.*Authorization"),
     ):
         await NatsLink(servers.nats_url).connect(timeout=10)

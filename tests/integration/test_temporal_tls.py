@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
-from shipway.connections import connect_temporal, temporal_security
 from shipway.errors import ServiceError
+from shipway.links import connect_temporal, temporal_security
 from shipway.settings import Settings
 from tests.integration.conftest import Servers
 

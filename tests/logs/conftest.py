@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from shipway.accounts import tokens
 from shipway.accounts.roles import Role
-from shipway.connections import NatsLink
+from shipway.links import NatsLink
 from shipway.logs import ensure_streams
 from shipway.store import Store
 from shipway.store.tables import App, Build, Environment, Organization

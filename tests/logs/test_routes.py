@@ -11,10 +11,10 @@ from fastapi import APIRouter, FastAPI
 
 from shipway.api import errors
 from shipway.api.routes import logs as log_routes
-from shipway.connections import NatsLink
+from shipway.context import Context
+from shipway.links import NatsLink
 from shipway.logs import LogWriter, lines
 from shipway.logs.sse import SseEvent, iter_sse
-from shipway.services import Services
 from shipway.settings import Settings
 from shipway.store import Store
 from tests.helpers import auth
@@ -23,7 +23,7 @@ from tests.logs.conftest import Tenant, make_build, make_tenant, set_status
 
 def make_app(store: Store, settings: Settings, link: NatsLink | None = None) -> FastAPI:
     app = FastAPI()
-    app.state.services = Services(settings=settings, store=store, nats=link)
+    app.state.services = Context(settings=settings, store=store, nats=link)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")
     api.include_router(log_routes.router)

@@ -8,8 +8,8 @@ import base64
 import pytest
 from nats.js.api import StorageType
 
-from shipway.connections import NatsLink
 from shipway.errors import ServiceError
+from shipway.links import NatsLink
 from shipway.logs import PRIVATE_LINE, LogEvent, LogWriter, bus, ensure_streams, lines
 from shipway.logs import writer as writer_module
 from shipway.logs.follow import follow

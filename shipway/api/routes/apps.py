@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routes.formation import formation_of
 from shipway.api.routing import Route
 from shipway.api.schemas import (
@@ -39,7 +39,7 @@ def tenant(session: Session, organization_id: int) -> str | None:
 
 
 def app_url(request: Request, app: str, environment: str, organization: str | None) -> str:
-    settings = services(request).settings
+    settings = context(request).settings
     host = hosts.hostname(app, environment, settings.base_domain, organization)
     return hosts.url(host, settings.port)
 
@@ -56,14 +56,14 @@ def _out(request: Request, session: Session, app: App) -> AppOut:
 def create_app(
     body: AppCreate, request: Request, principal: Principal = Depends(principal_from)
 ) -> AppOut:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         app = service.create(session, principal, body.name, plan=body.plan, region=body.region)
         return _out(request, session, app)
 
 
 @router.get("", response_model=list[AppOut], summary="List the tenant's apps")
 def list_apps(request: Request, principal: Principal = Depends(principal_from)) -> list[AppOut]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         organization = tenant(session, principal.organization_id)
         return [
             AppOut.of(a, _urls(request, a.name, organization))
@@ -73,7 +73,7 @@ def list_apps(request: Request, principal: Principal = Depends(principal_from)) 
 
 @router.get("/{name}", response_model=AppOut, summary="Get one app")
 def get_app(name: str, request: Request, principal: Principal = Depends(principal_from)) -> AppOut:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return _out(request, session, service.get(session, principal, name))
 
 
@@ -87,7 +87,7 @@ async def app_info(
 ) -> AppInfo:
     """Each environment's URL and live release from the store, and its instances as this
     machine's node sees them (state null when no node runs apps)."""
-    ctx = services(request)
+    ctx = context(request)
     app_id, info = await asyncio.to_thread(_info, ctx.store, request, principal, name)
     if ctx.runtime is not None:
         running = {entry["environment"]: entry for entry in await ctx.runtime.describe(app_id)}
@@ -134,7 +134,7 @@ async def update_app(
     instances take the new idle timeout at once, a new health check at their next start."""
 
     def update() -> tuple[AppOut, int]:
-        with services(request).store.transaction() as session:
+        with context(request).store.transaction() as session:
             app = service.update(
                 session,
                 principal,
@@ -150,7 +150,7 @@ async def update_app(
             return _out(request, session, app), app.id
 
     out, app_id = await asyncio.to_thread(update)
-    runtime = services(request).runtime
+    runtime = context(request).runtime
     if runtime is not None:
         await runtime.refresh(app_id)
     return out
@@ -161,7 +161,7 @@ async def delete_app(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> Response:
     """Its hosts stop answering (404) once it is deleted."""
-    ctx = services(request)
+    ctx = context(request)
     app_id = await asyncio.to_thread(_delete, ctx.store, principal, name)
     if ctx.runtime is not None:
         await ctx.runtime.remove(app_id)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shipway import jsontext
 from shipway.accounts.roles import Principal, Role
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID
 from shipway.audit import ingest, search
@@ -80,7 +80,7 @@ async def search_entries(
 ) -> dict[str, Any]:
     """Entries are `{id, sequence, tenant, actor, action, subject, payload, tags, created_at,
     text}`, `text` being the entry in words. A search that runs past 5 s is stopped (422)."""
-    ctx = services(request)
+    ctx = context(request)
     now = utcnow()
     query = _query(
         principal,
@@ -121,7 +121,7 @@ async def tail_entries(
 ) -> StreamingResponse:
     """Each new entry matching the filters is `id: ID` / `event: entry` / `data: ENTRY` (as the
     search gives it); quiet stretches carry keep-alive comments. Last-Event-ID resumes."""
-    ctx = services(request)
+    ctx = context(request)
     query = _query(principal, action, subject, actor, tag, where, limit=search.MAX_LIMIT)
     if last_event_id and last_event_id.strip():
         start = _resume_point(last_event_id.strip())
@@ -190,7 +190,7 @@ async def record_entries(
     up to 1000. A bad entry refuses the whole batch (422, naming it); an entry whose sequence
     is stored already is acknowledged, not stored again."""
     principal.require(Role.DEPLOYER)
-    ctx = services(request)
+    ctx = context(request)
     entries = ingest.check_batch(jsontext.loads(await request.body(), "the body"))
 
     def store() -> ingest.Ingested:

@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from shipway.accounts.roles import Principal, Role
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
+from shipway.context import Context
 from shipway.errors import Forbidden, ServiceError
 from shipway.fleet import load, registry
 from shipway.fleet.sizing import Policy, PoolLoad
-from shipway.services import Services
 
 router = APIRouter(prefix="/builders", tags=["builders"], route_class=Route)
 fleet_router = APIRouter(prefix="/fleet", tags=["builders"], route_class=Route)
@@ -30,9 +30,9 @@ def platform_only(principal: Principal) -> None:
         raise Forbidden("the builder fleet is the platform's: this needs a platform owner token")
 
 
-def fleet_services(request: Request, principal: Principal) -> Services:
+def fleet_services(request: Request, principal: Principal) -> Context:
     platform_only(principal)
-    ctx = services(request)
+    ctx = context(request)
     if ctx.nats is None:
         raise ServiceError("NATS is not reachable; the fleet cannot be read")
     return ctx
@@ -69,7 +69,7 @@ def fleet_rules(
     platform_only(principal)
     return [
         {"rule": index, "match": rule.describe(), "pool": rule.pool, **asdict(rule)}
-        for index, rule in enumerate(services(request).rules.rules, 1)
+        for index, rule in enumerate(context(request).rules.rules, 1)
     ]
 
 
@@ -93,7 +93,7 @@ class Pool:
     desired: int | None
 
 
-async def pools(ctx: Services) -> list[Pool]:
+async def pools(ctx: Context) -> list[Pool]:
     """Every pool with a builder, a queued build or a policy, as it is now."""
     assert ctx.nats is not None
     now = time.time()

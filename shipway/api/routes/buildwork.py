@@ -13,16 +13,16 @@ from fastapi.responses import FileResponse
 
 from shipway import natsauth
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routes.builders import platform_only
 from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID, Id, Int
 from shipway.builder.records.local import LocalRecords
+from shipway.context import Context
 from shipway.deploys.launch import receive, sources_dir
 from shipway.errors import NotFound, ValidationError
 from shipway.logs import bus
 from shipway.releases.layers import LayerStore
-from shipway.services import Services
 from shipway.store.types import has_nul
 
 router = APIRouter(prefix="/builder", tags=["builders"], route_class=Route)
@@ -34,9 +34,9 @@ MAX_LAYER = 4096 * MIB
 MAX_LINES = 1000
 
 
-def _records(request: Request, principal: Principal) -> tuple[Services, LocalRecords]:
+def _records(request: Request, principal: Principal) -> tuple[Context, LocalRecords]:
     platform_only(principal)
-    ctx = services(request)
+    ctx = context(request)
     return ctx, LocalRecords(ctx.store, ctx.settings.data_dir)
 
 
@@ -166,7 +166,7 @@ async def put_layer(
     return Response(status_code=201)
 
 
-def _layers(ctx: Services) -> LayerStore:
+def _layers(ctx: Context) -> LayerStore:
     return LayerStore(ctx.settings.data_dir / "layers")
 
 

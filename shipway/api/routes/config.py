@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from fastapi import APIRouter, Depends, Request, Response
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import ConfigChange, ConfigVarOut
 from shipway.apps import config
@@ -39,7 +39,7 @@ def _listing(rows: Iterable[ConfigVar]) -> list[ConfigVarOut]:
 def list_env(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> list[ConfigVarOut]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return _listing(config.list_vars(session, principal, name))
 
 
@@ -53,8 +53,8 @@ async def change_env(
 ) -> list[ConfigVarOut]:
     """A change that sets or unsets anything makes a new release of the live production code
     and deploys it; the `X-Shipway-Deployment` header then names that deployment."""
-    store = services(request).store
-    box = SecretBox.load(services(request).settings.data_dir)
+    store = context(request).store
+    box = SecretBox.load(context(request).settings.data_dir)
 
     def change() -> tuple[list[ConfigVarOut], Deployment | None]:
         with store.transaction() as session:
@@ -77,6 +77,6 @@ async def change_env(
 
     listing, deployment = await asyncio.to_thread(change)
     if deployment is not None:
-        await launch.deploy_release(store, services(request).temporal, deployment)
+        await launch.deploy_release(store, context(request).temporal, deployment)
         response.headers[DEPLOYMENT_HEADER] = str(deployment.id)
     return listing

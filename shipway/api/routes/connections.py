@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import ConnectionIn, ConnectionOut, DeliveryOut
 from shipway.apps import service as apps
@@ -23,7 +23,7 @@ def connect(
 ) -> ConnectionOut:
     """Store the webhook secret and the optional API token (both encrypted), replacing an
     earlier connection; the answer says which URL to give the host."""
-    ctx = services(request)
+    ctx = context(request)
     box = SecretBox.load(ctx.settings.data_dir)
     with ctx.store.transaction() as session:
         made = connections.connect(
@@ -44,7 +44,7 @@ def connect(
 def get_connection(
     app: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> ConnectionOut:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         found = connections.of_app(session, principal, app)
         if found is None:
             raise NotFound(f"{app} is not connected to a repository", details={"app": app})
@@ -55,7 +55,7 @@ def get_connection(
 def disconnect(
     app: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> Response:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         connections.disconnect(session, principal, app)
     return Response(status_code=204)
 
@@ -68,6 +68,6 @@ def list_deliveries(
     principal: Principal = Depends(principal_from),
 ) -> list[DeliveryOut]:
     """The app's latest deliveries, newest first: what each asked for and what came of it."""
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         found = apps.get(session, principal, app)
         return [DeliveryOut.model_validate(d) for d in connections.recent(session, found.id, limit)]

@@ -11,17 +11,17 @@ from fastapi.responses import JSONResponse
 
 from shipway import eventbus
 from shipway.accounts.roles import Principal, Role
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routes.apps import app_url, tenant
 from shipway.api.routing import Route
 from shipway.api.schemas import Id
 from shipway.apps import service as apps
+from shipway.context import Context
 from shipway.deploys import launch, service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, settled
 from shipway.errors import UnsupportedMedia
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState
-from shipway.services import Services
 from shipway.store.tables import Build, Deployment, Environment, Release
 
 router = APIRouter(tags=["deployments"], route_class=Route)
@@ -98,7 +98,7 @@ async def create_deployment(
     principal: Principal = Depends(principal_from),
 ) -> JSONResponse:
     """The body is the source tree as a tar (or gzipped tar); the build log follows at logs_url."""
-    ctx = services(request)
+    ctx = context(request)
     principal.require(Role.DEPLOYER)
     with ctx.store.transaction() as session:
         apps.get(session, principal, app)
@@ -145,7 +145,7 @@ async def get_deployment(
         Query(ge=0, le=600, description="seconds to wait for it to go live or end, if it has not"),
     ] = 0,
 ) -> dict[str, Any]:
-    ctx = services(request)
+    ctx = context(request)
 
     def read() -> dict[str, Any]:
         with ctx.store.transaction() as session:
@@ -176,7 +176,7 @@ def list_deployments(
     limit: Limit = 50,
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         row = apps.get(session, principal, app)
         organization = tenant(session, row.organization_id)
         return [
@@ -193,7 +193,7 @@ async def list_builds(
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
     """A queued build whose pool has no live builder says so in `waiting`."""
-    ctx = services(request)
+    ctx = context(request)
     live = await _live_pools(ctx)
 
     def read() -> list[dict[str, Any]]:
@@ -208,7 +208,7 @@ async def list_builds(
 async def get_build(
     build_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
-    ctx = services(request)
+    ctx = context(request)
     live = await _live_pools(ctx)
 
     def read() -> dict[str, Any]:
@@ -225,7 +225,7 @@ async def cancel_build(
     """The builder running it sees within a heartbeat that it has ended and kills its
     sandbox; its deployment ends `cancelled`, as when a newer push supersedes it. 409 if the
     build has ended."""
-    ctx = services(request)
+    ctx = context(request)
 
     def cancel() -> dict[str, Any]:
         with ctx.store.transaction() as session:
@@ -235,7 +235,7 @@ async def cancel_build(
     return await asyncio.to_thread(cancel)
 
 
-async def _live_pools(ctx: Services) -> set[str] | None:
+async def _live_pools(ctx: Context) -> set[str] | None:
     """The pools with a builder taking builds; None when the fleet cannot be read."""
     if ctx.nats is None:
         return None

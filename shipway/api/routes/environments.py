@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.deploys import previews
 
@@ -18,6 +18,6 @@ async def delete_environment(
 ) -> Response:
     """Its deployments under way are superseded, its host stops answering (404), and its
     deployments and builds are deleted. Production cannot be removed: delete the app."""
-    ctx = services(request)
+    ctx = context(request)
     await previews.remove(ctx.store, ctx.runtime, principal, app, environment)
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from sqlalchemy.orm import Session
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.apps import service as apps
 from shipway.deploys import service as deploys
@@ -35,7 +35,7 @@ def formation_of(session: Session, app: App) -> dict[str, int]:
 def get_formation(
     app: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, int]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return formation_of(session, apps.get(session, principal, app))
 
 
@@ -51,7 +51,7 @@ async def scale(
 ) -> dict[str, int]:
     """Store the new counts, then restart the live environments with them without downtime
     (previews run at most one instance of each type). Returns the whole formation."""
-    ctx = services(request)
+    ctx = context(request)
     app_id, before, stored, formation = await asyncio.to_thread(
         _scale, ctx.store, principal, app, body
     )

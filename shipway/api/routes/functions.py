@@ -13,14 +13,14 @@ from pydantic import Field
 
 from shipway import jsontext
 from shipway.accounts.roles import Principal
-from shipway.api.auth import authenticate, bearer, principal_from, services
+from shipway.api.auth import authenticate, bearer, context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID, Body, Id, Int
+from shipway.context import Context
 from shipway.errors import ServiceError, ValidationError
 from shipway.functions import commands, declared, service
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
-from shipway.services import Services
 from shipway.store.tables import Function, FunctionRun, FunctionVersion
 from shipway.store.types import has_nul
 
@@ -122,7 +122,7 @@ def run_json(run: FunctionRun, name: str) -> dict[str, Any]:
     }
 
 
-def _invoker(ctx: Services) -> Invoker:
+def _invoker(ctx: Context) -> Invoker:
     if ctx.invoker is None:
         raise ServiceError("functions are not running on this server")
     return ctx.invoker
@@ -130,7 +130,7 @@ def _invoker(ctx: Services) -> Invoker:
 
 def _reach(request: Request) -> commands.Reach:
     """What a command changes, from this server's services."""
-    ctx = services(request)
+    ctx = context(request)
     registry = ctx.invoker.registry if ctx.invoker is not None else None
     return commands.Reach(ctx.store, ctx.settings.data_dir, registry, ctx.temporal)
 
@@ -196,7 +196,7 @@ async def deploy_function(
 def list_functions(
     request: Request, principal: Principal = Depends(principal_from)
 ) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return [function_json(fn) for fn in service.list_functions(session, principal)]
 
 
@@ -204,7 +204,7 @@ def list_functions(
 def get_function(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return function_json(service.get(session, principal, name))
 
 
@@ -212,7 +212,7 @@ def get_function(
 def list_versions(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return [version_json(v) for v in service.versions(session, principal, name)]
 
 
@@ -278,9 +278,9 @@ async def run_logs(
     return await asyncio.to_thread(read)
 
 
-async def _settled(request: Request) -> Services:
+async def _settled(request: Request) -> Context:
     """The services, once the runs this server has made so far are recorded."""
-    ctx = services(request)
+    ctx = context(request)
     if ctx.invoker is not None:
         await ctx.invoker.settle()
     return ctx
@@ -297,7 +297,7 @@ async def call_function(
     """`200 {"result"}` when the handler returns, `500 {"error": {"message", "stack"}}` when it
     throws, `504` past its timeout. A token is needed unless the function is public; without
     one, `/fn/NAME` is a function of the platform's own organization."""
-    ctx = services(request)
+    ctx = context(request)
     invoker = _invoker(ctx)
     principal = None if credentials is None else await authenticate(ctx, credentials.credentials)
     params = _params(await request.body())

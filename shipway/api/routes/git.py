@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
-from shipway.api.auth import services
+from shipway.api.auth import context
 from shipway.api.routing import Route
 from shipway.apps import service as apps
 from shipway.errors import NotFound, Unauthorized
@@ -44,7 +44,7 @@ class Access:
 @router.api_route("/git/{app}.git/{path:path}", methods=["GET", "POST"])
 async def git_http(app: str, path: str, request: Request) -> Response:
     """info/refs, git-upload-pack and git-receive-pack, run by git's own http-backend."""
-    ctx = services(request)
+    ctx = context(request)
     service = _service(request.method, path, request.query_params.get("service"))
     if service is None:
         return _text(404, "shipway serves git over smart HTTP only")
@@ -142,7 +142,7 @@ def _loopback_url(request: Request) -> str:
     """This server as seen from this machine: the address the request itself arrived on."""
     server = request.scope.get("server")
     if not server or server[1] is None:
-        return f"http://127.0.0.1:{services(request).settings.port}"
+        return f"http://127.0.0.1:{context(request).settings.port}"
     host, port = server
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 

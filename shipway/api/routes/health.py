@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shipway import __version__
-from shipway.api.auth import services
+from shipway.api.auth import context
 from shipway.api.routing import Route
 
 router = APIRouter(route_class=Route)
@@ -15,6 +15,6 @@ router = APIRouter(route_class=Route)
 @router.get("/healthz", tags=["health"], summary="State of each part; 503 while degraded")
 async def healthz(request: Request, deep: bool = False) -> JSONResponse:
     """With ?deep=true a probe workflow also runs through the control workers."""
-    report = await services(request).health(deep=deep)
+    report = await context(request).health(deep=deep)
     report["version"] = __version__
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from nats.js import JetStreamContext
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import Id
 from shipway.apps import service as apps
@@ -73,7 +73,7 @@ async def build_logs(
     principal: Principal = Depends(principal_from),
 ) -> StreamingResponse:
     """Stored lines first, then (with follow) the live tail; Last-Event-ID or after resumes."""
-    ctx = services(request)
+    ctx = context(request)
     status = await asyncio.to_thread(_status, ctx.store, principal, build_id)
     start = max(after or 0, _resume_point(last_event_id))
     js = ctx.nats.js if follow and ctx.nats is not None else None
@@ -105,7 +105,7 @@ async def app_logs(
 ) -> StreamingResponse:
     """The output of every instance and what the runtime did with them, in one log: the last
     `tail` stored lines (or those after Last-Event-ID), then with follow the live tail."""
-    ctx = services(request)
+    ctx = context(request)
     app_id, last = await asyncio.to_thread(_app_log, ctx.store, principal, app)
     if last_event_id is not None and last_event_id.strip():
         start = _resume_point(last_event_id)

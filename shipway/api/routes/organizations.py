@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from shipway.accounts import organizations
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import OrganizationCreate, OrganizationCreated, OrganizationOut
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/orgs", tags=["organizations"], route_class=Route)
 def create_org(
     body: OrganizationCreate, request: Request, principal: Principal = Depends(principal_from)
 ) -> OrganizationCreated:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         made = organizations.create(session, principal, body.name)
         return OrganizationCreated(
             **OrganizationOut.of(made.organization).model_dump(),
@@ -29,5 +29,5 @@ def create_org(
 def list_orgs(
     request: Request, principal: Principal = Depends(principal_from)
 ) -> list[OrganizationOut]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return [OrganizationOut.of(o) for o in organizations.list_organizations(session, principal)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shipway.accounts.roles import Principal
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routes.apps import tenant
 from shipway.api.routes.deployments import Limit, deployment_json, seconds
 from shipway.api.routing import Route
@@ -31,7 +31,7 @@ def list_releases(
     limit: Limit = 50,
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         row = apps.get(session, principal, app)
         out = []
         for r, build in deploys.releases_of(session, row, limit):
@@ -63,7 +63,7 @@ async def rollback(
     """Release `to` (default: the one live before the current one) is copied, code and config
     as they were, to a new release, which is deployed like a push. The answer is the new
     deployment; follow it at `GET /api/v1/deployments/{id}`."""
-    ctx = services(request)
+    ctx = context(request)
     to = body.to if body is not None else None
     deployment, shown = await asyncio.to_thread(_rollback, ctx.store, request, principal, app, to)
     await launch.deploy_release(ctx.store, ctx.temporal, deployment)

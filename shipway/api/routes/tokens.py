@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
-from shipway.api.auth import principal_from, services
+from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import Id, TokenCreate, TokenCreated, TokenOut
 from shipway.store.tables import Organization
@@ -23,7 +23,7 @@ def create_token(
 ) -> TokenCreated:
     principal.require(Role.OWNER)
     ttl = timedelta(seconds=body.expires_in) if body.expires_in is not None else None
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         minted = tokens.create(
             session, principal, name=body.name, role=tokens.parse_role(body.role), expires_in=ttl
         )
@@ -33,7 +33,7 @@ def create_token(
 @router.get("", response_model=list[TokenOut], summary="List the tenant's tokens")
 def list_tokens(request: Request, principal: Principal = Depends(principal_from)) -> list[TokenOut]:
     principal.require(Role.OWNER)
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return [TokenOut.of(t) for t in tokens.list_tokens(session, principal)]
 
 
@@ -42,7 +42,7 @@ def revoke_token(
     token_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> TokenOut:
     principal.require(Role.OWNER)
-    ctx = services(request)
+    ctx = context(request)
     with ctx.store.transaction() as session:
         revoked = TokenOut.of(tokens.revoke(session, principal, token_id))
     ctx.tokens.forget()
@@ -54,14 +54,14 @@ whoami_router = APIRouter(tags=["tokens"], route_class=Route)
 
 @whoami_router.get("/whoami", summary="The tenant, role and audit name of the calling token")
 def whoami(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, object]:
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         return _who(session, principal)
 
 
 @whoami_router.post("/login", summary="Start using a token: recorded as `login`; as /whoami")
 def login(request: Request, principal: Principal = Depends(principal_from)) -> dict[str, object]:
     """What `shipway login` calls: the same answer as GET /whoami, and an audit entry."""
-    with services(request).store.transaction() as session:
+    with context(request).store.transaction() as session:
         tokens.login(session, principal)
         return _who(session, principal)
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from temporalio.common import WorkflowIDReusePolicy
 
-from shipway.api.auth import services
+from shipway.api.auth import context
 from shipway.api.routing import Route
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ServiceError, ShipwayError, Unauthorized, ValidationError
@@ -50,7 +50,7 @@ class _Accepted:
 async def receive(provider: str, app: str, request: Request) -> JSONResponse:
     """202 when the delivery is queued or ignored (with the reason), 200 for a ping or a
     delivery seen before, 401 for a bad signature, 404 for an app not connected."""
-    ctx = services(request)
+    ctx = context(request)
     try:
         host = verify.provider(provider)
     except ValidationError as e:

@@ -22,9 +22,9 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from shipway.connections import connect_temporal
 from shipway.functions.schedules import temporal as schedules
 from shipway.functions.schedules.triggers import Repeating, next_times, parse
+from shipway.links import connect_temporal
 from tests.integration.conftest import Servers
 
 pytestmark = pytest.mark.integration

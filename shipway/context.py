@@ -9,12 +9,12 @@ from typing import Any
 from temporalio.client import Client as TemporalClient
 
 from shipway.accounts.tokencache import TokenCache
-from shipway.connections import NatsLink, temporal_ok
 from shipway.embedded.process import SupervisedProcess
 from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.dispatch import Rules
 from shipway.fleet.member import Builder
 from shipway.functions.invoke import Invoker
+from shipway.links import NatsLink, temporal_ok
 from shipway.nodes.client import NodeClient
 from shipway.sandbox import network
 from shipway.settings import Settings
@@ -23,7 +23,7 @@ from shipway.workers import Workers, run_probe
 
 
 @dataclass
-class Services:
+class Context:
     """The live parts of one shipway process. Temporal and NATS are None in API-only tests."""
 
     settings: Settings

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from shipway import natsauth
-from shipway.connections import NatsLink, connect_temporal
+from shipway.context import Context
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded.process import ProcessState, SupervisedProcess
 from shipway.errors import ServiceError
-from shipway.services import Services
+from shipway.links import NatsLink, connect_temporal
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.workers import ProbeInput, ProbeWorkflow, Workers, run_probe
@@ -68,7 +68,7 @@ async def test_health_is_ok_when_every_part_answers(servers: Servers, tmp_path: 
     upgrade(store.engine)
     link = servers.link()
     await link.connect()
-    services = Services(
+    services = Context(
         settings=Settings.load({"data_dir": tmp_path}, env={}),
         store=store,
         temporal=await connect_temporal(servers.temporal_address, "default"),
