@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from fastapi.testclient import TestClient
 
 from shipway import subscribers
@@ -17,6 +18,7 @@ from shipway.api.app import create_app
 from shipway.context import Context
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
+from tests import servers as real_servers
 from tests.helpers import fresh_postgres_database
 
 IN_CI = os.environ.get("CI") == "true"
@@ -94,3 +96,10 @@ def api(store: Store, settings: Settings, admin_token: str) -> Iterator[TestClie
     with TestClient(app, raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {admin_token}"
         yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[real_servers.Servers]:
+    """A real Temporal and NATS, started once per test process for the tests that ask."""
+    async with real_servers.running(tmp_path_factory.mktemp("servers")) as started:
+        yield started

@@ -24,7 +24,6 @@ from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import App, Environment, Organization
 from tests.helpers import auth
-from tests.integration.conftest import servers  # noqa: F401
 from tests.logs.conftest import link  # noqa: F401
 
 URL = "/api/v1/apps/web/logs"

@@ -17,7 +17,7 @@ from shipway.audit import consumer as consumer_module
 from shipway.audit.consumer import AuditConsumer
 from shipway.store import Store
 from shipway.store.tables import AuditEntry, Organization
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 
 def entry(subject_: str) -> dict[str, Any]:

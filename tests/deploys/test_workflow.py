@@ -31,7 +31,7 @@ from shipway.store import Store, upgrade
 from shipway.store.tables import Deployment, LogLine, Organization, Release
 from shipway.workers import Workers
 from tests.helpers import sandboxed
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 
 from shipway.fleet import registry
 from shipway.fleet.registry import BuilderRecord
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 
 @pytest_asyncio.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from shipway.functions import registry as registry_module
 from shipway.functions.registry import Deployed, Registry
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 

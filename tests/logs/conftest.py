@@ -14,11 +14,11 @@ from shipway.links import NatsLink
 from shipway.logs import ensure_streams
 from shipway.store import Store
 from shipway.store.tables import App, Build, Environment, Organization
-from tests.integration.conftest import Servers, servers  # noqa: F401
+from tests.servers import Servers
 
 
 @pytest_asyncio.fixture
-async def link(servers: Servers) -> AsyncIterator[NatsLink]:  # noqa: F811
+async def link(servers: Servers) -> AsyncIterator[NatsLink]:
     """A NATS link with the LOGS stream in place."""
     link = servers.link()
     await link.connect()

@@ -25,7 +25,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from shipway.functions.schedules import temporal as schedules
 from shipway.functions.schedules.triggers import Repeating, next_times, parse
 from shipway.links import connect_temporal
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from shipway.errors import ServiceError
 from shipway.links import connect_temporal, temporal_security
 from shipway.settings import Settings
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 
 @dataclass(frozen=True)

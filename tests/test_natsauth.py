@@ -23,7 +23,7 @@ from shipway.jetstream import key_value
 from shipway.links import NatsLink
 from shipway.logs import bus, ensure_streams
 from shipway.natsauth import Role
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 SECRET = b"function code and its secrets"
 #: Seconds a refused request waits for the answer that never comes.

@@ -13,7 +13,7 @@ from shipway import eventbus, events, subscribers
 from shipway.events import Event
 from shipway.links import NatsLink
 from shipway.store import Store
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
-"""Real Temporal and NATS servers, spawned through shipway's own supervisor, once per session."""
+"""Real Temporal and NATS servers for the tests, spawned through shipway's own supervisor (the
+`servers` fixture of tests/conftest.py starts them once per test process)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
-import pytest_asyncio
 
 from shipway import natsauth
 from shipway.embedded import nats as embedded_nats
@@ -37,9 +36,9 @@ class Servers:
         return f"nats://127.0.0.1:{self.nats.spec.ready_port}"
 
 
-@pytest_asyncio.fixture(scope="session")
-async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Servers]:
-    root = tmp_path_factory.mktemp("servers")
+@contextlib.asynccontextmanager
+async def running(root: Path) -> AsyncIterator[Servers]:
+    """A Temporal and a NATS server with their data in ROOT, stopped on leaving."""
     (root / "logs").mkdir()
     chosen = {name: ports.any_free() for name in ("temporal", "ui", "http", "nats")}
     temporal = SupervisedProcess(
@@ -48,6 +47,8 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     nats = SupervisedProcess(embedded_nats.spec(root, chosen["nats"]))
     await temporal.start()
     await nats.start()
-    yield Servers(temporal, nats, root)
-    await nats.stop()
-    await temporal.stop()
+    try:
+        yield Servers(temporal, nats, root)
+    finally:
+        await nats.stop()
+        await temporal.stop()

@@ -20,7 +20,7 @@ from shipway.links import NatsLink, connect_temporal
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from shipway.workers import ProbeInput, ProbeWorkflow, Workers, run_probe
-from tests.integration.conftest import Servers
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
