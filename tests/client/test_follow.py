@@ -77,3 +77,65 @@ def test_a_broken_event_is_one_clear_error() -> None:
         pytest.raises(ClientError, match=r"malformed line event"),
     ):
         read_log(Api("http://x", "t"), 5, follow=False, on_line=print, client=client)
+
+
+def test_an_error_event_is_its_message() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = b'event: line\ndata: {"seq": 1, "line": "one"}\n\n'
+        body += b'event: error\ndata: {"message": "the log store is down"}\n\n'
+        return httpx.Response(200, content=body)
+
+    printed: list[str] = []
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ClientError, match=r"^the log store is down$"),
+    ):
+        read_log(Api("http://x", "t"), 5, follow=True, on_line=printed.append, client=client)
+    assert printed == ["one"]
+
+
+def test_a_stream_that_keeps_dropping_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each drop after the last line counts; a line that comes through starts the count anew."""
+    monkeypatch.setattr(follow, "RECONNECT_PAUSE", 0)
+    tries: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        resumed = request.headers.get("Last-Event-ID")
+        tries.append(resumed)
+        body = b"" if resumed else b'id: 1\nevent: line\ndata: {"seq": 1, "line": "one"}\n\n'
+        return httpx.Response(200, stream=_Dropping(body))
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ClientError, match=r"^lost the log stream from http://x: "),
+    ):
+        read_log(Api("http://x", "t"), 5, follow=True, on_line=print, client=client)
+    assert tries == [None] + ["1"] * follow.RECONNECTS
+
+
+def test_a_stream_is_not_resumed_unless_followed_and_once_started() -> None:
+    tries = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal tries
+        tries += 1
+        raise httpx.ConnectError("connection refused")
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ClientError, match=r"^lost the log stream from http://x: connection refused"),
+    ):
+        read_log(Api("http://x", "t"), 5, follow=True, on_line=print, client=client)
+    assert tries == 1
+
+    def dropping(request: httpx.Request) -> httpx.Response:
+        nonlocal tries
+        tries += 1
+        return httpx.Response(200, stream=_Dropping(b""))
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(dropping)) as client,
+        pytest.raises(ClientError, match=r"^lost the log stream"),
+    ):
+        read_log(Api("http://x", "t"), 5, follow=False, on_line=print, client=client)
+    assert tries == 2

@@ -1,4 +1,5 @@
-"""How a push or an upload ends, in the words the pusher reads, and its exit code."""
+"""Deploying a source tar: the upload, the followed build log, how the deployment ended in
+the words the pusher reads, and its exit code."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from shipway.client.upload import outcome
+from shipway.client import upload
+from shipway.client.api import Api
+from shipway.client.upload import Source, deploy, outcome
+from shipway.embedded import ports
+from shipway.errors import ClientError
+from tests.cli.conftest import Server
+from tests.gitserver.conftest import Shipway
 
 URL = "http://app.localhost:8080"
 
@@ -49,3 +56,54 @@ def deployment(status: str, **extra: Any) -> dict[str, Any]:
 )
 def test_outcome(given: dict[str, Any], build: str | None, said: str, code: int) -> None:
     assert outcome(given, build) == (f"-----> {said}", code)
+
+
+def test_deploy_uploads_follows_and_waits_for_the_outcome(
+    ship: Shipway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upload, "POLL_INTERVAL", 0.01)
+    app = ship.create_app("client-upload")
+    said: list[str] = []
+    source = Source(
+        app=app,
+        chunks=[b"a tar", b" in two chunks"],
+        origin="git",
+        ref="refs/heads/main",
+        sha="c0ffee",
+    )
+    assert deploy(Api(ship.url, ship.owner), source, said.append) == 0
+    [sent] = ship.fake.uploads
+    assert sent.tar == b"a tar in two chunks"
+    assert sent.params == {"source": "git", "ref": "refs/heads/main", "sha": "c0ffee"}
+    assert said == [
+        "-----> Deploying to production of client-upload (build 101)",
+        "step one",
+        "step two",
+        "step three",
+        "-----> Release v3 is live at http://client-upload.localhost:8080",
+    ]
+    assert ship.fake.polls == 2  # the first answer was still deploying
+
+
+def test_a_failed_build_is_exit_code_1(ship: Shipway) -> None:
+    app = ship.create_app("client-fails")
+    ship.fake.script.end = ship.fake.script.status = "failed"
+    ship.fake.script.reason = "npm ci exited 1"
+    said: list[str] = []
+    assert deploy(Api(ship.url, ship.owner), Source(app=app, chunks=[b"tar"]), said.append) == 1
+    assert said[-1] == "-----> Build failed: npm ci exited 1"
+
+
+def test_a_source_over_the_servers_limit_is_its_refusal(server: Server) -> None:
+    api = Api(server.env["SHIPWAY_URL"], server.env["SHIPWAY_TOKEN"])
+    api.post("/apps", {"name": "big"})
+    chunks = (b"\0" * 65536 for _ in range(32))  # 2 MiB against a 1 MiB limit
+    with pytest.raises(ClientError) as raised:
+        deploy(api, Source(app="big", chunks=chunks), print)
+    assert str(raised.value) == "the source is larger than the 1 MiB limit (HTTP 413)"
+
+
+def test_an_upload_to_no_server_is_one_line() -> None:
+    api = Api(f"http://127.0.0.1:{ports.any_free()}", "swt_x")
+    with pytest.raises(ClientError, match=r"^cannot upload the source to shipway at http://127"):
+        deploy(api, Source(app="web", chunks=[b"tar"]), print)
