@@ -88,6 +88,13 @@ class PortInUse(ServiceError):
     code = "port_in_use"
 
 
+class ClientError(ShipwayError):
+    """Raised when a shipway client (a CLI command, the git hook) cannot do what its user asked:
+    bad input, no server to reach, or the server's refusal; the message is the one line shown."""
+
+    code = "client_error"
+
+
 class SecretKeyError(ShipwayError):
     """Raised when DATA/secret.key is unsafe or unusable, or a secret does not decrypt with it."""
 

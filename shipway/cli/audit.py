@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from shipway.cli.builds import stream_events
-from shipway.cli.client import Api, CliError
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.client.api import Api
+from shipway.client.follow import stream_events
+from shipway.errors import ClientError
 from shipway.logs.sse import SseEvent
 
 audit = typer.Typer(help="The activity log: every action, searchable.", no_args_is_help=True)
@@ -26,14 +27,14 @@ def where(raw: str) -> dict[str, Any]:
     as JSON (3, true, null, "3"), else the text as written."""
     match = _WHERE.match(raw.strip())
     if match is None:
-        raise CliError(
+        raise ClientError(
             f"--where must be PATH=VALUE (or !=, >, <, ~ for contains, PATH? for exists); "
             f"got {raw!r}"
         )
     path, op, text = match.group(1).strip(), match.group(2), match.group(3)
     if op in ("?", "!?"):
         if text:
-            raise CliError(f"--where {path}{op} takes no value; got {text!r}")
+            raise ClientError(f"--where {path}{op} takes no value; got {text!r}")
         return {"op": "EXISTS", "path": path.split("."), "value": op == "?"}
     try:
         value = json.loads(text)

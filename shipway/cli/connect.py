@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from shipway.cli.client import Api
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, fields, table
-from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.client.api import Api
 
 PROVIDERS = "github, gitlab, bitbucket or gitea (Gitea and Forgejo)"
 #: What each host calls the secret, for the hint printed after connecting.

@@ -13,10 +13,11 @@ from typing import Annotated
 import typer
 from pathspec import GitIgnoreSpec
 
-from shipway.cli.client import Api, CliError
-from shipway.cli.resources import DataOpt
-from shipway.cli.upload import Source
-from shipway.cli.upload import deploy as upload
+from shipway.cli.options import DataOpt
+from shipway.client.api import Api
+from shipway.client.upload import Source
+from shipway.client.upload import deploy as upload
+from shipway.errors import ClientError
 
 CHUNK = 64 * 1024
 BLOCK = tarfile.BLOCKSIZE
@@ -37,10 +38,10 @@ def deploy(
     """Upload a directory (no git needed), follow its build log, exit 1 if it does not go live."""
     root = path.expanduser().resolve()
     if not root.is_dir():
-        raise CliError(f"{path} is not a directory")
+        raise ClientError(f"{path} is not a directory")
     files = list(source_files(root))
     if not files:
-        raise CliError(f"nothing to deploy: {root} holds no files that .gitignore lets through")
+        raise ClientError(f"nothing to deploy: {root} holds no files that .gitignore lets through")
     api = Api.find(data)
     typer.echo(f"-----> Uploading {len(files)} files from {root}")
     source = Source(app=app, chunks=tar_stream(root, files), environment=env)
@@ -64,7 +65,7 @@ def _walk(root: Path, here: str, rules: Rules) -> Iterator[str]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
-        raise CliError(f"cannot read {folder}: {e.strerror}") from e
+        raise ClientError(f"cannot read {folder}: {e.strerror}") from e
     for entry in entries:
         rel = f"{here}/{entry.name}" if here else entry.name
         is_dir = entry.is_dir(follow_symlinks=False)
@@ -117,7 +118,7 @@ def _content(path: Path, size: int) -> Iterator[bytes]:
                 left -= len(chunk)
                 yield chunk
     except OSError as e:
-        raise CliError(f"cannot read {path}: {e.strerror}") from e
+        raise ClientError(f"cannot read {path}: {e.strerror}") from e
     if left:
         yield b"\0" * left
     if size % BLOCK:

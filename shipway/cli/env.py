@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from shipway.cli.client import Api, CliError
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.client.api import Api
+from shipway.errors import ClientError
 
 env = typer.Typer(help="An app's config vars and encrypted secrets.", no_args_is_help=True)
 
@@ -22,7 +23,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise CliError(f"{pair!r} is not KEY=VALUE: put '=' between the name and the value")
+            raise ClientError(f"{pair!r} is not KEY=VALUE: put '=' between the name and the value")
         values[key] = value
     return values
 

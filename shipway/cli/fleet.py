@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipway.cli.client import Api, CliError
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
-from shipway.errors import ShipwayError
+from shipway.client.api import Api
 from shipway.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,10 +41,7 @@ def builder(
     from shipway.fleet.process import parse_labels, run_builder  # Temporal: only here
 
     settings = Settings.load({"data_dir": data})
-    try:
-        parsed = parse_labels(labels)
-    except ShipwayError as e:
-        raise CliError(e.message) from e
+    parsed = parse_labels(labels)
 
     def ready(running: Builder) -> None:
         console.print(
@@ -53,20 +49,17 @@ def builder(
             "SIGTERM drains it."
         )
 
-    try:
-        done = asyncio.run(
-            run_builder(
-                settings,
-                pool=pool,
-                labels=parsed,
-                slots=slots,
-                on_ready=ready,
-                server=server,
-                token=token,
-            )
+    done = asyncio.run(
+        run_builder(
+            settings,
+            pool=pool,
+            labels=parsed,
+            slots=slots,
+            on_ready=ready,
+            server=server,
+            token=token,
         )
-    except ShipwayError as e:
-        raise CliError(e.message) from e
+    )
     console.print(f"Builder {done.id} drained.")
 
 

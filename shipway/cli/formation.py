@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.client import Api, CliError
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.client.api import Api
+from shipway.errors import ClientError
 
 _COUNT = re.compile(r"[0-9]{1,6}")
 
@@ -20,9 +21,9 @@ def parse_counts(pairs: list[str]) -> dict[str, int]:
     for pair in pairs:
         process, sep, raw = pair.partition("=")
         if not sep or not process:
-            raise CliError(f"{pair!r} is not PROCESS=COUNT: write it like web=2")
+            raise ClientError(f"{pair!r} is not PROCESS=COUNT: write it like web=2")
         if _COUNT.fullmatch(raw) is None:
-            raise CliError(f"{pair!r}: the count must be a whole number, like web=2")
+            raise ClientError(f"{pair!r}: the count must be a whole number, like web=2")
         counts[process] = int(raw)
     return counts
 

@@ -11,10 +11,11 @@ import httpx
 import typer
 import yaml
 
-from shipway.cli.client import Api, CliError, describe_error
 from shipway.cli.env import parse_pairs
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.client.api import Api, describe_error
+from shipway.errors import ClientError
 from shipway.functions import declared as declarations
 
 fn = typer.Typer(help="Functions: small JS and Python handlers.", no_args_is_help=True)
@@ -25,7 +26,7 @@ NameArg = Annotated[str, typer.Argument(help="the function")]
 def _version(value: str) -> int:
     number = value.removeprefix("v")
     if not number.isdigit() or int(number) < 1:
-        raise CliError(f"{value!r} is not a version: give 3 or v3")
+        raise ClientError(f"{value!r} is not a version: give 3 or v3")
     return int(number)
 
 
@@ -73,7 +74,7 @@ def deploy(
     try:
         source = file.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise CliError(f"cannot read {file}: {e}") from e
+        raise ClientError(f"cannot read {file}: {e}") from e
     body: dict[str, Any] = {"source": source, "filename": file.name}
     for key, value in (
         ("runtime", runtime),
@@ -90,7 +91,7 @@ def deploy(
     if schedule:
         body["triggers"] = schedules(sys.argv[1:], schedule, params or [])
     elif params:
-        raise CliError("--params belongs after a --schedule")
+        raise ClientError("--params belongs after a --schedule")
     shown = Api.find(data).post(f"/functions/{name}", body)
     if as_json:
         emit_json(shown)
@@ -111,12 +112,12 @@ def schedules(argv: list[str], specs: list[str], params: list[str]) -> dict[str,
             triggers.append({"spec": specs[len(triggers)], "params": {}})
         elif option == "--params":
             if not triggers:
-                raise CliError("--params belongs after a --schedule")
+                raise ClientError("--params belongs after a --schedule")
             text = next(given)
             try:
                 triggers[-1]["params"] = json.loads(text)
             except ValueError as e:
-                raise CliError(f"--params {text!r} is not valid JSON: {e}") from e
+                raise ClientError(f"--params {text!r} is not valid JSON: {e}") from e
     return {f"schedule-{n}": trigger for n, trigger in enumerate(triggers, 1)}
 
 
@@ -131,7 +132,7 @@ def invoke(
     try:
         json.loads(params)
     except ValueError as e:
-        raise CliError(f"--params is not valid JSON: {e}") from e
+        raise ClientError(f"--params is not valid JSON: {e}") from e
     api = Api.find(data)
     try:
         response = httpx.post(
@@ -141,13 +142,13 @@ def invoke(
             timeout=api.timeout + 900,
         )
     except httpx.HTTPError as e:
-        raise CliError(f"cannot reach shipway at {api.url}: {e}") from e
+        raise ClientError(f"cannot reach shipway at {api.url}: {e}") from e
     try:
         answer = response.json()
     except ValueError:
         answer = None
     if not isinstance(answer, dict) or not ({"result", "error"} & answer.keys()):
-        raise CliError(describe_error(response))
+        raise ClientError(describe_error(response))
     run = response.headers.get("X-Shipway-Run")
     if as_json:
         emit_json({**answer, "run": int(run) if run else None})
@@ -197,9 +198,9 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise CliError(f"cannot read {path}: {e}") from e
+        raise ClientError(f"cannot read {path}: {e}") from e
     if not isinstance(data, dict) or "functions" not in data:
-        raise CliError(f"{path}: expected a `functions:` mapping of names to functions")
+        raise ClientError(f"{path}: expected a `functions:` mapping of names to functions")
 
     found = declarations.parse(
         data["functions"], str(path), lambda handler: (path.parent / handler).read_text()

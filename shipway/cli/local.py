@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from shipway.cli.client import CliError, data_dir_from
 from shipway.cli.output import console, emit_json
+from shipway.client.login import data_dir_from
 from shipway.datadir import DataDir, pid_alive
-from shipway.errors import ShipwayError
+from shipway.errors import ClientError
 from shipway.nodes import local as nodes
 from shipway.settings import Settings
 
@@ -67,10 +67,7 @@ def up_foreground(settings: Settings) -> None:
         console.print("Press Ctrl-C to stop.", style="dim")
         sys.stdout.flush()
 
-    try:
-        asyncio.run(Server(settings, ready).run())
-    except ShipwayError as e:
-        raise CliError(e.message) from e
+    asyncio.run(Server(settings, ready).run())
     console.print("shipway stopped.")
 
 
@@ -80,7 +77,7 @@ def up_detached(settings: Settings, argv: list[str]) -> None:
     data.create()
     running = data.read_state()
     if running is not None:
-        raise CliError(
+        raise ClientError(
             f"shipway is already running with data dir {data.root} (pid {running['pid']})"
         )
     offset = data.log_file.stat().st_size if data.log_file.exists() else 0
@@ -98,7 +95,9 @@ def up_detached(settings: Settings, argv: list[str]) -> None:
     while time.monotonic() < deadline:
         code = child.poll()
         if code is not None:
-            raise CliError(_last_error(data.log_file, offset) or f"shipway exited with code {code}")
+            raise ClientError(
+                _last_error(data.log_file, offset) or f"shipway exited with code {code}"
+            )
         state = data.read_state()
         if state is not None and state["pid"] == child.pid:
             banner(state)
@@ -109,7 +108,9 @@ def up_detached(settings: Settings, argv: list[str]) -> None:
             return
         time.sleep(0.1)
     child.terminate()
-    raise CliError(f"shipway did not become ready within {READY_TIMEOUT:.0f}s; see {data.log_file}")
+    raise ClientError(
+        f"shipway did not become ready within {READY_TIMEOUT:.0f}s; see {data.log_file}"
+    )
 
 
 def _last_error(log: Path, offset: int) -> str | None:
@@ -148,7 +149,7 @@ def down(data_flag: Path | None, timeout: float = 60.0, *, keep_apps: bool = Fal
                 )
             return
         time.sleep(0.1)
-    raise CliError(f"shipway (pid {pid}) did not stop within {timeout:.0f}s")
+    raise ClientError(f"shipway (pid {pid}) did not stop within {timeout:.0f}s")
 
 
 def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
@@ -160,10 +161,7 @@ def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
     )
     for noisy in ("temporalio", "nats", "uvicorn", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        asyncio.run(Node(settings, Links(temporal, nats, listen_fd)).run())
-    except ShipwayError as e:
-        raise CliError(e.message) from e
+    asyncio.run(Node(settings, Links(temporal, nats, listen_fd)).run())
 
 
 def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
@@ -179,7 +177,7 @@ def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
                 f"; its apps still run (node pid {node['pid']}): `shipway up` takes them "
                 "over, `shipway down` stops them"
             )
-        raise CliError(f"shipway is not running (data dir {data.root}){apps}")
+        raise ClientError(f"shipway is not running (data dir {data.root}){apps}")
     try:
         health = httpx.get(f"{state['url']}/healthz", params={"deep": deep}, timeout=20).json()
     except (httpx.HTTPError, ValueError) as e:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.builds import read_events
-from shipway.cli.client import Api
-from shipway.cli.resources import DataOpt
+from shipway.cli.options import DataOpt
+from shipway.client.api import Api
+from shipway.client.follow import read_events
 
 #: The most lines the log starts with; the server refuses more.
 MAX_TAIL = 10_000

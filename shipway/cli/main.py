@@ -13,17 +13,19 @@ from shipway import __version__
 from shipway.cli import connect, local
 from shipway.cli.audit import audit
 from shipway.cli.builds import builds
-from shipway.cli.client import Api, CliError, save_login
 from shipway.cli.deploy import deploy
 from shipway.cli.env import env
 from shipway.cli.fleet import builder, builders, fleet
 from shipway.cli.formation import scale
 from shipway.cli.functions import fn
 from shipway.cli.logs import logs
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, errors
 from shipway.cli.previews import previews
 from shipway.cli.releases import releases, rollback
-from shipway.cli.resources import DataOpt, JsonOpt, apps, orgs, tokens
+from shipway.cli.resources import apps, orgs, tokens
+from shipway.client.api import Api
+from shipway.client.login import save_login
 from shipway.errors import ShipwayError
 from shipway.settings import Settings
 
@@ -178,7 +180,7 @@ def run() -> None:
     """Entry point: every failure becomes one `error: …` line and exit code 1."""
     try:
         code = app(standalone_mode=False)
-    except (CliError, ShipwayError, httpx.HTTPError) as e:
+    except (ShipwayError, httpx.HTTPError) as e:
         errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as e:

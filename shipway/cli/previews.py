@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.client import Api, CliError
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
+from shipway.client.api import Api
+from shipway.errors import ClientError
 
 previews = typer.Typer(
     help="An app's preview environments (one per pushed branch).", no_args_is_help=True
@@ -40,6 +41,6 @@ def previews_delete(
 ) -> None:
     """Remove a preview: its instances stop, its host answers 404, its deployments go."""
     if _NAME.fullmatch(environment) is None:
-        raise CliError(f"{environment!r} is not a preview name: a-z, 0-9 and '-'")
+        raise ClientError(f"{environment!r} is not a preview name: a-z, 0-9 and '-'")
     Api.find(data).delete(f"/apps/{app}/environments/{environment}")
     console.print(f"Removed the preview {environment} of {app}.", highlight=False)

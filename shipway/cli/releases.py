@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from shipway.cli.client import Api, CliError
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
-from shipway.cli.resources import DataOpt, JsonOpt
-from shipway.cli.upload import wait
+from shipway.client.api import Api
+from shipway.client.upload import wait
 from shipway.deploys.lifecycle import DeploymentStatus
+from shipway.errors import ClientError
 
 releases = typer.Typer(help="An app's immutable releases.", no_args_is_help=True)
 
@@ -54,7 +55,7 @@ def parse_version(raw: str) -> int:
     """A release version as `v3` or `3`."""
     match = _VERSION.fullmatch(raw.strip())
     if match is None:
-        raise CliError(f"--to must be a release version such as v3 or 3; got {raw!r}")
+        raise ClientError(f"--to must be a release version such as v3 or 3; got {raw!r}")
     return int(match[1])
 
 
@@ -83,7 +84,7 @@ def rollback(
             raise typer.Exit(code)
         return
     if code:
-        raise CliError(said)
+        raise ClientError(said)
     console.print(said, highlight=False)
 
 

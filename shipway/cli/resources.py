@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from shipway import durations
-from shipway.cli.client import Api, CliError
+from shipway.cli.connect import show_connection, show_deliveries
+from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, fields, table
-
-DataOpt = Annotated[
-    Path | None, typer.Option("--data", help="data dir of a local shipway", show_default=False)
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+from shipway.client.api import Api
+from shipway.errors import ClientError
 
 apps = typer.Typer(help="Create, list, inspect and delete apps.", no_args_is_help=True)
 tokens = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -79,8 +76,6 @@ def apps_info(name: str, as_json: JsonOpt = False, data: DataOpt = None) -> None
         ["name", "url", "release", "description", "state"],
         empty="No environments.",
     )
-    from shipway.cli.connect import show_connection, show_deliveries  # connect imports this
-
     console.print()
     show_connection(info.get("connection"))
     if info.get("deliveries"):
@@ -155,7 +150,7 @@ def apps_set(
     if health_timeout is not None:
         body["health_timeout"] = whole_seconds(health_timeout, "--health-timeout")
     if not body:
-        raise CliError(
+        raise ClientError(
             "nothing to change: pass --plan, --build-network/--no-build-network, "
             "--idle-timeout, --health-path or --health-timeout"
         )
@@ -176,7 +171,7 @@ def apps_delete(
 ) -> None:
     """Delete an app and everything it owns."""
     if not yes:
-        raise CliError(f"deleting {name} removes all its releases; pass --yes to confirm")
+        raise ClientError(f"deleting {name} removes all its releases; pass --yes to confirm")
     Api.find(data).delete(f"/apps/{name}")
     console.print(f"Deleted {name}.")
 
@@ -185,7 +180,7 @@ def parse_duration(raw: str, flag: str = "--expires") -> timedelta:
     """'90s', '15m', '12h', '30d' or '2w' as a timedelta."""
     found = durations.parse(raw)
     if found is None:
-        raise CliError(f"{flag} must look like {durations.EXAMPLES}; got {raw!r}")
+        raise ClientError(f"{flag} must look like {durations.EXAMPLES}; got {raw!r}")
     return found
 
 
@@ -196,7 +191,7 @@ def whole_seconds(raw: str, flag: str, *, also: str = "") -> int:
         return int(text)
     found = durations.parse(text)
     if found is None:
-        raise CliError(f"{flag} must be seconds (300) or like 90s, 15m or 2h{also}; got {raw!r}")
+        raise ClientError(f"{flag} must be seconds (300) or like 90s, 15m or 2h{also}; got {raw!r}")
     return int(found.total_seconds())
 
 

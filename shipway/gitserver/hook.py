@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shipway.cli.client import Api, CliError
-from shipway.cli.upload import Source, deploy
-from shipway.errors import ServiceError, TooLarge
+from shipway.client.api import Api
+from shipway.client.upload import Source, deploy
+from shipway.errors import ClientError, ShipwayError
 from shipway.gitserver.archive import stream
 
 BRANCH_PREFIX = "refs/heads/"
@@ -49,20 +49,12 @@ def read_updates(lines: Iterable[str]) -> list[RefUpdate]:
     return updates
 
 
-def archive(sha: str, limit: int | None) -> Iterator[bytes]:
-    """The tree of SHA as a tar stream, read from the quarantined objects git pointed us at."""
-    try:
-        yield from stream(sha, limit)
-    except (TooLarge, ServiceError) as e:
-        raise CliError(e.message) from e
-
-
 def deploy_branch(api: Api, app: str, update: RefUpdate, limit: int | None) -> int:
     branch = update.branch
     assert branch is not None
     say(f"-----> Received {branch} ({update.new[:7]})")
     source = Source(
-        app=app, chunks=archive(update.new, limit), origin="git", ref=update.ref, sha=update.new
+        app=app, chunks=stream(update.new, limit), origin="git", ref=update.ref, sha=update.new
     )
     return deploy(api, source, say)
 
@@ -82,7 +74,7 @@ def remove_preview(api: Api, app: str, branch: str) -> None:
         return
     try:
         api.delete(f"/apps/{app}/environments/{env}")
-    except CliError as e:
+    except ClientError as e:
         say(f"-----> Deleted {branch}; its preview {env} was not removed: {e}")
         return
     say(f"-----> Deleted {branch}; removed its preview {env}")
@@ -96,7 +88,7 @@ def run(api: Api, app: str, updates: list[RefUpdate], limit: int | None) -> int:
     for number, update in enumerate(pushed):
         try:
             failed = deploy_branch(api, app, update, limit)
-        except CliError as e:
+        except ShipwayError as e:  # the API's refusal, or a source too large to send
             say(f" !     {e}")
             failed = 1
         if failed:

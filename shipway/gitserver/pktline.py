@@ -67,8 +67,3 @@ def refuse_push(head: bytes, message: str, reason: str, gzipped: bool = False) -
     for at in range(0, len(report), band):
         body += pkt(SIDEBAND_DATA + report[at : at + band])
     return body + FLUSH
-
-
-def advertisement_error(service: str, message: str) -> bytes:
-    """A ref advertisement that git reports as `remote error: MESSAGE`."""
-    return pkt(f"# service={service}\n") + FLUSH + pkt(f"ERR {message}\n")

@@ -64,23 +64,10 @@ class _Lines(Protocol):
     def iter_lines(self) -> Iterator[str]: ...
 
 
-class _AsyncLines(Protocol):
-    def aiter_lines(self) -> AsyncIterator[str]: ...
-
-
 def iter_sse(response: _Lines) -> Iterator[SseEvent]:
     """The events of a streamed (sync) httpx response."""
     parser = SseParser()
     for line in response.iter_lines():
-        event = parser.feed(line)
-        if event is not None:
-            yield event
-
-
-async def aiter_sse(response: _AsyncLines) -> AsyncIterator[SseEvent]:
-    """The events of a streamed async httpx response."""
-    parser = SseParser()
-    async for line in response.aiter_lines():
         event = parser.feed(line)
         if event is not None:
             yield event

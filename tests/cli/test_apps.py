@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from shipway.cli.client import Api, CliError
 from shipway.cli.main import app as cli
 from shipway.cli.output import console
 from shipway.cli.resources import uptime, whole_seconds
+from shipway.client.api import Api
+from shipway.errors import ClientError
 from shipway.logs import lines
 from shipway.store import Store
 from shipway.store.tables import App
@@ -40,7 +41,7 @@ def said(output: str) -> list[str]:
 
 def fails(server: Server, *args: str) -> str:
     result = CliRunner().invoke(cli, list(args), env=server.env)
-    assert isinstance(result.exception, CliError), result.output
+    assert isinstance(result.exception, ClientError), result.output
     return str(result.exception)
 
 
@@ -51,7 +52,7 @@ def test_durations(raw: str, seconds: int) -> None:
 
 @pytest.mark.parametrize("raw", ["", "5 minutes", "-1", "1.5", "5y", "٣"])
 def test_bad_durations_name_the_flag(raw: str) -> None:
-    with pytest.raises(CliError, match="--health-timeout must be seconds"):
+    with pytest.raises(ClientError, match="--health-timeout must be seconds"):
         whole_seconds(raw, "--health-timeout")
 
 

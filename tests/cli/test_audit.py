@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from shipway.cli.audit import where
-from shipway.cli.client import Api, CliError
 from shipway.cli.main import app as cli
 from shipway.cli.output import console
+from shipway.client.api import Api
+from shipway.errors import ClientError
 from shipway.logs.sse import iter_sse
 from tests.cli.conftest import Server
 
@@ -43,7 +44,7 @@ def test_where_reads_a_condition(raw: str, condition: dict[str, object]) -> None
 
 @pytest.mark.parametrize("raw", ["flag.gid", "=x", "labels?x"])
 def test_a_bad_where_is_refused(raw: str) -> None:
-    with pytest.raises(CliError, match="--where"):
+    with pytest.raises(ClientError, match="--where"):
         where(raw)
 
 
@@ -82,7 +83,7 @@ def test_search_finds_by_payload_path(server: Server, monkeypatch: pytest.Monkey
     assert "More: --cursor" in shown.stdout
 
     bad = runner.invoke(cli, ["audit", "search", "--since", "yesterday"], env=server.env)
-    assert isinstance(bad.exception, CliError)
+    assert isinstance(bad.exception, ClientError)
     assert "since must be an ISO-8601 time" in str(bad.exception)
 
 

@@ -15,11 +15,12 @@ import uvicorn
 from typer.testing import CliRunner
 
 from shipway.api.app import create_app
-from shipway.cli.client import Api, CliError
 from shipway.cli.env import env as env_cli
 from shipway.cli.env import parse_pairs
+from shipway.client.api import Api
 from shipway.context import Context
 from shipway.embedded import ports
+from shipway.errors import ClientError
 from shipway.settings import Settings
 from shipway.store import Store
 
@@ -73,18 +74,18 @@ def test_set_list_unset(server: dict[str, str]) -> None:
 def test_the_servers_message_is_the_error(server: dict[str, str]) -> None:
     runner = CliRunner()
     result = runner.invoke(env_cli, ["list", "--app", "web"], env=server)
-    assert isinstance(result.exception, CliError)
+    assert isinstance(result.exception, ClientError)
     assert str(result.exception) == "no app named 'web' (HTTP 404)"
     Api(server["SHIPWAY_URL"], server["SHIPWAY_TOKEN"]).post("/apps", {"name": "web"})
     result = runner.invoke(env_cli, ["set", "--app", "web", "PORT=80"], env=server)
-    assert isinstance(result.exception, CliError)
+    assert isinstance(result.exception, ClientError)
     assert "'PORT' is reserved" in str(result.exception)
     assert str(result.exception).endswith("(HTTP 422)")
 
 
 def test_a_pair_without_equals_names_the_argument() -> None:
     assert parse_pairs(["A=", "B==", "A=2"]) == {"A": "2", "B": "="}
-    with pytest.raises(CliError, match="'DEBUG' is not KEY=VALUE"):
+    with pytest.raises(ClientError, match="'DEBUG' is not KEY=VALUE"):
         parse_pairs(["OK=1", "DEBUG"])
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shipway.cli.client import Api, CliError
 from shipway.cli.formation import parse_counts
 from shipway.cli.main import app as cli
+from shipway.client.api import Api
+from shipway.errors import ClientError
 from tests.cli.conftest import Server, shipway
 
 
@@ -34,7 +35,7 @@ def test_counts_are_process_equals_a_whole_number() -> None:
     ],
 )
 def test_bad_pairs_name_the_argument(pair: str, message: str) -> None:
-    with pytest.raises(CliError) as raised:
+    with pytest.raises(ClientError) as raised:
         parse_counts(["worker=1", pair])
     assert message in str(raised.value)
 
@@ -55,7 +56,7 @@ def test_scale_and_show(server: Server) -> None:
     assert json.loads(listed.stdout) == {"web": 3, "worker": 0}
 
     refused = runner.invoke(cli, ["scale", "--app", "web", "Web=1"], env=server.env)
-    assert isinstance(refused.exception, CliError)
+    assert isinstance(refused.exception, ClientError)
     assert "process type 'Web' must be" in str(refused.exception)
     assert str(refused.exception).endswith("(HTTP 422)")
     too_many = runner.invoke(cli, ["scale", "--app", "web", "web=21"], env=server.env)

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from shipway.cli.client import Api, CliError
 from shipway.cli.main import app as cli
 from shipway.cli.output import console
 from shipway.cli.releases import parse_version, rolled_back
+from shipway.client.api import Api
+from shipway.errors import ClientError
 from shipway.store import Store
 from tests.api.conftest import release
 from tests.cli.conftest import Server, shipway
@@ -27,7 +28,7 @@ def test_versions_are_written_v3_or_3(raw: str, version: int) -> None:
 
 @pytest.mark.parametrize("raw", ["", "v", "x3", "3.0", "-1", "v3v", "vv3", "3 4", "1" * 10])
 def test_bad_versions_are_refused(raw: str) -> None:
-    with pytest.raises(CliError, match="--to must be a release version such as v3 or 3"):
+    with pytest.raises(ClientError, match="--to must be a release version such as v3 or 3"):
         parse_version(raw)
 
 
@@ -90,7 +91,7 @@ def test_a_failed_rollback_exits_1_with_the_reason(server: Server, store: Store)
     server.temporal.failure = "web.1 exited with code 3"
     runner = CliRunner()
     result = runner.invoke(cli, ["rollback", "--app", "web"], env=server.env)
-    assert isinstance(result.exception, CliError)
+    assert isinstance(result.exception, ClientError)
     assert str(result.exception) == "the rollback of web (v3) failed: web.1 exited with code 3"
     as_json = runner.invoke(cli, ["rollback", "--app", "web", "--json"], env=server.env)
     assert as_json.exit_code == 1

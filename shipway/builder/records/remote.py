@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from shipway.builder.records import Begun
-from shipway.cli.client import describe_error
+from shipway.client.api import describe_error
 from shipway.errors import ServiceError
 from shipway.logs.writer import LineStore
 from shipway.releases.layers import LayerStore, write_tar

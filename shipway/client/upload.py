@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 
-from shipway.cli.builds import READ_TIMEOUT, read_log
-from shipway.cli.client import Api, CliError, describe_error
+from shipway.client.api import Api, describe_error
+from shipway.client.follow import READ_TIMEOUT, read_log
 from shipway.deploys.lifecycle import DeploymentStatus, is_terminal
+from shipway.errors import ClientError
 
 #: How often, and for how long at most, the deployment is asked how it ended once its log did.
 POLL_INTERVAL = 0.2
@@ -72,9 +73,9 @@ def _upload(http: httpx.Client, api: Api, source: Source) -> dict[str, Any]:
             content=source.chunks,
         )
     except httpx.HTTPError as e:
-        raise CliError(f"cannot upload the source to shipway at {api.url}: {e}") from e
+        raise ClientError(f"cannot upload the source to shipway at {api.url}: {e}") from e
     if response.status_code >= 400:
-        raise CliError(describe_error(response))
+        raise ClientError(describe_error(response))
     started: dict[str, Any] = response.json()
     return started
 
@@ -87,9 +88,9 @@ def wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
         try:
             response = http.get(f"{api.url}/api/v1/deployments/{deployment_id}", headers=headers)
         except httpx.HTTPError as e:
-            raise CliError(f"cannot reach shipway at {api.url}: {e}") from e
+            raise ClientError(f"cannot reach shipway at {api.url}: {e}") from e
         if response.status_code >= 400:
-            raise CliError(describe_error(response))
+            raise ClientError(describe_error(response))
         deployment: dict[str, Any] = response.json()
         if _ended(deployment["status"]) or time.monotonic() > deadline:
             return deployment

@@ -1,0 +1,59 @@
+"""Call /api/v1 and turn its errors into one clear line: the server's own message and status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shipway.client.login import resolve
+from shipway.errors import ClientError
+
+
+@dataclass
+class Api:
+    """A thin client of /api/v1 that raises ClientError with the server's own message."""
+
+    url: str
+    token: str
+    timeout: float = 30.0
+
+    @classmethod
+    def find(cls, data_flag: Path | None = None) -> Api:
+        return cls(*resolve(data_flag))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = httpx.request(
+                method,
+                f"{self.url}/api/v1{path}",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout,
+                **kwargs,
+            )
+        except httpx.HTTPError as e:
+            raise ClientError(f"cannot reach shipway at {self.url}: {e}") from e
+        if response.status_code >= 400:
+            raise ClientError(describe_error(response))
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+
+def describe_error(response: httpx.Response) -> str:
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text.strip()[:200] or response.reason_phrase
+    return f"{message} (HTTP {response.status_code})"
