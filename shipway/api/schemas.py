@@ -166,6 +166,19 @@ class ConfigVarOut(BaseModel):
     updated_at: datetime
 
 
+class Push(Body):
+    ref: str = Field(max_length=255, pattern=r"^refs/heads/\S+$", description="the pushed branch")
+    sha: str = Field(
+        pattern=r"^([0-9a-f]{40}|[0-9a-f]{64})$", description="the commit to deploy, in full"
+    )
+    quarantine: str | None = Field(
+        default=None,
+        pattern=r"^(tmp_objdir-)?incoming-[A-Za-z0-9_-]{1,64}$",
+        description="while a push is received: git's quarantine directory of its objects, "
+        "which the pre-receive hook names",
+    )
+
+
 class Rollback(Body):
     to: int | None = Field(
         default=None,

@@ -1,5 +1,8 @@
-"""Hand a source tar to the deployments API, show its build log as it is written, and say how
-the deployment ended. `git push` (through the pre-receive hook) and `shipway deploy` share it."""
+"""Start a deployment, show its build log as it is written, and say how it ended.
+
+`shipway deploy` uploads a source tar; `git push` (through the pre-receive hook) names the
+pushed commit, which the server archives from the app's repository itself, so a push's tree
+is packed once and crosses the API once."""
 
 from __future__ import annotations
 
@@ -12,14 +15,11 @@ import httpx
 
 from shipway.client.api import Api, describe_error
 from shipway.client.follow import READ_TIMEOUT, read_log
-from shipway.deploys.lifecycle import DeploymentStatus, is_terminal
+from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import ClientError
 
-#: How often, and for how long at most, the deployment is asked how it ended once its log did.
-POLL_INTERVAL = 0.2
+#: Seconds at most the deployment is waited for once its log ended.
 OUTCOME_WAIT = 600.0
-
-SUCCEEDED = (DeploymentStatus.LIVE, DeploymentStatus.RETIRED)
 
 Say = Callable[[str], Any]
 
@@ -36,8 +36,19 @@ class Source:
     environment: str | None = None
 
 
-def deploy(api: Api, source: Source, say: Say) -> int:
-    """Upload, follow, report through SAY; 0 when the deployment went live, else 1."""
+@dataclass(frozen=True)
+class Pushed:
+    """A commit pushed to the app's repository on the server; QUARANTINE names the directory
+    that holds a push's objects until its pre-receive hook accepts it."""
+
+    app: str
+    ref: str
+    sha: str
+    quarantine: str | None = None
+
+
+def deploy(api: Api, source: Source | Pushed, say: Say) -> int:
+    """Start, follow, report through SAY; 0 when the deployment went live, else 1."""
     timeout = httpx.Timeout(api.timeout, read=READ_TIMEOUT)
     shown: list[str] = [""]
 
@@ -46,7 +57,9 @@ def deploy(api: Api, source: Source, say: Say) -> int:
         say(line)
 
     with httpx.Client(timeout=timeout) as http:
-        started = _upload(http, api, source)
+        started = (
+            _upload(http, api, source) if isinstance(source, Source) else _push(http, api, source)
+        )
         show(
             f"-----> Deploying to {started['environment']} of {source.app} "
             f"(build {started['build_id']})"
@@ -80,30 +93,50 @@ def _upload(http: httpx.Client, api: Api, source: Source) -> dict[str, Any]:
     return started
 
 
+def _push(http: httpx.Client, api: Api, pushed: Pushed) -> dict[str, Any]:
+    body = {"ref": pushed.ref, "sha": pushed.sha, "quarantine": pushed.quarantine}
+    headers = {"Authorization": f"Bearer {api.token}"}
+    try:
+        response = http.post(
+            f"{api.url}/api/v1/apps/{pushed.app}/pushes", json=body, headers=headers
+        )
+    except httpx.HTTPError as e:
+        raise ClientError(f"cannot reach shipway at {api.url}: {e}") from e
+    if response.status_code >= 400:
+        raise ClientError(describe_error(response))
+    started: dict[str, Any] = response.json()
+    return started
+
+
 def wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
-    """The deployment once it ended, or as it stands after OUTCOME_WAIT seconds."""
+    """The deployment once it went live or ended, or as it stands after OUTCOME_WAIT seconds:
+    the server answers as soon as it has (`?wait=`), so nothing polls."""
     deadline = time.monotonic() + OUTCOME_WAIT
     headers = {"Authorization": f"Bearer {api.token}"}
     while True:
+        left = max(int(deadline - time.monotonic()), 0)
         try:
-            response = http.get(f"{api.url}/api/v1/deployments/{deployment_id}", headers=headers)
+            response = http.get(
+                f"{api.url}/api/v1/deployments/{deployment_id}",
+                params={"wait": left},
+                headers=headers,
+                timeout=httpx.Timeout(api.timeout, read=left + api.timeout),
+            )
         except httpx.HTTPError as e:
             raise ClientError(f"cannot reach shipway at {api.url}: {e}") from e
         if response.status_code >= 400:
             raise ClientError(describe_error(response))
         deployment: dict[str, Any] = response.json()
-        if _ended(deployment["status"]) or time.monotonic() > deadline:
+        if _ended(deployment["status"]) or not left:
             return deployment
-        time.sleep(POLL_INTERVAL)
 
 
 def _ended(status: str) -> bool:
     """Live counts as an end here: the push is done once its release serves."""
     try:
-        known = DeploymentStatus(status)
+        return settled(DeploymentStatus(status))
     except ValueError:
         return True
-    return known in SUCCEEDED or is_terminal(known)
 
 
 def outcome(deployment: dict[str, Any], build: str | None) -> tuple[str, int]:

@@ -3,7 +3,8 @@
 git runs it with the pushed objects still in quarantine and `OLD NEW REF` lines on stdin;
 all it prints reaches the pusher as `remote: …` lines, and a non-zero exit rejects the whole
 push, so a branch whose build fails stays where it was. The git server passes SHIPWAY_URL,
-SHIPWAY_TOKEN (the pusher's), SHIPWAY_APP and SHIPWAY_MAX_SOURCE through git's environment.
+SHIPWAY_TOKEN (the pusher's) and SHIPWAY_APP through git's environment. The hook sends only
+the pushed commit's name: the server archives its tree from the repository itself.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from shipway.client.api import Api
-from shipway.client.upload import Source, deploy
+from shipway.client.upload import Pushed, deploy
 from shipway.errors import ClientError, ShipwayError
-from shipway.gitserver.archive import stream
 
 BRANCH_PREFIX = "refs/heads/"
 
@@ -49,14 +50,14 @@ def read_updates(lines: Iterable[str]) -> list[RefUpdate]:
     return updates
 
 
-def deploy_branch(api: Api, app: str, update: RefUpdate, limit: int | None) -> int:
+def deploy_branch(api: Api, app: str, update: RefUpdate, quarantine: str | None) -> int:
+    """Deploy the pushed commit: the server archives its tree from the repository, reading the
+    push's objects from QUARANTINE (where git holds them until this hook accepts the push)."""
     branch = update.branch
     assert branch is not None
     say(f"-----> Received {branch} ({update.new[:7]})")
-    source = Source(
-        app=app, chunks=stream(update.new, limit), origin="git", ref=update.ref, sha=update.new
-    )
-    return deploy(api, source, say)
+    pushed = Pushed(app=app, ref=update.ref, sha=update.new, quarantine=quarantine)
+    return deploy(api, pushed, say)
 
 
 def remove_preview(api: Api, app: str, branch: str) -> None:
@@ -80,15 +81,15 @@ def remove_preview(api: Api, app: str, branch: str) -> None:
     say(f"-----> Deleted {branch}; removed its preview {env}")
 
 
-def run(api: Api, app: str, updates: list[RefUpdate], limit: int | None) -> int:
+def run(api: Api, app: str, updates: list[RefUpdate], quarantine: str | None) -> int:
     """Deploy the pushed branches one by one, then remove the previews of deleted ones.
 
     The push is accepted or rejected whole, so after a failure nothing more is deployed."""
     pushed = [u for u in updates if u.branch is not None and not u.deleted]
     for number, update in enumerate(pushed):
         try:
-            failed = deploy_branch(api, app, update, limit)
-        except ShipwayError as e:  # the API's refusal, or a source too large to send
+            failed = deploy_branch(api, app, update, quarantine)
+        except ShipwayError as e:  # the API's refusal (a source too large, say)
             say(f" !     {e}")
             failed = 1
         if failed:
@@ -109,9 +110,8 @@ def main() -> int:
     except KeyError as e:
         say(f" !     shipway's hook runs under shipway's git server only ({e.args[0]} is unset)")
         return 1
-    raw_limit = os.environ.get("SHIPWAY_MAX_SOURCE", "")
-    limit = int(raw_limit) if raw_limit.isdigit() else None
-    return run(Api(url, token), app, read_updates(sys.stdin), limit)
+    quarantine = os.environ.get("GIT_QUARANTINE_PATH")
+    return run(Api(url, token), app, read_updates(sys.stdin), quarantine and Path(quarantine).name)
 
 
 if __name__ == "__main__":

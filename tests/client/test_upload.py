@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shipway.client import upload
 from shipway.client.api import Api
 from shipway.client.upload import Source, deploy, outcome
 from shipway.embedded import ports
@@ -58,10 +57,7 @@ def test_outcome(given: dict[str, Any], build: str | None, said: str, code: int)
     assert outcome(given, build) == (f"-----> {said}", code)
 
 
-def test_deploy_uploads_follows_and_waits_for_the_outcome(
-    ship: Shipway, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(upload, "POLL_INTERVAL", 0.01)
+def test_deploy_uploads_follows_and_waits_for_the_outcome(ship: Shipway) -> None:
     app = ship.create_app("client-upload")
     said: list[str] = []
     source = Source(
@@ -83,6 +79,8 @@ def test_deploy_uploads_follows_and_waits_for_the_outcome(
         "-----> Release v3 is live at http://client-upload.localhost:8080",
     ]
     assert ship.fake.polls == 2  # the first answer was still deploying
+    # Each time, the server was asked to answer once the deployment has ended, not at once.
+    assert all(wait > 500 for wait in ship.fake.waits), ship.fake.waits
 
 
 def test_a_failed_build_is_exit_code_1(ship: Shipway) -> None:

@@ -4,6 +4,7 @@ the real git client. The store is SQLite only: these tests are about git, not th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import socket
@@ -29,8 +30,10 @@ from shipway.api.limits import BodyLimit
 from shipway.api.routes import git as git_routes
 from shipway.apps import service as apps
 from shipway.context import Context
+from shipway.deploys import launch
 from shipway.deploys.service import environment_name
 from shipway.errors import TooLarge
+from shipway.gitserver import archive, repos
 from shipway.logs import sse
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
@@ -81,9 +84,14 @@ class FakeDeployments:
         self.uploads: list[Upload] = []
         self.deleted: list[tuple[str, str]] = []
         self.polls = 0
+        #: The `wait` each GET of a deployment asked for.
+        self.waits: list[int] = []
         self.router = APIRouter(prefix="/api/v1")
         self.router.add_api_route(
             "/apps/{app}/deployments", self.create, methods=["POST"], status_code=202
+        )
+        self.router.add_api_route(
+            "/apps/{app}/pushes", self.push, methods=["POST"], status_code=202
         )
         self.router.add_api_route("/builds/{build_id}/logs", self.logs, methods=["GET"])
         self.router.add_api_route("/deployments/{deployment_id}", self.get, methods=["GET"])
@@ -96,6 +104,7 @@ class FakeDeployments:
         self.uploads.clear()
         self.deleted.clear()
         self.polls = 0
+        self.waits.clear()
 
     def _check_app(self, principal: Principal, app: str) -> None:
         with self.store.transaction() as session:
@@ -109,8 +118,32 @@ class FakeDeployments:
         body = await request.body()
         if len(body) > self.settings.max_source:
             raise TooLarge("the source is larger than the limit")
-        params = dict(request.query_params)
-        self.uploads.append(Upload(app, params, body))
+        return self._started(Upload(app, dict(request.query_params), body))
+
+    async def push(
+        self, app: str, request: Request, principal: Principal = Depends(principal_from)
+    ) -> JSONResponse:
+        """As the real route: the commit's tree archived from the app's repository (from the
+        push's quarantined objects), within the source limit."""
+        principal.require(Role.DEPLOYER)
+        self._check_app(principal, app)
+        body = await request.json()
+        repo = repos.repo_path(self.settings.data_dir, principal.organization_id, app)
+        async with contextlib.aclosing(archive.tree(repo, body["sha"], body["quarantine"])) as tree:
+            kept = await launch.receive(
+                tree,
+                self.settings.data_dir,
+                self.settings.max_source,
+                f"the source of {body['sha'][:7]}",
+            )
+        tar = kept.read_bytes()
+        kept.unlink()
+        params = {"source": "git", "ref": body["ref"], "sha": body["sha"]}
+        return self._started(Upload(app, params, tar))
+
+    def _started(self, upload: Upload) -> JSONResponse:
+        self.uploads.append(upload)
+        app, params = upload.app, upload.params
         env = params.get("env") or environment_name(params.get("ref"))[0]
         number = len(self.uploads)
         return JSONResponse(
@@ -143,9 +176,10 @@ class FakeDeployments:
         return StreamingResponse(events(), media_type="text/event-stream")
 
     async def get(
-        self, deployment_id: int, principal: Principal = Depends(principal_from)
+        self, deployment_id: int, wait: int = 0, principal: Principal = Depends(principal_from)
     ) -> dict[str, Any]:
         self.polls += 1
+        self.waits.append(wait)
         script = self.script
         upload = self.uploads[deployment_id - 1]
         live = script.status == "live"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +16,7 @@ from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context, principal_from
 from shipway.api.routes.apps import app_url, tenant
 from shipway.api.routing import Route
-from shipway.api.schemas import Id
+from shipway.api.schemas import Id, Push
 from shipway.apps import service as apps
 from shipway.context import Context
 from shipway.deploys import launch, service
@@ -22,6 +24,7 @@ from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, settled
 from shipway.errors import UnsupportedMedia
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState
+from shipway.gitserver import archive, repos
 from shipway.store.tables import Build, Deployment, Environment, Release
 
 router = APIRouter(tags=["deployments"], route_class=Route)
@@ -109,6 +112,44 @@ async def create_deployment(
             f"the body must be a tar archive ({', '.join(ARCHIVE_TYPES)}); got {kind or 'none'}"
         )
     upload = await launch.receive(request.stream(), ctx.settings.data_dir, ctx.settings.max_source)
+    return await _launch(request, principal, app, upload, organization, ref, sha, source, env)
+
+
+@router.post(
+    "/apps/{app}/pushes", status_code=202, summary="Deploy a commit pushed to the app's repository"
+)
+async def deploy_push(
+    app: str, body: Push, request: Request, principal: Principal = Depends(principal_from)
+) -> JSONResponse:
+    """What the git server's pre-receive hook calls for each pushed branch: the server archives
+    the commit's tree from the app's repository itself (from the push's quarantined objects
+    while it is received), so the tree is packed once. The build log follows at logs_url."""
+    ctx = context(request)
+    principal.require(Role.DEPLOYER)
+    with ctx.store.transaction() as session:
+        row = apps.get(session, principal, app)
+        organization = tenant(session, principal.organization_id)
+    repo = repos.repo_path(ctx.settings.data_dir, row.organization_id, app)
+    async with contextlib.aclosing(archive.tree(repo, body.sha, body.quarantine)) as tree:
+        upload = await launch.receive(
+            tree, ctx.settings.data_dir, ctx.settings.max_source, f"the source of {body.sha[:7]}"
+        )
+    return await _launch(request, principal, app, upload, organization, body.ref, body.sha, "git")
+
+
+async def _launch(
+    request: Request,
+    principal: Principal,
+    app: str,
+    upload: Path,
+    organization: str | None,
+    ref: str | None,
+    sha: str | None,
+    source: str,
+    env: str | None = None,
+) -> JSONResponse:
+    """Start the deployment of UPLOAD; the answer says where to follow it."""
+    ctx = context(request)
     launched = await launch.launch(
         ctx.store,
         ctx.temporal,

@@ -74,7 +74,7 @@ async def git_http(app: str, path: str, request: Request) -> Response:
         remote_addr=request.client.host if request.client else "",
         remote_user=access.principal.actor,
         max_input=limit.size if limit else None,
-        extra=_hook_env(request, secret, app, ctx.settings.max_source) if pushing else {},
+        extra=_hook_env(request, secret, app) if pushing else {},
     )
     try:
         answer = await backend.run(env, request.stream(), limit)
@@ -128,14 +128,9 @@ async def _push_limit(repo: Path, max_source: int) -> backend.Limit:
     )
 
 
-def _hook_env(request: Request, secret: str, app: str, max_source: int) -> dict[str, str]:
+def _hook_env(request: Request, secret: str, app: str) -> dict[str, str]:
     """What the pre-receive hook needs to call this server back as the pusher."""
-    return {
-        "SHIPWAY_URL": _loopback_url(request),
-        "SHIPWAY_TOKEN": secret,
-        "SHIPWAY_APP": app,
-        "SHIPWAY_MAX_SOURCE": str(max_source),
-    }
+    return {"SHIPWAY_URL": _loopback_url(request), "SHIPWAY_TOKEN": secret, "SHIPWAY_APP": app}
 
 
 def _loopback_url(request: Request) -> str:
