@@ -116,7 +116,9 @@ class BuilderActivities:
             await self._held(task.build_id, attempt, log)
             await log.write(f"-----> Build failed: {e.message}")
             await log.close("failed")
-            raise ApplicationError(e.message, type=FAILURE_TYPE, non_retryable=True) from e
+            # The message becomes the deployment's reason: masked as the log is.
+            said = log.masker.mask(e.message)
+            raise ApplicationError(said, type=FAILURE_TYPE, non_retryable=True) from None
         except asyncio.CancelledError:
             work.cancel()
             with contextlib.suppress(BaseException):
@@ -130,7 +132,10 @@ class BuilderActivities:
             raise
         except Exception as e:
             await log.write(f"-----> The build stopped: {e}")
-            raise
+            if not log.masker:
+                raise
+            # Temporal keeps the message (and its causes) as the failure: masked, as the log is.
+            raise ApplicationError(log.masker.mask(str(e)), type=type(e).__name__) from None
         finally:
             watch.cancel()
         await self._held(task.build_id, attempt, log)

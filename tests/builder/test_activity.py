@@ -196,11 +196,14 @@ async def test_the_apps_secrets_are_masked_in_the_build_log(
     set_config(store, owner, data, "web", {"API_TOKEN": "hunter2-xyz"}, secret=True)
     pushed = push(store, owner)
     files = {"index.html": "x", "shipway.yml": "build:\n  private: [hunter2-xyz]\n"}
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError) as raised:
         await attempt().run(builder.build, task(pushed, files, tmp_path))
     log = log_of(store, pushed.build_id)
     assert log[-1].startswith("-----> Build failed: shipway.yml: build.private names unknown")
     assert "***" in log[-1] and not any("hunter2" in line for line in log)
+    # The failure becomes the deployment's reason: masked too, with no unmasked cause behind.
+    assert "***" in raised.value.message and "hunter2" not in raised.value.message
+    assert raised.value.__cause__ is None
 
 
 async def test_cancelling_a_running_build_stops_its_sandbox_and_says_it_was_cancelled(

@@ -37,10 +37,14 @@ class LocalRecords:
                 # or cut off for longer than the heartbeat timeout, or the build raised.
                 earlier = build_row.builder or "another builder"
                 previous = f"the attempt on {earlier} did not finish (stopped or cut off)"
-            elif deployment.status == DeploymentStatus.QUEUED.value and (
-                service.move_deployment(session, deployment, DeploymentStatus.BUILDING)
-                and service.move_build(session, build_row, BuildStatus.BUILDING)
+            elif (
+                deployment.status == DeploymentStatus.QUEUED.value
+                and build_row.status == BuildStatus.QUEUED.value
             ):
+                # Named before the move, so that its `build.start` entry says where it runs.
+                build_row.builder = builder
+                service.move_deployment(session, deployment, DeploymentStatus.BUILDING)
+                service.move_build(session, build_row, BuildStatus.BUILDING)
                 previous = None
             else:
                 return None
