@@ -17,6 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from shipway.accounts.roles import Principal, Role
+from shipway.apps import service as apps
+from shipway.store import Store
+from shipway.store.tables import Organization
+
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
@@ -110,3 +115,15 @@ def hidden_path(*commands: str) -> str:
                 continue
             link.symlink_to(entry.path)
     return str(shadow)
+
+
+def new_owner(store: Store, *app_names: str, organization: str = "acme") -> Principal:
+    """The owner of a new ORGANIZATION with these apps."""
+    with store.transaction() as session:
+        org = Organization(name=organization)
+        session.add(org)
+        session.flush()
+        owner = Principal(org.id, Role.OWNER, f"user:{organization}")
+        for name in app_names:
+            apps.create(session, owner, name)
+        return owner

@@ -57,9 +57,7 @@ def deploy(api: Api, source: Source | Pushed, say: Say) -> int:
         say(line)
 
     with httpx.Client(timeout=timeout) as http:
-        started = (
-            _upload(http, api, source) if isinstance(source, Source) else _push(http, api, source)
-        )
+        started = _start(http, api, source)
         show(
             f"-----> Deploying to {started['environment']} of {source.app} "
             f"(build {started['build_id']})"
@@ -72,36 +70,27 @@ def deploy(api: Api, source: Source | Pushed, say: Say) -> int:
     return code
 
 
-def _upload(http: httpx.Client, api: Api, source: Source) -> dict[str, Any]:
-    params = {"source": source.origin}
-    for name, value in (("ref", source.ref), ("sha", source.sha), ("env", source.environment)):
-        if value:
-            params[name] = value
-    headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/x-tar"}
-    try:
-        response = http.post(
-            f"{api.url}/api/v1/apps/{source.app}/deployments",
-            params=params,
-            headers=headers,
-            content=source.chunks,
-        )
-    except httpx.HTTPError as e:
-        raise ClientError(f"cannot upload the source to shipway at {api.url}: {e}") from e
-    if response.status_code >= 400:
-        raise ClientError(describe_error(response))
-    started: dict[str, Any] = response.json()
-    return started
-
-
-def _push(http: httpx.Client, api: Api, pushed: Pushed) -> dict[str, Any]:
-    body = {"ref": pushed.ref, "sha": pushed.sha, "quarantine": pushed.quarantine}
+def _start(http: httpx.Client, api: Api, source: Source | Pushed) -> dict[str, Any]:
+    """Ask for the deployment: an upload of SOURCE's tar, or a pushed commit's; what started."""
     headers = {"Authorization": f"Bearer {api.token}"}
+    request: dict[str, Any]
+    if isinstance(source, Source):
+        params = {"source": source.origin}
+        for name, value in (("ref", source.ref), ("sha", source.sha), ("env", source.environment)):
+            if value:
+                params[name] = value
+        headers["Content-Type"] = "application/x-tar"
+        path, request = "deployments", {"params": params, "content": source.chunks}
+        failing = "cannot upload the source to shipway"
+    else:
+        body = {"ref": source.ref, "sha": source.sha, "quarantine": source.quarantine}
+        path, request, failing = "pushes", {"json": body}, "cannot reach shipway"
     try:
         response = http.post(
-            f"{api.url}/api/v1/apps/{pushed.app}/pushes", json=body, headers=headers
+            f"{api.url}/api/v1/apps/{source.app}/{path}", headers=headers, **request
         )
     except httpx.HTTPError as e:
-        raise ClientError(f"cannot reach shipway at {api.url}: {e}") from e
+        raise ClientError(f"{failing} at {api.url}: {e}") from e
     if response.status_code >= 400:
         raise ClientError(describe_error(response))
     started: dict[str, Any] = response.json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -12,6 +13,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from shipway.errors import PortInUse
+
+log = logging.getLogger(__name__)
 
 #: The port each embedded server prefers when it is free.
 PREFERRED = {"temporal": 7233, "temporal_ui": 8233, "temporal_http": 7243, "nats": 4222}
@@ -60,30 +63,72 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def allocate(path: Path, names: list[str], *, avoid: set[int]) -> dict[str, int]:
-    """Ports for NAMES: last time's if still free, else the preferred one, else any free one."""
-    saved: dict[str, int] = {}
-    if path.exists():
-        try:
-            saved = {k: int(v) for k, v in json.loads(path.read_text()).items()}
-        except (ValueError, AttributeError):
-            saved = {}
+def allocate(
+    path: Path, names: list[str], *, avoid: set[int], registry: Path | None = None
+) -> dict[str, int]:
+    """Ports for NAMES: last time's if still free, else the preferred one, else any free one.
+
+    A port another data dir on this machine holds for its own servers (its PATH still names
+    it, in the machine's REGISTRY) is never taken, free as it may be while that shipway
+    restarts: its node keeps talking to the servers at those addresses. Call it under
+    `claimed()`."""
+    registry = registry or _REGISTRY
+    path = path.resolve()
+    saved = _read(path)
+    elsewhere = _held_elsewhere(registry, path)
     chosen: dict[str, int] = {}
-    taken = set(avoid)
+    taken = set(avoid) | set(elsewhere)
+
+    def usable(port: int) -> bool:
+        return port not in taken and is_free(port)
+
     for name in names:
         for candidate in (saved.get(name), PREFERRED.get(name)):
-            if candidate and candidate not in taken and is_free(candidate):
+            if candidate is not None and usable(candidate):
                 chosen[name] = candidate
                 break
         else:
             port = any_free()
-            while port in taken:
+            while not usable(port):
                 port = any_free()
             chosen[name] = port
         taken.add(chosen[name])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(chosen, indent=2))
+    owners = {**elsewhere, **{port: path for port in chosen.values()}}
+    try:
+        registry.write_text(json.dumps({str(port): str(owner) for port, owner in owners.items()}))
+    except OSError as e:  # another user's registry: our ports are then ours alone to keep
+        log.warning("cannot record the embedded servers' ports in %s: %s", registry, e)
     return chosen
+
+
+#: Which ports files (data dirs) hold which ports on this machine.
+_REGISTRY = Path(tempfile.gettempdir()) / "shipway-ports.json"
+
+
+def _read(path: Path) -> dict[str, int]:
+    try:
+        return {k: int(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _owners(registry: Path) -> dict[int, Path]:
+    try:
+        return {int(k): Path(v) for k, v in json.loads(registry.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _held_elsewhere(registry: Path, path: Path) -> dict[int, Path]:
+    """The ports another ports file still names, reserved for that data dir's servers (a data
+    dir removed, or given other ports, holds them no more)."""
+    return {
+        port: owner
+        for port, owner in _owners(registry).items()
+        if owner != path and port in _read(owner).values()
+    }
 
 
 @asynccontextmanager

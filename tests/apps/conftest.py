@@ -6,23 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from shipway.accounts.roles import Principal, Role
-from shipway.apps import service
+from shipway.accounts.roles import Principal
 from shipway.apps.secretbox import SecretBox
 from shipway.store import Store
-from shipway.store.tables import Organization
+from tests.helpers import new_owner
 
 
 @pytest.fixture
 def owner(store: Store) -> Principal:
     """The owner of a new organization that has one app, "web"."""
-    with store.transaction() as session:
-        org = Organization(name="acme")
-        session.add(org)
-        session.flush()
-        principal = Principal(organization_id=org.id, role=Role.OWNER, actor="user:acme")
-        service.create(session, principal, "web")
-        return principal
+    return new_owner(store, "web")
 
 
 @pytest.fixture

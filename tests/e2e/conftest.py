@@ -101,3 +101,22 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     running = start(tmp, "main")
     yield running
     stop(running)
+
+
+#: Pools of their own for the tests that run their own builders, chosen by the app's region.
+POOLS = ("slow", "far", "lossy", "away", "remote", "busy")
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    """One shipway whose rules send each test's apps to a pool of its own (by region), for
+    the tests that run their own builders."""
+    tmp = tmp_path_factory.mktemp("pooled")
+    rules = tmp / "fleet.yml"
+    rules.write_text(
+        "rules:\n  - {plan: pro, pool: fast}\n  - {needs: eu-registry, pool: eu}\n"
+        + "".join(f"  - {{region: {pool}, pool: {pool}}}\n" for pool in POOLS)
+    )
+    running = start(tmp, "pooled", SHIPWAY_FLEET_RULES=str(rules))
+    yield running
+    stop(running)

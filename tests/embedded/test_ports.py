@@ -43,3 +43,20 @@ def test_the_control_listener_disables_nagle() -> None:
         assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         listener.close()
+
+
+def test_ports_another_data_dir_holds_are_not_taken_while_it_restarts(tmp_path: Path) -> None:
+    """Its servers are down for a moment, their ports free; its node still expects them."""
+    registry = tmp_path / "registry.json"
+    mine, theirs = tmp_path / "mine" / "ports.json", tmp_path / "theirs" / "ports.json"
+    held = ports.allocate(theirs, ["temporal", "nats"], avoid=set(), registry=registry)
+    chosen = ports.allocate(mine, ["temporal", "nats"], avoid=set(), registry=registry)
+    assert not set(chosen.values()) & set(held.values())
+    # Their restart finds its ports again; a data dir that is gone holds nothing.
+    assert ports.allocate(theirs, ["temporal", "nats"], avoid=set(), registry=registry) == held
+    theirs.unlink()
+    again = ports.allocate(mine, ["temporal", "nats", "x"], avoid=set(), registry=registry)
+    assert {again["temporal"], again["nats"]} == set(chosen.values())
+    assert json.loads(registry.read_text()) == {
+        str(port): str(mine.resolve()) for port in again.values()
+    }

@@ -17,8 +17,7 @@ import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
 
-from shipway.accounts.roles import Principal, Role
-from shipway.apps import service as apps
+from shipway.accounts.roles import Principal
 from shipway.deploys import service
 from shipway.fleet import registry
 from shipway.fleet.autoscaler import Autoscaler, Sizing
@@ -27,7 +26,7 @@ from shipway.fleet.registry import BuilderRecord
 from shipway.fleet.sizing import Policy, PoolLoad
 from shipway.links import NatsLink
 from shipway.store import Store
-from shipway.store.tables import Organization
+from tests.helpers import new_owner
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -55,14 +54,7 @@ def pool() -> str:
 
 @pytest.fixture
 def owner(store: Store) -> Principal:
-    with store.transaction() as session:
-        org = Organization(name="acme")
-        session.add(org)
-        session.flush()
-        principal = Principal(org.id, Role.OWNER, "user:o")
-        for n in range(4):
-            apps.create(session, principal, f"app{n}")
-        return principal
+    return new_owner(store, *(f"app{n}" for n in range(4)))
 
 
 def queue(store: Store, owner: Principal, pool: str, builds: int, first: int = 0) -> None:

@@ -11,14 +11,13 @@ import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
 
-from shipway.accounts.roles import Principal, Role
-from shipway.apps import service as apps
+from shipway.accounts.roles import Principal
 from shipway.deploys import service
 from shipway.fleet import load, registry
 from shipway.fleet.registry import BuilderRecord
 from shipway.fleet.sizing import PoolLoad
 from shipway.store import Store
-from shipway.store.tables import Organization
+from tests.helpers import new_owner
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -36,14 +35,7 @@ async def js(servers: Servers) -> AsyncIterator[JetStreamContext]:
 
 @pytest.fixture
 def owner(store: Store) -> Principal:
-    with store.transaction() as session:
-        org = Organization(name="acme")
-        session.add(org)
-        session.flush()
-        principal = Principal(org.id, Role.OWNER, "user:o")
-        for name in ("a", "b", "c"):
-            apps.create(session, principal, name)
-        return principal
+    return new_owner(store, "a", "b", "c")
 
 
 def queue(store: Store, owner: Principal, app: str, pool: str, waiting: float) -> int:

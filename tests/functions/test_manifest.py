@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from shipway.accounts.roles import Principal, Role
+from shipway.accounts.roles import Principal
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict
 from shipway.functions import manifest as manifests
 from shipway.functions import service
 from shipway.functions.declared import Declared
 from shipway.store import Store
-from shipway.store.tables import Organization
+from tests.helpers import new_owner
 
 REPORT = Declared(
     "report", "js", "function handler() { return 1 }", triggers={"daily": ("0 6 * * *", {})}
@@ -24,11 +24,7 @@ ROLLUP = Declared("rollup", "python", "def handler(event):\n    return 2\n")
 
 @pytest.fixture
 def owner(store: Store) -> Principal:
-    with store.transaction() as session:
-        org = Organization(name="acme")
-        session.add(org)
-        session.flush()
-        return Principal(org.id, Role.OWNER, "user:o")
+    return new_owner(store)
 
 
 def apply(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from shipway.accounts.roles import Principal, Role
+from shipway.accounts.roles import Principal
 from shipway.apps import config
 from shipway.apps import service as apps
 from shipway.apps.secretbox import SecretBox
@@ -25,19 +25,15 @@ from shipway.store.tables import (
     Deployment,
     Environment,
     HookDelivery,
-    Organization,
     Release,
     RepoConnection,
 )
+from tests.helpers import new_owner
 
 
 @pytest.fixture
 def owner(store: Store) -> Principal:
-    with store.transaction() as session:
-        org = Organization(name="acme")
-        session.add(org)
-        session.flush()
-        return Principal(org.id, Role.OWNER, "user:o")
+    return new_owner(store)
 
 
 def fill(store: Store, owner: Principal, app: str, tmp_path: Path) -> int:
