@@ -18,7 +18,7 @@ test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/mypy shipway
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 2 --dist loadfile $(ARGS)
+	$(BIN)/pytest -n 3 --dist loadfile $(ARGS)
 	$(MAKE) fuzz
 
 # schemathesis over the OpenAPI schema against a real `shipway up`: 30 s of cases (FUZZ_SECONDS).
