@@ -49,12 +49,17 @@ def sources_dir(data_dir: Path) -> Path:
     return path
 
 
+def upload_path(data_dir: Path) -> Path:
+    """Where a source not yet recorded for a build is written, in DATA/sources."""
+    return sources_dir(data_dir) / f".upload-{uuid.uuid4().hex}"
+
+
 async def receive(
     chunks: AsyncIterator[bytes], data_dir: Path, limit: int, what: str = "the source"
 ) -> Path:
     """Write an uploaded archive (WHAT it is, for the refusal) to DATA/sources, refusing it
     once it passes LIMIT bytes."""
-    path = sources_dir(data_dir) / f".upload-{uuid.uuid4().hex}"
+    path = upload_path(data_dir)
     size = 0
     try:
         with open(path, "wb") as out:

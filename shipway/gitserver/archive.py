@@ -1,12 +1,13 @@
-"""The tree of one commit as a tar stream from `git archive`, cut off past a size limit."""
+"""The tree of one commit as a tar from `git archive`, cut off past a size limit: for a push
+(read from the push's quarantined objects while its pre-receive hook runs) and for a commit a
+webhook fetched."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from shipway.errors import ServiceError, TooLarge, ValidationError
@@ -14,16 +15,20 @@ from shipway.errors import ServiceError, TooLarge, ValidationError
 CHUNK = 64 * 1024
 MIB = 1024 * 1024
 
+#: How git names the directory that holds a push's objects until its pre-receive hook accepts.
+QUARANTINE = re.compile(r"(tmp_objdir-)?incoming-[A-Za-z0-9_-]{1,64}")
 
-def stream(sha: str, limit: int | None, git_dir: Path | None = None) -> Iterator[bytes]:
-    """The tar of SHA's tree, chunk by chunk, from GIT_DIR (or the repository git's
-    environment points at, as in a hook). TooLarge once past LIMIT bytes; ServiceError
-    if git fails."""
-    where = ["--git-dir", str(git_dir)] if git_dir is not None else []
+
+def stream(
+    sha: str, limit: int | None, git_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[bytes]:
+    """The tar of SHA's tree, chunk by chunk, from GIT_DIR (with ENV, git's own environment).
+    TooLarge once past LIMIT bytes; ServiceError if git fails."""
     proc = subprocess.Popen(
-        ["git", *where, "archive", "--format=tar", sha],
+        ["git", "--git-dir", str(git_dir), "archive", "--format=tar", sha],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=env,
     )
     assert proc.stdout is not None and proc.stderr is not None
     size = 0
@@ -46,14 +51,22 @@ def stream(sha: str, limit: int | None, git_dir: Path | None = None) -> Iterator
         proc.stderr.close()
 
 
-#: How git names the directory that holds a push's objects until its pre-receive hook accepts.
-QUARANTINE = re.compile(r"(tmp_objdir-)?incoming-[A-Za-z0-9_-]{1,64}")
+def write(repo: Path, sha: str, dest: Path, limit: int, env: dict[str, str] | None = None) -> Path:
+    """Write the tar of SHA's tree in the bare REPO to DEST; nothing is left there on failure."""
+    try:
+        with dest.open("wb") as out:
+            for chunk in stream(sha, limit, git_dir=repo, env=env):
+                out.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest
 
 
-async def tree(repo: Path, sha: str, quarantine: str | None = None) -> AsyncGenerator[bytes]:
-    """The tar of SHA's tree from the bare repository REPO, chunk by chunk; with QUARANTINE
-    (a push's quarantine directory in REPO/objects, while its pre-receive hook runs), from the
-    objects of that push too. ValidationError if REPO lacks the commit or the quarantine."""
+def pushed(repo: Path, sha: str, dest: Path, limit: int, quarantine: str | None = None) -> Path:
+    """Write the tar of a pushed commit SHA of the app's bare REPO to DEST; with QUARANTINE (a
+    push's quarantine directory in REPO/objects, while its pre-receive hook runs), read from the
+    objects of that push too. ValidationError if REPO lacks the quarantine or the commit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     if quarantine is not None:
         held = repo / "objects" / quarantine
@@ -62,27 +75,13 @@ async def tree(repo: Path, sha: str, quarantine: str | None = None) -> AsyncGene
         env.update(
             GIT_OBJECT_DIRECTORY=str(held), GIT_ALTERNATE_OBJECT_DIRECTORIES=str(repo / "objects")
         )
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        "--git-dir",
-        str(repo),
-        "archive",
-        "--format=tar",
-        sha,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    found = subprocess.run(
+        ["git", "--git-dir", str(repo), "cat-file", "-e", f"{sha}^{{commit}}"],
         env=env,
+        capture_output=True,
+        text=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    errors = asyncio.ensure_future(proc.stderr.read())
-    try:
-        while chunk := await proc.stdout.read(CHUNK):
-            yield chunk
-        if await proc.wait() != 0:
-            problem = (await errors).decode(errors="replace").strip()
-            raise ValidationError(f"cannot archive commit {sha[:7]} of the app: {problem}")
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        errors.cancel()
+    if found.returncode != 0:
+        problem = found.stderr.strip() or "no such commit"
+        raise ValidationError(f"cannot archive commit {sha[:7]} of the app: {problem}")
+    return write(repo, sha, dest, limit, env)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from shipway.deploys import previews, service
 from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
-from shipway.gitserver import repos
+from shipway.gitserver import archive, repos
 from shipway.links import NatsLink
 from shipway.nodes.client import NodeClient
 from shipway.settings import Settings
@@ -117,7 +116,7 @@ class HookActivities:
         repo = await asyncio.to_thread(
             repos.ensure, self.settings.data_dir, found.organization_id, found.app, target.identity
         )
-        upload = launcher.sources_dir(self.settings.data_dir) / f".upload-{uuid.uuid4().hex}"
+        upload = launcher.upload_path(self.settings.data_dir)
         try:
             fetched = await _beating(asyncio.to_thread(self._fetch, repo, found, work, upload))
             sha = fetched.sha
@@ -237,7 +236,7 @@ class HookActivities:
                 sha=work.sha,
                 pull=work.number,
             )
-            fetch.archive(repo, fetched.sha, upload, self.settings.max_source)
+            archive.write(repo, fetched.sha, upload, self.settings.max_source)
             return fetched
 
     def _connection(self, app_id: int) -> Connection:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipway.errors import ServiceError, ValidationError
-from shipway.gitserver.archive import stream
 from shipway.webhooks.githost import FULL_SHA, check_sha, pull_ref
 from shipway.webhooks.verify import Provider
 
@@ -117,18 +116,6 @@ def fetch(
         raise FetchError(f"commit {sha} is not on {' or '.join(w for w, _ in wanted) or url}")
     after = git.count()
     return Fetched(found, after[0] - before[0], after[1] - before[1])
-
-
-def archive(repo: Path, sha: str, dest: Path, limit: int) -> Path:
-    """Write the tar of SHA's tree in the bare REPO to DEST; nothing is left there on failure."""
-    try:
-        with dest.open("wb") as out:
-            for chunk in stream(sha, limit, git_dir=repo):
-                out.write(chunk)
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return dest
 
 
 class _Git:

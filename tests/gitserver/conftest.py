@@ -4,7 +4,6 @@ the real git client. The store is SQLite only: these tests are about git, not th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import socket
@@ -129,13 +128,14 @@ class FakeDeployments:
         self._check_app(principal, app)
         body = await request.json()
         repo = repos.repo_path(self.settings.data_dir, principal.organization_id, app)
-        async with contextlib.aclosing(archive.tree(repo, body["sha"], body["quarantine"])) as tree:
-            kept = await launch.receive(
-                tree,
-                self.settings.data_dir,
-                self.settings.max_source,
-                f"the source of {body['sha'][:7]}",
-            )
+        kept = await asyncio.to_thread(
+            archive.pushed,
+            repo,
+            body["sha"],
+            launch.upload_path(self.settings.data_dir),
+            self.settings.max_source,
+            body["quarantine"],
+        )
         tar = kept.read_bytes()
         kept.unlink()
         params = {"source": "git", "ref": body["ref"], "sha": body["sha"]}

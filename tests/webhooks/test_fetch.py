@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from shipway.errors import ServiceError, TooLarge, ValidationError
-from shipway.webhooks.fetch import FetchError, archive, fetch
+from shipway.gitserver.archive import write as archive
+from shipway.webhooks.fetch import FetchError, fetch
 from shipway.webhooks.githost import clone_url
 from shipway.webhooks.verify import Provider
 from tests.githost import StandInHost

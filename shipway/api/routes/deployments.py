@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -130,10 +129,14 @@ async def deploy_push(
         row = apps.get(session, principal, app)
         organization = tenant(session, principal.organization_id)
     repo = repos.repo_path(ctx.settings.data_dir, row.organization_id, app)
-    async with contextlib.aclosing(archive.tree(repo, body.sha, body.quarantine)) as tree:
-        upload = await launch.receive(
-            tree, ctx.settings.data_dir, ctx.settings.max_source, f"the source of {body.sha[:7]}"
-        )
+    upload = await asyncio.to_thread(
+        archive.pushed,
+        repo,
+        body.sha,
+        launch.upload_path(ctx.settings.data_dir),
+        ctx.settings.max_source,
+        body.quarantine,
+    )
     return await _launch(request, principal, app, upload, organization, body.ref, body.sha, "git")
 
 
