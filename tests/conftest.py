@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from fastapi.testclient import TestClient
+from nats.js import JetStreamContext
 
 from shipway import subscribers
 from shipway.accounts.organizations import bootstrap
 from shipway.api.app import create_app
 from shipway.context import Context
+from shipway.links import NatsLink
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
 from tests import servers as real_servers
@@ -103,3 +105,17 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[rea
     """A real Temporal and NATS, started once per test process for the tests that ask."""
     async with real_servers.running(tmp_path_factory.mktemp("servers")) as started:
         yield started
+
+
+@pytest_asyncio.fixture
+async def link(servers: real_servers.Servers) -> AsyncIterator[NatsLink]:
+    """A connected NATS link to the real servers, with the control plane's key."""
+    connected = servers.link()
+    await connected.connect()
+    yield connected
+    await connected.close()
+
+
+@pytest.fixture
+def js(link: NatsLink) -> JetStreamContext:
+    return link.js

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from shipway import eventbus, events, subscribers
 from shipway.events import Event
 from shipway.links import NatsLink
 from shipway.store import Store
-from tests.servers import Servers
-
-
-@pytest.fixture
-async def link(servers: Servers) -> AsyncIterator[NatsLink]:
-    link = servers.link()
-    await link.connect()
-    yield link
-    await link.close()
 
 
 def test_an_event_is_published_under_its_subject() -> None:

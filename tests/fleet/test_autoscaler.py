@@ -8,13 +8,12 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from nats.js import JetStreamContext
 
 from shipway.accounts.roles import Principal
@@ -27,7 +26,6 @@ from shipway.fleet.sizing import Policy, PoolLoad
 from shipway.links import NatsLink
 from shipway.store import Store
 from tests.helpers import new_owner
-from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +34,6 @@ pytestmark = pytest.mark.integration
 def database_url(tmp_path: Path) -> str:
     """SQLite only: how the queue is counted is the load tests' to show on every store."""
     return f"sqlite:///{tmp_path / 'shipway.db'}"
-
-
-@pytest_asyncio.fixture
-async def link(servers: Servers) -> AsyncIterator[NatsLink]:
-    connected = servers.link()
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 @pytest.fixture

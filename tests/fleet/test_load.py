@@ -4,11 +4,9 @@ its queued builds and how long the oldest has waited from a real store."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from nats.js import JetStreamContext
 
 from shipway.accounts.roles import Principal
@@ -18,19 +16,10 @@ from shipway.fleet.registry import BuilderRecord
 from shipway.fleet.sizing import PoolLoad
 from shipway.store import Store
 from tests.helpers import new_owner
-from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
 QUEUED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def js(servers: Servers) -> AsyncIterator[JetStreamContext]:
-    link = servers.link()
-    await link.connect()
-    yield link.js
-    await link.close()
 
 
 @pytest.fixture

@@ -45,14 +45,6 @@ def _heartbeat_often(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest_asyncio.fixture
-async def js(servers: Servers) -> AsyncIterator[JetStreamContext]:
-    link = servers.link()
-    await link.connect()
-    yield link.js
-    await link.close()
-
-
-@pytest_asyncio.fixture
 async def client(servers: Servers) -> Client:
     return await connect_temporal(servers.temporal_address, "default")
 
