@@ -197,9 +197,7 @@ class Runtime:
         )
         if port is not None:
             env["PORT"] = str(port)
-        mounts = tuple(
-            Mount(self.layers.path(layer.digest), layer.mount) for layer in place.manifest.layers
-        )
+        mounts = self._mounts(place)
         scratch = self._scratch_root / f"{place.app_id}-{uuid.uuid4().hex[:12]}"
         spec = InstanceSpec(
             name=name,
@@ -216,6 +214,13 @@ class Runtime:
             hostname=place.app,
         )
         return Instance(spec, self._log(place).say, lambda _: self._changed(owner))
+
+    def _mounts(self, place: Placement) -> tuple[Mount, ...]:
+        """The release's layers and its add-ons' sockets, as every sandbox of it sees them."""
+        layers = (
+            Mount(self.layers.path(layer.digest), layer.mount) for layer in place.manifest.layers
+        )
+        return (*layers, *place.attachments)
 
     def _changed(self, generation: Generation) -> None:
         """An instance of GENERATION changed state: keep its route to the healthy ones."""

@@ -12,6 +12,7 @@ from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
 from shipway.errors import NotFound
 from shipway.releases.manifest import Manifest
+from shipway.sandbox import Mount
 from shipway.store.tables import App, Organization, Release
 
 Key = tuple[int, str]
@@ -33,6 +34,8 @@ class Placement:
     health_path: str
     health_timeout: int
     idle_timeout: int | None
+    #: What the app's add-ons put in its sandboxes: their sockets, read-only.
+    attachments: tuple[Mount, ...] = ()
 
     @property
     def key(self) -> Key:
