@@ -9,6 +9,7 @@ from typing import Any
 from temporalio.client import Client as TemporalClient
 
 from shipway.accounts.tokencache import TokenCache
+from shipway.addons.servers import Servers
 from shipway.embedded.process import SupervisedProcess
 from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.dispatch import Rules
@@ -37,6 +38,8 @@ class Context:
     #: Calls functions; None where functions do not run (API-only tests).
     invoker: Invoker | None = None
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
+    #: The add-on servers of the data dir; None in API-only tests.
+    addons: Servers | None = None
     addresses: dict[str, str] = field(default_factory=dict)
     #: The principals of the bearer secrets seen a moment ago.
     tokens: TokenCache = field(init=False)

@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 from shipway import __version__, asgi, events, natsauth, subscribers
 from shipway.accounts.organizations import bootstrap
+from shipway.addons import service as addons
+from shipway.addons.servers import Servers
 from shipway.apps import hosts
 from shipway.audit import indexes, retention
 from shipway.audit.consumer import AuditConsumer
@@ -25,7 +27,7 @@ from shipway.embedded import nats as embedded_nats
 from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import SupervisedProcess, stop_leftovers
-from shipway.errors import ConfigError, ServiceError, ValidationError
+from shipway.errors import ConfigError, ServiceError, ShipwayError, ValidationError
 from shipway.fleet import dispatch, pools
 from shipway.fleet.autoscaler import Autoscaler
 from shipway.fleet.local import LocalBuilders
@@ -87,6 +89,8 @@ class Server:
         self.data = DataDir(settings.data_dir)
         self.on_ready = on_ready
         self._stop = asyncio.Event()
+        self.addons: Servers | None = None
+        self._sweeps: set[asyncio.Task[None]] = set()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -133,6 +137,7 @@ class Server:
             raise ConfigError(f"SHIPWAY_FLEET_RULES: {e.message}") from e
         services = Context(settings=settings, store=store, rules=rules)
         await self._start_embedded(stack, services)
+        await self._start_addons(stack, services)
 
         services.temporal = await connect_temporal(
             services.addresses["temporal"],
@@ -182,7 +187,7 @@ class Server:
     def _start_workers(self, stack: AsyncExitStack, services: Context, runtime: NodeClient) -> None:
         """The control-plane worker and this machine's builder, in this process."""
         assert services.temporal is not None and services.nats is not None
-        deploys = DeployActivities(services.store)
+        deploys = DeployActivities(services.store, services.addons)
         hooks = HookActivities(
             services.store,
             self.settings,
@@ -287,6 +292,31 @@ class Server:
                 stack.push_async_callback(proc.stop)
             await asyncio.gather(*(proc.start() for proc in processes))
 
+    async def _start_addons(self, stack: AsyncExitStack, services: Context) -> None:
+        """The add-on servers the store names (found running, or started), watched from now
+        on; one that cannot start is reported by `status` and by the deploys that need it."""
+        servers = services.addons = self.addons = Servers(self.data.root)
+        try:
+            await addons.keep(services.store, servers)
+        except ShipwayError as e:
+            log.error("add-on servers: %s", e.message)
+        watching = asyncio.create_task(servers.watch(), name="addons-watch")
+        stack.callback(watching.cancel)
+
+        def sweep(event: events.Event) -> None:
+            if event.action in ("app.delete", "environment.delete"):
+                loop.call_soon_threadsafe(lambda: self._spawn_sweep(services))
+
+        loop = asyncio.get_running_loop()
+        events.listen(sweep)
+        stack.callback(events.unlisten, sweep)
+
+    def _spawn_sweep(self, services: Context) -> None:
+        assert self.addons is not None
+        task = asyncio.ensure_future(addons.keep(services.store, self.addons))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+
     def _stop_leftovers(self) -> None:
         """A run killed with SIGKILL leaves its servers exiting; wait them out before starting."""
         markers = [str(self.data.root / "temporal.db"), str(self.data.root / "nats")]
@@ -299,9 +329,11 @@ class Server:
         --keep-apps`) or the node is another version's: then it goes on serving the apps."""
         if self.data.keep_node.exists():
             self.data.keep_node.unlink(missing_ok=True)
-            log.info("leaving the node running: apps keep serving")
+            log.info("leaving the node and the add-on servers running: apps keep serving")
             return
         await asyncio.to_thread(nodes.stop, self.data)
+        if self.addons is not None:
+            await asyncio.to_thread(self.addons.stop)
 
     async def _serve_api(self, stack: AsyncExitStack, services: Context) -> None:
         """uvicorn on a private socket behind the node's router, which finds it by the data

@@ -59,6 +59,7 @@ REQUIREMENTS = (
     Requirement("nodejs", "Node builds", _command("node")),
     Requirement("npm", "Node builds", _command("npm")),
     Requirement("slirp4netns", "a network of its own for each sandbox", _command("slirp4netns")),
+    Requirement("redis-server", "redis add-ons", _command("redis-server")),
 )
 
 

@@ -9,6 +9,7 @@ from shipway import __version__, subscribers
 from shipway.api import errors
 from shipway.api.limits import MIB, BodyLimit
 from shipway.api.routes import (
+    addons,
     apps,
     audit,
     builders,
@@ -79,6 +80,7 @@ def create_app(services: Context) -> BodyLimit:
     api.include_router(environments.router)
     api.include_router(releases.router)
     api.include_router(config.router)
+    api.include_router(addons.router)
     api.include_router(connections.router)
     api.include_router(tokens.router)
     api.include_router(tokens.whoami_router)

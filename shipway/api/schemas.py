@@ -279,3 +279,14 @@ class AppInfo(BaseModel):
     deliveries: list[DeliveryOut] = Field(
         default_factory=list, description="its latest webhook deliveries, newest first"
     )
+
+
+class AddonCreate(Body):
+    kind: str = Field(description="postgres or redis")
+    name: str | None = Field(default=None, description="the add-on's name; default APP-KIND")
+    env_var: str | None = Field(
+        default=None, alias="as", description="the config var the app gets; default by kind"
+    )
+    fork: bool = Field(
+        default=False, description="previews start with a copy of production's data"
+    )

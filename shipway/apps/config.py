@@ -19,7 +19,7 @@ from shipway.apps import service
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, ValidationError
 from shipway.events import Event, emit
-from shipway.store.tables import App, ConfigVar
+from shipway.store.tables import Addon, App, ConfigVar
 from shipway.store.types import utcnow
 
 KEY_RULE = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -127,6 +127,7 @@ def change(
     principal.require(Role.DEPLOYER)
     app = service.get(session, principal, name)
     check_change(values, unset)
+    _check_unowned(session, app, [*values, *unset])
     current = {var.key: var for var in _vars(session, app.id)}
     removed = sorted(set(unset) & current.keys())
     _check_count((current.keys() - set(removed)) | values.keys())
@@ -142,6 +143,35 @@ def change(
         )
         emit(session, event)
     return done
+
+
+def attach(session: Session, app_id: int, key: str, value: str, box: SecretBox) -> None:
+    """Set KEY, the config var an add-on owns, to VALUE as a secret."""
+    current = {var.key: var for var in _vars(session, app_id)}
+    _put(session, app_id, current, {key: value}, box)
+
+
+def detach(session: Session, app_id: int, key: str) -> None:
+    """Remove KEY, the config var of an add-on that goes."""
+    var = session.scalar(select(ConfigVar).where(ConfigVar.app_id == app_id, ConfigVar.key == key))
+    if var is not None:
+        session.delete(var)
+
+
+def _check_unowned(session: Session, app: App, keys: Collection[str]) -> None:
+    """Refuse a change to a config var an attached add-on owns."""
+    owned = session.execute(
+        select(Addon.env_var, Addon.name).where(
+            Addon.app_id == app.id, Addon.parent_id.is_(None), Addon.env_var.in_(list(keys))
+        )
+    ).first()
+    if owned is not None:
+        key, addon = owned
+        raise Conflict(
+            f"{key} belongs to the add-on {addon}: detach it first "
+            f"(`shipway addons destroy {addon} --confirm {app.name}`)",
+            details={"key": key, "addon": addon},
+        )
 
 
 def describe(done: Change) -> str:

@@ -7,22 +7,41 @@ import asyncio
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from shipway.addons import service as addon_service
+from shipway.addons.servers import Servers
 from shipway.apps import config
+from shipway.apps.secretbox import SecretBox
 from shipway.deploys import service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, is_terminal
 from shipway.deploys.workflow import Outcome
+from shipway.errors import ShipwayError
 from shipway.releases.manifest import Manifest
 from shipway.store import Store
 from shipway.store.tables import Build, Deployment, Release
 
 
 class DeployActivities:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, addons: Servers | None = None) -> None:
         self.store = store
+        self.addons = addons
 
     @activity.defn(name="shipway.deploy.release")
     async def release(self, outcome: Outcome) -> Outcome:
-        """Record the built release (if a build made one) and move the deployment to deploying."""
+        """Record the built release (if a build made one) and move the deployment to deploying,
+        once the environment's add-ons are there (a preview's own made) and their servers up."""
+        if self.addons is not None:
+            try:
+                await addon_service.prepare(
+                    self.store,
+                    self.addons,
+                    SecretBox.load(self.addons.data_dir),
+                    outcome.deployment_id,
+                )
+            except ShipwayError as e:
+                failed = Outcome(
+                    outcome.deployment_id, DeploymentStatus.FAILED, f"add-ons: {e.message}"
+                )
+                return await asyncio.to_thread(self._finish, failed)
         return await asyncio.to_thread(self._release, outcome)
 
     @activity.defn(name="shipway.deploy.finish")

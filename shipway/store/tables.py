@@ -400,3 +400,36 @@ class HookDelivery(Base):
     reported: Mapped[str | None] = mapped_column(String(255), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Addon(Base):
+    """A database or cache attached to an app: production's, or a preview's own copy (PARENT
+    names production's). Its URL, credentials included, is encrypted like a secret."""
+
+    __tablename__ = "addons"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "name"),
+        UniqueConstraint("resource"),
+        NEVER_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("addons.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(80))
+    #: The server-side name: the database and role, or the redis server's directory.
+    resource: Mapped[str] = mapped_column(String(64))
+    env_var: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    #: Previews start with a copy of production's data rather than an empty one.
+    fork: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

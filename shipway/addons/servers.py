@@ -1,0 +1,194 @@
+"""The add-on servers of one data dir: each kind's way to make, drop, back up and restore the
+resource behind an add-on, and what a sandbox mounts to reach it.
+
+Servers start on first use and outlive the control plane (apps keep their databases while it
+restarts); `ensure` brings back those the store still names, `sweep` drops what it no longer
+names (an app or a preview deleted, a creation cut short), `stop` ends them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from shipway.addons import postgres, process, redis
+from shipway.addons.postgres import PostgresServer
+from shipway.addons.redis import RedisServer
+from shipway.errors import ServiceError
+from shipway.sandbox import Mount
+
+log = logging.getLogger(__name__)
+
+#: How often `watch` looks for servers that died.
+WATCH_SECONDS = 2.0
+
+
+class Kind(StrEnum):
+    POSTGRES = "postgres"
+    REDIS = "redis"
+
+    @property
+    def env_var(self) -> str:
+        """The config var an app gets by default."""
+        return "DATABASE_URL" if self is Kind.POSTGRES else "REDIS_URL"
+
+
+@dataclass(frozen=True)
+class Made:
+    """A resource made for an add-on: its server-side name and the URL an app uses."""
+
+    resource: str
+    url: str
+
+
+class Servers:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.postgres = PostgresServer(data_dir)
+        self._redis: dict[str, RedisServer] = {}
+        #: Resources made whose add-on is not recorded yet: never swept.
+        self.pending: set[str] = set()
+
+    def redis(self, resource: str) -> RedisServer:
+        server = self._redis.get(resource)
+        if server is None:
+            server = self._redis[resource] = RedisServer(self.data_dir, resource)
+        return server
+
+    async def make(self, kind: Kind) -> Made:
+        """A new database (postgres) or server (redis) with credentials of its own."""
+        if kind is Kind.POSTGRES:
+            await self.postgres.ensure()
+            database = await asyncio.to_thread(self.postgres.create, self.pending.add)
+            return Made(database.name, self.postgres.url(database))
+        resource = "redis_" + secrets.token_hex(5)
+        self.pending.add(resource)
+        server = self.redis(resource)
+        credentials = await asyncio.to_thread(server.create, "app")
+        try:
+            await server.ensure()
+        except ServiceError:
+            await asyncio.to_thread(self._drop_redis, resource)
+            raise
+        return Made(resource, server.url(credentials))
+
+    async def drop(self, kind: Kind, resource: str) -> None:
+        if kind is Kind.POSTGRES:
+            await self.postgres.ensure()
+            await asyncio.to_thread(self.postgres.drop, resource)
+        else:
+            await asyncio.to_thread(self._drop_redis, resource)
+
+    def _drop_redis(self, resource: str) -> None:
+        """Out of the watched servers first, so that its stop is not taken for a crash."""
+        server = self._redis.pop(resource, None) or RedisServer(self.data_dir, resource)
+        server.destroy()
+
+    async def dump(self, kind: Kind, resource: str, into: Path) -> None:
+        """Back the resource up into the file INTO (written whole, or not at all)."""
+        partial = into.with_name(into.name + ".partial")
+        try:
+            if kind is Kind.POSTGRES:
+                await self.postgres.ensure()
+                await asyncio.to_thread(self.postgres.dump, resource, partial)
+            else:
+                await self.redis(resource).ensure()
+                await self.redis(resource).dump(partial)
+            partial.replace(into)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    async def restore(self, kind: Kind, resource: str, backup: Path) -> None:
+        if kind is Kind.POSTGRES:
+            await self.postgres.ensure()
+            await asyncio.to_thread(self.postgres.restore, resource, backup)
+        else:
+            await self.redis(resource).restore(backup)
+
+    async def copy(self, kind: Kind, source: str, target: str) -> None:
+        """Give TARGET the data of SOURCE (a preview forked from production)."""
+        scratch = self.data_dir / "tmp" / f"fork-{target}{suffix(kind)}"
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.dump(kind, source, scratch)
+            await self.restore(kind, target, scratch)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def mount(self, kind: Kind, resource: str) -> Mount:
+        """What an app's sandbox mounts to reach the resource: its server's socket directory."""
+        if kind is Kind.POSTGRES:
+            return Mount(self.postgres.socket_dir, postgres.MOUNT)
+        return Mount(self.redis(resource).socket_dir, f"{redis.MOUNT}/{resource}")
+
+    # -- every server at once ----------------------------------------------------------------
+
+    async def ensure(self, wanted: list[tuple[Kind, str]]) -> None:
+        """Run the servers of WANTED, (kind, resource) pairs: found running, or started."""
+        if any(kind is Kind.POSTGRES for kind, _ in wanted):
+            await self.postgres.ensure()
+        for kind, resource in wanted:
+            if kind is Kind.REDIS:
+                await self.redis(resource).ensure()
+
+    async def watch(self) -> None:
+        """Start again, until cancelled, any server that died (a crash, the OOM killer)."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            process.reap()
+            servers: list[PostgresServer | RedisServer] = list(self._redis.values())
+            if (self.postgres.data / "PG_VERSION").exists():
+                servers.append(self.postgres)
+            for server in servers:
+                if server.pid is None and not server.busy:
+                    log.error("the %s add-on server is gone; starting it again", server.name)
+                    with contextlib.suppress(ServiceError, OSError):
+                        await server.ensure()
+
+    async def sweep(self, known: set[str]) -> list[str]:
+        """Drop every resource that no add-on in KNOWN names; what was dropped."""
+        dropped = []
+        root = self.data_dir / "addons" / "redis"
+        for home in sorted(root.iterdir()) if root.is_dir() else []:
+            if home.name not in known and home.name not in self.pending:
+                await asyncio.to_thread(self._drop_redis, home.name)
+                dropped.append(home.name)
+        if self.postgres.pid is not None:
+            for name in await asyncio.to_thread(self.postgres.databases):
+                if name not in known and name not in self.pending:
+                    await asyncio.to_thread(self.postgres.drop, name)
+                    dropped.append(name)
+        return dropped
+
+    def stop(self) -> None:
+        """Stop every server of this data dir (`shipway down`)."""
+        root = self.data_dir / "addons" / "redis"
+        for home in sorted(root.iterdir()) if root.is_dir() else []:
+            self.redis(home.name).stop()
+        self.postgres.stop()
+
+    def status_of(self, kind: Kind, resource: str) -> dict[str, object]:
+        """The state of the server behind one resource."""
+        if kind is Kind.POSTGRES:
+            return self.postgres.status()
+        return self.redis(resource).status()
+
+    def status(self) -> dict[str, dict[str, object]]:
+        """Each server that has data: its pid (None when down) and socket."""
+        found: dict[str, dict[str, object]] = {}
+        if (self.postgres.data / "PG_VERSION").exists():
+            found["postgres"] = self.postgres.status()
+        root = self.data_dir / "addons" / "redis"
+        for home in sorted(root.iterdir()) if root.is_dir() else []:
+            found[f"redis {home.name}"] = self.redis(home.name).status()
+        return found
+
+
+def suffix(kind: Kind) -> str:
+    """The file name ending of a backup of KIND."""
+    return ".dump" if kind is Kind.POSTGRES else ".rdb"
