@@ -3,6 +3,8 @@
     build:
       private: [dependencies]   # hide the output of these steps from users
       needs: [eu-registry]      # what the build needs; dispatch rules pick its pool by it
+      commands:                 # the build step, run over the source after the install
+        - python manage.py collectstatic --noinput
     functions:
       report:
         handler: functions/report.js
@@ -10,8 +12,9 @@
           - daily: {rate: "0 6 * * *"}
 
 A private step runs as usual, but its log shows one placeholder line in place of its
-output: for an install that prints the URL of a private package index, say. The only step
-that runs commands today is `dependencies` (pip or npm install).
+output: for an install that prints the URL of a private package index, say. The steps that
+run commands are `dependencies` (pip or npm install) and `build` (build.commands, or a Node
+app's `npm run build`, which build.commands replace).
 
 The functions are those of `shipway fn apply` (see shipway.functions.declared); their
 handlers are files of the app's source. They go live with the app's production release.
@@ -32,9 +35,9 @@ from shipway.functions.declared import Declared
 
 NAME = "shipway.yml"
 #: Build steps that run commands, and so have output to hide.
-STEPS = ("dependencies",)
+STEPS = ("dependencies", "build")
 _KEYS = {"build", "functions"}
-_BUILD_KEYS = {"private", "needs"}
+_BUILD_KEYS = {"private", "needs", "commands"}
 #: A larger shipway.yml is refused rather than parsed.
 MAX_BYTES = 64 * 1024
 
@@ -44,6 +47,8 @@ class AppFile:
     private: frozenset[str] = frozenset()
     #: What the build needs (`build: {needs: [eu-registry]}`), which dispatch rules look at.
     needs: frozenset[str] = frozenset()
+    #: The build step's shell commands (`build: {commands: [...]}`), run in order.
+    commands: tuple[str, ...] = ()
     functions: tuple[Declared, ...] = ()
 
 
@@ -98,8 +103,23 @@ def _parse(raw: bytes, read: Callable[[str], str] | None) -> AppFile:
     needs = build.get("needs") or []
     if not isinstance(needs, list) or not all(isinstance(n, str) and n for n in needs):
         raise ValidationError(f"{NAME}: build.needs must be a list of words, e.g. [eu-registry]")
+    commands = build.get("commands") or []
+    if not isinstance(commands, list) or not all(_command(c) for c in commands):
+        raise ValidationError(
+            f"{NAME}: build.commands must be a list of shell commands, "
+            'e.g. ["python manage.py collectstatic --noinput"]'
+        )
     functions = declared.parse(top.get("functions"), NAME, read) if read is not None else []
-    return AppFile(private=frozenset(private), needs=frozenset(needs), functions=tuple(functions))
+    return AppFile(
+        private=frozenset(private),
+        needs=frozenset(needs),
+        commands=tuple(commands),
+        functions=tuple(functions),
+    )
+
+
+def _command(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and "\0" not in value
 
 
 def _reader(source: Path) -> Callable[[str], str]:

@@ -1,5 +1,6 @@
 """One build: unpack the source, detect the stack, reuse or build the dependency layer in a
-sandbox, store the app layer, and describe the result as a release manifest."""
+sandbox, run the build step over the source, store the app layer, and describe the result as
+a release manifest."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from shipway.builder import appfile, procfile
+from shipway.builder import appfile, buildstep, procfile
 from shipway.builder.cache import AppCache, prune
 from shipway.builder.stacks import Stack, detect
 from shipway.errors import ShipwayError, ValidationError
 from shipway.functions import manifest as manifests
 from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import LayerRef, Manifest
-from shipway.sandbox import Limits, Mount, SandboxSpec
+from shipway.sandbox import Limits, Mount, SandboxResult, SandboxSpec
 from shipway.sandbox import run as run_sandbox
 
 
@@ -111,6 +112,12 @@ async def build(request: BuildRequest, data_dir: Path, log: Log) -> BuildResult:
             deps, warm = await _dependencies(
                 request, stack, source, work, cache, layers, log, private
             )
+        commands = buildstep.commands(stack, settings.commands)
+        if commands:
+            with steps.step("build"):
+                deps_layer = layers.path(deps) if deps is not None else None
+                private = "build" in settings.private
+                await _build_step(request, stack, commands, source, deps_layer, log, private)
         with steps.step("app_layer"):
             app_digest = await asyncio.to_thread(layers.add, source)
         await log(f"-----> App layer {app_digest[:19]}")
@@ -192,6 +199,44 @@ async def _dependencies(
         network=request.network,
         limits=request.limits,
     )
+    result = await _run_logged(spec, log, private)
+    if result.exit_code != 0 or result.reason:
+        raise BuildFailed(f"installing dependencies failed: {result.reason or 'non-zero exit'}")
+    for name, target in stack.links:
+        (deps_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (deps_dir / name).unlink(missing_ok=True)
+        (deps_dir / name).symlink_to(target)
+    digest = await asyncio.to_thread(layers.add, deps_dir)
+    cache.remember(key, digest)
+    await log(f"-----> Dependency layer {digest[:19]} ({result.duration:.1f}s)")
+    return digest, False
+
+
+async def _build_step(
+    request: BuildRequest,
+    stack: Stack,
+    commands: tuple[str, ...],
+    source: Path,
+    deps_layer: Path | None,
+    log: Log,
+    private: bool,
+) -> None:
+    """Run the build COMMANDS over SOURCE, in order; with PRIVATE, their output shows as a
+    placeholder. The first that fails fails the build."""
+    for command in commands:
+        await log(f"-----> Running build: {command}")
+        spec = buildstep.spec(
+            stack, command, source, deps_layer, network=request.network, limits=request.limits
+        )
+        result = await _run_logged(spec, log, private)
+        if result.exit_code != 0 or result.reason:
+            reason = result.reason or "non-zero exit"
+            raise BuildFailed(buildstep.failure(command, result.exit_code, reason))
+        await log(f"-----> Build step done ({result.duration:.1f}s)")
+
+
+async def _run_logged(spec: SandboxSpec, log: Log, private: bool) -> SandboxResult:
+    """Run SPEC in a sandbox, its output line by line to LOG, in order."""
     lines: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def forward() -> None:
@@ -200,13 +245,7 @@ async def _dependencies(
 
     forwarder = asyncio.create_task(forward())
     try:
-        result = await run_sandbox(spec, lines.put_nowait)
+        return await run_sandbox(spec, lines.put_nowait)
     finally:
         lines.put_nowait(None)
         await forwarder
-    if result.exit_code != 0 or result.reason:
-        raise BuildFailed(f"installing dependencies failed: {result.reason or 'non-zero exit'}")
-    digest = await asyncio.to_thread(layers.add, deps_dir)
-    cache.remember(key, digest)
-    await log(f"-----> Dependency layer {digest[:19]} ({result.duration:.1f}s)")
-    return digest, False

@@ -1,15 +1,16 @@
-"""Stack detection: what kind of app a source tree is and how its dependencies install."""
+"""Stack detection: what kind of app a source tree is, which runtime it runs on, how its
+dependencies install and what its build step runs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
+from typing import Any
 
+from shipway.builder import runtimes
 from shipway.errors import ValidationError
 
 LOOKED_FOR = (
@@ -39,6 +40,12 @@ class Stack:
     run_mount: str | None = None
     static_root: str | None = None
     extra_key: str = field(default="")
+    #: The build step's own commands (a Node app's `npm run build`); shipway.yml's
+    #: build.commands replace them.
+    build: tuple[str, ...] = ()
+    #: Links added to the dependency layer after the install (path in the layer, target): a
+    #: Node app's chosen node as .bin/node, when it is not the node on an instance's PATH.
+    links: tuple[tuple[str, str], ...] = ()
 
     def deps_key(self, source: Path) -> str | None:
         """sha256 over the lockfile and the runtime version: equal keys, reusable layers."""
@@ -53,21 +60,8 @@ class Stack:
         return digest.hexdigest()
 
 
-@cache
-def runtime_version(binary: str) -> str:
-    """The version a host toolchain binary reports, e.g. "Python 3.11.2" or "v20.20.2"."""
-    try:
-        out = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=30, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (out.stdout or out.stderr).strip()
-
-
-PYTHON = "/usr/bin/python3"
-NODE = "/usr/bin/node"
 NPM = "/usr/bin/npm"
+_NPM_CI = (NPM, "ci", "--no-audit", "--no-fund", "--cache", "/cache/npm")
 
 
 def _pyproject_dependencies(path: Path) -> list[str]:
@@ -84,41 +78,26 @@ def _pyproject_dependencies(path: Path) -> list[str]:
 def detect(source: Path) -> Stack:
     """The stack of SOURCE, checked in the documented order; NoStack says what was looked for."""
     if (source / "package.json").is_file():
-        lock = next(
-            (n for n in ("package-lock.json", "npm-shrinkwrap.json") if (source / n).is_file()),
-            None,
-        )
-        if lock is None:
-            raise NoStack(
-                "package.json has no lockfile: run `npm install` and commit package-lock.json"
-            )
-        return Stack(
-            name="node",
-            runtime=runtime_version(NODE),
-            lockfile=lock,
-            inputs=("package.json", lock),
-            install=(NPM, "ci", "--no-audit", "--no-fund", "--cache", "/cache/npm"),
-            deps_mount="/workspace/node_modules",
-            # Node looks in /app/node_modules, then /node_modules: the app layer stays whole.
-            run_mount="/node_modules",
-        )
+        return _node(source)
     if (source / "requirements.txt").is_file():
+        python = runtimes.python(source)
         return Stack(
             name="python",
-            runtime=runtime_version(PYTHON),
+            runtime=python.runtime,
             lockfile="requirements.txt",
             inputs=("requirements.txt",),
-            install=_python_install("-r", "/workspace/requirements.txt"),
+            install=_python_install(python.path, "-r", "/workspace/requirements.txt"),
             deps_mount="/deps",
         )
     if (source / "pyproject.toml").is_file():
         deps = _pyproject_dependencies(source / "pyproject.toml")
+        python = runtimes.python(source)
         return Stack(
             name="python",
-            runtime=runtime_version(PYTHON),
+            runtime=python.runtime,
             lockfile="pyproject.toml",
             inputs=(),
-            install=_python_install(*deps),
+            install=_python_install(python.path, *deps),
             deps_mount="/deps",
             extra_key=json.dumps(sorted(deps)),
         )
@@ -129,12 +108,67 @@ def detect(source: Path) -> Stack:
     raise NoStack(f"no recognised stack: shipway looked for {LOOKED_FOR}")
 
 
-def _python_install(*requirements: str) -> tuple[str, ...]:
+def _node(source: Path) -> Stack:
+    lock = next(
+        (n for n in ("package-lock.json", "npm-shrinkwrap.json") if (source / n).is_file()),
+        None,
+    )
+    if lock is None:
+        raise NoStack(
+            "package.json has no lockfile: run `npm install` and commit package-lock.json"
+        )
+    package = _package_json(source / "package.json")
+    default = runtimes.default_node()
+    node = runtimes.node(_engines_node(package), default)
+    scripts = package.get("scripts")
+    build = scripts.get("build") if isinstance(scripts, dict) else None
+    chosen = node.path != default
+    return Stack(
+        name="node",
+        runtime=node.runtime,
+        lockfile=lock,
+        inputs=("package.json", lock),
+        install=_on_path(node.path, *_NPM_CI) if chosen else _NPM_CI,
+        deps_mount="/workspace/node_modules",
+        # Node looks in /app/node_modules, then /node_modules: the app layer stays whole.
+        run_mount="/node_modules",
+        build=("npm run build",) if isinstance(build, str) and build.strip() else (),
+        # An instance's PATH starts with /node_modules/.bin.
+        links=((".bin/node", node.path),) if chosen else (),
+    )
+
+
+def _package_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValidationError(f"package.json cannot be parsed: {e}") from e
+    if not isinstance(data, dict):
+        raise ValidationError("package.json must hold a JSON object")
+    return data
+
+
+def _engines_node(package: dict[str, Any]) -> str | None:
+    engines = package.get("engines") or {}
+    wanted = engines.get("node") if isinstance(engines, dict) else None
+    if wanted is not None and not isinstance(wanted, str):
+        raise ValidationError('package.json: engines.node must be a version range, e.g. ">=20"')
+    return wanted
+
+
+def _on_path(node: str, *argv: str) -> tuple[str, ...]:
+    """ARGV run with NODE as the `node` on PATH: npm, and the install scripts it runs, use it."""
+    script = 'mkdir -p /tmp/bin && ln -sf "$0" /tmp/bin/node && PATH="/tmp/bin:$PATH" exec "$@"'
+    return ("/bin/sh", "-c", script, node, *argv)
+
+
+def _python_install(python: str, *requirements: str) -> tuple[str, ...]:
+    """A virtualenv made by PYTHON at /deps/venv, which instances run, with REQUIREMENTS."""
     script = (
-        f"{PYTHON} -m venv /deps/venv && "
+        f"{python} -m venv /deps/venv && "
         "/deps/venv/bin/pip install --disable-pip-version-check --no-input --progress-bar off "
         '--cache-dir /cache/pip "$@"'
     )
     if not requirements:
-        script = f"{PYTHON} -m venv /deps/venv"
+        script = f"{python} -m venv /deps/venv"
     return ("/bin/sh", "-c", script, "install", *requirements)

@@ -4,6 +4,7 @@ real store, and a control plane serving its real API over HTTP for a builder els
 from __future__ import annotations
 
 import io
+import json
 import socket
 import tarfile
 import threading
@@ -78,6 +79,23 @@ def tar_of(files: Mapping[str, str | bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def node_app(name: str, **package: object) -> dict[str, str]:
+    """A Node app's package.json (with PACKAGE's fields, such as scripts) and a lockfile of no
+    dependencies: `npm ci` installs it without a registry."""
+    return {
+        "package.json": json.dumps({"name": name, "version": "1.0.0", **package}),
+        "package-lock.json": json.dumps(
+            {
+                "name": name,
+                "version": "1.0.0",
+                "lockfileVersion": 3,
+                "requires": True,
+                "packages": {"": {"name": name, "version": "1.0.0"}},
+            }
+        ),
+    }
 
 
 @dataclass(frozen=True)

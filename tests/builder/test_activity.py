@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -30,27 +29,14 @@ from shipway.logs import bus, ensure_streams
 from shipway.releases.layers import LayerStore
 from shipway.store import Store
 from shipway.store.tables import Build, LogLine
-from tests.builder.conftest import ControlPlane, Pushed, push, set_config, tar_of
+from tests.builder.conftest import ControlPlane, Pushed, node_app, push, set_config, tar_of
 from tests.helpers import sandboxed
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
 #: An install that sleeps until it is stopped: `sleep 313` in a sandbox is this module's.
-SLOW = {
-    "package.json": json.dumps(
-        {"name": "s", "version": "1.0.0", "scripts": {"postinstall": "sleep 313"}}
-    ),
-    "package-lock.json": json.dumps(
-        {
-            "name": "s",
-            "version": "1.0.0",
-            "lockfileVersion": 3,
-            "requires": True,
-            "packages": {"": {"name": "s", "version": "1.0.0"}},
-        }
-    ),
-}
+SLOW = node_app("s", scripts={"postinstall": "sleep 313"})
 
 #: Long enough for anything that should happen at once on a busy machine.
 PATIENCE = 60.0

@@ -23,8 +23,22 @@ def test_no_file_or_an_empty_one_means_defaults(tmp_path: Path) -> None:
 
 
 def test_private_steps(tmp_path: Path) -> None:
-    settings = appfile.read(write(tmp_path, "build:\n  private: [dependencies]\n"))
-    assert settings.private == {"dependencies"}
+    settings = appfile.read(write(tmp_path, "build:\n  private: [dependencies, build]\n"))
+    assert settings.private == {"dependencies", "build"}
+
+
+def test_build_commands_are_kept_in_order(tmp_path: Path) -> None:
+    text = (
+        "build:\n"
+        "  commands:\n"
+        "    - python manage.py collectstatic --noinput\n"
+        "    - echo done > built.txt\n"
+    )
+    settings = appfile.read(write(tmp_path, text))
+    assert settings.commands == (
+        "python manage.py collectstatic --noinput",
+        "echo done > built.txt",
+    )
 
 
 @pytest.mark.parametrize(
@@ -33,11 +47,16 @@ def test_private_steps(tmp_path: Path) -> None:
         ("build: [\n", "cannot be parsed"),
         ("- a\n- b\n", "must be a mapping"),
         ("bild: {}\n", "unknown setting bild; known: build, functions"),
-        ("build:\n  privat: []\n", "unknown setting privat; known: needs, private"),
+        ("build:\n  privat: []\n", "unknown setting privat; known: commands, needs, private"),
         ("build:\n  needs: eu\n", "build.needs must be a list of words"),
         ("build:\n  private: dependencies\n", "must be a list of step names"),
         ("build:\n  private: [deps, checkout]\n", "unknown steps checkout, deps"),
         ("build: 3\n", "must be a mapping"),
+        ("build:\n  commands: npm run build\n", "build.commands must be a list of shell commands"),
+        ("build:\n  commands: [[make]]\n", "build.commands must be a list of shell commands"),
+        ("build:\n  commands: [make, 3]\n", "build.commands must be a list of shell commands"),
+        ("build:\n  commands: ['  ']\n", "build.commands must be a list of shell commands"),
+        ("build:\n  commands: {a: make}\n", "build.commands must be a list of shell commands"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
