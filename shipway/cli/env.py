@@ -9,6 +9,7 @@ import typer
 from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
 from shipway.client.api import Api
+from shipway.client.upload import DEPLOYMENT_HEADER, released, settle
 from shipway.errors import ClientError
 
 env = typer.Typer(help="An app's config vars and encrypted secrets.", no_args_is_help=True)
@@ -28,9 +29,36 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-def _change(app: str, body: dict[str, Any], data: DataOpt) -> list[dict[str, Any]]:
-    listing: list[dict[str, Any]] = Api.find(data).request("PATCH", f"/apps/{app}/env", json=body)
-    return listing
+NoWaitOpt = Annotated[
+    bool, typer.Option("--no-wait", help="return once the change is stored, before it is live")
+]
+
+
+def _change(
+    app: str, body: dict[str, Any], done: str, *, wait: bool, as_json: bool, data: DataOpt
+) -> None:
+    """Make the change, then (unless told not to) wait for the release it started, as a push
+    waits for its own: DONE says what was changed."""
+    api = Api.find(data)
+    response = api.respond("PATCH", f"/apps/{app}/env", json=body)
+    started = response.headers.get(DEPLOYMENT_HEADER)  # none: nothing live yet, or no change
+    said, code, deployment = f"{done}.", 0, None
+    if started is not None and not wait:
+        deployment = api.get(f"/deployments/{started}")
+        said = f"{done}; deployment {started} is under way."
+    elif started is not None:
+        if not as_json:
+            console.print(f"{done}; deploying the change …", highlight=False)
+        deployment = settle(api, int(started))
+        said, code = released(f"the config change of {app}", deployment)
+    if as_json:
+        emit_json({"vars": response.json(), "deployment": deployment})
+        if code:
+            raise typer.Exit(code)
+    elif code:
+        raise ClientError(said)
+    else:
+        console.print(said, highlight=False)
 
 
 @env.command("set")
@@ -38,32 +66,31 @@ def env_set(
     pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE", show_default=False)],
     app: AppOpt,
     secret: Annotated[bool, typer.Option("--secret", help="store the values encrypted")] = False,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
-    """Set config vars; a key that exists takes the new value."""
+    """Set config vars, a key that exists taking the new value; wait until the release with
+    them is live, exit 1 if it fails."""
     values = parse_pairs(pairs)
-    items = _change(app, {"set": values, "secret": secret}, data)
-    if as_json:
-        emit_json(items)
-    else:
-        kind = "secret" if secret else "config var"
-        console.print(f"Set {kind}{'s' if len(values) > 1 else ''} {', '.join(values)} on {app}.")
+    kind = "secret" if secret else "config var"
+    done = f"Set {kind}{'s' if len(values) > 1 else ''} {', '.join(values)} on {app}"
+    body = {"set": values, "secret": secret}
+    _change(app, body, done, wait=not no_wait, as_json=as_json, data=data)
 
 
 @env.command("unset")
 def env_unset(
     keys: Annotated[list[str], typer.Argument(metavar="KEY", show_default=False)],
     app: AppOpt,
+    no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
-    """Remove config vars; a key that is not set is skipped."""
-    items = _change(app, {"unset": keys}, data)
-    if as_json:
-        emit_json(items)
-    else:
-        console.print(f"Unset {', '.join(keys)} on {app}.")
+    """Remove config vars, a key that is not set being skipped; wait until the release
+    without them is live, exit 1 if it fails."""
+    done = f"Unset {', '.join(keys)} on {app}"
+    _change(app, {"unset": keys}, done, wait=not no_wait, as_json=as_json, data=data)
 
 
 @env.command("list")

@@ -18,6 +18,7 @@ from shipway.cli.env import env
 from shipway.cli.fleet import builder, builders, fleet
 from shipway.cli.formation import scale
 from shipway.cli.functions import fn
+from shipway.cli.git import git_credential, install_helper
 from shipway.cli.logs import logs
 from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, errors
@@ -55,6 +56,7 @@ app.command()(deploy)
 app.command()(rollback)
 app.command()(scale)
 app.command()(logs)
+app.command("git-credential")(git_credential)
 
 
 def _version(value: bool) -> None:
@@ -166,14 +168,20 @@ def status(
 def login(
     url: Annotated[str, typer.Option(help="the server, e.g. https://shipway.example.com")],
     token: Annotated[str, typer.Option(help="an API token", prompt=True, hide_input=True)],
+    no_git: Annotated[
+        bool, typer.Option("--no-git", help="do not make shipway git's credential helper for it")
+    ] = False,
 ) -> None:
-    """Save a remote server and token for later commands."""
+    """Save a remote server and token for later commands, and for git's pushes to it."""
     who = Api(url.rstrip("/"), token).post("/login", {})
     path = save_login(url, token)
     console.print(
         f"Logged in to {url} as {who['actor']} ({who['role']} of "
-        f"{who['organization']}); saved to {path}."
+        f"{who['organization']}); saved to {path}.",
+        highlight=False,
     )
+    if not no_git:
+        install_helper(url.rstrip("/"), lambda line: console.print(line, highlight=False))
 
 
 def run() -> None:

@@ -9,8 +9,9 @@ import typer
 
 from shipway import durations
 from shipway.cli.connect import show_connection, show_deliveries
+from shipway.cli.git import set_up_remote
 from shipway.cli.options import DataOpt, JsonOpt
-from shipway.cli.output import console, emit_json, fields, table
+from shipway.cli.output import console, emit_json, errors, fields, table
 from shipway.client.api import Api
 from shipway.errors import ClientError
 
@@ -24,15 +25,23 @@ def apps_create(
     name: str,
     plan: Annotated[str, typer.Option(help="free or pro")] = "free",
     region: Annotated[str, typer.Option(help="where the app's builds and instances run")] = "local",
+    remote: Annotated[
+        str, typer.Option("--remote", help="the git remote to add when run in a git work tree")
+    ] = "shipway",
+    no_remote: Annotated[bool, typer.Option("--no-remote", help="add no git remote")] = False,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
-    """Create an app."""
-    app = Api.find(data).post("/apps", {"name": name, "plan": plan, "region": region})
+    """Create an app; in a git work tree, add a remote to push it to (no token in its URL)."""
+    api = Api.find(data)
+    app = api.post("/apps", {"name": name, "plan": plan, "region": region})
     if as_json:
         emit_json(app)
     else:
         console.print(f"Created [bold]{app['name']}[/] → {app['url']}")
+    if not no_remote:
+        say = errors if as_json else console  # JSON keeps stdout to itself
+        set_up_remote(api, app["name"], remote, data, lambda line: say.print(line, highlight=False))
 
 
 @apps.command("list")

@@ -25,6 +25,14 @@ class Api:
         return cls(*resolve(data_flag))
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The answer's JSON body; None when it has none."""
+        response = self.respond(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def respond(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The whole answer, for a caller that reads its headers too; an error status raises."""
         try:
             response = httpx.request(
                 method,
@@ -37,9 +45,7 @@ class Api:
             raise ClientError(f"cannot reach shipway at {self.url}: {e}") from e
         if response.status_code >= 400:
             raise ClientError(describe_error(response))
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -44,16 +44,55 @@ def _local(data: DataDir) -> tuple[str, str]:
     return str(state["url"]), token
 
 
+def _saved() -> tuple[str, str] | None:
+    """The server and token `shipway login` saved, if it did."""
+    if not config_path().exists():
+        return None
+    try:
+        saved = json.loads(config_path().read_text())
+        return str(saved["url"]), str(saved["token"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ClientError(f"cannot read {config_path()}: {e}; run `shipway login` again") from e
+
+
 def resolve(data_flag: Path | None = None) -> tuple[str, str]:
     """The server URL and token: SHIPWAY_URL/SHIPWAY_TOKEN, a local server, or the saved login."""
     url, token = os.environ.get("SHIPWAY_URL"), os.environ.get("SHIPWAY_TOKEN")
     if url and token:
         return url.rstrip("/"), token
-    if data_flag is None and not os.environ.get("SHIPWAY_DATA") and config_path().exists():
-        try:
-            saved = json.loads(config_path().read_text())
-            return str(saved["url"]), str(saved["token"])
-        except (OSError, ValueError, KeyError) as e:
-            raise ClientError(f"cannot read {config_path()}: {e}; run `shipway login` again") from e
+    if data_flag is None and not os.environ.get("SHIPWAY_DATA"):
+        saved = _saved()
+        if saved is not None:
+            return saved
     local_url, local_token = _local(data_dir_from(data_flag))
     return (url or local_url).rstrip("/"), token or local_token
+
+
+def known(data_flag: Path | None = None) -> list[tuple[str, str]]:
+    """Every server and token this user reaches, in resolve's order, without failing: git's
+    credential helper answers for whichever of them git asks about."""
+    found: list[tuple[str, str]] = []
+    url, token = os.environ.get("SHIPWAY_URL"), os.environ.get("SHIPWAY_TOKEN")
+    if url and token:
+        found.append((url.rstrip("/"), token))
+    local_first = data_flag is not None or bool(os.environ.get("SHIPWAY_DATA"))
+    sources = (_local_of, _saved_quietly) if local_first else (_saved_quietly, _local_of)
+    for source in sources:
+        server = source(data_flag)
+        if server is not None:
+            found.append((server[0].rstrip("/"), server[1]))
+    return found
+
+
+def _saved_quietly(_: Path | None) -> tuple[str, str] | None:
+    try:
+        return _saved()
+    except ClientError:
+        return None
+
+
+def _local_of(data_flag: Path | None) -> tuple[str, str] | None:
+    try:
+        return _local(data_dir_from(data_flag))
+    except (ClientError, OSError, ValueError, KeyError):
+        return None

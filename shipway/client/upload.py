@@ -20,6 +20,8 @@ from shipway.errors import ClientError
 
 #: Seconds at most the deployment is waited for once its log ended.
 OUTCOME_WAIT = 600.0
+#: The header by which the API names the deployment a change started (a config change's).
+DEPLOYMENT_HEADER = "X-Shipway-Deployment"
 
 Say = Callable[[str], Any]
 
@@ -120,6 +122,12 @@ def wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
             return deployment
 
 
+def settle(api: Api, deployment_id: int) -> dict[str, Any]:
+    """`wait` on a connection of its own, for a change that has no build log to follow."""
+    with httpx.Client(timeout=api.timeout) as http:
+        return wait(http, api, deployment_id)
+
+
 def _ended(status: str) -> bool:
     """Live counts as an end here: the push is done once its release serves."""
     try:
@@ -146,3 +154,23 @@ def outcome(deployment: dict[str, Any], build: str | None) -> tuple[str, int]:
     if build == "succeeded":
         return f"-----> Build succeeded, but the deployment {verb}{because}", 1
     return f"-----> Build {verb}{because}", 1
+
+
+def released(what: str, deployment: dict[str, Any]) -> tuple[str, int]:
+    """What to say once DEPLOYMENT of a change with no build (a rollback, a config change,
+    named by WHAT: "the rollback of web") went live or ended, or the wait did; and the exit
+    code, 0 when it went live."""
+    status, release = deployment["status"], f"v{deployment['release']}"
+    because = f": {deployment['reason']}" if deployment.get("reason") else ""
+    if status == DeploymentStatus.LIVE:
+        return f"{release} is live at {deployment['url']}", 0
+    if status == DeploymentStatus.RETIRED:
+        return f"{release} went live; a newer deployment has since replaced it", 0
+    if not _ended(status):
+        return (
+            f"{what} is still {status}; see `shipway apps info {deployment['app']}` "
+            f"or GET /api/v1/deployments/{deployment['id']}",
+            1,
+        )
+    verb = "failed" if status == DeploymentStatus.FAILED else f"was {status}"
+    return f"{what} ({release}) {verb}{because}", 1

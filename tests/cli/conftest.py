@@ -27,16 +27,26 @@ from shipway.store.tables import Deployment
 
 @dataclass
 class InstantTemporal:
-    """Takes a started deployment straight to live, or to failed with FAILURE as the reason."""
+    """Takes a started deployment straight to live, or to failed with FAILURE as the reason;
+    with HOLD, leaves it deploying until the test calls `finish`."""
 
     store: Store
     failure: str | None = None
+    hold: bool = False
 
     async def start_workflow(self, _run: Any, spec: Any, **kwargs: Any) -> None:
         with self.store.transaction() as session:
             deployment = session.get(Deployment, spec.deployment_id)
             assert deployment is not None
             service.move_deployment(session, deployment, DeploymentStatus.DEPLOYING)
+        if not self.hold:
+            self.finish(spec.deployment_id)
+
+    def finish(self, deployment_id: int) -> None:
+        """End a deploying deployment as the workflow would: live, or failed with FAILURE."""
+        with self.store.transaction() as session:
+            deployment = session.get(Deployment, deployment_id)
+            assert deployment is not None
             if self.failure is not None:
                 service.move_deployment(session, deployment, DeploymentStatus.FAILED, self.failure)
                 return
@@ -73,11 +83,13 @@ def server(store: Store, settings: Settings, admin_token: str) -> Iterator[Serve
 
 
 def shipway(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`shipway ARGS` in a subprocess, as a user with HOME and no server would run it."""
+    """`shipway ARGS` in a subprocess, as a user with HOME and no server would run it (in
+    HOME, so that no git work tree around the tests is taken for the user's)."""
     return subprocess.run(
         [sys.executable, "-m", "shipway", *args],
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHIPWAY_DATA": str(home)},
+        cwd=home,
         timeout=60,
     )
