@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from shipway.cli.options import DataOpt, JsonOpt
-from shipway.cli.output import console, emit_json, table
+from shipway.cli.output import emit_json, table
+from shipway.cli.rollout import NoWaitOpt, roll_out
 from shipway.client.api import Api
-from shipway.client.upload import DEPLOYMENT_HEADER, released, settle
 from shipway.errors import ClientError
 
 env = typer.Typer(help="An app's config vars and encrypted secrets.", no_args_is_help=True)
@@ -29,36 +29,15 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-NoWaitOpt = Annotated[
-    bool, typer.Option("--no-wait", help="return once the change is stored, before it is live")
-]
-
-
 def _change(
     app: str, body: dict[str, Any], done: str, *, wait: bool, as_json: bool, data: DataOpt
 ) -> None:
-    """Make the change, then (unless told not to) wait for the release it started, as a push
-    waits for its own: DONE says what was changed."""
+    """Make the change and report it, waiting (unless told not to) for the release it
+    started, as a push waits for its own: DONE says what was changed."""
     api = Api.find(data)
     response = api.respond("PATCH", f"/apps/{app}/env", json=body)
-    started = response.headers.get(DEPLOYMENT_HEADER)  # none: nothing live yet, or no change
-    said, code, deployment = f"{done}.", 0, None
-    if started is not None and not wait:
-        deployment = api.get(f"/deployments/{started}")
-        said = f"{done}; deployment {started} is under way."
-    elif started is not None:
-        if not as_json:
-            console.print(f"{done}; deploying the change …", highlight=False)
-        deployment = settle(api, int(started))
-        said, code = released(f"the config change of {app}", deployment)
-    if as_json:
-        emit_json({"vars": response.json(), "deployment": deployment})
-        if code:
-            raise typer.Exit(code)
-    elif code:
-        raise ClientError(said)
-    else:
-        console.print(said, highlight=False)
+    what = f"the config change of {app}"
+    roll_out(api, response, response.json(), done, what, wait=wait, as_json=as_json, label="vars")
 
 
 @env.command("set")
