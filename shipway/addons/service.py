@@ -278,7 +278,7 @@ async def destroy(
 
 
 def _backup_dir(servers: Servers, addon: Addon) -> Path:
-    return servers.data_dir / "backups" / f"addon-{addon.id}"
+    return servers.data_dir / "backups" / addon.resource
 
 
 def backups(servers: Servers, addon: Addon) -> list[dict[str, Any]]:
