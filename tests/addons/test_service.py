@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from shipway.accounts.roles import Principal
 from shipway.addons import service
-from shipway.addons.servers import Kind, Servers
+from shipway.addons.servers import Servers
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import Conflict, NotFound, ValidationError
@@ -153,7 +153,7 @@ def test_backups_are_listed_with_sizes_and_restore_the_data(
         addon = service.get(session, owner, "web-postgres")[0]
     (listed,) = service.backups(servers, addon)
     assert listed["id"] == made["id"] and listed["bytes"] == made["bytes"] > 0
-    with pytest.raises(NotFound, match="has no backup '../x'"):
+    with pytest.raises(NotFound, match=r"has no backup '\.\./x'"):
         run(service.restore(store, servers, owner, "web-postgres", "../x"))
     run(service.restore(store, servers, owner, "web-postgres", made["id"]))
     with connect(servers, url) as conn:
