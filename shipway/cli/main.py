@@ -11,6 +11,7 @@ import typer
 
 from shipway import __version__
 from shipway.cli import connect, local
+from shipway.cli.addons import addons
 from shipway.cli.audit import audit
 from shipway.cli.builds import builds
 from shipway.cli.deploy import deploy
@@ -46,6 +47,7 @@ app.add_typer(orgs, name="orgs")
 app.add_typer(releases, name="releases")
 app.add_typer(builds, name="builds")
 app.add_typer(env, name="env")
+app.add_typer(addons, name="addons")
 app.add_typer(previews, name="previews")
 app.add_typer(fn, name="fn")
 app.add_typer(audit, name="audit")
