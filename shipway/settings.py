@@ -14,6 +14,10 @@ from shipway.errors import ConfigError
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BASE_DOMAIN = "localhost"
+#: Seconds a release phase may run before it is killed and its deployment fails, by default
+#: and at most (the deploy workflow waits a little longer than the most it may be set to).
+DEFAULT_RELEASE_TIMEOUT = 300
+MAX_RELEASE_TIMEOUT = 3600
 
 
 def default_data_dir() -> Path:
@@ -100,8 +104,8 @@ def _file(key: str, raw: str) -> Path:
     return path
 
 
-def _whole(unit: str, least: int = 1) -> Callable[[str, str], int]:
-    """A parser for a whole number of UNIT that must be at least LEAST."""
+def _whole(unit: str, least: int = 1, most: int | None = None) -> Callable[[str, str], int]:
+    """A parser for a whole number of UNIT from LEAST to MOST (if given)."""
 
     def parse(key: str, raw: str) -> int:
         try:
@@ -110,6 +114,8 @@ def _whole(unit: str, least: int = 1) -> Callable[[str, str], int]:
             raise ConfigError(f"{key}: must be a whole number of {unit}, got {raw!r}") from None
         if value < least:
             raise ConfigError(f"{key}: must be at least {least} ({unit}), got {value}")
+        if most is not None and value > most:
+            raise ConfigError(f"{key}: must be at most {most} ({unit}), got {value}")
         return value
 
     return parse
@@ -145,6 +151,8 @@ class Settings:
     temporal_api_key: str | None = None
     max_source_mb: int = 200
     build_timeout: int = 900
+    #: Seconds an app's release phase (the Procfile's `release:`) may run.
+    release_timeout: int = DEFAULT_RELEASE_TIMEOUT
     #: Payload paths SQLite indexes for audit search (PostgreSQL indexes every path).
     audit_indexed_paths: tuple[tuple[str, ...], ...] = ()
     #: Whole days of audit entries kept; None keeps them all.
@@ -198,6 +206,10 @@ class Settings:
             "temporal_api_key": ("SHIPWAY_TEMPORAL_API_KEY", _text),
             "max_source_mb": ("SHIPWAY_MAX_SOURCE_MB", _whole("MiB")),
             "build_timeout": ("SHIPWAY_BUILD_TIMEOUT", _whole("seconds")),
+            "release_timeout": (
+                "SHIPWAY_RELEASE_TIMEOUT",
+                _whole("seconds", most=MAX_RELEASE_TIMEOUT),
+            ),
             "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
             "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _whole("days")),
             "fleet_rules": ("SHIPWAY_FLEET_RULES", _path),

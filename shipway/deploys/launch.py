@@ -159,7 +159,8 @@ async def start_workflow(
 async def deploy_release(store: Store, client: Client | None, deployment: Deployment) -> None:
     """Start the workflow of a deployment of an existing release (rollback, config change)."""
     assert deployment.workflow_id is not None
-    await start_workflow(store, client, DeployInput(deployment.id), deployment.workflow_id)
+    spec = DeployInput(deployment.id, rollback=deployment.source == service.ROLLBACK)
+    await start_workflow(store, client, spec, deployment.workflow_id)
 
 
 def _record(

@@ -20,6 +20,8 @@ from shipway.store.tables import App, Build, Deployment, Environment, Organizati
 from shipway.store.types import utcnow
 
 DEFAULT_BRANCHES = ("main", "master")
+#: The source of a rollback's deployment (a push's is git or upload, a config change's config).
+ROLLBACK = "rollback"
 ACTIVE = (DeploymentStatus.QUEUED, DeploymentStatus.BUILDING, DeploymentStatus.DEPLOYING)
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 _NOT_LABEL = re.compile(r"[^a-z0-9]+")
@@ -360,7 +362,7 @@ def rollback(
         if target is None:
             raise NotFound(f"{app.name} has no release v{to}", details={"release": to})
     release = _copy(session, app, target, target.config, f"Rollback to v{target.version}")
-    deployment = _deploy(session, principal.actor, app, env, release, "rollback")
+    deployment = _deploy(session, principal.actor, app, env, release, ROLLBACK)
     emit(
         session,
         Event(

@@ -23,20 +23,25 @@ with workflow.unsafe.imports_passed_through():
     from shipway.deploys.lifecycle import DeploymentStatus
     from shipway.fleet import affinity
     from shipway.functions.workflow import APPLY_ACTIVITY, FUNCTIONS_QUEUE
+    from shipway.releases.manifest import Manifest
     from shipway.runtime.messages import (
         DISCARD_ACTIVITY,
         NODE_QUEUE,
+        RELEASE_ACTIVITY,
         ROUTE_ACTIVITY,
         START_ACTIVITY,
         RunInput,
     )
     from shipway.runtime.messages import FAILURE_TYPE as RELEASE_FAILED
+    from shipway.settings import MAX_RELEASE_TIMEOUT
 
 
 #: Deployments made live by workflows older than this apply no functions.
 FUNCTIONS_PATCH = "functions-from-release"
 #: Builds of workflows older than this go straight to their pool.
 AFFINITY_PATCH = "build-affinity"
+#: Deployments of workflows older than this run no release phase.
+RELEASE_PATCH = "release-phase"
 
 
 @dataclass
@@ -47,6 +52,8 @@ class DeployInput:
     pool: str = "default"
     #: The builder with the app's warm cache, tried first (see shipway.fleet.affinity).
     affinity: str | None = None
+    #: A rollback's release is a copy of one whose release phase ran already: it runs none.
+    rollback: bool = False
 
 
 @dataclass
@@ -103,6 +110,13 @@ class DeployWorkflow:
             return released
         task = RunInput(spec.deployment_id)
         try:
+            if _may_have_release_phase(spec, built) and workflow.patched(RELEASE_PATCH):
+                failure = await self._release_phase(task)
+                if failure is not None:
+                    return await _record(
+                        "shipway.deploy.finish",
+                        Outcome(spec.deployment_id, DeploymentStatus.FAILED, failure),
+                    )
             await workflow.execute_activity(
                 START_ACTIVITY,
                 task,
@@ -148,6 +162,26 @@ class DeployWorkflow:
         if finished.status is DeploymentStatus.LIVE and workflow.patched(FUNCTIONS_PATCH):
             await self._apply_functions(spec.deployment_id)
         return finished
+
+    async def _release_phase(self, task: RunInput) -> str | None:
+        """Run the release phase on the node, once (a failed migration is not tried again on
+        its own); None when it succeeded or there was none, else why the deployment failed.
+        The node kills it at its release timeout; this waits a little longer than the most
+        that may be, and notices a lost node by its heartbeat."""
+        try:
+            await workflow.execute_activity(
+                RELEASE_ACTIVITY,
+                task,
+                task_queue=NODE_QUEUE,
+                start_to_close_timeout=timedelta(seconds=MAX_RELEASE_TIMEOUT + 60),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as e:
+            if isinstance(e.cause, ApplicationError) and e.cause.type == RELEASE_FAILED:
+                return e.cause.message
+            return f"release phase did not finish: {failure_reason(e)}"
+        return None
 
     async def _apply_functions(self, deployment_id: int) -> None:
         """Make the app's functions those of the release now live (its shipway.yml). The
@@ -200,3 +234,11 @@ class DeployWorkflow:
             ),
         )
         return result
+
+
+def _may_have_release_phase(spec: DeployInput, built: BuildOutput | None) -> bool:
+    """Whether to ask the node for a release phase: never for a rollback, and for a build only
+    when its Procfile has a `release:`; a config change's release is read by the node."""
+    if spec.rollback:
+        return False
+    return built is None or Manifest.from_json(built.manifest).release_command is not None

@@ -93,7 +93,12 @@ class Node:
         stack.push_async_callback(link.close)
         table = RouteTable()
         runtime = Runtime(
-            store, self.data.root, table, base_domain=settings.base_domain, js=link.js
+            store,
+            self.data.root,
+            table,
+            base_domain=settings.base_domain,
+            js=link.js,
+            release_timeout=settings.release_timeout,
         )
         stack.push_async_callback(runtime.close)
         temporal = await connect_temporal(
@@ -104,7 +109,7 @@ class Node:
             temporal,
             NODE_QUEUE,
             workflows=[],
-            activities=[activities.start, activities.route, activities.discard],
+            activities=activities.all(),
         )
         workers.start()
         stack.push_async_callback(workers.stop)

@@ -91,6 +91,7 @@ def _spawn(
         "SHIPWAY_HOST": settings.host,
         "SHIPWAY_BASE_DOMAIN": settings.base_domain,
         "SHIPWAY_UNSAFE_SHARED_NETWORK": "true" if settings.unsafe_shared_network else "false",
+        "SHIPWAY_RELEASE_TIMEOUT": str(settings.release_timeout),
     }
     for key, value in (
         ("SHIPWAY_DATABASE_URL", settings.database_url),

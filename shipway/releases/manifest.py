@@ -9,6 +9,9 @@ from typing import Any
 
 #: The web command of a Node app without a Procfile.
 NODE_WEB = "npm start"
+#: The Procfile entry run once per release, before any of its instances start (migrations):
+#: the release phase, not a process type that runs instances.
+RELEASE = "release"
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,19 @@ class Manifest:
 
     def commands(self) -> dict[str, str]:
         """Process type → command: the Procfile's, else the stack's default (a Node app runs
-        `npm start` as web); a static site has none."""
-        if self.processes:
-            return dict(self.processes)
+        `npm start` as web); a static site has none. The release phase is not one of them."""
+        declared = {kind: command for kind, command in self.processes.items() if kind != RELEASE}
+        if declared:
+            return declared
         if self.stack == "node" and self.static_root is None:
             return {"web": NODE_WEB}
         return {}
+
+    @property
+    def release_command(self) -> str | None:
+        """What the release phase runs (the Procfile's `release:`), or None when it has none.
+        It stays among `processes`, so manifests written before it was set apart still read."""
+        return self.processes.get(RELEASE)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

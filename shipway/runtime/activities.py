@@ -1,10 +1,12 @@
-"""The runtime's side of a deploy: start the release's instances, switch the route, or discard."""
+"""The runtime's side of a deploy: run the release phase, start the release's instances,
+switch the route, or discard."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -15,6 +17,7 @@ from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import (
     DISCARD_ACTIVITY,
     FAILURE_TYPE,
+    RELEASE_ACTIVITY,
     ROUTE_ACTIVITY,
     START_ACTIVITY,
     RunInput,
@@ -24,35 +27,35 @@ from shipway.store.tables import Deployment
 
 HEARTBEAT_EVERY = 1.0
 
+T = TypeVar("T")
+
 
 class RuntimeActivities:
     def __init__(self, runtime: Runtime, store: Store) -> None:
         self.runtime = runtime
         self.store = store
 
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity a node's worker serves."""
+        return [self.release, self.start, self.route, self.discard]
+
+    @activity.defn(name=RELEASE_ACTIVITY)
+    async def release(self, task: RunInput) -> float | None:
+        """Run the release phase, if the release has one; the seconds it took."""
+        return await self._while_deploying(
+            task.deployment_id,
+            self.runtime.release_phase(task.deployment_id),
+            "a newer deployment replaced it during its release phase",
+        )
+
     @activity.defn(name=START_ACTIVITY)
     async def start(self, task: RunInput) -> int:
         """Start the release and return its instance count once every one is healthy."""
-        work = asyncio.create_task(self.runtime.launch(task.deployment_id))
-        beat = asyncio.create_task(self._heartbeat(task.deployment_id, work))
-        try:
-            generation = await asyncio.shield(work)
-        except ShipwayError as e:
-            raise ApplicationError(e.message, type=FAILURE_TYPE, non_retryable=True) from e
-        except asyncio.CancelledError:
-            work.cancel()
-            with contextlib.suppress(BaseException):
-                await work
-            await self.runtime.discard(task.deployment_id)
-            if beat.done() and not beat.cancelled() and beat.result():
-                raise ApplicationError(
-                    "a newer deployment replaced it while it started",
-                    type=FAILURE_TYPE,
-                    non_retryable=True,
-                ) from None
-            raise
-        finally:
-            beat.cancel()
+        generation = await self._while_deploying(
+            task.deployment_id,
+            self.runtime.launch(task.deployment_id),
+            "a newer deployment replaced it while it started",
+        )
         return len(generation.instances)
 
     @activity.defn(name=ROUTE_ACTIVITY)
@@ -67,6 +70,29 @@ class RuntimeActivities:
     @activity.defn(name=DISCARD_ACTIVITY)
     async def discard(self, task: RunInput) -> None:
         await self.runtime.discard(task.deployment_id)
+
+    async def _while_deploying(
+        self, deployment_id: int, work: Coroutine[Any, Any, T], replaced: str
+    ) -> T:
+        """Do WORK for a deployment, heartbeating; stop it (and what it started) when a newer
+        deployment replaces this one, failing with REPLACED. Its ShipwayErrors fail the
+        activity for good: the same release would fail the same way again."""
+        task = asyncio.create_task(work)
+        beat = asyncio.create_task(self._heartbeat(deployment_id, task))
+        try:
+            return await asyncio.shield(task)
+        except ShipwayError as e:
+            raise ApplicationError(e.message, type=FAILURE_TYPE, non_retryable=True) from e
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            await self.runtime.discard(deployment_id)
+            if beat.done() and not beat.cancelled() and beat.result():
+                raise ApplicationError(replaced, type=FAILURE_TYPE, non_retryable=True) from None
+            raise
+        finally:
+            beat.cancel()
 
     def _deploying(self, deployment_id: int) -> bool:
         with self.store.transaction() as session:

@@ -5,6 +5,10 @@ deploy starts a new generation beside the live one and, once every instance is h
 switches the route to it in one step; the old generation drains, then stops. An app with an
 idle timeout is stopped when idle and woken by its next request. At start, `reconcile` brings
 back every live deployment recorded in the store.
+
+Before a deploy starts its instances, the release phase (the Procfile's `release:`, e.g. the
+app's migrations) runs once in a sandbox like a web instance's, with a wall-clock limit; if it
+fails, nothing of the release starts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import socket
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,16 +29,27 @@ from sqlalchemy import select
 
 from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
+from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import DeploymentStatus
-from shipway.errors import ValidationError
+from shipway.errors import ShipwayError, ValidationError
+from shipway.logs.mask import Masker
 from shipway.releases.layers import LayerStore
+from shipway.releases.manifest import RELEASE
 from shipway.router import Route, RouteTable
 from shipway.runtime import placement as placements
 from shipway.runtime.applog import AppLog
-from shipway.runtime.instance import Instance, InstanceFailed, InstanceSpec
+from shipway.runtime.instance import (
+    TAIL_LINES,
+    Instance,
+    InstanceFailed,
+    InstanceSpec,
+    last_output,
+)
 from shipway.runtime.lifecycle import InstanceState
 from shipway.runtime.placement import Key, Placement
-from shipway.sandbox import Limits, Mount, network
+from shipway.sandbox import Limits, Mount, SandboxError, network
+from shipway.sandbox import run as run_sandbox
+from shipway.settings import DEFAULT_RELEASE_TIMEOUT
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Environment
 
@@ -53,6 +69,13 @@ PLAN_LIMITS = {
 }
 
 _BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class ReleasePhaseFailed(ShipwayError):
+    """Raised when a release phase fails, times out or is killed; the message says which, with
+    its last output."""
+
+    code = "release_phase_failed"
 
 
 @dataclass
@@ -93,6 +116,7 @@ class Runtime:
         base_domain: str,
         js: Any = None,
         isolated: bool | None = None,
+        release_timeout: float = DEFAULT_RELEASE_TIMEOUT,
     ) -> None:
         self.store = store
         self.data_dir = data_dir
@@ -102,6 +126,8 @@ class Runtime:
         #: Instances get a network namespace of their own; they share the host's only where
         #: they cannot have one and the operator allowed it (--unsafe-shared-network).
         self.isolated = _isolate_instances() if isolated is None else isolated
+        #: Seconds a release phase may run before it is killed.
+        self.release_timeout = release_timeout
         self.layers = LayerStore(data_dir / "layers")
         self._scratch_root = data_dir / "run" / "instances"
         self.box = SecretBox.load(data_dir)
@@ -113,10 +139,51 @@ class Runtime:
 
     # -- deploys ---------------------------------------------------------------------------
 
+    async def release_phase(self, deployment_id: int) -> float | None:
+        """Run the release command of a deploying deployment's release once, before `launch`
+        starts any of its instances, and return the seconds it took; None when there is none
+        to run (no `release:`, or a rollback: the release phase ran when its code first went
+        out). Raises ReleasePhaseFailed, with its last output, if it fails, runs past the
+        release timeout or hits a limit."""
+        place, source = await asyncio.to_thread(self._deployment, deployment_id)
+        command = place.manifest.release_command
+        if command is None or source == deploys.ROLLBACK:
+            return None
+        applog = self._log(place)
+        applog.hide(place.secrets)
+        applog.say(f"[shipway] Running release phase of v{place.version}: {command}")
+        spec = self._spec(place, RELEASE, command)
+        spec = replace(spec, limits=replace(spec.limits, wall_seconds=self.release_timeout))
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+        def line(text: str) -> None:
+            tail.append(text)
+            applog.say(f"{spec.name}: {text}")
+
+        spec.scratch.mkdir(parents=True)
+        started = time.perf_counter()
+        try:
+            failure = (await run_sandbox(spec.sandbox(), line)).reason  # None: it exited with 0
+        except SandboxError as e:
+            failure = f"it could not start: {e}"
+        except asyncio.CancelledError:
+            applog.say(f"[shipway] Release phase of v{place.version} stopped")
+            raise
+        finally:
+            await asyncio.to_thread(shutil.rmtree, spec.scratch, True)
+        seconds = time.perf_counter() - started
+        if failure is None:
+            applog.say(f"[shipway] Release phase of v{place.version} done in {seconds:.2f} s")
+            return seconds
+        applog.say(f"[shipway] Release phase of v{place.version} failed after {seconds:.2f} s")
+        # The reason is shown beyond the app's log (the push, the API): masked as the log is.
+        reason = f"release phase failed ({failure}){last_output(tail)}"
+        raise ReleasePhaseFailed(Masker(place.secrets).mask(reason))
+
     async def launch(self, deployment_id: int) -> Generation:
         """Start the release of a deploying deployment and wait until it is healthy; it is
         routed by `route`. Raises InstanceFailed (nothing left running) when it cannot be."""
-        place = await asyncio.to_thread(self._placement_of, deployment_id)
+        place = (await asyncio.to_thread(self._deployment, deployment_id))[0]
         for other_id, other in list(self._pending.items()):
             if other.placement.key == place.key:  # a superseded deploy's instances
                 del self._pending[other_id]
@@ -139,16 +206,19 @@ class Runtime:
         if generation is not None:
             await generation.stop()
 
-    def _placement_of(self, deployment_id: int) -> Placement:
+    def _deployment(self, deployment_id: int) -> tuple[Placement, str]:
+        """What a deployment runs, and what made it (its source: git, upload, config,
+        rollback)."""
         with self.store.transaction() as session:
             deployment = session.get(Deployment, deployment_id)
             if deployment is None or deployment.release_id is None:
                 raise ValidationError(f"deployment {deployment_id} has no release to run")
             env = session.get(Environment, deployment.environment_id)
             assert env is not None
-            return placements.load(
+            place = placements.load(
                 session, deployment.release_id, env.name, self.base_domain, self.box
             )
+            return place, deployment.source
 
     async def _start(self, place: Placement) -> Generation:
         """A generation of PLACE with every instance healthy (static sites have none)."""
@@ -182,38 +252,35 @@ class Runtime:
         return generation
 
     def _instance(self, place: Placement, kind: str, number: int, owner: Generation) -> Instance:
-        name = f"{kind}.{number}"
-        if place.environment != PRODUCTION:
-            name = f"{place.environment}/{name}"
         port = None
         if kind == "web":
             port = INSTANCE_PORT if self.isolated else _free_port()
-        env = {**_stack_env(place), **place.env}
-        env.update(
-            SHIPWAY_APP=place.app,
-            SHIPWAY_ENVIRONMENT=place.environment,
-            SHIPWAY_RELEASE=f"v{place.version}",
-            SHIPWAY_PROCESS=f"{kind}.{number}",
-        )
+        command = place.manifest.commands()[kind]
+        spec = self._spec(place, f"{kind}.{number}", command, port)
+        return Instance(spec, self._log(place).say, lambda _: self._changed(owner))
+
+    def _spec(
+        self, place: Placement, process: str, command: str, port: int | None = None
+    ) -> InstanceSpec:
+        """How PROCESS of PLACE runs (an instance, `web.1`, or the release phase, `release`):
+        what its sandbox sees, its environment, its limits."""
+        env = _environment(place, process)
         if port is not None:
             env["PORT"] = str(port)
-        mounts = self._mounts(place)
-        scratch = self._scratch_root / f"{place.app_id}-{uuid.uuid4().hex[:12]}"
-        spec = InstanceSpec(
-            name=name,
-            command=place.manifest.commands()[kind],
+        return InstanceSpec(
+            name=_process_name(place, process),
+            command=command,
             env=env,
-            mounts=mounts,
-            scratch=scratch,
+            mounts=self._mounts(place),
+            scratch=self._scratch_root / f"{place.app_id}-{uuid.uuid4().hex[:12]}",
             limits=PLAN_LIMITS.get(place.plan, PLAN_LIMITS["free"]),
             port=port,
             isolated=self.isolated,
-            health_path=place.health_path if kind == "web" else "/",
+            health_path=place.health_path,
             health_timeout=float(place.health_timeout),
             health_host=place.host,
             hostname=place.app,
         )
-        return Instance(spec, self._log(place).say, lambda _: self._changed(owner))
 
     def _mounts(self, place: Placement) -> tuple[Mount, ...]:
         """The release's layers and its add-ons' sockets, as every sandbox of it sees them."""
@@ -437,6 +504,26 @@ class Runtime:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _process_name(place: Placement, process: str) -> str:
+    """How the app's log names a process of PLACE: `web.1`, or `feature-x/web.1` in a preview."""
+    if place.environment == PRODUCTION:
+        return process
+    return f"{place.environment}/{process}"
+
+
+def _environment(place: Placement, process: str) -> dict[str, str]:
+    """The environment of every sandbox of PLACE (PROCESS is `web.1`, `release`, …): the
+    stack's PATH and friends, under the release's config vars, under shipway's own."""
+    return {
+        **_stack_env(place),
+        **place.env,
+        "SHIPWAY_APP": place.app,
+        "SHIPWAY_ENVIRONMENT": place.environment,
+        "SHIPWAY_RELEASE": f"v{place.version}",
+        "SHIPWAY_PROCESS": process,
+    }
 
 
 def _stack_env(place: Placement) -> dict[str, str]:

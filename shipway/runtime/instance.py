@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,21 @@ class InstanceSpec:
     health_host: str = "localhost"
     hostname: str = "app"
     extra: dict[str, str] = field(default_factory=dict)
+
+    def sandbox(self) -> SandboxSpec:
+        """Its sandbox: the release read-only with the command running in /app, a network of
+        its own (or the host's where instances share it)."""
+        return SandboxSpec(
+            argv=["/bin/sh", "-c", self.command],
+            workspace=self.scratch,
+            mounts=list(self.mounts),
+            env=self.env,
+            limits=self.limits,
+            network=True,
+            host_network=not self.isolated,
+            cwd=APP_DIR,
+            hostname=self.hostname,
+        )
 
 
 class InstanceUpstream(Upstream):
@@ -177,17 +192,7 @@ class Instance:
         """Run the sandbox until it ends; the first time, report health (or failure) to start()."""
         spec = self.spec
         spec.scratch.mkdir(parents=True, exist_ok=True)
-        sandbox = SandboxSpec(
-            argv=["/bin/sh", "-c", spec.command],
-            workspace=spec.scratch,
-            mounts=list(spec.mounts),
-            env=spec.env,
-            limits=spec.limits,
-            network=True,
-            host_network=not spec.isolated,
-            cwd=APP_DIR,
-            hostname=spec.hostname,
-        )
+        sandbox = spec.sandbox()
         running: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
 
         def started(where: Started) -> None:
@@ -244,8 +249,7 @@ class Instance:
         if failure is None:
             first.set_result(None)
             return
-        output = "\n".join(self._tail)
-        shown = f"; its last output:\n{output}" if output else "; it printed nothing"
+        shown = last_output(self._tail)
         first.set_exception(InstanceFailed(f"{self.name} failed to start: {failure}{shown}"))
         self._stopping = True
 
@@ -273,3 +277,10 @@ def _ended(result: SandboxResult | str) -> str:
     if result.reason:
         return result.reason
     return f"exited with code {result.exit_code}"
+
+
+def last_output(tail: Iterable[str]) -> str:
+    """The end of a failure's message: the lines a process printed last, or that it printed
+    nothing."""
+    output = "\n".join(tail)
+    return f"; its last output:\n{output}" if output else "; it printed nothing"

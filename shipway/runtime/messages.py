@@ -8,9 +8,12 @@ from dataclasses import dataclass
 NODE_QUEUE = "shipway-node"
 
 START_ACTIVITY = "shipway.runtime.start"
+#: Run the release's release phase (the Procfile's `release:`) once, before START.
+RELEASE_ACTIVITY = "shipway.runtime.release"
 ROUTE_ACTIVITY = "shipway.runtime.route"
 DISCARD_ACTIVITY = "shipway.runtime.discard"
-#: The error type of a release that cannot start: retrying would not help.
+#: The error type of a release that cannot start (or whose release phase failed): retrying
+#: would not help.
 FAILURE_TYPE = "ReleaseFailed"
 
 

@@ -31,6 +31,7 @@ from shipway.store import Store, upgrade
 from shipway.store.tables import Deployment, LogLine, Organization, Release
 from shipway.workers import Workers
 from tests.helpers import sandboxed
+from tests.runtime.conftest import app_log
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -100,6 +101,42 @@ class Platform:
                 )
             )
 
+    def app_log(self, app: str = "web") -> list[str]:
+        return app_log(self.store, app)
+
+    def reason(self, deployment_id: int) -> str | None:
+        with self.store.transaction() as session:
+            row = session.get(Deployment, deployment_id)
+            assert row is not None
+            return row.reason
+
+    async def set_config(self, values: dict[str, str], app: str = "web") -> int:
+        """Change the app's config as `shipway env set` does; the deployment it starts."""
+        from shipway.apps import config
+        from shipway.apps.secretbox import SecretBox
+        from shipway.deploys import service
+
+        with self.store.transaction() as session:
+            done = config.change(
+                session, self.owner, app, values=values, box=SecretBox.load(self.data)
+            )
+            snapshot = config.snapshot(session, done.app.id)
+            deployment = service.release_config(
+                session, self.owner.actor, done.app, snapshot, config.describe(done)
+            )
+        assert deployment is not None
+        await launch.deploy_release(self.store, self.client, deployment)
+        return deployment.id
+
+    async def rollback(self, to: int, app: str = "web") -> int:
+        """Roll back as `shipway rollback` does; the deployment it starts."""
+        from shipway.deploys import service
+
+        with self.store.transaction() as session:
+            deployment = service.rollback(session, self.owner, app, to)
+        await launch.deploy_release(self.store, self.client, deployment)
+        return deployment.id
+
 
 @pytest_asyncio.fixture
 async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
@@ -127,9 +164,7 @@ async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
     )
     runtime = Runtime(store, tmp_path, RouteTable(), base_domain="localhost", js=link.js)
     node = RuntimeActivities(runtime, store)
-    node_workers = Workers(
-        client, NODE_QUEUE, workflows=[], activities=[node.start, node.route, node.discard]
-    )
+    node_workers = Workers(client, NODE_QUEUE, workflows=[], activities=node.all())
     node_workers.start()
     builder = Workers(
         client,
@@ -257,3 +292,98 @@ async def test_a_private_step_shows_a_placeholder_instead_of_its_output(
     broken = await platform.deploy({**files, "shipway.yml": "build:\n  private: [tests]\n"})
     assert await platform.wait(broken, {"live", "failed"}) == "failed"
     assert "build.private names unknown steps tests" in "\n".join(platform.log(broken))
+
+
+#: A static site (it runs no instance, so the deploy is quick) with a release phase.
+MIGRATING = {"index.html": "<h1>one", "Procfile": "release: echo migrating $MARKER\n"}
+
+
+def phase_lines(log: list[str]) -> list[str]:
+    return [line for line in log if line.startswith(("release: ", "[shipway] Running release"))]
+
+
+async def logged(platform: Platform, line: str) -> None:
+    for _ in range(400):
+        if line in await asyncio.to_thread(platform.app_log):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the app log never said {line!r}: {platform.app_log()}")
+
+
+async def node_steps(platform: Platform) -> list[str]:
+    """The node's activities the latest deploy of web's production scheduled, in order."""
+    handle = platform.client.get_workflow_handle("deploy/web/production")
+    history = await handle.fetch_history()
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    return [name for name in scheduled if name.startswith("shipway.runtime.")]
+
+
+async def test_the_release_phase_runs_before_the_release_goes_live_and_not_on_rollback(
+    platform: Platform,
+) -> None:
+    first = await platform.deploy(MIGRATING)
+    assert await platform.wait(first, {"live", "failed"}) == "live", platform.reason(first)
+    assert await node_steps(platform) == [
+        "shipway.runtime.release",
+        "shipway.runtime.start",
+        "shipway.runtime.route",
+    ]
+    await logged(platform, "release: migrating")
+    assert phase_lines(platform.app_log())[0] == (
+        "[shipway] Running release phase of v1: echo migrating $MARKER"
+    )
+
+    # A config change is a new release of the same build: its release phase runs again.
+    changed = await platform.set_config({"MARKER": "m2"})
+    assert await platform.wait(changed, {"live", "failed"}) == "live", platform.reason(changed)
+    assert (await node_steps(platform))[0] == "shipway.runtime.release"
+    await logged(platform, "release: migrating m2")
+
+    # A rollback deploys a copy of a release whose release phase has run: it does not again.
+    rolled = await platform.rollback(1)
+    assert await platform.wait(rolled, {"live", "failed"}) == "live", platform.reason(rolled)
+    assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+
+
+async def test_a_failing_release_phase_fails_the_deployment_and_nothing_of_it_starts(
+    platform: Platform,
+) -> None:
+    live = await platform.deploy(MIGRATING)
+    assert await platform.wait(live, {"live", "failed"}) == "live", platform.reason(live)
+    failing = {"index.html": "<h1>two", "Procfile": "release: echo no database; exit 1\n"}
+    broken = await platform.deploy(failing)
+    assert await platform.wait(broken, {"live", "failed"}) == "failed"
+    assert platform.reason(broken) == (
+        "release phase failed (exited with code 1); its last output:\nno database"
+    )
+    assert await node_steps(platform) == ["shipway.runtime.release"], "nothing of it started"
+    with platform.store.transaction() as session:
+        row = session.get(Deployment, live)
+        assert row is not None and row.status == "live", "the previous release stays live"
+
+
+async def test_a_build_without_a_release_phase_goes_straight_to_its_start(
+    platform: Platform,
+) -> None:
+    deployment = await platform.deploy({"index.html": "<h1>plain"})
+    assert await platform.wait(deployment, {"live", "failed"}) == "live"
+    assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+
+
+async def test_a_newer_deploy_stops_a_release_phase_under_way(platform: Platform) -> None:
+    slow = {"index.html": "<h1>slow", "Procfile": "release: echo waiting; sleep 619\n"}
+    first = await platform.deploy(slow)
+    await logged(platform, "release: waiting")
+    assert sandboxed("sleep", "619")
+    second = await platform.deploy({"index.html": "<h1>newer"})
+    assert await platform.wait(first, {"superseded"}, timeout=30) == "superseded"
+    assert await platform.wait(second, {"live", "failed"}) == "live"
+    for _ in range(600):
+        if not sandboxed("sleep", "619"):
+            break
+        await asyncio.sleep(0.05)
+    assert not sandboxed("sleep", "619"), "the superseded release phase outlived it"

@@ -205,19 +205,24 @@ class Node:
             return await client.get(self.url(host, path), headers={"Host": host})
 
     def app_log(self, app: str) -> list[str]:
-        from sqlalchemy import select
+        return app_log(self.store, app)
 
-        from shipway.store.tables import LogLine
 
-        with self.store.transaction() as session:
-            app_id = session.scalar(select(App.id).where(App.name == app))
-            return list(
-                session.scalars(
-                    select(LogLine.line)
-                    .where(LogLine.kind == "app", LogLine.owner_id == app_id)
-                    .order_by(LogLine.seq)
-                )
+def app_log(store: Store, app: str) -> list[str]:
+    """The lines of APP's log stored so far, in order."""
+    from sqlalchemy import select
+
+    from shipway.store.tables import LogLine
+
+    with store.transaction() as session:
+        app_id = session.scalar(select(App.id).where(App.name == app))
+        return list(
+            session.scalars(
+                select(LogLine.line)
+                .where(LogLine.kind == "app", LogLine.owner_id == app_id)
+                .order_by(LogLine.seq)
             )
+        )
 
 
 async def until(check: Any, timeout: float = 20.0, every: float = 0.05) -> Any:
