@@ -62,6 +62,9 @@ class Context:
             self._store_health(), self._temporal_health(deep), self._nats_health()
         )
         parts = {"store": store, "temporal": temporal, "nats": nats}
+        addons = self._addons_health()
+        if addons is not None:
+            parts["addons"] = addons
         status = "ok" if all(p["status"] == "ok" for p in parts.values()) else "degraded"
         return {
             "status": status,
@@ -102,6 +105,15 @@ class Context:
             up = probe["status"] == "ok"
         part["status"] = "ok" if up else "down"
         return part
+
+    def _addons_health(self) -> dict[str, Any] | None:
+        """The add-on servers, once there is any: "down" while one of them is."""
+        servers = self.addons.status() if self.addons is not None else {}
+        if not servers:
+            return None
+        up = all(server["pid"] is not None for server in servers.values())
+        names = ", ".join(f"{name} {'up' if s['pid'] else 'DOWN'}" for name, s in servers.items())
+        return {"status": "ok" if up else "down", "address": names, "servers": servers}
 
     async def _nats_health(self) -> dict[str, Any]:
         part = self._process_part("nats")

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from shipway.addons import confine, process
+from shipway.addons import confine, process, sockets
 from shipway.datadir import pid_alive, write_private
 from shipway.errors import ServiceError
 
@@ -131,13 +131,19 @@ class PostgresServer:
             "-c",
             "listen_addresses=",
             "-c",
-            f"unix_socket_directories={confine.inside(self.home, self.socket_dir)}",
+            f"unix_socket_directories={self._socket_dir_inside()}",
             "-c",
             "unix_socket_permissions=0777",
             "-c",
             f"port={PORT}",
         ]
         return process.spawn(confine.argv(self.home, command), self.log_path)
+
+    def _socket_dir_inside(self) -> Path:
+        """The socket directory as the server sees it, once sure its socket's path fits."""
+        inside = confine.inside(self.home, self.socket_dir)
+        sockets.check(inside / f".s.PGSQL.{PORT}.lock")
+        return inside
 
     async def _answers(self) -> bool:
         try:
@@ -156,15 +162,16 @@ class PostgresServer:
     # -- admin -------------------------------------------------------------------------------
 
     def _connect(self, dbname: str = "postgres") -> psycopg.Connection:
-        return psycopg.connect(
-            host=str(self.socket_dir),
-            port=PORT,
-            user=ADMIN,
-            password=self._password_file.read_text().strip(),
-            dbname=dbname,
-            autocommit=True,
-            connect_timeout=5,
-        )
+        with sockets.reachable(self.socket_dir) as folder:
+            return psycopg.connect(
+                host=folder,
+                port=PORT,
+                user=ADMIN,
+                password=self._password_file.read_text().strip(),
+                dbname=dbname,
+                autocommit=True,
+                connect_timeout=5,
+            )
 
     def _query(self, *statements: sql.Composable | str, dbname: str = "postgres") -> None:
         with self._connect(dbname) as conn:
@@ -236,15 +243,21 @@ class PostgresServer:
         )
 
     def _tool(self, tool: str, *args: str) -> None:
-        env = {
-            "PGHOST": str(self.socket_dir),
-            "PGPORT": str(PORT),
-            "PGUSER": ADMIN,
-            "PGPASSWORD": self._password_file.read_text().strip(),
-            "PATH": "/usr/bin:/bin",
-        }
-        out = subprocess.run(
-            [str(_binaries() / tool), *args], capture_output=True, text=True, env=env, timeout=3600
-        )
+        with sockets.reachable(self.socket_dir) as folder:
+            env = {
+                "PGHOST": folder,
+                "PGPORT": str(PORT),
+                "PGUSER": ADMIN,
+                "PGPASSWORD": self._password_file.read_text().strip(),
+                "PATH": "/usr/bin:/bin",
+            }
+            out = subprocess.run(
+                [str(_binaries() / tool), *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=3600,
+                pass_fds=(sockets.fd_of(folder),),
+            )
         if out.returncode != 0:
             raise ServiceError(f"{tool} failed: {(out.stderr or out.stdout).strip()[-500:]}")

@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipway.addons import confine, process
+from shipway.addons import confine, process, sockets
 from shipway.datadir import pid_alive, write_private
 from shipway.errors import ServiceError
 
@@ -85,7 +85,7 @@ class RedisServer:
         text = "\n".join(
             [
                 "port 0",
-                f"unixsocket {inside(self.socket)}",
+                f"unixsocket {sockets.check(inside(self.socket))}",
                 "unixsocketperm 777",
                 f"dir {inside(self.data)}",
                 f"pidfile {inside(self.pid_file)}",
@@ -161,9 +161,10 @@ class RedisServer:
     async def command(self, *args: str) -> str:
         """Run one command as shipway's admin user; its reply as text."""
         password = self._admin_file.read_text().strip()
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(str(self.socket)), timeout=5
-        )
+        with sockets.reachable(self.socket_dir) as folder:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(f"{folder}/{SOCKET}"), timeout=5
+            )
         try:
             for command in (("AUTH", ADMIN, password), args):
                 writer.write(_encode(command))

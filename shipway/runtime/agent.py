@@ -216,7 +216,7 @@ class Runtime:
             env = session.get(Environment, deployment.environment_id)
             assert env is not None
             place = placements.load(
-                session, deployment.release_id, env.name, self.base_domain, self.box
+                session, deployment.release_id, env.name, self.base_domain, self.box, self.data_dir
             )
             return place, deployment.source
 
@@ -438,7 +438,9 @@ class Runtime:
                 assert release_id is not None
                 try:
                     found.append(
-                        placements.load(session, release_id, env, self.base_domain, self.box)
+                        placements.load(
+                            session, release_id, env, self.base_domain, self.box, self.data_dir
+                        )
                     )
                 except Exception as e:  # one broken release must not keep the others down
                     log.warning("cannot restore release %s of %s: %s", release_id, env, e)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shipway.addons.service import attached
 from shipway.apps import config, hosts
 from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
@@ -56,8 +58,15 @@ class Placement:
 
 
 def load(
-    session: Session, release_id: int, environment: str, base_domain: str, box: SecretBox
+    session: Session,
+    release_id: int,
+    environment: str,
+    base_domain: str,
+    box: SecretBox,
+    data_dir: Path,
 ) -> Placement:
+    """What running RELEASE_ID in ENVIRONMENT takes: its config, with the URLs of the
+    environment's own add-ons (a preview never gets production's), and their sockets."""
     release = session.get(Release, release_id)
     if release is None:
         raise NotFound(f"no release with id {release_id}")
@@ -66,6 +75,12 @@ def load(
     org = session.get(Organization, app.organization_id)
     assert org is not None
     snapshot: dict[str, Any] = release.config or {}
+    addons = attached(session, app.id, environment, box, data_dir)
+    env = {
+        key: value
+        for key, value in config.environment(snapshot, box).items()
+        if key not in addons.hidden
+    }
     return Placement(
         app_id=app.id,
         app=app.name,
@@ -74,11 +89,12 @@ def load(
         release_id=release.id,
         version=release.version,
         manifest=Manifest.from_json(release.manifest),
-        env=config.environment(snapshot, box),
-        secrets=tuple(config.secret_values(snapshot, box)),
+        env={**env, **addons.env},
+        secrets=(*config.secret_values(snapshot, box), *addons.secrets),
         formation=dict(app.formation or {}),
         plan=app.plan,
         health_path=app.health_path,
         health_timeout=app.health_timeout,
         idle_timeout=app.idle_timeout,
+        attachments=addons.mounts,
     )

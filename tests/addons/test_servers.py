@@ -13,6 +13,7 @@ import pytest
 from shipway.addons import confine, postgres
 from shipway.addons.redis import RedisError
 from shipway.addons.servers import Kind, Servers
+from shipway.errors import ServiceError
 from tests.addons.conftest import run
 
 
@@ -165,3 +166,22 @@ def test_redis_data_survives_a_restart_and_comes_back_from_a_backup(
     assert not server.home.exists()
     with pytest.raises((OSError, RedisError)):
         run(server.command("PING"))
+
+
+def test_a_data_dir_deep_in_a_tree_still_reaches_its_servers(tmp_path: Path) -> None:
+    """A socket's address holds 107 bytes; these sockets' host paths are longer."""
+    deep = tmp_path / ("d" * 60) / ("e" * 40)
+    servers = Servers(deep)
+    try:
+        if not confine.confined():
+            with pytest.raises(ServiceError, match="longer than 107 bytes"):
+                run(servers.make(Kind.REDIS))
+            return
+        made = run(servers.make(Kind.REDIS))
+        assert len(str(servers.redis(made.resource).socket)) > 107
+        assert run(servers.redis(made.resource).command("PING")) == "PONG"
+        database = run(servers.make(Kind.POSTGRES))
+        run(servers.dump(Kind.POSTGRES, database.resource, tmp_path / "deep.dump"))
+        assert (tmp_path / "deep.dump").stat().st_size > 0
+    finally:
+        servers.stop()

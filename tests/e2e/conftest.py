@@ -47,6 +47,9 @@ class Instance:
 def shipway(
     *args: str, env: dict[str, str], timeout: float = 120, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in the test's own home (never in this checkout, whose git remotes
+    `apps create` would change)."""
+    kw.setdefault("cwd", env.get("HOME"))
     return subprocess.run(
         [sys.executable, "-m", "shipway", *args],
         env=env,
@@ -58,8 +61,12 @@ def shipway(
 
 
 def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user of their own: a home (and git config) under TMP."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")}
-    env.update(COLUMNS="200", XDG_CONFIG_HOME=str(tmp / "config"), **extra)
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    env.update(COLUMNS="200", HOME=str(home), XDG_CONFIG_HOME=str(tmp / "config"), **extra)
+    env.pop("GIT_CONFIG_GLOBAL", None)
     return env
 
 
