@@ -52,8 +52,8 @@ def run(*args: str, cwd: Path | None = None, env: dict[str, str]) -> str:
 
 
 @contextmanager
-def flask_on_shipway() -> Iterator[Bench]:
-    """shipway running detached, app "bench" created, examples/flask in a repo not yet
+def flask_on_shipway(example: str = "flask") -> Iterator[Bench]:
+    """shipway running detached, app "bench" created, examples/EXAMPLE in a repo not yet
     committed (the caller may change it first); stopped and removed afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="shipway-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPWAY_")}
@@ -70,7 +70,7 @@ def flask_on_shipway() -> Iterator[Bench]:
         )
         api.post("/apps", json={"name": "bench"}).raise_for_status()
         repo = tmp / "repo"
-        shutil.copytree(ROOT / "examples" / "flask", repo)
+        shutil.copytree(ROOT / "examples" / example, repo)
         bench = Bench(port, api, repo, env)
         bench.git("init", "-q", "-b", "main")
         yield bench
