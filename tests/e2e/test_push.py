@@ -119,6 +119,22 @@ def test_push_builds_a_release_with_a_warm_cache_and_live_log(
     assert json.loads(instance.cli("builds", "list", "--app", "flask-app", "--json").stdout)
 
 
+def test_a_node_apps_build_output_is_served(instance: Instance, tmp_path: Path) -> None:
+    """examples/node: `npm run build` writes dist/ after `npm ci`, and the app serves it."""
+    assert instance.cli("apps", "create", "node-built").returncode == 0
+    repo = make_repo(tmp_path / "node", example="node")
+    pushed = push(instance, repo, "node-built")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "-----> Running build: npm run build" in pushed.stderr
+    assert "built dist/about.html" in pushed.stderr
+    served = httpx.get(
+        f"{instance.url}/about.html", headers={"Host": "node-built.localhost"}, timeout=30
+    )
+    assert served.status_code == 200 and "Built by npm run build" in served.text
+    [build] = api(instance, "/apps/node-built/builds")
+    assert "build" in build["steps"]
+
+
 def test_the_same_source_gets_the_same_app_layer(instance: Instance, tmp_path: Path) -> None:
     assert instance.cli("apps", "create", "same-src").returncode == 0
     repo = make_repo(tmp_path / "site", example="static")
