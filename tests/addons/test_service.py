@@ -14,6 +14,9 @@ from shipway.addons import service
 from shipway.addons.servers import Servers
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
+from shipway.deploys.activities import DeployActivities
+from shipway.deploys.lifecycle import DeploymentStatus
+from shipway.deploys.workflow import Outcome
 from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.store import Store
 from shipway.store.tables import Addon, App, AuditEntry, Deployment, Environment
@@ -218,3 +221,40 @@ def test_a_preview_gets_a_database_of_its_own_fresh_or_forked_and_never_producti
     with pytest.raises(psycopg.OperationalError):
         connect(servers, seen.env["DATABASE_URL"])
     connect(servers, forked.env["DATABASE_URL"]).close()
+
+
+def test_a_deploy_whose_add_on_server_cannot_start_fails_saying_so(
+    store: Store, servers: Servers, box: SecretBox, owner: Principal
+) -> None:
+    create(store, servers, box, owner)
+    with store.transaction() as session:
+        app = session.scalar(select(App).where(App.name == "web"))
+        assert app is not None
+        env = session.scalar(
+            select(Environment).where(
+                Environment.app_id == app.id, Environment.name == "production"
+            )
+        )
+        assert env is not None
+        deployment = Deployment(app_id=app.id, environment_id=env.id, status="queued")
+        session.add(deployment)
+        session.flush()
+        deployment_id = deployment.id
+    conf = servers.postgres.data / "postgresql.conf"
+    kept = conf.read_text()
+    servers.postgres.stop()
+    conf.write_text(kept + "\nno_such_setting = 1\n")
+    try:
+        outcome = run(
+            DeployActivities(store, servers).release(
+                Outcome(deployment_id, DeploymentStatus.DEPLOYING)
+            )
+        )
+    finally:
+        conf.write_text(kept)
+    assert outcome.status is DeploymentStatus.FAILED
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("add-ons: the postgres server exited while starting")
+    with store.transaction() as session:
+        assert session.get(Deployment, deployment_id).status == "failed"
+    run(servers.postgres.ensure())
