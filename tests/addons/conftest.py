@@ -13,7 +13,18 @@ import pytest
 
 from shipway.addons import redis
 from shipway.addons.servers import Servers
+from shipway.store import Store, upgrade
 from tests.conftest import unavailable
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """SQLite only: what add-ons do with the store is plain rows, which the store's own
+    suite runs on both databases; the servers are what these tests are about."""
+    found = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
+    upgrade(found.engine)
+    yield found
+    found.close()
 
 
 @pytest.fixture(scope="module")
