@@ -14,6 +14,7 @@ from shipway.accounts.names import check_dns_label
 from shipway.accounts.roles import Principal, Role
 from shipway.errors import Conflict, NotFound, ValidationError
 from shipway.events import Event, emit
+from shipway.releases.manifest import RELEASE
 from shipway.store.tables import App, Environment
 
 PLANS = ("free", "pro")
@@ -217,6 +218,12 @@ def scale(session: Session, principal: Principal, name: str, counts: dict[str, A
             raise ValidationError(
                 f"process type {process!r} must be 1-30 characters of a-z, 0-9, '_' and '-', "
                 "starting with a letter",
+                details={"process": process},
+            )
+        if process == RELEASE:
+            raise ValidationError(
+                f"{RELEASE!r} is the release phase, run once per release before its instances "
+                "start, not a process type: it cannot be scaled",
                 details={"process": process},
             )
         if not _within(count, (0, MAX_INSTANCES)):

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
 from shipway.client.api import Api
-from shipway.client.upload import wait
-from shipway.deploys.lifecycle import DeploymentStatus
+from shipway.client.upload import released, settle
 from shipway.errors import ClientError
 
 releases = typer.Typer(help="An app's immutable releases.", no_args_is_help=True)
@@ -75,9 +73,8 @@ def rollback(
     started = api.post(f"/apps/{app}/rollback", {} if version is None else {"to": version})
     if not as_json:
         console.print(f"Rolling back {app} to {_target(version, started)} …", highlight=False)
-    with httpx.Client(timeout=api.timeout) as http:
-        deployment = wait(http, api, int(started["id"]))
-    said, code = rolled_back(app, deployment)
+    deployment = settle(api, int(started["id"]))
+    said, code = released(f"the rollback of {app}", deployment)
     if as_json:
         emit_json(deployment)
         if code:
@@ -95,21 +92,3 @@ def _target(version: int | None, started: dict[str, Any]) -> str:
     if description.startswith(_ROLLBACK):
         return description.removeprefix(_ROLLBACK)
     return "the release before the live one"
-
-
-def rolled_back(app: str, deployment: dict[str, Any]) -> tuple[str, int]:
-    """What to say once the rollback's DEPLOYMENT ended (or the wait did), and the exit code."""
-    status, release = deployment["status"], f"v{deployment['release']}"
-    because = f": {deployment['reason']}" if deployment.get("reason") else ""
-    if status == DeploymentStatus.LIVE:
-        return f"{release} is live at {deployment['url']}", 0
-    if status == DeploymentStatus.RETIRED:
-        return f"{release} went live; a newer deployment has since replaced it", 0
-    if status in (DeploymentStatus.QUEUED, DeploymentStatus.BUILDING, DeploymentStatus.DEPLOYING):
-        return (
-            f"the rollback of {app} is still {status}; see `shipway apps info {app}` "
-            f"or GET /api/v1/deployments/{deployment['id']}",
-            1,
-        )
-    verb = "failed" if status == DeploymentStatus.FAILED else f"was {status}"
-    return f"the rollback of {app} ({release}) {verb}{because}", 1

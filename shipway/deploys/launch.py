@@ -24,8 +24,9 @@ from shipway.deploys.workflow import DeployInput, DeployWorkflow
 from shipway.errors import ServiceError, TooLarge
 from shipway.fleet import affinity, registry
 from shipway.fleet.dispatch import Rules
+from shipway.releases.manifest import Manifest
 from shipway.store import Store
-from shipway.store.tables import App, Deployment
+from shipway.store.tables import App, Deployment, Release
 from shipway.workers import CONTROL_QUEUE
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,22 @@ async def start_workflow(
 async def deploy_release(store: Store, client: Client | None, deployment: Deployment) -> None:
     """Start the workflow of a deployment of an existing release (rollback, config change)."""
     assert deployment.workflow_id is not None
-    spec = DeployInput(deployment.id, rollback=deployment.source == service.ROLLBACK)
+    rollback = deployment.source == service.ROLLBACK
+    phase = False if rollback else await asyncio.to_thread(_has_release_phase, store, deployment)
+    spec = DeployInput(deployment.id, rollback=rollback, release_phase=phase)
     await start_workflow(store, client, spec, deployment.workflow_id)
+
+
+def _has_release_phase(store: Store, deployment: Deployment) -> bool | None:
+    """Whether the deployment's release has a `release:`, so that the workflow asks the node
+    for a release phase only then; None (the node reads the release) if it has no release."""
+    if deployment.release_id is None:
+        return None
+    with store.transaction() as session:
+        release = session.get(Release, deployment.release_id)
+        if release is None:
+            return None
+        return Manifest.from_json(release.manifest).release_command is not None
 
 
 def _record(

@@ -54,6 +54,9 @@ class DeployInput:
     affinity: str | None = None
     #: A rollback's release is a copy of one whose release phase ran already: it runs none.
     rollback: bool = False
+    #: Whether the existing release deployed has a `release:`, as its launch read it; None from
+    #: workflows started before it was told, whose node reads the release itself.
+    release_phase: bool | None = None
 
 
 @dataclass
@@ -237,8 +240,11 @@ class DeployWorkflow:
 
 
 def _may_have_release_phase(spec: DeployInput, built: BuildOutput | None) -> bool:
-    """Whether to ask the node for a release phase: never for a rollback, and for a build only
-    when its Procfile has a `release:`; a config change's release is read by the node."""
+    """Whether to ask the node for a release phase: never for a rollback, and otherwise only
+    when the release has a `release:` (a build's manifest says, or the launch of an existing
+    release did); when nobody said, the node reads the release itself."""
     if spec.rollback:
         return False
-    return built is None or Manifest.from_json(built.manifest).release_command is not None
+    if built is not None:
+        return Manifest.from_json(built.manifest).release_command is not None
+    return spec.release_phase is not False

@@ -246,6 +246,12 @@ class Runtime:
         if failure is not None:
             await generation.stop()
             applog.say(f"[shipway] v{place.version} did not start: {failure}")
+            if isinstance(failure, InstanceFailed):
+                # The reason is shown beyond the app's log (the push, the API): masked as the
+                # log is, and not chained to the unmasked one.
+                raise InstanceFailed(
+                    Masker(place.secrets).mask(failure.message), details=failure.details
+                ) from None
             raise failure
         seconds = time.perf_counter() - started
         applog.say(f"[shipway] v{place.version} healthy in {seconds:.2f} s")

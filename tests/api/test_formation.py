@@ -96,6 +96,8 @@ def test_a_scale_whose_instances_fail_keeps_the_formation_that_runs(
         ({"web": [1]}, "web: the count"),
         ({"web": 10**30}, "web: the integer is beyond 64 bits"),
         ({"web": 1, "worker": "x"}, "worker: the count"),
+        ({"release": 2}, "'release' is the release phase"),
+        ({"web": 1, "release": 0}, "not a process type"),
         ({}, "name at least one process type"),
         ([], "valid dictionary"),
         ("web=3", "valid dictionary"),

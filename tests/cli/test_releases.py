@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from shipway.cli.main import app as cli
 from shipway.cli.output import console
-from shipway.cli.releases import parse_version, rolled_back
+from shipway.cli.releases import parse_version
 from shipway.client.api import Api
+from shipway.client.upload import released
 from shipway.errors import ClientError
 from shipway.store import Store
 from tests.api.conftest import release
@@ -33,7 +34,15 @@ def test_bad_versions_are_refused(raw: str) -> None:
 
 
 def deployment(status: str, **extra: Any) -> dict[str, Any]:
-    return {"id": 9, "status": status, "url": URL, "release": 5, "reason": None, **extra}
+    return {
+        "id": 9,
+        "app": "web",
+        "status": status,
+        "url": URL,
+        "release": 5,
+        "reason": None,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,7 +60,7 @@ def deployment(status: str, **extra: Any) -> dict[str, Any]:
     ],
 )
 def test_what_a_rollback_says(given: dict[str, Any], said: str, code: int) -> None:
-    message, exit_code = rolled_back("web", given)
+    message, exit_code = released("the rollback of web", given)
     assert said in message and exit_code == code
 
 

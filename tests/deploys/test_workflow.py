@@ -19,7 +19,7 @@ from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
 from shipway.deploys import launch
 from shipway.deploys.activities import DeployActivities
-from shipway.deploys.workflow import DeployWorkflow
+from shipway.deploys.workflow import DeployInput, DeployWorkflow, _may_have_release_phase
 from shipway.fleet.dispatch import Rule, Rules
 from shipway.links import connect_temporal
 from shipway.logs import ensure_streams
@@ -372,6 +372,24 @@ async def test_a_build_without_a_release_phase_goes_straight_to_its_start(
     deployment = await platform.deploy({"index.html": "<h1>plain"})
     assert await platform.wait(deployment, {"live", "failed"}) == "live"
     assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+
+
+async def test_a_config_change_of_a_release_without_one_never_asks_the_node_for_it(
+    platform: Platform,
+) -> None:
+    first = await platform.deploy({"index.html": "<h1>plain"})
+    assert await platform.wait(first, {"live", "failed"}) == "live", platform.reason(first)
+    changed = await platform.set_config({"MARKER": "m2"})
+    assert await platform.wait(changed, {"live", "failed"}) == "live", platform.reason(changed)
+    assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+
+
+def test_a_workflow_not_told_whether_its_release_has_one_asks_the_node() -> None:
+    """Workflows started by older code have no `release_phase`: their node reads the release."""
+    assert _may_have_release_phase(DeployInput(1), None)
+    assert _may_have_release_phase(DeployInput(1, release_phase=True), None)
+    assert not _may_have_release_phase(DeployInput(1, release_phase=False), None)
+    assert not _may_have_release_phase(DeployInput(1, rollback=True), None)
 
 
 async def test_a_newer_deploy_stops_a_release_phase_under_way(platform: Platform) -> None:

@@ -91,6 +91,26 @@ async def test_a_web_process_that_exits_fails_with_its_output_and_the_old_stays(
     assert (await node.get(HOST)).json()["release"] == "v1"
 
 
+async def test_a_failing_instances_output_in_the_reason_is_masked(node: Node) -> None:
+    node.create_app("shop")
+    node.set_config("shop", {"DATABASE_PASSWORD": "pa55-w0rd-x"}, secret=True)
+    broken = {
+        "server.py": (
+            "import os, sys\n"
+            "print('cannot connect with', os.environ['DATABASE_PASSWORD'], flush=True)\n"
+            "sys.exit(1)\n"
+        ),
+        "Procfile": "web: python3 server.py\n",
+    }
+    deployment = node.deployment("shop", node.release("shop", broken))
+    with pytest.raises(InstanceFailed) as failed:
+        await node.runtime.launch(deployment)
+    assert failed.value.message == (
+        "web.1 failed to start: exited with code 1; its last output:\ncannot connect with ***"
+    ), "the reason is masked like the log"
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+
+
 async def test_a_web_process_that_never_answers_fails_after_the_health_timeout(
     node: Node,
 ) -> None:

@@ -13,12 +13,10 @@ from shipway.api.routing import Route
 from shipway.api.schemas import ConfigChange, ConfigVarOut
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
+from shipway.client.upload import DEPLOYMENT_HEADER as DEPLOYMENT_HEADER  # re-exported
 from shipway.deploys import launch
 from shipway.deploys import service as deploys
 from shipway.store.tables import ConfigVar, Deployment
-
-#: Names the deployment a config change started.
-DEPLOYMENT_HEADER = "X-Shipway-Deployment"
 
 router = APIRouter(prefix="/apps/{name}/env", tags=["config"], route_class=Route)
 
