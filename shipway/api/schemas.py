@@ -287,6 +287,4 @@ class AddonCreate(Body):
     env_var: str | None = Field(
         default=None, alias="as", description="the config var the app gets; default by kind"
     )
-    fork: bool = Field(
-        default=False, description="previews start with a copy of production's data"
-    )
+    fork: bool = Field(default=False, description="previews start with a copy of production's data")

@@ -11,10 +11,10 @@ from shipway.accounts.roles import Principal
 from shipway.addons import service as addons
 from shipway.addons.servers import Servers
 from shipway.api.auth import context, principal_from
-from shipway.api.routes.config import DEPLOYMENT_HEADER
 from shipway.api.routing import Route
 from shipway.api.schemas import AddonCreate
 from shipway.apps.secretbox import SecretBox
+from shipway.client.upload import DEPLOYMENT_HEADER
 from shipway.context import Context
 from shipway.deploys import launch
 from shipway.errors import ServiceError
