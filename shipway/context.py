@@ -107,12 +107,13 @@ class Context:
         return part
 
     def _addons_health(self) -> dict[str, Any] | None:
-        """The add-on servers, once there is any: "down" while one of them is."""
+        """The add-on servers, once there is any: "down" while one of them is. Reads what they
+        said last, so asking costs no I/O."""
         servers = self.addons.status() if self.addons is not None else {}
         if not servers:
             return None
-        up = all(server["pid"] is not None for server in servers.values())
-        names = ", ".join(f"{name} {'up' if s['pid'] else 'DOWN'}" for name, s in servers.items())
+        up = all(server["up"] for server in servers.values())
+        names = ", ".join(f"{name} {'up' if s['up'] else 'DOWN'}" for name, s in servers.items())
         return {"status": "ok" if up else "down", "address": names, "servers": servers}
 
     async def _nats_health(self) -> dict[str, Any]:

@@ -295,7 +295,8 @@ class Server:
     async def _start_addons(self, stack: AsyncExitStack, services: Context) -> None:
         """The add-on servers the store names (found running, or started), watched from now
         on; one that cannot start is reported by `status` and by the deploys that need it."""
-        servers = services.addons = self.addons = Servers(self.data.root)
+        servers = Servers(self.data.root, self.settings.addons_postgres_url)
+        services.addons = self.addons = servers
         try:
             await addons.keep(services.store, servers)
         except ShipwayError as e:

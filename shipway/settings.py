@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from shipway.errors import ConfigError
 
@@ -45,6 +48,54 @@ def _database_url(key: str, raw: str) -> str:
     if raw.startswith("postgresql://"):
         raw = "postgresql+psycopg://" + raw.removeprefix("postgresql://")
     return raw
+
+
+def _addons_postgres_url(key: str, raw: str) -> str:
+    """An operator's PostgreSQL server, by its admin's URL; shown in errors by its host alone,
+    never with its password."""
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{key}: must be a postgresql:// URL of the server's admin user")
+    url = "postgresql://" + raw.split("://", 1)[1]
+    split = urlsplit(url)
+    query = parse_qs(split.query)
+    # libpq lets the query name the host and user too, and its word is the last.
+    host = unquote((query.get("host") or [split.hostname or ""])[-1])
+    user = (query.get("user") or [split.username or ""])[-1]
+    try:
+        port = split.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"{key}: its port must be a number from 1 to 65535")
+    if not host or host.startswith(("/", "@")) or "," in host:
+        raise ConfigError(
+            f"{key}: must name one host the server listens on over TCP: "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB"
+        )
+    if not user:
+        raise ConfigError(f"{key}: must name the admin user: postgresql://USER:PASSWORD@{host}")
+    if _loopback(host):
+        raise ConfigError(
+            f"{key}: {host} is this machine's loopback, which apps' sandboxes cannot reach; "
+            "give an address of the server that apps can reach"
+        )
+    return url
+
+
+def _loopback(host: str) -> bool:
+    """Whether HOST names this machine's loopback (or any address of it: 0.0.0.0, ::)."""
+    if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the shorthands libpq takes too: 127.1, 2130706433
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
 
 
 def _address(key: str, raw: str) -> str:
@@ -165,6 +216,9 @@ class Settings:
     #: Let sandboxes that need network share the host's when they cannot have their own
     #: (slirp4netns missing): unsafe, and only ever the operator's explicit choice.
     unsafe_shared_network: bool = False
+    #: An operator's PostgreSQL server for postgres add-ons, by its admin's URL; None: the
+    #: embedded server in DATA/addons/postgres.
+    addons_postgres_url: str | None = None
 
     @property
     def store_url(self) -> str:
@@ -215,6 +269,7 @@ class Settings:
             "fleet_rules": ("SHIPWAY_FLEET_RULES", _path),
             "builders": ("SHIPWAY_BUILDERS", _whole("builders", least=0)),
             "unsafe_shared_network": ("SHIPWAY_UNSAFE_SHARED_NETWORK", _flag),
+            "addons_postgres_url": ("SHIPWAY_ADDONS_POSTGRES_URL", _addons_postgres_url),
         }
         for name, (key, parse) in parsers.items():
             raw = env.get(key)

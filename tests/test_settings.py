@@ -77,3 +77,51 @@ def test_mtls_needs_both_the_certificate_and_its_key(tmp_path: Path) -> None:
     cert.write_text("cert")
     with pytest.raises(ConfigError, match="give both"):
         Settings.load(env={"SHIPWAY_TEMPORAL_TLS_CERT": str(cert)})
+
+
+ADDONS_POSTGRES = "SHIPWAY_ADDONS_POSTGRES_URL"
+
+
+def test_an_operators_postgres_server_is_named_by_its_admin_url() -> None:
+    assert Settings.load(env={}).addons_postgres_url is None
+    url = "postgres://admin:s3cret@db.internal:6432/postgres?sslmode=require"
+    settings = Settings.load(env={ADDONS_POSTGRES: url})
+    assert settings.addons_postgres_url == (
+        "postgresql://admin:s3cret@db.internal:6432/postgres?sslmode=require"
+    )
+    for host in ("10.0.0.5", "[fd00::5]"):
+        assert Settings.load(env={ADDONS_POSTGRES: f"postgresql://admin@{host}/postgres"})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("postgresql://admin:s3cret@localhost/postgres", "localhost is this machine's loopback"),
+        ("postgresql://admin:s3cret@LOCALHOST:5432/db", "loopback"),
+        ("postgresql://admin:s3cret@127.0.0.1/postgres", "127.0.0.1 is this machine's loopback"),
+        ("postgresql://admin:s3cret@127.8.9.10:5432/postgres", "loopback"),
+        ("postgresql://admin:s3cret@127.1/postgres", "loopback"),
+        ("postgresql://admin:s3cret@[::1]:5432/postgres", "::1 is this machine's loopback"),
+        ("postgresql://admin:s3cret@[::ffff:127.0.0.1]/postgres", "loopback"),
+        ("postgresql://admin:s3cret@db.internal/postgres?host=127.0.0.1", "loopback"),
+        ("postgresql://admin:s3cret@/postgres", "must name one host"),
+        ("postgresql://admin:s3cret@%2Frun%2Fpostgresql/postgres", "must name one host"),
+        ("postgresql://admin:s3cret@db.internal/postgres?host=/run/pg", "must name one host"),
+        ("postgresql://db.internal:5432/postgres", "must name the admin user"),
+        ("postgresql://admin:s3cret@db.internal:port/postgres", "its port must be"),
+        ("mysql://admin:s3cret@db.internal/postgres", "must be a postgresql:// URL"),
+        ("db.internal:5432", "must be a postgresql:// URL"),
+    ],
+)
+def test_an_operators_postgres_server_must_be_reachable_from_apps(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=ADDONS_POSTGRES) as refused:
+        Settings.load(env={ADDONS_POSTGRES: value})
+    assert message in str(refused.value)
+    assert "s3cret" not in str(refused.value), "the password is never shown"
+
+
+def test_a_loopback_postgres_server_is_refused_for_what_apps_cannot_reach() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.load(env={ADDONS_POSTGRES: "postgresql://admin:pw@127.0.0.1:5432/postgres"})
+    assert "sandboxes cannot reach" in str(refused.value)
+    assert "an address of the server that apps can reach" in str(refused.value)

@@ -3,7 +3,9 @@ resource behind an add-on, and what a sandbox mounts to reach it.
 
 Servers start on first use and outlive the control plane (apps keep their databases while it
 restarts); `ensure` brings back those the store still names, `sweep` drops what it no longer
-names (an app or a preview deleted, a creation cut short), `stop` ends them all.
+names (an app or a preview deleted, a creation cut short), `stop` ends them all. Postgres
+add-ons live on the embedded server, or on an operator's server when an admin URL names one:
+that one shipway only asks whether it answers, and never starts or stops.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from shipway.addons import postgres, process, redis
-from shipway.addons.postgres import PostgresServer
+from shipway.addons.postgres import ExternalPostgres, Postgres, PostgresServer
 from shipway.addons.redis import RedisServer
 from shipway.errors import ServiceError
 from shipway.sandbox import Mount
@@ -47,9 +49,13 @@ class Made:
 
 
 class Servers:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, postgres_url: str | None = None) -> None:
         self.data_dir = data_dir
-        self.postgres = PostgresServer(data_dir)
+        #: The server of postgres add-ons: the operator's, named by its admin's POSTGRES_URL,
+        #: or the embedded one.
+        self.postgres: Postgres = (
+            ExternalPostgres(postgres_url) if postgres_url else PostgresServer(data_dir)
+        )
         self._redis: dict[str, RedisServer] = {}
         #: Resources made whose add-on is not recorded yet: never swept.
         self.pending: set[str] = set()
@@ -120,11 +126,15 @@ class Servers:
         finally:
             scratch.unlink(missing_ok=True)
 
-    def mount(self, kind: Kind, resource: str) -> Mount:
-        """What an app's sandbox mounts to reach the resource: its server's socket directory."""
-        if kind is Kind.POSTGRES:
-            return Mount(self.postgres.socket_dir, postgres.MOUNT)
-        return Mount(self.redis(resource).socket_dir, f"{redis.MOUNT}/{resource}")
+    def mount(self, kind: Kind, resource: str, url: str) -> Mount | None:
+        """What an app's sandbox mounts to reach the resource at URL: its server's socket
+        directory; nothing for a server reached over TCP. Told by the URL, since the node
+        process, which asks, does not know which postgres server the control plane uses."""
+        if kind is Kind.REDIS:
+            return Mount(self.redis(resource).socket_dir, f"{redis.MOUNT}/{resource}")
+        if not postgres.through_socket(url):
+            return None
+        return Mount(PostgresServer(self.data_dir).socket_dir, postgres.MOUNT)
 
     # -- every server at once ----------------------------------------------------------------
 
@@ -137,18 +147,24 @@ class Servers:
                 await self.redis(resource).ensure()
 
     async def watch(self) -> None:
-        """Start again, until cancelled, any server that died (a crash, the OOM killer)."""
+        """Until cancelled: start again any server of ours that died (a crash, the OOM killer),
+        and ask an operator's server whether it answers, for `status` to say."""
         while True:
-            await asyncio.sleep(WATCH_SECONDS)
             process.reap()
-            servers: list[PostgresServer | RedisServer] = list(self._redis.values())
-            if (self.postgres.data / "PG_VERSION").exists():
-                servers.append(self.postgres)
-            for server in servers:
-                if server.pid is None and not server.busy:
+            await self.postgres.ask()
+            for server in self._ours():
+                if not _status(server)["up"] and not server.busy:
                     log.error("the %s add-on server is gone; starting it again", server.name)
                     with contextlib.suppress(ServiceError, OSError):
                         await server.ensure()
+            await asyncio.sleep(WATCH_SECONDS)
+
+    def _ours(self) -> list[PostgresServer | RedisServer]:
+        """The servers shipway runs and that have data."""
+        servers: list[PostgresServer | RedisServer] = list(self._redis.values())
+        if isinstance(self.postgres, PostgresServer) and self.postgres.initialised:
+            servers.append(self.postgres)
+        return servers
 
     async def sweep(self, known: set[str]) -> list[str]:
         """Drop every resource that no add-on in KNOWN names; what was dropped."""
@@ -158,7 +174,7 @@ class Servers:
             if home.name not in known and home.name not in self.pending:
                 await asyncio.to_thread(self._drop_redis, home.name)
                 dropped.append(home.name)
-        if self.postgres.pid is not None:
+        if await self.postgres.ask():
             for name in await asyncio.to_thread(self.postgres.databases):
                 if name not in known and name not in self.pending:
                     await asyncio.to_thread(self.postgres.drop, name)
@@ -174,19 +190,24 @@ class Servers:
 
     def status_of(self, kind: Kind, resource: str) -> dict[str, object]:
         """The state of the server behind one resource."""
-        if kind is Kind.POSTGRES:
-            return self.postgres.status()
-        return self.redis(resource).status()
+        return _status(self.postgres if kind is Kind.POSTGRES else self.redis(resource))
 
     def status(self) -> dict[str, dict[str, object]]:
-        """Each server that has data: its pid (None when down) and socket."""
+        """Each server that has data, and an operator's postgres server: whether it is up,
+        its pid (None when down, or not ours) and its socket or address. Costs no I/O but
+        reading pid files: an operator's server says what it answered last (`watch`)."""
         found: dict[str, dict[str, object]] = {}
-        if (self.postgres.data / "PG_VERSION").exists():
+        if not isinstance(self.postgres, PostgresServer) or self.postgres.initialised:
             found["postgres"] = self.postgres.status()
         root = self.data_dir / "addons" / "redis"
         for home in sorted(root.iterdir()) if root.is_dir() else []:
-            found[f"redis {home.name}"] = self.redis(home.name).status()
+            found[f"redis {home.name}"] = _status(self.redis(home.name))
         return found
+
+
+def _status(server: Postgres | RedisServer) -> dict[str, object]:
+    """SERVER's status, with "up" (a Redis server is up while its process runs)."""
+    return {"up": server.pid is not None, **server.status()}
 
 
 def suffix(kind: Kind) -> str:

@@ -444,10 +444,11 @@ def attached(
     )
     servers = Servers(data_dir)
     urls = {addon.env_var: box.decrypt(addon.url) for addon in own}
+    mounts = (servers.mount(Kind(a.kind), a.resource, urls[a.env_var]) for a in own)
     return Attached(
         env=urls,
         hidden=frozenset(everyone - set(urls)),
-        mounts=tuple(servers.mount(Kind(a.kind), a.resource) for a in own),
+        mounts=tuple(mount for mount in mounts if mount is not None),
         secrets=tuple(urls.values()),
     )
 

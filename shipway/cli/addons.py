@@ -88,7 +88,12 @@ def info(addon: AddonArg, as_json: JsonOpt = False, data: DataOpt = None) -> Non
         emit_json(found)
         return
     server = found["server"]
-    state = f"running (pid {server['pid']})" if server.get("pid") else "down"
+    if server.get("pid"):
+        state = f"running (pid {server['pid']})"
+    elif server.get("up"):
+        state = f"up ({server['address']})"
+    else:
+        state = "down" + (f" ({server['address']}: {server['error']})" if "error" in server else "")
     for label, value in (
         ("Add-on", f"{found['name']} ({found['kind']})"),
         ("App", f"{found['app']} ({found['environment']}), as {found['env_var']}"),
