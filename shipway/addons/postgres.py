@@ -193,24 +193,42 @@ class Postgres(abc.ABC):
         self._tool("pg_dump", name, "--format=custom", f"--file={into}")
 
     def restore(self, name: str, backup: Path) -> None:
-        """Replace NAME's contents with BACKUP's, owned by NAME's role; its clients are
-        disconnected first."""
+        """Replace NAME's data with BACKUP's, owned by NAME's role. The backup is restored into
+        a database beside NAME first, which then takes its place (NAME's clients are
+        disconnected for that moment); a backup that cannot be restored leaves NAME as it was."""
+        ident, role = sql.Identifier(name), sql.Identifier(name)
+        side, old = sql.Identifier(f"restoring_{name}"), sql.Identifier(f"replaced_{name}")
         self._query(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(side),
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(old),
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(side, role),
+            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(side),
+        )
+        try:
+            self._tool(
+                "pg_restore",
+                f"restoring_{name}",
+                "--no-owner",
+                "--no-acl",
+                f"--role={name}",
+                "--single-transaction",
+                "--exit-on-error",
+                str(backup),
+            )
+        except ServiceError:
+            with suppress(psycopg.Error, OSError):
+                self._query(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(side))
+            raise
+        self._query(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident),
             sql.SQL(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = {} AND pid <> pg_backend_pid()"
-            ).format(sql.Literal(name))
-        )
-        self._tool(
-            "pg_restore",
-            name,
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--no-acl",
-            f"--role={name}",
-            "--single-transaction",
-            str(backup),
+            ).format(sql.Literal(name)),
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, old),
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(side, ident),
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(ident, role),
+            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(old),
         )
 
     def _tool(self, tool: str, dbname: str, *args: str) -> None:

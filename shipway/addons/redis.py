@@ -138,7 +138,9 @@ class RedisServer:
         self._admin_file.unlink(missing_ok=True)
 
     def status(self) -> dict[str, object]:
-        return {"pid": self.pid, "socket": str(self.socket)}
+        """Up while its process runs."""
+        pid = self.pid
+        return {"up": pid is not None, "pid": pid, "socket": str(self.socket)}
 
     async def dump(self, into: Path) -> None:
         """Save a snapshot and copy it to INTO."""

@@ -153,7 +153,7 @@ class Servers:
             process.reap()
             await self.postgres.ask()
             for server in self._ours():
-                if not _status(server)["up"] and not server.busy:
+                if not server.status()["up"] and not server.busy:
                     log.error("the %s add-on server is gone; starting it again", server.name)
                     with contextlib.suppress(ServiceError, OSError):
                         await server.ensure()
@@ -190,7 +190,7 @@ class Servers:
 
     def status_of(self, kind: Kind, resource: str) -> dict[str, object]:
         """The state of the server behind one resource."""
-        return _status(self.postgres if kind is Kind.POSTGRES else self.redis(resource))
+        return (self.postgres if kind is Kind.POSTGRES else self.redis(resource)).status()
 
     def status(self) -> dict[str, dict[str, object]]:
         """Each server that has data, and an operator's postgres server: whether it is up,
@@ -201,13 +201,8 @@ class Servers:
             found["postgres"] = self.postgres.status()
         root = self.data_dir / "addons" / "redis"
         for home in sorted(root.iterdir()) if root.is_dir() else []:
-            found[f"redis {home.name}"] = _status(self.redis(home.name))
+            found[f"redis {home.name}"] = self.redis(home.name).status()
         return found
-
-
-def _status(server: Postgres | RedisServer) -> dict[str, object]:
-    """SERVER's status, with "up" (a Redis server is up while its process runs)."""
-    return {"up": server.pid is not None, **server.status()}
 
 
 def suffix(kind: Kind) -> str:

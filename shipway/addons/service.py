@@ -208,12 +208,7 @@ def get(session: Session, principal: Principal, name: str) -> tuple[Addon, App, 
 def info(session: Session, principal: Principal, name: str, servers: Servers) -> dict[str, Any]:
     addon, app, env = get(session, principal, name)
     described = describe(addon, app.name, env.name)
-    kind = Kind(addon.kind)
-    described["server"] = (
-        servers.postgres.status()
-        if kind is Kind.POSTGRES
-        else servers.redis(addon.resource).status()
-    )
+    described["server"] = servers.status_of(Kind(addon.kind), addon.resource)
     described["backups"] = backups(servers, addon)
     described["previews"] = sorted(
         session.scalars(

@@ -75,8 +75,16 @@ def test_a_postgres_backup_brings_the_data_back(servers: Servers, tmp_path: Path
     run(servers.restore(Kind.POSTGRES, made.resource, backup))
     with connect(servers, made.url) as conn:
         assert conn.execute("SELECT text FROM notes").fetchall() == [("before",)]
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert [row[0] for row in tables] == ["notes"], "what came after the backup is gone"
         # Restored objects belong to the add-on's role, which can still change them.
         conn.execute("INSERT INTO notes VALUES ('again')")
+    broken = tmp_path / "broken.dump"
+    broken.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
+    with pytest.raises(ServiceError, match="pg_restore failed"):
+        run(servers.restore(Kind.POSTGRES, made.resource, broken))
+    with connect(servers, made.url) as conn:
+        assert conn.execute("SELECT count(*) FROM notes").fetchone() == (2,), "nothing lost"
     copy = run(servers.make(Kind.POSTGRES))
     run(servers.copy(Kind.POSTGRES, made.resource, copy.resource))
     with connect(servers, copy.url) as conn:
