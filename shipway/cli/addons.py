@@ -61,6 +61,7 @@ def create(
         f"the release of {app} with {made['name']}",
         wait=not no_wait,
         as_json=as_json,
+        label="addon",
     )
 
 
@@ -129,6 +130,7 @@ def destroy(
         f"the release without {addon}",
         wait=not no_wait,
         as_json=as_json,
+        label="addon",
     )
 
 

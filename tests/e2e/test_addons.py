@@ -78,8 +78,8 @@ def test_a_django_app_keeps_its_postgres_and_redis_data_through_everything(
     try:
         assert running.cli("apps", "create", "notes").returncode == 0
         made = cli_json(running, "addons", "create", "postgres", "--app", "notes")
-        assert made["result"]["env_var"] == "DATABASE_URL" and made["deployment"] is None
-        assert cli_json(running, "addons", "create", "redis", "-a", "notes")["result"]["name"] == (
+        assert made["addon"]["env_var"] == "DATABASE_URL" and made["deployment"] is None
+        assert cli_json(running, "addons", "create", "redis", "-a", "notes")["addon"]["name"] == (
             "notes-redis"
         )
         repo = make_repo(tmp_path / "notes", example="django")
