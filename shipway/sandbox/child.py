@@ -79,12 +79,17 @@ class ChildSetup:
             resource.setrlimit(limit, (value, value))
         if self.staging is not None:
             _stage(self.staging)
-        if self.uid is not None and self.gid is not None:
-            os.setgroups([])
-            os.setresgid(self.gid, self.gid, self.gid)
-            os.setresuid(self.uid, self.uid, self.uid)
-        # After the uid switch, which clears it: bubblewrap dies with shipway.
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        drop_privileges(self.uid, self.gid)
+
+
+def drop_privileges(uid: int | None, gid: int | None) -> None:  # pragma: no cover - in a child
+    """Become UID and GID for good (when given), and die with shipway: the parent-death signal
+    is set after the switch, which clears it."""
+    if uid is not None and gid is not None:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _reap(bwrap: int) -> NoReturn:  # pragma: no cover - runs in the reaper

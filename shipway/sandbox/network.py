@@ -1,12 +1,17 @@
 """A networked sandbox's own network: slirp4netns gives its network namespace a way out to the
 internet that does not lead back into the host.
 
-bubblewrap makes the namespace and waits on --block-fd before the command runs. Meanwhile
-slirp4netns, run as the sandbox's uid, joins the namespace's owning user namespace, configures
+bubblewrap makes the namespace and waits on --block-fd before the command runs. It says which
+namespace it made before its own setup inside has run, and that setup adds lo's 127.0.0.1
+exclusively: had lo come up first (the kernel gives lo that address as it does), bubblewrap
+would fail ("loopback: Failed RTM_NEWADDR"). So nothing of shipway's touches the namespace until
+lo is up with its address. Then a child in the namespace gives the sandbox unreachable routes to
+the host's addresses, bar loopback, and to link-local ones (such as a cloud's metadata service),
+and slirp4netns, run as the sandbox's uid, joins the namespace's owning user namespace, configures
 tap0 (10.0.2.100, gateway 10.0.2.2, DNS 10.0.2.3) and relays the sandbox's connections through
 sockets of its own in the host's namespace. --disable-host-loopback refuses the gateway's way to
-the host's 127.0.0.1; the host's other addresses (and link-local ones, such as a cloud's metadata
-service) would still be reached that way, so the sandbox gets unreachable routes to them first.
+the host's 127.0.0.1; without those routes, the host's other addresses would still be reached
+that way.
 
 Where slirp4netns cannot run, a sandbox that asks for network is refused (fail closed): it
 shares the host's network only when the operator said so with --unsafe-shared-network.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import ipaddress
 import logging
@@ -28,9 +34,10 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import NoReturn
 
 from shipway import system
-from shipway.sandbox.child import _check, _libc
+from shipway.sandbox.child import _check, _libc, drop_privileges
 from shipway.sandbox.spec import SandboxError
 
 log = logging.getLogger(__name__)
@@ -39,7 +46,7 @@ log = logging.getLogger(__name__)
 RESOLV_CONF = b"nameserver 10.0.2.3\n"
 #: Never reachable from a sandbox, besides the host's own addresses.
 BLOCKED = (ipaddress.IPv4Network("169.254.0.0/16"),)
-#: Seconds slirp4netns may take to configure the namespace.
+#: Seconds bubblewrap may take to set up the namespace's loopback, and slirp4netns the rest.
 READY_SECONDS = 30.0
 #: Processes of the sandbox's uid that slirp4netns adds while the command runs.
 SLIRP_PROCESSES = 1
@@ -52,7 +59,8 @@ _CLONE_NEWNET = 0x40000000
 _MS_NOSUID = 0x2
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
-_PR_SET_PDEATHSIG = 1
+_SIOCGIFFLAGS, _SIOCGIFADDR, _IFF_UP = 0x8913, 0x8915, 0x1
+_RTMGRP_LINK, _RTMGRP_IPV4_IFADDR = 0x1, 0x10
 _RTM_NEWROUTE = 24
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 _RT_TABLE_MAIN, _RTPROT_STATIC, _RTN_UNREACHABLE, _RTA_DST = 254, 4, 7, 1
@@ -156,11 +164,8 @@ def unreachable() -> tuple[ipaddress.IPv4Network, ...]:
 
 @dataclass(frozen=True)
 class _SlirpSetup:
-    """slirp4netns's preexec_fn: a tun device it may open, its uid, routes in the sandbox."""
+    """slirp4netns's preexec_fn: a tun device it may open, and its uid."""
 
-    userns_fd: int
-    netns_fd: int
-    unreachable: tuple[ipaddress.IPv4Network, ...]
     uid: int | None = None
     gid: int | None = None
 
@@ -168,11 +173,7 @@ class _SlirpSetup:
         try:
             if self.uid is not None and self.gid is not None:
                 _private_tun()
-                os.setgroups([])
-                os.setresgid(self.gid, self.gid, self.gid)
-                os.setresuid(self.uid, self.uid, self.uid)
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            _in_sandbox(self.userns_fd, self.netns_fd, self.unreachable)
+            drop_privileges(self.uid, self.gid)
         except BaseException as e:
             os.write(2, f"{e}\n".encode())
             raise
@@ -192,25 +193,66 @@ def _private_tun() -> None:  # pragma: no cover - runs in the child
     os.chmod(_TUN, 0o666)
 
 
-def _in_sandbox(
-    userns_fd: int, netns_fd: int, blocked: tuple[ipaddress.IPv4Network, ...]
-) -> None:  # pragma: no cover - runs in the child
-    """Add the unreachable routes from a child in the sandbox's namespaces: slirp4netns itself
-    must stay in the host's."""
-    pid = os.fork()
-    if pid == 0:
+@dataclass(frozen=True)
+class _Routing:
+    """A child in the sandbox's namespaces, as its uid: once bubblewrap has set up lo there, it
+    adds the unreachable routes. slirp4netns itself must stay in the host's namespaces."""
+
+    userns_fd: int
+    netns_fd: int
+    unreachable: tuple[ipaddress.IPv4Network, ...]
+    #: Where it says why it failed.
+    error_fd: int
+    uid: int | None = None
+    gid: int | None = None
+
+    def __call__(self) -> NoReturn:  # pragma: no cover - runs in the forked child
         code = 1
         try:
-            _check(_libc.setns(userns_fd, _CLONE_NEWUSER), "join the sandbox's user namespace")
-            _check(_libc.setns(netns_fd, _CLONE_NEWNET), "join the sandbox's network namespace")
-            _add_unreachable(blocked)
+            with contextlib.suppress(ValueError):  # a signal here must not wake shipway's loop
+                signal.set_wakeup_fd(-1)
+            drop_privileges(self.uid, self.gid)
+            _check(_libc.setns(self.userns_fd, _CLONE_NEWUSER), "join the sandbox's user namespace")
+            _check(
+                _libc.setns(self.netns_fd, _CLONE_NEWNET), "join the sandbox's network namespace"
+            )
+            _await_loopback()
+            _add_unreachable(self.unreachable)
             code = 0
         except BaseException as e:
-            os.write(2, f"{e}\n".encode())
+            os.write(self.error_fd, f"{e}\n".encode())
         finally:
             os._exit(code)
-    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
-        raise OSError("cannot route the host's addresses nowhere in the sandbox")
+
+
+def _await_loopback() -> None:  # pragma: no cover - runs in the child
+    """Return once lo is up with 127.0.0.1: bubblewrap has set up the namespace's loopback."""
+    with (
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as changes,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe,
+    ):
+        # Listening before looking: no change between the two goes unseen.
+        changes.bind((0, _RTMGRP_LINK | _RTMGRP_IPV4_IFADDR))
+        while not _loopback_up(probe):
+            try:
+                changes.recv(65536)
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:  # changes were dropped: look again
+                    raise
+
+
+def _loopback_up(probe: socket.socket) -> bool:  # pragma: no cover - runs in the child
+    request = struct.pack("16s24x", b"lo")  # struct ifreq
+    flags = struct.unpack_from("H", fcntl.ioctl(probe, _SIOCGIFFLAGS, request), 16)[0]
+    if not flags & _IFF_UP:
+        return False
+    try:
+        answer = fcntl.ioctl(probe, _SIOCGIFADDR, request)
+    except OSError as e:
+        if e.errno == errno.EADDRNOTAVAIL:
+            return False
+        raise
+    return answer[20:24] == socket.inet_aton("127.0.0.1")
 
 
 def _add_unreachable(blocked: tuple[ipaddress.IPv4Network, ...]) -> None:
@@ -260,20 +302,45 @@ class Slirp:
                 return  # the pid is another process's now
             userns_fd = fcntl.ioctl(netns_fd, _NS_GET_USERNS)
             try:
-                await self._start(userns_fd, netns_fd, ended)
+                await self._route(userns_fd, netns_fd, ended)
+                if not ended.done():
+                    await self._start(userns_fd, netns_fd, ended)
             finally:
                 os.close(userns_fd)
         finally:
             os.close(netns_fd)
+        if ended.done():
+            return
         assert self.block_w is not None
         with contextlib.suppress(BrokenPipeError):  # it has ended: its result says why
             os.write(self.block_w, b"1")
+
+    async def _route(self, userns_fd: int, netns_fd: int, ended: asyncio.Future[int]) -> None:
+        """Wait for bubblewrap's loopback, then add the unreachable routes (see _Routing)."""
+        output = os.memfd_create("routing", os.MFD_CLOEXEC)
+        try:
+            routing = _Routing(userns_fd, netns_fd, unreachable(), output, self.uid, self.gid)
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                routing()
+            code = await _exit_code(pid, ended, READY_SECONDS)
+            if ended.done():
+                return  # its result says why
+            if code is None:
+                raise SandboxError(
+                    "cannot set up the sandbox's network: bubblewrap did not set up its "
+                    f"loopback within {READY_SECONDS:g} s"
+                )
+            if code != 0:
+                raise SandboxError(f"cannot set up the sandbox's network: {_said(output)}")
+        finally:
+            os.close(output)
 
     async def _start(self, userns_fd: int, netns_fd: int, ended: asyncio.Future[int]) -> None:
         ready_r, ready_w = os.pipe()
         output = os.memfd_create("slirp4netns", os.MFD_CLOEXEC)
         try:
-            setup = _SlirpSetup(userns_fd, netns_fd, unreachable(), self.uid, self.gid)
+            setup = _SlirpSetup(self.uid, self.gid)
             args = [
                 "--configure",
                 "--mtu=65520",
@@ -341,7 +408,22 @@ async def until_readable(fd: int, ended: asyncio.Future[int], timeout: float | N
     return readable in done
 
 
+async def _exit_code(pid: int, ended: asyncio.Future[int], timeout: float) -> int | None:
+    """The exit code of the child PID, reaped; None, once it is killed and reaped, if ENDED
+    finished or TIMEOUT passed first."""
+    pidfd = os.pidfd_open(pid)
+    exited = False
+    try:
+        exited = await until_readable(pidfd, ended, timeout)
+    finally:
+        if not exited:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.close(pidfd)
+        status = os.waitpid(pid, 0)[1]  # at once: it has exited, or was killed
+    return os.waitstatus_to_exitcode(status) if exited else None
+
+
 def _said(fd: int) -> str:
-    """The last line slirp4netns (or its preexec step) wrote."""
+    """What slirp4netns (or its preexec step), or the routing child, wrote."""
     text = os.pread(fd, 65536, 0).decode(errors="replace").strip()
     return text
