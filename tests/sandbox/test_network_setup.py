@@ -223,7 +223,7 @@ def slow_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wheel's bubblewrap, but late to set up its loopback (and to make any socket)."""
     strace = shutil.which("strace")
     if strace is None or subprocess.run([strace, "-o", "/dev/null", "true"]).returncode != 0:
-        pytest.skip("strace is not installed, or may not trace here")
+        unavailable("strace is not installed, or may not trace here")
     real = bwrap_path()
     tree = tmp_path / "tree"
     package = tree / real.parent.parent.name
