@@ -78,11 +78,12 @@ async def until(
     look: Callable[[], Awaitable[T | None]],
     timeout: float,
     *,
-    recheck: float = RECHECK,
+    recheck: float | None = None,
 ) -> T | None:
     """What LOOK finds, asking it now and again whenever an event comes on subject ON (and every
     RECHECK seconds in between); None if it found nothing within TIMEOUT. Without NATS (LINK
     None) it looks every RECHECK seconds."""
+    every = RECHECK if recheck is None else recheck
     nudged = asyncio.Event()
 
     async def nudge(_: object) -> None:
@@ -98,7 +99,7 @@ async def until(
             if found is not None or left <= 0:
                 return found
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(nudged.wait(), min(recheck, left))
+                await asyncio.wait_for(nudged.wait(), min(every, left))
     finally:
         if subscription is not None:
             await subscription.unsubscribe()

@@ -139,12 +139,21 @@ class Servers:
     # -- every server at once ----------------------------------------------------------------
 
     async def ensure(self, wanted: list[tuple[Kind, str]]) -> None:
-        """Run the servers of WANTED, (kind, resource) pairs: found running, or started."""
+        """Run the servers of WANTED, (kind, resource) pairs: found running, or started. One
+        that cannot start keeps none of the others from starting; ServiceError names them."""
+        servers: list[Postgres | RedisServer] = [
+            self.redis(resource) for kind, resource in wanted if kind is Kind.REDIS
+        ]
         if any(kind is Kind.POSTGRES for kind, _ in wanted):
-            await self.postgres.ensure()
-        for kind, resource in wanted:
-            if kind is Kind.REDIS:
-                await self.redis(resource).ensure()
+            servers.insert(0, self.postgres)
+        failed = []
+        for server in servers:
+            try:
+                await server.ensure()
+            except ServiceError as e:
+                failed.append(e.message)
+        if failed:
+            raise ServiceError("; ".join(failed))
 
     async def watch(self) -> None:
         """Until cancelled: start again any server of ours that died (a crash, the OOM killer),

@@ -291,13 +291,7 @@ async def back_up(
     store: Store, servers: Servers, principal: Principal, name: str
 ) -> dict[str, Any]:
     """A new backup of the add-on's data in the data dir (pg_dump, or a Redis snapshot)."""
-
-    def find() -> Addon:
-        with store.transaction() as session:
-            principal.require(Role.DEPLOYER)
-            return get(session, principal, name)[0]
-
-    addon = await asyncio.to_thread(find)
+    addon = await asyncio.to_thread(_find, store, principal, name, Role.DEPLOYER)
     folder = _backup_dir(servers, addon)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -306,9 +300,7 @@ async def back_up(
     while path.exists():
         path, n = folder / f"{stem}-{n}{suffix(kind)}", n + 1
     await servers.dump(kind, addon.resource, path)
-    with store.transaction() as session:
-        addon, app, env = get(session, principal, name)
-        _emit(session, principal, "addon.backup", addon, app.name, env.name, backup=path.stem)
+    await asyncio.to_thread(_done, store, principal, name, "addon.backup", path.stem)
     stat = path.stat()
     return {"id": path.stem, "bytes": stat.st_size, "addon": name}
 
@@ -317,13 +309,7 @@ async def restore(
     store: Store, servers: Servers, principal: Principal, name: str, backup: str
 ) -> dict[str, Any]:
     """Replace the add-on's data with that of one of its backups."""
-
-    def find() -> Addon:
-        with store.transaction() as session:
-            principal.require(Role.OWNER)
-            return get(session, principal, name)[0]
-
-    addon = await asyncio.to_thread(find)
+    addon = await asyncio.to_thread(_find, store, principal, name, Role.OWNER)
     kind = Kind(addon.kind)
     path = _backup_dir(servers, addon) / f"{backup}{suffix(kind)}"
     if not _BACKUP.fullmatch(backup) or not path.is_file():
@@ -332,10 +318,21 @@ async def restore(
             details={"name": name, "backup": backup},
         )
     await servers.restore(kind, addon.resource, path)
+    await asyncio.to_thread(_done, store, principal, name, "addon.restore", backup)
+    return {"addon": name, "backup": backup}
+
+
+def _find(store: Store, principal: Principal, name: str, role: Role) -> Addon:
+    with store.transaction() as session:
+        principal.require(role)
+        return get(session, principal, name)[0]
+
+
+def _done(store: Store, principal: Principal, name: str, action: str, backup: str) -> None:
+    """Record ACTION, done with BACKUP, in the activity log."""
     with store.transaction() as session:
         addon, app, env = get(session, principal, name)
-        _emit(session, principal, "addon.restore", addon, app.name, env.name, backup=backup)
-    return {"addon": name, "backup": backup}
+        _emit(session, principal, action, addon, app.name, env.name, backup=backup)
 
 
 # -- previews and the runtime ------------------------------------------------------------------
@@ -451,10 +448,12 @@ def attached(
 async def keep(store: Store, servers: Servers) -> None:
     """Run the servers of every recorded add-on, and drop what no add-on names any more."""
     wanted = await asyncio.to_thread(resources, store)
-    await servers.ensure(wanted)
-    dropped = await servers.sweep({resource for _, resource in wanted})
-    if dropped:
-        log.info("dropped add-on data no add-on names any more: %s", ", ".join(dropped))
+    try:
+        await servers.ensure(wanted)
+    finally:
+        dropped = await servers.sweep({resource for _, resource in wanted})
+        if dropped:
+            log.info("dropped add-on data no add-on names any more: %s", ", ".join(dropped))
 
 
 def resources(store: Store) -> list[tuple[Kind, str]]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from shipway import eventbus
 from shipway.api.app import create_app
 from shipway.context import Context
 from shipway.deploys import service
@@ -65,7 +66,11 @@ class Server:
 
 
 @pytest.fixture
-def server(store: Store, settings: Settings, admin_token: str) -> Iterator[Server]:
+def server(
+    store: Store, settings: Settings, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Server]:
+    # Without NATS nothing nudges a waiting request: it looks again this often.
+    monkeypatch.setattr(eventbus, "RECHECK", 0.1)
     temporal = InstantTemporal(store)
     app = create_app(Context(settings, store, temporal=temporal))  # type: ignore[arg-type]
     port = ports.any_free()
