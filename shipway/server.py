@@ -90,6 +90,7 @@ class Server:
         self.on_ready = on_ready
         self._stop = asyncio.Event()
         self.addons: Servers | None = None
+        self._addons_watch: asyncio.Task[None] | None = None
         self._sweeps: set[asyncio.Task[None]] = set()
 
     def request_stop(self) -> None:
@@ -301,7 +302,7 @@ class Server:
             await addons.keep(services.store, servers)
         except ShipwayError as e:
             log.error("add-on servers: %s", e.message)
-        watching = asyncio.create_task(servers.watch(), name="addons-watch")
+        watching = self._addons_watch = asyncio.create_task(servers.watch(), name="addons-watch")
         stack.callback(watching.cancel)
 
         def sweep(event: events.Event) -> None:
@@ -334,6 +335,10 @@ class Server:
             return
         await asyncio.to_thread(nodes.stop, self.data)
         if self.addons is not None:
+            if self._addons_watch is not None:  # a server stopped on purpose is not restarted
+                self._addons_watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._addons_watch
             await asyncio.to_thread(self.addons.stop)
 
     async def _serve_api(self, stack: AsyncExitStack, services: Context) -> None:

@@ -59,6 +59,8 @@ class Servers:
         self._redis: dict[str, RedisServer] = {}
         #: Resources made whose add-on is not recorded yet: never swept.
         self.pending: set[str] = set()
+        #: Set by `stop`: the servers are going down on purpose.
+        self.stopping = False
 
     def redis(self, resource: str) -> RedisServer:
         server = self._redis.get(resource)
@@ -158,10 +160,12 @@ class Servers:
     async def watch(self) -> None:
         """Until cancelled: start again any server of ours that died (a crash, the OOM killer),
         and ask an operator's server whether it answers, for `status` to say."""
-        while True:
+        while not self.stopping:
             process.reap()
             await self.postgres.ask()
             for server in self._ours():
+                if self.stopping:
+                    return
                 if not server.status()["up"] and not server.busy:
                     log.error("the %s add-on server is gone; starting it again", server.name)
                     with contextlib.suppress(ServiceError, OSError):
@@ -191,7 +195,8 @@ class Servers:
         return dropped
 
     def stop(self) -> None:
-        """Stop every server of this data dir (`shipway down`)."""
+        """Stop every server of this data dir (`shipway down`); `watch` starts none again."""
+        self.stopping = True
         root = self.data_dir / "addons" / "redis"
         for home in sorted(root.iterdir()) if root.is_dir() else []:
             self.redis(home.name).stop()

@@ -40,8 +40,10 @@ class Instance:
         return response.status_code, response.json()
 
     def child_pids(self) -> list[int]:
+        """The embedded servers' pids, the add-on servers' among them."""
         parts = self.health()[1]["components"]
-        return [p["pid"] for p in parts.values() if p.get("pid")]
+        servers = parts.get("addons", {}).get("servers", {}).values()
+        return [p["pid"] for p in [*parts.values(), *servers] if p.get("pid")]
 
 
 def shipway(
