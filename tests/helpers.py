@@ -86,18 +86,21 @@ def commit(repo: Path, files: Mapping[str, str | bytes], message: str = "change"
     return git(repo, "rev-parse", "HEAD").stdout.strip()
 
 
-def sandboxed(*argv: str) -> list[int]:
+def sandboxed(*argv: str, under: int | None = None) -> list[int]:
     """The pids of processes running ARGV inside a sandbox, that is in a PID namespace other
-    than this test's: a `sleep 300` of someone's shell on the same machine is not a build's."""
+    than this test's: a `sleep 300` of someone's shell on the same machine is not a build's.
+    With UNDER, only those descending from that pid (one shipway's, not another test's)."""
     ours = os.readlink("/proc/self/ns/pid")
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         if (proc.info["cmdline"] or [])[: len(argv)] != list(argv):
             continue
         try:
-            if os.readlink(f"/proc/{proc.pid}/ns/pid") != ours:
+            if os.readlink(f"/proc/{proc.pid}/ns/pid") == ours:
+                continue
+            if under is None or under in {parent.pid for parent in proc.parents()}:
                 found.append(proc.pid)
-        except OSError:  # gone meanwhile
+        except (OSError, psutil.Error):  # gone meanwhile
             pass
     return found
 

@@ -261,8 +261,8 @@ def test_a_killed_builder_is_retried_and_the_deployment_ends(tmp_path: Path) -> 
         repo = make_repo(tmp_path / "d", slow_node_app(8))
         pusher = threading.Thread(target=lambda: push(running, repo, "durable"))
         pusher.start()
-        wait_for(lambda: _sleepers8(), 120, "the build to be running")
         state = json.loads((running.data / "run" / "state.json").read_text())
+        wait_for(lambda: sandboxed("sleep", "8", under=state["pid"]), 120, "the build to run")
         psutil.Process(state["pid"]).kill()
         pusher.join(timeout=60)
         running = start(tmp_path, "durable")
@@ -281,10 +281,6 @@ def test_a_killed_builder_is_retried_and_the_deployment_ends(tmp_path: Path) -> 
         assert "-----> Retrying the build on " in logs.stdout, logs.stdout
     finally:
         stop(running)
-
-
-def _sleepers8() -> list[int]:
-    return sandboxed("sleep", "8")
 
 
 def test_size_limit_and_build_timeout(tmp_path: Path) -> None:

@@ -266,8 +266,8 @@ def test_a_delivery_under_way_when_shipway_is_killed_ends_after_the_restart(
         git(work, "push", "-q", "origin", "main")
         event, body = deliveries.push(provider, "main", sha)
         assert deliver(running, provider, app, event, body, delivery="durable").status_code == 202
-        wait_for(lambda: sandboxed("sleep", "8"), 120, "the build to be running")
         state = json.loads((running.data / "run" / "state.json").read_text())
+        wait_for(lambda: sandboxed("sleep", "8", under=state["pid"]), 120, "the build to run")
         psutil.Process(state["pid"]).kill()
         running = start(tmp_path, "hooks-durable")
         row = settled(running, app, "durable")
