@@ -119,3 +119,9 @@ async def link(servers: real_servers.Servers) -> AsyncIterator[NatsLink]:
 @pytest.fixture
 def js(link: NatsLink) -> JetStreamContext:
     return link.js
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end files first: each runs shipways of its own for tens of seconds, and
+    handed out last they would leave one worker busy long after the others are done."""
+    items.sort(key=lambda item: 0 if item.path.parent.name == "e2e" else 1)
