@@ -164,14 +164,16 @@ def _attach(
         config.attach(session, app.id, env_var, made.url, box)
         session.flush()
         _emit(session, principal, "addon.create", addon, app.name, production.name)
-        deployment = deploys.release_config(
-            session,
-            principal.actor,
-            app,
-            config.snapshot(session, app.id),
-            f"Attach {name} as {env_var}",
-        )
+        deployment = _redeploy(session, principal, app, f"Attach {name} as {env_var}")
         return Created(describe(addon, app.name, production.name), deployment)
+
+
+def _redeploy(
+    session: Session, principal: Principal, app: App, description: str
+) -> Deployment | None:
+    """A release of the live code with the app's config as it now is, deployed."""
+    snapshot = config.snapshot(session, app.id)
+    return deploys.release_config(session, principal.actor, app, snapshot, description)
 
 
 # -- read --------------------------------------------------------------------------------------
@@ -254,13 +256,7 @@ async def destroy(
             for gone in [*copies, addon]:
                 session.delete(gone)
             session.flush()
-            deployment = deploys.release_config(
-                session,
-                principal.actor,
-                app,
-                config.snapshot(session, app.id),
-                f"Detach {name} ({addon.env_var})",
-            )
+            deployment = _redeploy(session, principal, app, f"Detach {name} ({addon.env_var})")
             return dropped, deployment
 
     dropped, deployment = await asyncio.to_thread(detach)

@@ -9,11 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from shipway.builder.stacks import Stack
+from shipway.releases.manifest import stack_environment
 from shipway.sandbox import Limits, Mount, SandboxSpec
 from shipway.sandbox.outcome import describe_exit
-
-#: An instance's PATH before its stack's own tools (as shipway.runtime.agent sets it).
-BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def commands(stack: Stack, declared: tuple[str, ...]) -> tuple[str, ...]:
@@ -23,22 +21,14 @@ def commands(stack: Stack, declared: tuple[str, ...]) -> tuple[str, ...]:
 
 def environment(stack: Stack) -> dict[str, str]:
     """What an instance of STACK has, so a build command finds the same interpreter and tools."""
-    if stack.name == "python":
-        return {
-            "PATH": f"/deps/venv/bin:{BASE_PATH}",
-            "VIRTUAL_ENV": "/deps/venv",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+    env = stack_environment(stack.name)
     if stack.name == "node":
-        return {
-            "PATH": f"/node_modules/.bin:{BASE_PATH}",
-            "NODE_ENV": "production",
-            "npm_config_update_notifier": "false",
+        env.update(
+            npm_config_update_notifier="false",
             # Tools that cache in node_modules/.cache (find-cache-dir) cannot: it is read-only.
-            "CACHE_DIR": "/tmp/cache",
-        }
-    return {"PATH": BASE_PATH}
+            CACHE_DIR="/tmp/cache",
+        )
+    return env
 
 
 def spec(

@@ -12,6 +12,8 @@ NODE_WEB = "npm start"
 #: The Procfile entry run once per release, before any of its instances start (migrations):
 #: the release phase, not a process type that runs instances.
 RELEASE = "release"
+#: The PATH of every sandbox of a release, before its stack's own tools.
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,18 @@ class Manifest:
             source_sha=data.get("source_sha"),
             build_id=data.get("build_id"),
         )
+
+
+def stack_environment(stack: str) -> dict[str, str]:
+    """PATH and friends every sandbox of a release of STACK has (its instances, its release
+    phase, its build step), so the app's own interpreter and tools run by name."""
+    if stack == "python":
+        return {
+            "PATH": f"/deps/venv/bin:{BASE_PATH}",
+            "VIRTUAL_ENV": "/deps/venv",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    if stack == "node":
+        return {"PATH": f"/node_modules/.bin:{BASE_PATH}", "NODE_ENV": "production"}
+    return {"PATH": BASE_PATH}

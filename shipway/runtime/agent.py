@@ -34,7 +34,7 @@ from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError, ValidationError
 from shipway.logs.mask import Masker
 from shipway.releases.layers import LayerStore
-from shipway.releases.manifest import RELEASE
+from shipway.releases.manifest import RELEASE, stack_environment
 from shipway.router import Route, RouteTable
 from shipway.runtime import placement as placements
 from shipway.runtime.applog import AppLog
@@ -67,8 +67,6 @@ PLAN_LIMITS = {
     "free": Limits(memory_mb=512, processes=256, file_size_mb=1024, wall_seconds=math.inf),
     "pro": Limits(memory_mb=2048, processes=1024, file_size_mb=4096, wall_seconds=math.inf),
 }
-
-_BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 class ReleasePhaseFailed(ShipwayError):
@@ -525,27 +523,13 @@ def _environment(place: Placement, process: str) -> dict[str, str]:
     """The environment of every sandbox of PLACE (PROCESS is `web.1`, `release`, …): the
     stack's PATH and friends, under the release's config vars, under shipway's own."""
     return {
-        **_stack_env(place),
+        **stack_environment(place.manifest.stack),
         **place.env,
         "SHIPWAY_APP": place.app,
         "SHIPWAY_ENVIRONMENT": place.environment,
         "SHIPWAY_RELEASE": f"v{place.version}",
         "SHIPWAY_PROCESS": process,
     }
-
-
-def _stack_env(place: Placement) -> dict[str, str]:
-    """PATH and friends for the release's stack, so its tools run by name."""
-    if place.manifest.stack == "python":
-        return {
-            "PATH": f"/deps/venv/bin:{_BASE_PATH}",
-            "VIRTUAL_ENV": "/deps/venv",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-    if place.manifest.stack == "node":
-        return {"PATH": f"/node_modules/.bin:{_BASE_PATH}", "NODE_ENV": "production"}
-    return {}
 
 
 def _free_port() -> int:
