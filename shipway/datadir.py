@@ -76,11 +76,7 @@ class DataDir:
         tmp.replace(self.state_file)
 
     def read_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return pid_in(self.pid_file)
 
     def read_admin_token(self) -> str | None:
         try:
@@ -127,6 +123,15 @@ def write_private(path: Path, text: str) -> None:
         out.write(text)
     os.chmod(tmp, 0o600)
     tmp.replace(path)
+
+
+def pid_in(path: Path) -> int | None:
+    """The pid on the first line of the pid file PATH, while that process runs; else None."""
+    try:
+        pid = int(path.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
 
 
 def pid_alive(pid: int) -> bool:

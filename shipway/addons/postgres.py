@@ -30,7 +30,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shipway.addons import confine, process, sockets
-from shipway.datadir import pid_alive, write_private
+from shipway.datadir import pid_in, write_private
 from shipway.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -196,18 +196,20 @@ class Postgres(abc.ABC):
         """Replace NAME's data with BACKUP's, owned by NAME's role. The backup is restored into
         a database beside NAME first, which then takes its place (NAME's clients are
         disconnected for that moment); a backup that cannot be restored leaves NAME as it was."""
-        ident, role = sql.Identifier(name), sql.Identifier(name)
-        side, old = sql.Identifier(f"restoring_{name}"), sql.Identifier(f"replaced_{name}")
+        # The database and its owner have one name (Database.role).
+        ident = sql.Identifier(name)
+        restoring = f"restoring_{name}"
+        side, old = sql.Identifier(restoring), sql.Identifier(f"replaced_{name}")
         self._query(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(side),
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(old),
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(side, role),
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(side, ident),
             sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(side),
         )
         try:
             self._tool(
                 "pg_restore",
-                f"restoring_{name}",
+                restoring,
                 "--no-owner",
                 "--no-acl",
                 f"--role={name}",
@@ -227,7 +229,7 @@ class Postgres(abc.ABC):
             ).format(sql.Literal(name)),
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, old),
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(side, ident),
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(ident, role),
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(ident, ident),
             sql.SQL("DROP DATABASE {} WITH (FORCE)").format(old),
         )
 
@@ -251,6 +253,11 @@ class Postgres(abc.ABC):
             raise ServiceError(f"{tool} failed: {(out.stderr or out.stdout).strip()[-500:]}")
 
 
+def socket_dir(data_dir: Path) -> Path:
+    """The embedded server's socket directory, which sandboxes mount at MOUNT."""
+    return data_dir / "addons" / "postgres" / "run"
+
+
 def _app_url(database: Database, host: str, port: int, query: str = "") -> str:
     return f"postgresql://{database.role}:{database.password}@{host}:{port}/{database.name}{query}"
 
@@ -262,7 +269,7 @@ class PostgresServer(Postgres):
         super().__init__()
         self.home = data_dir / "addons" / "postgres"
         self.data = self.home / "data"
-        self.socket_dir = self.home / "run"
+        self.socket_dir = socket_dir(data_dir)
         self.log_path = data_dir / "logs" / "postgres.log"
         self._password_file = data_dir / "addons" / "postgres-admin"
 
@@ -274,11 +281,7 @@ class PostgresServer(Postgres):
     @property
     def pid(self) -> int | None:
         """The running postmaster's pid (from its own postmaster.pid), or None."""
-        try:
-            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return pid_in(self.data / "postmaster.pid")
 
     async def ensure(self) -> None:
         """Start the server unless it runs and answers; initialise it the first time."""
@@ -296,10 +299,10 @@ class PostgresServer(Postgres):
         if self.initialised:
             return
         password = secrets.token_urlsafe(24)
-        confine.prepare(self.home)
+        self.home.mkdir(parents=True, exist_ok=True)
         pwfile = self.home / "initial-password"
         pwfile.write_text(password)
-        confine.prepare(self.home)  # owned by the server's uid, like the rest of its home
+        confine.prepare(self.home)  # the password file the server's, like the rest of its home
         command = [
             str(_binaries() / "initdb"),
             "-D",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipway.addons import confine, process, sockets
-from shipway.datadir import pid_alive, write_private
+from shipway.datadir import pid_in, write_private
 from shipway.errors import ServiceError
 
 #: Where a sandbox sees an add-on's socket directory: MOUNT/NAME/redis.sock.
@@ -38,6 +38,22 @@ def binary() -> str:
     raise ServiceError("redis add-ons need redis-server: apt-get install redis-server")
 
 
+def root(data_dir: Path) -> Path:
+    """Where the redis servers of a data dir live, one directory each, named by resource."""
+    return data_dir / "addons" / "redis"
+
+
+def names(data_dir: Path) -> list[str]:
+    """The resources of the redis servers a data dir holds."""
+    folder = root(data_dir)
+    return sorted(home.name for home in folder.iterdir()) if folder.is_dir() else []
+
+
+def socket_dir(data_dir: Path, name: str) -> Path:
+    """The directory of server NAME's socket, which its app's sandboxes mount."""
+    return root(data_dir) / name / "run"
+
+
 @dataclass(frozen=True)
 class Credentials:
     user: str
@@ -49,9 +65,9 @@ class RedisServer:
 
     def __init__(self, data_dir: Path, name: str) -> None:
         self.name = name
-        self.home = data_dir / "addons" / "redis" / name
+        self.home = root(data_dir) / name
         self.data = self.home / "data"
-        self.socket_dir = self.home / "run"
+        self.socket_dir = socket_dir(data_dir, name)
         self.socket = self.socket_dir / SOCKET
         self.config = self.home / "redis.conf"
         self.pid_file = self.home / "redis.pid"
@@ -66,11 +82,7 @@ class RedisServer:
 
     @property
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return pid_in(self.pid_file)
 
     def create(self, user: str) -> Credentials:
         """Write the server's configuration with USER's ACL and a generated password."""

@@ -128,16 +128,6 @@ class Servers:
         finally:
             scratch.unlink(missing_ok=True)
 
-    def mount(self, kind: Kind, resource: str, url: str) -> Mount | None:
-        """What an app's sandbox mounts to reach the resource at URL: its server's socket
-        directory; nothing for a server reached over TCP. Told by the URL, since the node
-        process, which asks, does not know which postgres server the control plane uses."""
-        if kind is Kind.REDIS:
-            return Mount(self.redis(resource).socket_dir, f"{redis.MOUNT}/{resource}")
-        if not postgres.through_socket(url):
-            return None
-        return Mount(PostgresServer(self.data_dir).socket_dir, postgres.MOUNT)
-
     # -- every server at once ----------------------------------------------------------------
 
     async def ensure(self, wanted: list[tuple[Kind, str]]) -> None:
@@ -182,11 +172,10 @@ class Servers:
     async def sweep(self, known: set[str]) -> list[str]:
         """Drop every resource that no add-on in KNOWN names; what was dropped."""
         dropped = []
-        root = self.data_dir / "addons" / "redis"
-        for home in sorted(root.iterdir()) if root.is_dir() else []:
-            if home.name not in known and home.name not in self.pending:
-                await asyncio.to_thread(self._drop_redis, home.name)
-                dropped.append(home.name)
+        for name in redis.names(self.data_dir):
+            if name not in known and name not in self.pending:
+                await asyncio.to_thread(self._drop_redis, name)
+                dropped.append(name)
         if await self.postgres.ask():
             for name in await asyncio.to_thread(self.postgres.databases):
                 if name not in known and name not in self.pending:
@@ -197,9 +186,8 @@ class Servers:
     def stop(self) -> None:
         """Stop every server of this data dir (`shipway down`); `watch` starts none again."""
         self.stopping = True
-        root = self.data_dir / "addons" / "redis"
-        for home in sorted(root.iterdir()) if root.is_dir() else []:
-            self.redis(home.name).stop()
+        for name in redis.names(self.data_dir):
+            self.redis(name).stop()
         self.postgres.stop()
 
     def status_of(self, kind: Kind, resource: str) -> dict[str, object]:
@@ -213,10 +201,20 @@ class Servers:
         found: dict[str, dict[str, object]] = {}
         if not isinstance(self.postgres, PostgresServer) or self.postgres.initialised:
             found["postgres"] = self.postgres.status()
-        root = self.data_dir / "addons" / "redis"
-        for home in sorted(root.iterdir()) if root.is_dir() else []:
-            found[f"redis {home.name}"] = self.redis(home.name).status()
+        for name in redis.names(self.data_dir):
+            found[f"redis {name}"] = self.redis(name).status()
         return found
+
+
+def mount(data_dir: Path, kind: Kind, resource: str, url: str) -> Mount | None:
+    """What an app's sandbox mounts to reach the resource at URL: its server's socket
+    directory; nothing for a server reached over TCP. Told by the URL, since the node process,
+    which asks, does not know which postgres server the control plane uses."""
+    if kind is Kind.REDIS:
+        return Mount(redis.socket_dir(data_dir, resource), f"{redis.MOUNT}/{resource}")
+    if not postgres.through_socket(url):
+        return None
+    return Mount(postgres.socket_dir(data_dir), postgres.MOUNT)
 
 
 def suffix(kind: Kind) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipway.accounts.roles import Principal, Role
-from shipway.addons.servers import Kind, Made, Servers, suffix
+from shipway.addons.servers import Kind, Made, Servers, mount, suffix
 from shipway.apps import config
 from shipway.apps import service as apps
 from shipway.apps.secretbox import SecretBox
@@ -430,9 +430,8 @@ def attached(
             select(Addon.env_var).where(Addon.app_id == app_id, Addon.parent_id.is_(None))
         )
     )
-    servers = Servers(data_dir)
     urls = {addon.env_var: box.decrypt(addon.url) for addon in own}
-    mounts = (servers.mount(Kind(a.kind), a.resource, urls[a.env_var]) for a in own)
+    mounts = (mount(data_dir, Kind(a.kind), a.resource, urls[a.env_var]) for a in own)
     return Attached(
         env=urls,
         hidden=frozenset(everyone - set(urls)),

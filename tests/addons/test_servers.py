@@ -38,6 +38,8 @@ def test_a_postgres_add_on_reaches_its_own_database_and_nothing_else(servers: Se
             connect(servers, one.url, dbname=dbname)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         connect(servers, one.url, password="guessed")
+    with pytest.raises(psycopg.OperationalError, match="no password supplied"):
+        connect(servers, one.url, password="", passfile="/dev/null")  # anonymous
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         connect(servers, one.url, user=postgres.ADMIN, password="guessed")
     with connect(servers, one.url) as conn:

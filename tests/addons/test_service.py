@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from shipway.accounts.roles import Principal
-from shipway.addons import service
+from shipway.addons import redis, service
 from shipway.addons.servers import Servers
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
@@ -101,10 +101,10 @@ def test_bad_add_ons_are_refused_before_anything_is_made(
     message: str,
 ) -> None:
     create(store, servers, box, owner, name="taken")
-    made_before = set(run(_databases(servers))), _redis_homes(servers)
+    made_before = set(run(_databases(servers))), set(redis.names(servers.data_dir))
     with pytest.raises(error, match=message):
         create(store, servers, box, owner, kind, **kwargs)
-    assert (set(run(_databases(servers))), _redis_homes(servers)) == made_before
+    assert (set(run(_databases(servers))), set(redis.names(servers.data_dir))) == made_before
     assert addon_names(store) == ["taken"]
 
 
@@ -113,11 +113,6 @@ async def _databases(servers: Servers) -> list[str]:
     import asyncio
 
     return await asyncio.to_thread(servers.postgres.databases)
-
-
-def _redis_homes(servers: Servers) -> set[str]:
-    root = servers.data_dir / "addons" / "redis"
-    return {p.name for p in root.iterdir()} if root.is_dir() else set()
 
 
 def test_destroy_needs_the_app_named_and_then_drops_the_data(
