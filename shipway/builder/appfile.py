@@ -5,6 +5,9 @@
       needs: [eu-registry]      # what the build needs; dispatch rules pick its pool by it
       commands:                 # the build step, run over the source after the install
         - python manage.py collectstatic --noinput
+      dockerfile: docker/web.Dockerfile   # build this with podman (a top-level Dockerfile is
+      context: .                          #   found without it), from this directory,
+      target: production                  #   to this stage
     functions:
       report:
         handler: functions/report.js
@@ -37,7 +40,7 @@ NAME = "shipway.yml"
 #: Build steps that run commands, and so have output to hide.
 STEPS = ("dependencies", "build")
 _KEYS = {"build", "functions"}
-_BUILD_KEYS = {"private", "needs", "commands"}
+_BUILD_KEYS = {"private", "needs", "commands", "dockerfile", "context", "target"}
 #: A larger shipway.yml is refused rather than parsed.
 MAX_BYTES = 64 * 1024
 
@@ -50,6 +53,11 @@ class AppFile:
     #: The build step's shell commands (`build: {commands: [...]}`), run in order.
     commands: tuple[str, ...] = ()
     functions: tuple[Declared, ...] = ()
+    #: The Dockerfile to build, the build's context directory and its target stage: paths
+    #: relative to the source's top.
+    dockerfile: str | None = None
+    context: str = "."
+    target: str | None = None
 
 
 def read(source: Path) -> AppFile:
@@ -110,12 +118,32 @@ def _parse(raw: bytes, read: Callable[[str], str] | None) -> AppFile:
             'e.g. ["python manage.py collectstatic --noinput"]'
         )
     functions = declared.parse(top.get("functions"), NAME, read) if read is not None else []
+    target = build.get("target")
+    if target is not None and not (isinstance(target, str) and _word(target)):
+        raise ValidationError(f"{NAME}: build.target must name a stage of the Dockerfile")
     return AppFile(
         private=frozenset(private),
         needs=frozenset(needs),
         commands=tuple(commands),
         functions=tuple(functions),
+        dockerfile=_relative(build.get("dockerfile"), "build.dockerfile"),
+        context=_relative(build.get("context"), "build.context") or ".",
+        target=target,
     )
+
+
+def _word(value: str) -> bool:
+    return bool(value) and all(c.isalnum() or c in "-_." for c in value)
+
+
+def _relative(value: object, key: str) -> str | None:
+    """A path inside the source, as shipway.yml gave it; None when not given."""
+    if value is None:
+        return None
+    path = Path(value) if isinstance(value, str) and value and "\0" not in value else None
+    if path is None or path.is_absolute() or ".." in path.parts:
+        raise ValidationError(f"{NAME}: {key} must be a path inside the app's source")
+    return str(path)
 
 
 def _command(value: object) -> bool:

@@ -12,8 +12,10 @@ from typing import Any
 
 from shipway.builder import runtimes
 from shipway.errors import ValidationError
+from shipway.releases.manifest import DOCKERFILE
 
 LOOKED_FOR = (
+    "Dockerfile (built with podman), "
     "package.json with package-lock.json or npm-shrinkwrap.json (Node), "
     "requirements.txt or pyproject.toml (Python), index.html or public/ (static site)"
 )
@@ -75,8 +77,19 @@ def _pyproject_dependencies(path: Path) -> list[str]:
     return deps
 
 
-def detect(source: Path) -> Stack:
-    """The stack of SOURCE, checked in the documented order; NoStack says what was looked for."""
+#: The runtime that Dockerfile apps' images run on.
+OCI = "oci"
+
+
+def detect(source: Path, dockerfile: str | None = None) -> Stack:
+    """The stack of SOURCE, checked in the documented order; NoStack says what was looked for.
+    DOCKERFILE is the one shipway.yml names, which must exist."""
+    if dockerfile is not None:
+        if not (source / dockerfile).is_file():
+            raise NoStack(f"shipway.yml names the Dockerfile {dockerfile}, which is not a file")
+        return Stack(name=DOCKERFILE, runtime=OCI)
+    if (source / "Dockerfile").is_file():
+        return Stack(name=DOCKERFILE, runtime=OCI)
     if (source / "package.json").is_file():
         return _node(source)
     if (source / "requirements.txt").is_file():

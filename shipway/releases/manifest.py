@@ -12,6 +12,11 @@ NODE_WEB = "npm start"
 #: The Procfile entry run once per release, before any of its instances start (migrations):
 #: the release phase, not a process type that runs instances.
 RELEASE = "release"
+#: The stack of apps built from a Dockerfile into an image.
+DOCKERFILE = "dockerfile"
+#: The command of an image release's `web` process without a Procfile: the image's own
+#: ENTRYPOINT and CMD.
+IMAGE_COMMAND = ""
 #: The PATH of every sandbox of a release, before its stack's own tools.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -35,6 +40,10 @@ class Manifest:
     static_root: str | None = None
     source_sha: str | None = None
     build_id: int | None = None
+    #: An image release's image, by its digest (podman's image id); its layers are then none.
+    image: str | None = None
+    #: The port its image EXPOSEs, when it exposes exactly one: where its web process listens.
+    port: int | None = None
 
     def commands(self) -> dict[str, str]:
         """Process type → command: the Procfile's, else the stack's default (a Node app runs
@@ -44,6 +53,8 @@ class Manifest:
             return declared
         if self.stack == "node" and self.static_root is None:
             return {"web": NODE_WEB}
+        if self.image is not None:
+            return {"web": IMAGE_COMMAND}
         return {}
 
     @property
@@ -75,12 +86,17 @@ class Manifest:
             static_root=data.get("static_root"),
             source_sha=data.get("source_sha"),
             build_id=data.get("build_id"),
+            image=data.get("image"),
+            port=data.get("port"),
         )
 
 
 def stack_environment(stack: str) -> dict[str, str]:
     """PATH and friends every sandbox of a release of STACK has (its instances, its release
-    phase, its build step), so the app's own interpreter and tools run by name."""
+    phase, its build step), so the app's own interpreter and tools run by name. An image
+    brings its own."""
+    if stack == DOCKERFILE:
+        return {}
     if stack == "python":
         return {
             "PATH": f"/deps/venv/bin:{BASE_PATH}",

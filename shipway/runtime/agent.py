@@ -33,6 +33,7 @@ from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError, ValidationError
 from shipway.logs.mask import Masker
+from shipway.oci.podman import Podman
 from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import RELEASE, stack_environment
 from shipway.router import Route, RouteTable
@@ -43,12 +44,12 @@ from shipway.runtime.instance import (
     Instance,
     InstanceFailed,
     InstanceSpec,
+    execute,
     last_output,
 )
 from shipway.runtime.lifecycle import InstanceState
 from shipway.runtime.placement import Key, Placement
 from shipway.sandbox import Limits, Mount, SandboxError, network
-from shipway.sandbox import run as run_sandbox
 from shipway.settings import DEFAULT_RELEASE_TIMEOUT
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Environment
@@ -127,6 +128,7 @@ class Runtime:
         #: Seconds a release phase may run before it is killed.
         self.release_timeout = release_timeout
         self.layers = LayerStore(data_dir / "layers")
+        self.podman = Podman(data_dir)
         self._scratch_root = data_dir / "run" / "instances"
         self.box = SecretBox.load(data_dir)
         self._live: dict[Key, Generation] = {}
@@ -161,7 +163,7 @@ class Runtime:
         spec.scratch.mkdir(parents=True)
         started = time.perf_counter()
         try:
-            failure = (await run_sandbox(spec.sandbox(), line)).reason  # None: it exited with 0
+            failure = (await execute(spec, line)).reason  # None: it exited with 0
         except SandboxError as e:
             failure = f"it could not start: {e}"
         except asyncio.CancelledError:
@@ -258,7 +260,7 @@ class Runtime:
     def _instance(self, place: Placement, kind: str, number: int, owner: Generation) -> Instance:
         port = None
         if kind == "web":
-            port = INSTANCE_PORT if self.isolated else _free_port()
+            port = (place.manifest.port or INSTANCE_PORT) if self.isolated else _free_port()
         command = place.manifest.commands()[kind]
         spec = self._spec(place, f"{kind}.{number}", command, port)
         return Instance(spec, self._log(place).say, lambda _: self._changed(owner))
@@ -284,6 +286,8 @@ class Runtime:
             health_timeout=float(place.health_timeout),
             health_host=place.host,
             hostname=place.app,
+            image=place.manifest.image,
+            podman=self.podman if place.manifest.image is not None else None,
         )
 
     def _mounts(self, place: Placement) -> tuple[Mount, ...]:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from shipway.errors import ShipwayError
+from shipway.oci import container as containers
+from shipway.oci.container import ContainerSpec
+from shipway.oci.podman import Podman
 from shipway.router import Upstream
 from shipway.runtime import health, netns
 from shipway.runtime.lifecycle import INSTANCES, InstanceState
@@ -61,6 +64,10 @@ class InstanceSpec:
     health_host: str = "localhost"
     hostname: str = "app"
     extra: dict[str, str] = field(default_factory=dict)
+    #: An image release's image (its digest), run by podman in place of a sandbox, with the
+    #: release's layers none.
+    image: str | None = None
+    podman: Podman | None = None
 
     def sandbox(self) -> SandboxSpec:
         """Its sandbox: the release read-only with the command running in /app, a network of
@@ -76,6 +83,34 @@ class InstanceSpec:
             cwd=APP_DIR,
             hostname=self.hostname,
         )
+
+    def container(self) -> ContainerSpec:
+        """Its container, for an image release: the same contract as its sandbox, with the
+        image's own files where a sandbox has the host's toolchain and the release's layers."""
+        assert self.image is not None
+        return ContainerSpec(
+            name=f"{self.hostname}-{self.scratch.name}",
+            image=self.image,
+            command=self.command,
+            env=self.env,
+            mounts=self.mounts,
+            limits=self.limits,
+            scratch=self.scratch,
+            hostname=self.hostname,
+            isolated=self.isolated,
+        )
+
+
+async def execute(
+    spec: InstanceSpec,
+    on_line: Callable[[str], None],
+    on_started: Callable[[Started], None] | None = None,
+) -> SandboxResult:
+    """Run SPEC once, to its end: in a sandbox, or in a container for an image release."""
+    if spec.image is None:
+        return await run_sandbox(spec.sandbox(), on_line, on_started)
+    assert spec.podman is not None
+    return await containers.run(spec.podman, spec.container(), on_line, on_started)
 
 
 class InstanceUpstream(Upstream):
@@ -192,7 +227,6 @@ class Instance:
         """Run the sandbox until it ends; the first time, report health (or failure) to start()."""
         spec = self.spec
         spec.scratch.mkdir(parents=True, exist_ok=True)
-        sandbox = spec.sandbox()
         running: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
 
         def started(where: Started) -> None:
@@ -200,7 +234,7 @@ class Instance:
                 self.upstream.attach(where)
             running.set_result(where)
 
-        ended = asyncio.ensure_future(run_sandbox(sandbox, self._line, started))
+        ended = asyncio.ensure_future(execute(spec, self._line, started))
         try:
             first: set[asyncio.Future[Any]] = {ended, running}
             await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)

@@ -59,7 +59,7 @@ _CLONE_NEWNET = 0x40000000
 _MS_NOSUID = 0x2
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
-_SIOCGIFFLAGS, _SIOCGIFADDR, _IFF_UP = 0x8913, 0x8915, 0x1
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _SIOCGIFADDR, _IFF_UP = 0x8913, 0x8914, 0x8915, 0x1
 _RTMGRP_LINK, _RTMGRP_IPV4_IFADDR = 0x1, 0x10
 _RTM_NEWROUTE = 24
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
@@ -198,7 +198,8 @@ class _Routing:
     """A child in the sandbox's namespaces, as its uid: once bubblewrap has set up lo there, it
     adds the unreachable routes. slirp4netns itself must stay in the host's namespaces."""
 
-    userns_fd: int
+    #: None when the namespace is shipway's own user namespace's (a podman build's).
+    userns_fd: int | None
     netns_fd: int
     unreachable: tuple[ipaddress.IPv4Network, ...]
     #: Where it says why it failed.
@@ -212,7 +213,10 @@ class _Routing:
             with contextlib.suppress(ValueError):  # a signal here must not wake shipway's loop
                 signal.set_wakeup_fd(-1)
             drop_privileges(self.uid, self.gid)
-            _check(_libc.setns(self.userns_fd, _CLONE_NEWUSER), "join the sandbox's user namespace")
+            if self.userns_fd is not None:
+                _check(
+                    _libc.setns(self.userns_fd, _CLONE_NEWUSER), "join the sandbox's user namespace"
+                )
             _check(
                 _libc.setns(self.netns_fd, _CLONE_NEWNET), "join the sandbox's network namespace"
             )
@@ -223,6 +227,22 @@ class _Routing:
             os.write(self.error_fd, f"{e}\n".encode())
         finally:
             os._exit(code)
+
+
+def _own_user_namespace(userns_fd: int) -> bool:
+    ours = os.stat("/proc/self/ns/user")
+    theirs = os.fstat(userns_fd)
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def own_network() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """A preexec_fn, as root: a network namespace of the child's own with lo up and nothing
+    else, which `Slirp.attach` then gives its way out (a podman build's namespace)."""
+    _check(_libc.unshare(_CLONE_NEWNET), "unshare the network namespace")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        now = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16s24x", b"lo"))
+        flags = struct.unpack_from("H", now, 16)[0] | _IFF_UP
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
 
 
 def _await_loopback() -> None:  # pragma: no cover - runs in the child
@@ -302,20 +322,24 @@ class Slirp:
                 return  # the pid is another process's now
             userns_fd = fcntl.ioctl(netns_fd, _NS_GET_USERNS)
             try:
-                await self._route(userns_fd, netns_fd, ended)
+                # A namespace root made for a podman build belongs to shipway's own user
+                # namespace, which nothing may join again.
+                joined = None if _own_user_namespace(userns_fd) else userns_fd
+                await self._route(joined, netns_fd, ended)
                 if not ended.done():
-                    await self._start(userns_fd, netns_fd, ended)
+                    await self._start(joined, netns_fd, ended)
             finally:
                 os.close(userns_fd)
         finally:
             os.close(netns_fd)
-        if ended.done():
+        if ended.done() or self.block_w is None:
             return
-        assert self.block_w is not None
         with contextlib.suppress(BrokenPipeError):  # it has ended: its result says why
             os.write(self.block_w, b"1")
 
-    async def _route(self, userns_fd: int, netns_fd: int, ended: asyncio.Future[int]) -> None:
+    async def _route(
+        self, userns_fd: int | None, netns_fd: int, ended: asyncio.Future[int]
+    ) -> None:
         """Wait for bubblewrap's loopback, then add the unreachable routes (see _Routing)."""
         output = os.memfd_create("routing", os.MFD_CLOEXEC)
         try:
@@ -336,7 +360,9 @@ class Slirp:
         finally:
             os.close(output)
 
-    async def _start(self, userns_fd: int, netns_fd: int, ended: asyncio.Future[int]) -> None:
+    async def _start(
+        self, userns_fd: int | None, netns_fd: int, ended: asyncio.Future[int]
+    ) -> None:
         ready_r, ready_w = os.pipe()
         output = os.memfd_create("slirp4netns", os.MFD_CLOEXEC)
         try:
@@ -348,10 +374,11 @@ class Slirp:
                 "--enable-seccomp",
                 f"--ready-fd={ready_w}",
                 "--netns-type=path",
-                f"--userns-path=/proc/self/fd/{userns_fd}",
+                *([] if userns_fd is None else [f"--userns-path=/proc/self/fd/{userns_fd}"]),
                 f"/proc/self/fd/{netns_fd}",
                 "tap0",
             ]
+            passed = (ready_w, netns_fd) if userns_fd is None else (ready_w, userns_fd, netns_fd)
             try:
                 self.proc = await asyncio.create_subprocess_exec(
                     self.executable,
@@ -359,7 +386,7 @@ class Slirp:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=output,
                     stderr=output,
-                    pass_fds=(ready_w, userns_fd, netns_fd),
+                    pass_fds=passed,
                     preexec_fn=setup,
                     cwd="/",
                     env={},

@@ -1,0 +1,189 @@
+"""The oci backend: the app's Dockerfile built by podman into an image that the release runs.
+
+The image stays in the builder's storage, named by its digest (podman's image id) and
+labelled with its app and build; podman's layer cache makes a rebuild with unchanged
+dependencies reuse those layers as they are. The stages' base images are resolved first
+(pulled where a registry answers, else they must have been made or imported), pinned to the
+digest found, and shown in the log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shipway.builder.backends import BuildFailed, Built, Job
+from shipway.builder.cache import AppCache
+from shipway.builder.stacks import OCI
+from shipway.oci import dockerfile, walled
+from shipway.oci.podman import APP_LABEL, BUILD_LABEL, ULIMITS, Podman, PodmanError, missing
+from shipway.releases.manifest import DOCKERFILE, Manifest
+from shipway.sandbox.spec import SandboxError
+
+RUNTIME = OCI
+#: The Dockerfile found without shipway.yml naming one.
+DEFAULT = "Dockerfile"
+#: What podman says when a step is taken from its cache.
+_CACHED = "Using cache"
+#: The bases shipway can make itself (`shipway images base`).
+_MADE_HERE = ("debian:bookworm", "debian:bookworm-slim")
+
+
+def image_name(app: str) -> str:
+    """The repository an app's images are tagged in, one tag per build."""
+    return f"localhost/shipway/{app}"
+
+
+async def build(job: Job) -> Built:
+    problem = missing()
+    if problem is not None:
+        raise BuildFailed(f"this app builds from its Dockerfile with podman, but {problem}")
+    podman = Podman(job.data_dir)
+    settings, request = job.settings, job.request
+    name = settings.dockerfile or DEFAULT
+    context = _inside(job.source, settings.context, "build.context")
+    if not context.is_dir():
+        raise BuildFailed(f"the build context {settings.context} is not a directory")
+    try:
+        text = (job.source / name).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BuildFailed(f"{name} cannot be read: {e}") from e
+
+    with job.steps.step("bases"):
+        resolved = await _resolve_bases(podman, job, dockerfile.bases(text))
+    pinned = job.work / "Dockerfile.pinned"
+    pinned.write_text(dockerfile.pin(text, resolved))
+
+    iidfile = job.work / "image-id"
+    tag = f"{image_name(request.app)}:build-{request.build_id}"
+    args = [
+        "build",
+        "--layers",
+        "--pull=never",
+        "--file",
+        str(pinned),
+        "--iidfile",
+        str(iidfile),
+        "--tag",
+        tag,
+        "--label",
+        f"{APP_LABEL}={request.app}",
+        "--label",
+        f"{BUILD_LABEL}={request.build_id}",
+        "--network",
+        "host" if request.network else "none",
+        *ULIMITS,
+        *(["--target", settings.target] if settings.target else []),
+        str(context),
+    ]
+    cached = 0
+
+    async def line(text: str) -> None:
+        nonlocal cached
+        if _CACHED in text:
+            cached += 1
+        await job.log(text, private="build" in settings.private)
+
+    await job.log(f"-----> Building {name} with podman")
+    # podman keeps RUN --mount=type=cache directories in its TMPDIR: one per app.
+    tmpdir = AppCache(job.data_dir, request.app_id).root / "podman-tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    with job.steps.step("build"):
+        try:
+            if request.network:
+                code = await walled.stream(podman.argv(*args), line, {"TMPDIR": str(tmpdir)})
+            else:
+                code = await walled.run_offline(podman.argv(*args), line, {"TMPDIR": str(tmpdir)})
+        except SandboxError as e:
+            raise BuildFailed(e.message) from e
+    if code != 0:
+        raise BuildFailed(f"podman build failed (exit code {code}): see the step above")
+    image = iidfile.read_text().strip()
+    if not image.startswith("sha256:"):
+        image = f"sha256:{image}"
+    with job.steps.step("inspect"):
+        config = await _inspect(podman, image)
+    size = config.get("Size") or 0
+    await job.log(f"-----> Image {image[:19]} ({size / 1e6:.0f} MB), {tag}")
+    port = _exposed_port(config)
+    if not job.processes and not _runs_something(config):
+        raise BuildFailed("the image has no CMD or ENTRYPOINT and the app no Procfile")
+    manifest = Manifest(
+        app=request.app,
+        stack=DOCKERFILE,
+        runtime=OCI,
+        layers=(),
+        processes=job.processes,
+        source_sha=request.source_sha,
+        build_id=request.build_id,
+        image=image,
+        port=port,
+    )
+    return Built(manifest=manifest, cache_warm=cached > 0)
+
+
+def _inside(source: Path, relative: str, key: str) -> Path:
+    path = (source / relative).resolve()
+    if not path.is_relative_to(source.resolve()):
+        raise BuildFailed(f"shipway.yml: {key} must be a path inside the app's source")
+    return path
+
+
+async def _resolve_bases(podman: Podman, job: Job, bases: list[dockerfile.Base]) -> dict[str, str]:
+    """Each base's image id, pulling those not here; BuildFailed names one that cannot be had."""
+    resolved = {}
+    for base in bases:
+        found = await _image_id(podman, base.ref)
+        if found is None:
+            await job.log(f"-----> Pulling {base.ref}")
+            try:
+                await podman.run("pull", "--quiet", base.ref, timeout=600)
+            except (PodmanError, TimeoutError) as e:
+                raise BuildFailed(_unavailable(base.ref, str(e) or "timed out")) from None
+            found = await _image_id(podman, base.ref)
+            if found is None:
+                raise BuildFailed(_unavailable(base.ref, "podman pulled nothing"))
+        resolved[base.ref] = found
+        await job.log(f"-----> FROM {base.ref}: {found}")
+        if base.floating:
+            await job.log(
+                f"-----> Warning: {base.ref} names a tag that moves; this build used {found[:19]}. "
+                f"Pin it (FROM {base.ref.split('@')[0]}@sha256:…) to build the same base again"
+            )
+    return resolved
+
+
+def _unavailable(ref: str, why: str) -> str:
+    how = "import it with `shipway images import FILE.tar` (from `docker save` or `podman save`)"
+    if ref.removeprefix("docker.io/").removeprefix("library/") in _MADE_HERE:
+        how = f"make it from Debian's packages with `shipway images base {ref}`, or {how}"
+    return f"FROM {ref}: the image is not on this builder and cannot be pulled ({why}); {how}"
+
+
+async def _image_id(podman: Podman, ref: str) -> str | None:
+    try:
+        found = await podman.json("image", "inspect", ref)
+    except PodmanError:
+        return None
+    image_id = found[0]["Id"] if found else None
+    return f"sha256:{image_id}" if image_id and ":" not in image_id else image_id
+
+
+async def _inspect(podman: Podman, image: str) -> dict[str, Any]:
+    found = await podman.json("image", "inspect", image)
+    if not found:
+        raise BuildFailed(f"podman built {image}, but cannot find it")
+    data: dict[str, Any] = found[0]
+    return data
+
+
+def _exposed_port(image: dict[str, Any]) -> int | None:
+    """The one TCP port the image EXPOSEs, if it exposes exactly one."""
+    exposed = (image.get("Config") or {}).get("ExposedPorts") or {}
+    ports = [int(p.split("/")[0]) for p in exposed if p.endswith("/tcp") and p[:-4].isdigit()]
+    return ports[0] if len(ports) == 1 else None
+
+
+def _runs_something(image: dict[str, Any]) -> bool:
+    config = image.get("Config") or {}
+    return bool(config.get("Cmd") or config.get("Entrypoint"))

@@ -1,0 +1,186 @@
+"""One container of an image release, under the contract a sandbox has: its own network
+namespace let out by slirp4netns with the host's addresses unreachable, limits on memory,
+processes and time, its output line by line, and root inside an unprivileged range of uids
+outside.
+
+podman creates and initialises the container (its namespaces exist, its command does not run
+yet); shipway then gives the namespace its way out, says where it is (the router connects
+into it), and starts the command attached, so its output streams until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipway.oci.podman import ULIMITS, Podman, PodmanError
+from shipway.sandbox import Limits, Mount, SandboxResult, Started, network
+from shipway.sandbox.identity import lease
+from shipway.sandbox.outcome import Evidence
+from shipway.sandbox.spec import SandboxError
+
+#: Container slot N maps root inside to uid FIRST_UID + N * UIDS outside, and UIDS ids from
+#: there: a range of its own, apart from the sandboxes' uids and from /etc/subuid's ranges.
+FIRST_UID = 2_000_000
+UIDS = 65_536
+#: Labels a container of shipway's carries, so a node can find its own after a crash.
+INSTANCE_LABEL = "io.shipway.instance"
+#: Seconds a container is given to stop before it is killed.
+STOP_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One command of an image, to run isolated: COMMAND is run by /bin/sh -c, or empty for
+    the image's own ENTRYPOINT and CMD."""
+
+    name: str
+    image: str
+    command: str
+    env: dict[str, str]
+    mounts: tuple[Mount, ...]
+    limits: Limits
+    scratch: Path
+    hostname: str = "app"
+    #: In a network namespace of its own (reached through it), else on the host's.
+    isolated: bool = True
+
+
+async def run(
+    podman: Podman,
+    spec: ContainerSpec,
+    on_line: Callable[[str], None],
+    on_started: Callable[[Started], None] | None = None,
+) -> SandboxResult:
+    """Run SPEC until it ends, its output to ON_LINE; ON_STARTED hears its pid 1 and network
+    namespace once it runs. SandboxError when it cannot be set up."""
+    slirp4netns = network.require() if spec.isolated else None
+    if not spec.isolated and not network.shared_allowed():
+        raise SandboxError(
+            "a container may share the host's network only when shipway runs with "
+            "--unsafe-shared-network"
+        )
+    with _uid_range() as first_uid:
+        spec.scratch.mkdir(parents=True, exist_ok=True)
+        slirp = network.Slirp(slirp4netns, None, None) if slirp4netns else None
+        began = time.monotonic()
+        try:
+            await _create(podman, spec, first_uid, slirp is not None)
+            await podman.run("init", spec.name)
+            state = await podman.json("inspect", "--type", "container", spec.name)
+            pid = int(state[0]["State"]["Pid"])
+            if slirp is not None:
+                # Nothing runs in it yet: this future stands for the command's end.
+                await slirp.attach(pid, os.stat(f"/proc/{pid}/ns/net").st_ino, _never())
+            if on_started is not None:
+                on_started(Started(pid, f"/proc/{pid}/ns/net"))
+            attaching = await _start(podman, spec)
+            ended: asyncio.Future[int] = asyncio.ensure_future(attaching.wait())
+            try:
+                timed_out = await _pump(attaching, on_line, spec.limits)
+            finally:
+                if attaching.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        attaching.kill()
+                await asyncio.shield(ended)
+            return await _result(podman, spec, began, timed_out)
+        except PodmanError as e:
+            raise SandboxError(f"cannot run the container: {e.message}") from None
+        finally:
+            with contextlib.suppress(PodmanError):
+                await asyncio.shield(
+                    podman.run("rm", "--force", "--time", str(STOP_SECONDS), spec.name)
+                )
+            if slirp is not None:
+                await slirp.close()
+
+
+def _never() -> asyncio.Future[int]:
+    return asyncio.get_running_loop().create_future()
+
+
+async def _start(podman: Podman, spec: ContainerSpec) -> asyncio.subprocess.Process:
+    """Start the initialised container attached: its output from the very first line."""
+    return await asyncio.create_subprocess_exec(
+        *podman.argv("start", "--attach", "--sig-proxy=false", spec.name),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def _pump(
+    attaching: asyncio.subprocess.Process, on_line: Callable[[str], None], limits: Limits
+) -> bool:
+    """Relay the container's output until it ends; True when it ran past its time limit."""
+    assert attaching.stdout is not None
+    stdout = attaching.stdout
+
+    async def relay() -> None:
+        async for raw in stdout:
+            on_line(raw.decode(errors="replace").rstrip("\r\n"))
+
+    timeout = None if math.isinf(limits.wall_seconds) else limits.wall_seconds
+    try:
+        await asyncio.wait_for(relay(), timeout)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def _result(
+    podman: Podman, spec: ContainerSpec, began: float, timed_out: bool
+) -> SandboxResult:
+    """How the container ended, in the words a sandbox's result uses."""
+    if timed_out:
+        with contextlib.suppress(PodmanError):
+            await podman.run("kill", spec.name)
+    for _ in range(100):
+        state = (await podman.json("inspect", "--type", "container", spec.name))[0]["State"]
+        if state.get("Status") not in ("running", "stopping"):
+            break
+        await asyncio.sleep(0.05)
+    evidence = Evidence(spec.limits, counted=True, timed_out=timed_out)
+    evidence.oom_kills = 1 if state.get("OOMKilled") else 0
+    code = int(state.get("ExitCode") or 0)
+    return SandboxResult(code, evidence.reason(code), time.monotonic() - began)
+
+
+@contextlib.contextmanager
+def _uid_range() -> Iterator[int | None]:
+    """The first uid of the range root inside maps to: a sandbox slot's range when shipway is
+    root, none (podman's rootless mapping) otherwise."""
+    with lease() as ident:
+        yield None if ident.slot is None else FIRST_UID + ident.slot * UIDS
+
+
+async def _create(podman: Podman, spec: ContainerSpec, first_uid: int | None, walled: bool) -> None:
+    limits = spec.limits
+    args = ["create", "--name", spec.name, "--label", f"{INSTANCE_LABEL}={spec.name}"]
+    args += ["--init", "--hostname", spec.hostname, *ULIMITS]
+    args += ["--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m"]
+    args += ["--pids-limit", str(limits.processes)]
+    args += ["--ulimit", f"fsize={limits.file_size_mb * 1024 * 1024}"]
+    if first_uid is not None:
+        args += ["--uidmap", f"0:{first_uid}:{UIDS}", "--gidmap", f"0:{first_uid}:{UIDS}"]
+    if walled:
+        resolv = spec.scratch / "resolv.conf"
+        resolv.write_bytes(network.RESOLV_CONF)
+        args += ["--network", "none", "--volume", f"{resolv}:/etc/resolv.conf:ro"]
+    else:
+        args += ["--network", "host"]
+    for mount in spec.mounts:
+        args += ["--volume", f"{mount.source}:{mount.target}:{'rw' if mount.writable else 'ro'}"]
+    for key in spec.env:  # values come from podman's environment, never its command line
+        args += ["--env", key]
+    if spec.command:
+        args += ["--entrypoint", "/bin/sh", spec.image, "-c", spec.command]
+    else:
+        args.append(spec.image)
+    await podman.run(*args, env=spec.env)

@@ -1,0 +1,145 @@
+"""podman, as shipway runs it: Debian's podman with runc, storage of its own per data dir.
+
+Every call names the runtime (runc: crun fails on hybrid cgroups), the storage (DATA/images),
+a run root of its own and cgroupfs, so two shipways on one machine never see each other's
+images or containers, and nothing depends on systemd or the user's containers.conf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shipway.errors import ShipwayError
+
+#: What a machine needs for Dockerfile builds and image releases, as Debian names it.
+PACKAGES = "podman runc"
+#: Limits podman cannot infer on this kernel: without them `build` and `run` fail.
+ULIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
+#: Labels every image and container of shipway's carries.
+APP_LABEL = "io.shipway.app"
+BUILD_LABEL = "io.shipway.build"
+
+
+class PodmanError(ShipwayError):
+    """Raised when podman refuses or fails; the message is podman's own last words."""
+
+    code = "podman_error"
+
+
+def missing() -> str | None:
+    """What this machine lacks to run podman (a sentence naming the packages), or None."""
+    absent = [name for name in ("podman", "runc") if shutil.which(name) is None]
+    if not absent:
+        return None
+    return (
+        f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} not installed: "
+        f"run `apt-get install {PACKAGES}`"
+    )
+
+
+class Podman:
+    """podman over the image storage of one data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.root = data_dir / "images" / "storage"
+        self.runroot = _runroot(data_dir)
+
+    def argv(self, *args: str) -> list[str]:
+        """The podman command line for ARGS, with shipway's global options."""
+        return [
+            shutil.which("podman") or "podman",
+            "--root",
+            str(self.root),
+            "--runroot",
+            str(self.runroot),
+            "--runtime",
+            shutil.which("runc") or "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            *args,
+        ]
+
+    async def run(
+        self, *args: str, timeout: float | None = 120.0, env: dict[str, str] | None = None
+    ) -> str:
+        """Run podman ARGS to the end and return its output; PodmanError says why it failed.
+        ENV is added to podman's environment (where `--env NAME` takes NAME's value from)."""
+        problem = missing()
+        if problem is not None:
+            raise PodmanError(problem)
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(*args),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env} if env else None,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise PodmanError(said(err.decode(errors="replace")) or f"podman {args[0]} failed")
+        return out.decode(errors="replace")
+
+    async def json(self, *args: str) -> Any:
+        """Run podman ARGS, whose output is JSON, and parse it."""
+        return json.loads(await self.run(*args) or "null")
+
+    async def stream(self, *args: str, line: Callable[[str], Any]) -> int:
+        """Run podman ARGS, its output and errors line by line to LINE, and return its exit
+        code."""
+        problem = missing()
+        if problem is not None:
+            raise PodmanError(problem)
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(*args),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                await _maybe_await(line(raw.decode(errors="replace").rstrip("\r\n")))
+            return await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+def said(stderr: str) -> str:
+    """podman's error, without its "Error: " prefix: the last line that says something."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1].removeprefix("Error: ")
+
+
+def _runroot(data_dir: Path) -> Path:
+    """Where podman keeps its state while it runs: short (it makes sockets there), private to
+    this data dir, and on a tmpfs where there is one."""
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    if os.geteuid() == 0:
+        return Path("/run/shipway/podman") / tag
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/shipway-{os.getuid()}"
+    return Path(base) / "shipway-podman" / tag
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value):
+        await value
