@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipway.oci.podman import ULIMITS, Podman, PodmanError
+from shipway.oci.podman import ULIMITS, Podman, PodmanError, missing
 from shipway.sandbox import Limits, Mount, SandboxResult, Started, network
 from shipway.sandbox.identity import lease
 from shipway.sandbox.outcome import Evidence
@@ -150,6 +150,21 @@ async def _result(
     evidence.oom_kills = 1 if state.get("OOMKilled") else 0
     code = int(state.get("ExitCode") or 0)
     return SandboxResult(code, evidence.reason(code), time.monotonic() - began)
+
+
+async def sweep(podman: Podman) -> list[str]:
+    """Remove the instance containers a node that died left behind; their names."""
+    if not podman.root.is_dir() or missing() is not None:
+        return []
+    names = (
+        await podman.run(
+            "ps", "--all", "--filter", f"label={INSTANCE_LABEL}", "--format", "{{.Names}}"
+        )
+    ).split()
+    if names:
+        with contextlib.suppress(PodmanError):
+            await podman.run("rm", "--force", "--time", "0", *names)
+    return names
 
 
 @contextlib.contextmanager

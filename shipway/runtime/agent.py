@@ -33,6 +33,7 @@ from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError, ValidationError
 from shipway.logs.mask import Masker
+from shipway.oci import container as containers
 from shipway.oci.podman import Podman
 from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import RELEASE, stack_environment
@@ -412,8 +413,9 @@ class Runtime:
 
         Each gets a route at once that wakes it on the first request; those without an idle
         timeout are then started in the background. Returns how many were restored."""
-        # Scratch dirs of instances a killed shipway left behind.
+        # Scratch dirs and containers of instances a killed shipway left behind.
         await asyncio.to_thread(shutil.rmtree, self._scratch_root, True)
+        await containers.sweep(self.podman)
         found = await asyncio.to_thread(self._live_placements)
         for place in found:
             generation = Generation(place, asleep=not place.static)

@@ -301,7 +301,7 @@ class Instance:
             "state": self.state.value,
             "restarts": self.restarts,
             "uptime": uptime,
-            "command": self.spec.command,
+            "command": self.spec.command or "(the image's ENTRYPOINT and CMD)",
         }
 
 

@@ -77,11 +77,14 @@ async def build(job: Job) -> Built:
         str(context),
     ]
     cached = 0
+    error = ""
 
     async def line(text: str) -> None:
-        nonlocal cached
+        nonlocal cached, error
         if _CACHED in text:
             cached += 1
+        if text.startswith("Error: "):
+            error = _podman_error(text)
         await job.log(text, private="build" in settings.private)
 
     await job.log(f"-----> Building {name} with podman")
@@ -97,7 +100,7 @@ async def build(job: Job) -> Built:
         except SandboxError as e:
             raise BuildFailed(e.message) from e
     if code != 0:
-        raise BuildFailed(f"podman build failed (exit code {code}): see the step above")
+        raise BuildFailed(f"podman build failed: {error or f'exit code {code}'}")
     image = iidfile.read_text().strip()
     if not image.startswith("sha256:"):
         image = f"sha256:{image}"
@@ -120,6 +123,11 @@ async def build(job: Job) -> Built:
         port=port,
     )
     return Built(manifest=manifest, cache_warm=cached > 0)
+
+
+def _podman_error(line: str) -> str:
+    """What podman's error line says, without its prefix and the Go structure it may dump."""
+    return line.removeprefix("Error: ").split(" &imagebuilder.")[0].strip()
 
 
 def _inside(source: Path, relative: str, key: str) -> Path:
