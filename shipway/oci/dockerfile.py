@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -58,6 +59,12 @@ def pin(text: str, resolved: dict[str, str]) -> str:
             line = f"{match['head']}{resolved[match['ref']]}{match['tail']}{ending}"
         out.append(line)
     return "".join(out)
+
+
+def labelled(text: str, labels: dict[str, str]) -> str:
+    """TEXT with one LABEL instruction more at its end, which the last stage gets."""
+    pairs = " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
+    return f"{text.rstrip()}\nLABEL {pairs}\n"
 
 
 def _logical_lines(text: str) -> list[str]:

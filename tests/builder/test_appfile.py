@@ -47,7 +47,10 @@ def test_build_commands_are_kept_in_order(tmp_path: Path) -> None:
         ("build: [\n", "cannot be parsed"),
         ("- a\n- b\n", "must be a mapping"),
         ("bild: {}\n", "unknown setting bild; known: build, functions"),
-        ("build:\n  privat: []\n", "unknown setting privat; known: commands, needs, private"),
+        (
+            "build:\n  privat: []\n",
+            "unknown setting privat; known: commands, context, dockerfile, needs, private, target",
+        ),
         ("build:\n  needs: eu\n", "build.needs must be a list of words"),
         ("build:\n  private: dependencies\n", "must be a list of step names"),
         ("build:\n  private: [deps, checkout]\n", "unknown steps checkout, deps"),
@@ -57,6 +60,11 @@ def test_build_commands_are_kept_in_order(tmp_path: Path) -> None:
         ("build:\n  commands: [make, 3]\n", "build.commands must be a list of shell commands"),
         ("build:\n  commands: ['  ']\n", "build.commands must be a list of shell commands"),
         ("build:\n  commands: {a: make}\n", "build.commands must be a list of shell commands"),
+        ("build:\n  dockerfile: /etc/passwd\n", "build.dockerfile must be a path inside"),
+        ("build:\n  dockerfile: ../x/Dockerfile\n", "build.dockerfile must be a path inside"),
+        ("build:\n  dockerfile: 3\n", "build.dockerfile must be a path inside"),
+        ("build:\n  context: ../..\n", "build.context must be a path inside"),
+        ("build:\n  target: 'a b'\n", "build.target must name a stage"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
@@ -119,3 +127,14 @@ def test_a_bad_function_says_what_is_wrong(tmp_path: Path, spec: str, says: str)
 def test_a_bad_function_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="function name must be"):
         appfile.read(write(tmp_path, "functions:\n  Bad Name: {handler: f.js}\n"))
+
+
+def test_the_dockerfile_its_context_and_target(tmp_path: Path) -> None:
+    text = "build:\n  dockerfile: docker/web.Dockerfile\n  context: docker\n  target: prod\n"
+    settings = appfile.read(write(tmp_path, text))
+    assert (settings.dockerfile, settings.context, settings.target) == (
+        "docker/web.Dockerfile",
+        "docker",
+        "prod",
+    )
+    assert appfile.read(write(tmp_path, "build: {}\n")).context == "."

@@ -61,3 +61,22 @@ def test_procfile() -> None:
     }
     with pytest.raises(ValidationError, match="line 2"):
         procfile.parse("web: x\nnot a process line\n")
+
+
+def test_a_dockerfile_comes_first(tmp_path: Path) -> None:
+    files = {"Dockerfile": "FROM debian:bookworm-slim\n", "package.json": "{}", "index.html": ""}
+    found = detect(tree(tmp_path / "d", files))
+    assert (found.name, found.runtime) == ("dockerfile", "oci")
+    assert found.deps_key(tmp_path / "d") is None
+
+
+def test_shipway_yml_may_name_the_dockerfile(tmp_path: Path) -> None:
+    source = tree(tmp_path, {"docker/web.Dockerfile": "FROM x\n", "requirements.txt": "flask"})
+    assert detect(source, "docker/web.Dockerfile").name == "dockerfile"
+    with pytest.raises(NoStack, match=r"names the Dockerfile docker/nope, which is not a file"):
+        detect(source, "docker/nope")
+
+
+def test_no_stack_names_the_dockerfile_too(tmp_path: Path) -> None:
+    with pytest.raises(NoStack, match=r"Dockerfile \(built with podman\)"):
+        detect(tree(tmp_path, {"README.md": "hi"}))

@@ -51,8 +51,14 @@ async def build(job: Job) -> Built:
 
     with job.steps.step("bases"):
         resolved = await _resolve_bases(podman, job, dockerfile.bases(text))
+    labels = {APP_LABEL: request.app, BUILD_LABEL: str(request.build_id)}
     pinned = job.work / "Dockerfile.pinned"
-    pinned.write_text(dockerfile.pin(text, resolved))
+    text = dockerfile.pin(text, resolved)
+    if settings.target is None:
+        # One LABEL step after the last: one commit, where a --label flag each is one more.
+        pinned.write_text(dockerfile.labelled(text, labels))
+    else:
+        pinned.write_text(text)
 
     iidfile = job.work / "image-id"
     tag = f"{image_name(request.app)}:build-{request.build_id}"
@@ -66,14 +72,11 @@ async def build(job: Job) -> Built:
         str(iidfile),
         "--tag",
         tag,
-        "--label",
-        f"{APP_LABEL}={request.app}",
-        "--label",
-        f"{BUILD_LABEL}={request.build_id}",
         "--network",
         "host" if request.network else "none",
         *ULIMITS,
         *(["--target", settings.target] if settings.target else []),
+        *(f"--label={key}={value}" for key, value in labels.items() if settings.target),
         str(context),
     ]
     cached = 0
