@@ -3,7 +3,9 @@
 Builds run the host's git, Python (with venv), node and npm inside sandboxes, and a sandbox
 with network gets one of its own from slirp4netns over /dev/net/tun. Without slirp4netns a
 networked sandbox would have to share the host's network, so shipway refuses to run one
-instead: this check says so before the first build does.
+instead: this check says so before the first build does. Dockerfile builds and their
+containers run with podman and runc, and the Debian bases they start from are made with
+mmdebstrap.
 
 Standard library only: `make up` runs it with the system's Python before the virtualenv exists
 (`python3 -m shipway.system --install`).
@@ -60,6 +62,12 @@ REQUIREMENTS = (
     Requirement("npm", "Node builds", _command("npm")),
     Requirement("slirp4netns", "a network of its own for each sandbox", _command("slirp4netns")),
     Requirement("redis-server", "redis add-ons", _command("redis-server")),
+    Requirement(
+        "podman", "Dockerfile builds and the containers of their releases", _command("podman")
+    ),
+    Requirement("runc", "the runtime podman runs containers with", _command("runc")),
+    Requirement("catatonit", "the init of each container", _command("catatonit")),
+    Requirement("mmdebstrap", "Debian base images made without a registry", _command("mmdebstrap")),
 )
 
 
