@@ -149,11 +149,15 @@ class BuilderActivities:
         )
 
     async def _build_and_publish(self, request: BuildRequest, log: LogWriter) -> BuildResult:
-        """Build, then put the release's layers where releases run (sent over HTTP by a
-        builder on another machine), all while the build heartbeats."""
+        """Build, then put the release's layers, or its image, where releases run (sent over
+        HTTP by a builder on another machine), all while the build heartbeats."""
         result = await build(request, self.data_dir, log.write)
         digests = [layer.digest for layer in result.manifest.layers]
         await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
+        if result.manifest.image is not None:
+            await asyncio.to_thread(
+                self.records.publish_image, result.manifest.image, self.data_dir
+            )
         return result
 
     async def _held(self, build_id: int, attempt: str, log: LogWriter) -> str:

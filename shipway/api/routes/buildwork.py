@@ -1,7 +1,7 @@
 """/api/v1/builder/…: what a builder on another machine asks the control plane for (see
 shipway.builder.records.remote): where Temporal and NATS are, holding a build for an attempt, its
-standing, the app's secrets to mask, the pushed source, the log's lines, and the layers a
-release runs from. For the platform's owners: a builder's token is one of theirs."""
+standing, the app's secrets to mask, the pushed source, the log's lines, and the layers or
+the image a release runs from. For the platform's owners: a builder's token is one of theirs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from shipway.context import Context
 from shipway.deploys.launch import receive, sources_dir
 from shipway.errors import NotFound, ValidationError
 from shipway.logs import bus
+from shipway.oci import transfer
+from shipway.oci.podman import Podman
 from shipway.releases.layers import LayerStore
 from shipway.store.types import has_nul
 
@@ -30,6 +32,8 @@ router = APIRouter(prefix="/builder", tags=["builders"], route_class=Route)
 MIB = 1024 * 1024
 #: The largest layer a builder may send.
 MAX_LAYER = 4096 * MIB
+#: The largest image archive a builder may send.
+MAX_IMAGE = 8192 * MIB
 #: The largest batch of log lines at once.
 MAX_LINES = 1000
 
@@ -145,7 +149,7 @@ def has_layer(
     digest: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> Response:
     ctx, _ = _records(request, principal)
-    return Response(status_code=200 if _layers(ctx).has(_digest(digest)) else 404)
+    return Response(status_code=200 if _layers(ctx).has(_digest(digest, "a layer")) else 404)
 
 
 @router.put("/layers/{digest}", status_code=201, summary="Send a layer (its canonical tar)")
@@ -155,7 +159,7 @@ async def put_layer(
     """Refused with 422 unless the tar's contents have exactly this digest."""
     ctx, _ = _records(request, principal)
     layers = _layers(ctx)
-    wanted = _digest(digest)
+    wanted = _digest(digest, "a layer")
     archive = await receive(request.stream(), ctx.settings.data_dir, MAX_LAYER, what="a layer")
     try:
         await asyncio.to_thread(layers.receive, archive, wanted)
@@ -166,12 +170,40 @@ async def put_layer(
     return Response(status_code=201)
 
 
+@router.head("/images/{digest}", summary="Whether the control plane has an image")
+async def has_image(
+    digest: str, request: Request, principal: Principal = Depends(principal_from)
+) -> Response:
+    ctx, _ = _records(request, principal)
+    found = await transfer.exists(Podman(ctx.settings.data_dir), _digest(digest, "an image"))
+    return Response(status_code=200 if found else 404)
+
+
+@router.put("/images/{digest}", status_code=201, summary="Send an image (its docker-archive)")
+async def put_image(
+    digest: str, request: Request, principal: Principal = Depends(principal_from)
+) -> Response:
+    """Refused with 422 unless the archive holds this one image, unnamed, its config and
+    every layer matching their digests; nothing of a refused archive is stored."""
+    ctx, _ = _records(request, principal)
+    wanted = _digest(digest, "an image")
+    data_dir = ctx.settings.data_dir
+    archive = await receive(request.stream(), data_dir, MAX_IMAGE, what="an image")
+    try:
+        await transfer.receive(Podman(data_dir), archive, wanted)
+    except ValueError as e:
+        raise ValidationError(f"image {wanted}: {e}") from e
+    finally:
+        archive.unlink(missing_ok=True)
+    return Response(status_code=201)
+
+
 def _layers(ctx: Context) -> LayerStore:
     return LayerStore(ctx.settings.data_dir / "layers")
 
 
-def _digest(digest: str) -> str:
+def _digest(digest: str, what: str) -> str:
     hexdigest = digest.removeprefix("sha256:")
     if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
-        raise ValidationError(f"not a layer digest: {digest!r}; expected sha256:<64 hex>")
+        raise ValidationError(f"not {what} digest: {digest!r}; expected sha256:<64 hex>")
     return f"sha256:{hexdigest}"

@@ -1,6 +1,6 @@
 """What a builder reads and writes besides its own data dir: holding a build for an attempt,
 the build's standing, the app's secrets to mask, the pushed source, the log's lines, and the
-layers a release runs from.
+layers or the image a release runs from.
 
 A builder beside the control plane uses the store and data dir directly
 (shipway.builder.records.local); one on another machine asks the control plane over HTTP
@@ -36,3 +36,5 @@ class BuildRecords(Protocol):
     def source(self, build_id: int, path: str) -> Path: ...
 
     def publish(self, digests: list[str], layers: Path) -> None: ...
+
+    def publish_image(self, image_id: str, data_dir: Path) -> None: ...

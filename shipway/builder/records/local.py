@@ -70,3 +70,6 @@ class LocalRecords:
 
     def publish(self, digests: list[str], layers: Path) -> None:
         """The layers are in the data dir the releases run from already."""
+
+    def publish_image(self, image_id: str, data_dir: Path) -> None:
+        """The image is in the podman storage the releases run from already."""

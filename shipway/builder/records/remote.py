@@ -1,14 +1,15 @@
 """A builder's records on another machine: it asks the control plane at --server for what a
 builder beside it reads from the store and data dir (shipway.builder.records.local), and
-keeps its own data dir for its caches, layers and sources. Blocking calls, made from
+keeps its own data dir for its caches, layers, images and sources. Blocking calls, made from
 threads."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -16,6 +17,8 @@ from shipway.builder.records import Begun
 from shipway.client.api import describe_error
 from shipway.errors import ServiceError
 from shipway.logs.writer import LineStore
+from shipway.oci import transfer
+from shipway.oci.podman import Podman
 from shipway.releases.layers import LayerStore, write_tar
 
 API = "/api/v1/builder"
@@ -73,12 +76,27 @@ class RemoteRecords:
             with tempfile.TemporaryFile() as archive:
                 write_tar(store.path(digest), archive)
                 archive.seek(0)
-                response = self.http.put(
-                    f"/layers/{digest}",
-                    content=iter(lambda: archive.read(1 << 20), b""),
-                    headers={"Content-Type": "application/x-tar"},
-                )
-                _check(response)
+                _check(self._put(f"/layers/{digest}", archive))
+
+    def publish_image(self, image_id: str, data_dir: Path) -> None:
+        """Send the control plane the release's image from DATA_DIR's podman storage, unless
+        it has it: an archive it loads only if it holds exactly IMAGE_ID."""
+        if self.http.head(f"/images/{image_id}").status_code == 200:
+            return
+        path = asyncio.run(transfer.export(Podman(data_dir), image_id, data_dir / "tmp"))
+        try:
+            with open(path, "rb") as archive:
+                _check(self._put(f"/images/{image_id}", archive))
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _put(self, path: str, archive: IO[bytes]) -> httpx.Response:
+        """Stream ARCHIVE, a tar, to PATH."""
+        return self.http.put(
+            path,
+            content=iter(lambda: archive.read(1 << 20), b""),
+            headers={"Content-Type": "application/x-tar"},
+        )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return _json(self.http, method, path, **kwargs)
