@@ -39,6 +39,7 @@ from shipway.links import NatsLink, connect_temporal, temporal_security
 from shipway.logs import ensure_streams
 from shipway.nodes import local as nodes
 from shipway.nodes.client import NodeClient, api_socket_name
+from shipway.oci import prune
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store, upgrade
@@ -162,6 +163,10 @@ class Server:
                 retention.keep_pruning(store, settings.audit_retention_days), name="audit-retention"
             )
             stack.callback(pruning.cancel)
+        images = asyncio.create_task(
+            prune.keep_pruning(store, self.data.root, settings.image_retention), name="image-prune"
+        )
+        stack.callback(images.cancel)
         runtime = NodeClient(str(self.data.root))
         stack.push_async_callback(runtime.close)
         services.runtime = runtime

@@ -21,6 +21,8 @@ DEFAULT_BASE_DOMAIN = "localhost"
 #: and at most (the deploy workflow waits a little longer than the most it may be set to).
 DEFAULT_RELEASE_TIMEOUT = 300
 MAX_RELEASE_TIMEOUT = 3600
+#: Releases in each environment whose image stays in storage, by default.
+DEFAULT_IMAGE_RETENTION = 10
 
 
 def default_data_dir() -> Path:
@@ -208,6 +210,9 @@ class Settings:
     audit_indexed_paths: tuple[tuple[str, ...], ...] = ()
     #: Whole days of audit entries kept; None keeps them all.
     audit_retention_days: int | None = None
+    #: Releases of each environment whose image stays in podman storage (the older ones'
+    #: images are pruned; a release live or deploying keeps its image whatever its age).
+    image_retention: int = DEFAULT_IMAGE_RETENTION
     #: The dispatch rules' file (shipway.fleet.dispatch); None: every build to pool default.
     fleet_rules: Path | None = None
     #: Builders `shipway up` runs on this machine for pool default: one inside the server,
@@ -266,6 +271,7 @@ class Settings:
             ),
             "audit_indexed_paths": ("SHIPWAY_AUDIT_INDEXED_PATHS", _paths),
             "audit_retention_days": ("SHIPWAY_AUDIT_RETENTION_DAYS", _whole("days")),
+            "image_retention": ("SHIPWAY_IMAGE_RETENTION", _whole("releases")),
             "fleet_rules": ("SHIPWAY_FLEET_RULES", _path),
             "builders": ("SHIPWAY_BUILDERS", _whole("builders", least=0)),
             "unsafe_shared_network": ("SHIPWAY_UNSAFE_SHARED_NETWORK", _flag),
