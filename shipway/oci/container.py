@@ -14,13 +14,16 @@ import asyncio
 import contextlib
 import math
 import os
+import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shipway.oci.podman import ULIMITS, Podman, PodmanError, missing
-from shipway.sandbox import Limits, Mount, SandboxResult, Started, network
+from shipway.sandbox import Limits, Mount, SandboxResult, Started, cgroups, network
+from shipway.sandbox.cgroups import Cgroup
 from shipway.sandbox.identity import lease
 from shipway.sandbox.outcome import Evidence
 from shipway.sandbox.spec import SandboxError
@@ -66,12 +69,14 @@ async def run(
             "a container may share the host's network only when shipway runs with "
             "--unsafe-shared-network"
         )
-    with _uid_range() as first_uid:
+    with lease() as ident:
+        first_uid = None if ident.slot is None else FIRST_UID + ident.slot * UIDS
+        group, parent = _cgroup(ident.slot, spec.limits)
         spec.scratch.mkdir(parents=True, exist_ok=True)
         slirp = network.Slirp(slirp4netns, None, None) if slirp4netns else None
         began = time.monotonic()
         try:
-            await _create(podman, spec, first_uid, slirp is not None)
+            await _create(podman, spec, first_uid, parent, slirp is not None)
             await podman.run("init", spec.name)
             state = await podman.json("inspect", "--type", "container", spec.name)
             pid = int(state[0]["State"]["Pid"])
@@ -82,14 +87,15 @@ async def run(
                 on_started(Started(pid, f"/proc/{pid}/ns/net"))
             attaching = await _start(podman, spec)
             ended: asyncio.Future[int] = asyncio.ensure_future(attaching.wait())
+            evidence = Evidence(spec.limits, counted=group is not None)
             try:
-                timed_out = await _pump(attaching, on_line, spec.limits)
+                evidence.timed_out = await _pump(attaching, on_line, evidence)
             finally:
                 if attaching.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         attaching.kill()
                 await asyncio.shield(ended)
-            return await _result(podman, spec, began, timed_out)
+            return await _result(podman, spec, began, evidence, group)
         except PodmanError as e:
             raise SandboxError(f"cannot run the container: {e.message}") from None
         finally:
@@ -99,6 +105,23 @@ async def run(
                 )
             if slirp is not None:
                 await slirp.close()
+            if group is not None:
+                await group.dispose(STOP_SECONDS + 3)
+
+
+def _cgroup(slot: int | None, limits: Limits) -> tuple[Cgroup | None, str | None]:
+    """The slot's cgroup, with the limits, as a sandbox of the slot has, and its path for
+    podman to make the container's below it: its counters then outlive the container and say
+    which limit it hit. None when shipway makes no cgroups here (podman sets the limits)."""
+    found = cgroups.hierarchy() if slot is not None else None
+    if found is None:
+        return None, None
+    where = found.aligned()
+    name = f"slot-{slot}"
+    try:
+        return Cgroup.create(where, name, limits), f"{where.relative}/{name}"
+    except OSError as e:
+        raise SandboxError(f"cannot prepare the container's cgroup: {e}") from e
 
 
 def _never() -> asyncio.Future[int]:
@@ -116,7 +139,7 @@ async def _start(podman: Podman, spec: ContainerSpec) -> asyncio.subprocess.Proc
 
 
 async def _pump(
-    attaching: asyncio.subprocess.Process, on_line: Callable[[str], None], limits: Limits
+    attaching: asyncio.subprocess.Process, on_line: Callable[[str], None], evidence: Evidence
 ) -> bool:
     """Relay the container's output until it ends; True when it ran past its time limit."""
     assert attaching.stdout is not None
@@ -124,9 +147,12 @@ async def _pump(
 
     async def relay() -> None:
         async for raw in stdout:
-            on_line(raw.decode(errors="replace").rstrip("\r\n"))
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            evidence.read(line)
+            on_line(line)
 
-    timeout = None if math.isinf(limits.wall_seconds) else limits.wall_seconds
+    limit = evidence.limits.wall_seconds
+    timeout = None if math.isinf(limit) else limit
     try:
         await asyncio.wait_for(relay(), timeout)
     except TimeoutError:
@@ -135,20 +161,26 @@ async def _pump(
 
 
 async def _result(
-    podman: Podman, spec: ContainerSpec, began: float, timed_out: bool
+    podman: Podman, spec: ContainerSpec, began: float, evidence: Evidence, group: Cgroup | None
 ) -> SandboxResult:
     """How the container ended, in the words a sandbox's result uses."""
-    if timed_out:
+    if evidence.timed_out:
         with contextlib.suppress(PodmanError):
             await podman.run("kill", spec.name)
-    for _ in range(100):
-        state = (await podman.json("inspect", "--type", "container", spec.name))[0]["State"]
-        if state.get("Status") not in ("running", "stopping"):
-            break
-        await asyncio.sleep(0.05)
-    evidence = Evidence(spec.limits, counted=True, timed_out=timed_out)
-    evidence.oom_kills = 1 if state.get("OOMKilled") else 0
+    state = await _ended_state(podman, spec.name)
     code = int(state.get("ExitCode") or 0)
+    if group is None:  # podman's word on an OOM kill is then all there is
+        evidence.oom_kills = 1 if state.get("OOMKilled") else 0
+    else:
+        # The kernel counts an OOM kill, and a fork refused, in the cgroup of the process
+        # concerned: the container's, which podman made below the slot's and removes. The
+        # slot's peaks say what reached its limits: a SIGKILL with memory at the limit is an
+        # OOM kill.
+        killed = code == 128 + signal.SIGKILL and group.reached_memory_limit()
+        evidence.oom_kills = max(group.oom_kills(), int(killed))
+        evidence.process_limit_hits = max(
+            group.process_limit_hits(), int(group.reached_process_limit())
+        )
     return SandboxResult(code, evidence.reason(code), time.monotonic() - began)
 
 
@@ -167,20 +199,36 @@ async def sweep(podman: Podman) -> list[str]:
     return names
 
 
-@contextlib.contextmanager
-def _uid_range() -> Iterator[int | None]:
-    """The first uid of the range root inside maps to: a sandbox slot's range when shipway is
-    root, none (podman's rootless mapping) otherwise."""
-    with lease() as ident:
-        yield None if ident.slot is None else FIRST_UID + ident.slot * UIDS
+async def _ended_state(podman: Podman, name: str) -> dict[str, Any]:
+    """The container's state once it has stopped (podman notes it a moment after the end)."""
+    for _ in range(100):
+        found = await podman.json("inspect", "--type", "container", name)
+        state: dict[str, Any] = found[0]["State"]
+        if state.get("Status") not in ("running", "stopping"):
+            break
+        await asyncio.sleep(0.05)
+    return state
 
 
-async def _create(podman: Podman, spec: ContainerSpec, first_uid: int | None, walled: bool) -> None:
+async def _create(
+    podman: Podman,
+    spec: ContainerSpec,
+    first_uid: int | None,
+    cgroup_parent: str | None,
+    walled: bool,
+) -> None:
+    """Create the container: below CGROUP_PARENT, whose limits hold it (else with podman's),
+    with root inside mapped to FIRST_UID's range, with no network but loopback when WALLED."""
     limits = spec.limits
     args = ["create", "--name", spec.name, "--label", f"{INSTANCE_LABEL}={spec.name}"]
     args += ["--init", "--hostname", spec.hostname, *ULIMITS]
-    args += ["--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m"]
-    args += ["--pids-limit", str(limits.processes)]
+    if cgroup_parent is not None:
+        # conmon stays in the node's cgroup: neither counted against the app nor left in
+        # the slot's once the container is gone.
+        args += ["--cgroup-parent", cgroup_parent, "--cgroups", "no-conmon"]
+    else:
+        args += ["--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m"]
+        args += ["--pids-limit", str(limits.processes)]
     args += ["--ulimit", f"fsize={limits.file_size_mb * 1024 * 1024}"]
     if first_uid is not None:
         args += ["--uidmap", f"0:{first_uid}:{UIDS}", "--gidmap", f"0:{first_uid}:{UIDS}"]

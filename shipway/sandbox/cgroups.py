@@ -7,7 +7,9 @@ child, so whatever limits and accounting apply to shipway also cover its sandbox
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -16,6 +18,8 @@ from functools import cache
 from pathlib import Path
 
 from shipway.sandbox.spec import BWRAP_PROCESSES, Limits, SandboxError
+
+log = logging.getLogger(__name__)
 
 PARENT = "shipway-sandbox"
 _CONTROLLERS = ("memory", "pids")
@@ -27,6 +31,21 @@ class Hierarchy:
 
     memory: Path
     pids: Path
+    #: Where each hierarchy is mounted.
+    memory_root: Path = Path("/sys/fs/cgroup/memory")
+    pids_root: Path = Path("/sys/fs/cgroup/pids")
+
+    @property
+    def relative(self) -> str:
+        """The memory directory as a path from its hierarchy's root: what podman's
+        --cgroup-parent names, for every hierarchy at once."""
+        return "/" + str(self.memory.relative_to(self.memory_root))
+
+    def aligned(self) -> Hierarchy:
+        """The same, with the pids directory at the memory one's path in its own hierarchy,
+        where podman makes a container's cgroups below --cgroup-parent."""
+        pids = self.pids_root / self.relative.lstrip("/")
+        return Hierarchy(self.memory, pids, self.memory_root, self.pids_root)
 
 
 @cache
@@ -56,7 +75,7 @@ def hierarchy() -> Hierarchy | None:
         if not os.access(base, os.W_OK):
             return None
         dirs[controller] = base / PARENT
-    return Hierarchy(memory=dirs["memory"], pids=dirs["pids"])
+    return Hierarchy(dirs["memory"], dirs["pids"], mounts["memory"], mounts["pids"])
 
 
 @dataclass(frozen=True)
@@ -91,15 +110,34 @@ class Cgroup:
         """How many processes the kernel killed for going over the memory limit."""
         return _counter(self.memory / "memory.oom_control", "oom_kill")
 
+    def reached_memory_limit(self) -> bool:
+        """Whether its memory use (with swap, where counted) ever peaked at its limit."""
+        for kind in ("memory", "memory.memsw"):
+            with contextlib.suppress(OSError, ValueError):
+                peak = int((self.memory / f"{kind}.max_usage_in_bytes").read_text())
+                if peak >= int((self.memory / f"{kind}.limit_in_bytes").read_text()):
+                    return True
+        return False
+
     def process_limit_hits(self) -> int:
         """How many forks failed because the processes limit was reached."""
         return _counter(self.pids / "pids.events", "max")
 
+    def reached_process_limit(self) -> bool:
+        """Whether the processes in it ever peaked at its limit."""
+        try:
+            peak = int((self.pids / "pids.peak").read_text())
+            return peak >= int((self.pids / "pids.max").read_text())
+        except (OSError, ValueError):
+            return False
+
     def members(self) -> list[int]:
+        """The processes in it, or in a cgroup below it (podman makes a container's there)."""
         pids: set[int] = set()
-        for path in self.procs_files:
-            with contextlib.suppress(FileNotFoundError):
-                pids.update(int(pid) for pid in Path(path).read_text().split())
+        for root in (self.memory, self.pids):
+            for folder, _, _ in os.walk(root):
+                with contextlib.suppress(FileNotFoundError):
+                    pids.update(int(p) for p in (Path(folder) / "cgroup.procs").read_text().split())
         return sorted(pids)
 
     def kill(self) -> None:
@@ -117,15 +155,26 @@ class Cgroup:
             time.sleep(0.01)
         raise SandboxError(f"cannot clear the stale sandbox cgroup {self.pids}")
 
+    async def dispose(self, within: float) -> None:
+        """Remove it, killing what is left in it, for up to WITHIN seconds."""
+        for _ in range(int(within / 0.01)):
+            if self.remove():
+                return
+            self.kill()
+            await asyncio.sleep(0.01)
+        log.warning("sandbox cgroup %s still has processes; left in place", self.pids)
+
     def remove(self) -> bool:
-        """Delete both cgroups; False while a process is still in them."""
-        for path in (self.memory, self.pids):
-            try:
-                path.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError:
-                return False
+        """Delete both cgroups, with any made below them; False while a process is still in
+        them."""
+        for root in (self.memory, self.pids):
+            for folder, _, _ in sorted(os.walk(root), key=lambda f: -len(f[0])):
+                try:
+                    os.rmdir(folder)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    return False
         return True
 
 

@@ -77,7 +77,7 @@ async def run(
             return await _Run(spec, ident, group).execute(on_line, on_started)
         finally:
             if group is not None:
-                await _remove(group)
+                await group.dispose(REAP_SECONDS)
 
 
 def _hand_over(spec: SandboxSpec, ident: Identity) -> None:
@@ -86,15 +86,6 @@ def _hand_over(spec: SandboxSpec, ident: Identity) -> None:
     for mount in spec.mounts:
         if mount.writable:
             hand_over(mount.source, ident.uid, ident.gid)
-
-
-async def _remove(group: Cgroup) -> None:
-    for _ in range(int(REAP_SECONDS / 0.01)):
-        if group.remove():
-            return
-        group.kill()
-        await asyncio.sleep(0.01)
-    log.warning("sandbox cgroup %s still has processes; left in place", group.pids)
 
 
 class _Status:
