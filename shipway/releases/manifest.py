@@ -66,6 +66,10 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["layers"] = [asdict(layer) for layer in self.layers]
+        # A release of layers is written as it was before images: the same digest as then.
+        for key in ("image", "port"):
+            if data[key] is None:
+                del data[key]
         return data
 
     @property

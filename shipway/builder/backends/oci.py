@@ -15,7 +15,7 @@ from typing import Any
 from shipway.builder.backends import BuildFailed, Built, Job
 from shipway.builder.cache import AppCache
 from shipway.builder.stacks import OCI
-from shipway.oci import dockerfile, walled
+from shipway.oci import dockerfile, prune, walled
 from shipway.oci.podman import APP_LABEL, BUILD_LABEL, ULIMITS, Podman, PodmanError, missing
 from shipway.releases.manifest import DOCKERFILE, Manifest
 from shipway.sandbox.spec import SandboxError
@@ -31,7 +31,7 @@ _MADE_HERE = ("debian:bookworm", "debian:bookworm-slim")
 
 def image_name(app: str) -> str:
     """The repository an app's images are tagged in, one tag per build."""
-    return f"localhost/shipway/{app}"
+    return f"{prune.REPOSITORY}{app}"
 
 
 async def build(job: Job) -> Built:
@@ -114,6 +114,8 @@ async def build(job: Job) -> Built:
     port = _exposed_port(config)
     if not job.processes and not _runs_something(config):
         raise BuildFailed("the image has no CMD or ENTRYPOINT and the app no Procfile")
+    with job.steps.step("prune"):
+        await prune.after_build(podman, None, job.log)
     manifest = Manifest(
         app=request.app,
         stack=DOCKERFILE,
