@@ -22,6 +22,7 @@ from shipway.api.routes import (
     functions,
     git,
     health,
+    images,
     logs,
     metrics,
     organizations,
@@ -40,6 +41,7 @@ UPLOADS = (
     rf"^{API_PREFIX}/apps/[^/]+/deployments$",
     r"^/git/",
     rf"^{API_PREFIX}/builder/layers/",
+    rf"^{API_PREFIX}/images:import$",
 )
 #: Bodies allowed more than the default: a batch of audit entries, each up to 64 KiB.
 LARGER = (
@@ -94,6 +96,7 @@ def create_app(services: Context) -> BodyLimit:
     api.include_router(builders.router)
     api.include_router(builders.fleet_router)
     api.include_router(buildwork.router)
+    api.include_router(images.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -20,6 +20,7 @@ from shipway.cli.fleet import builder, builders, fleet
 from shipway.cli.formation import scale
 from shipway.cli.functions import fn
 from shipway.cli.git import git_credential, install_helper
+from shipway.cli.images import images
 from shipway.cli.logs import logs
 from shipway.cli.options import DataOpt, JsonOpt
 from shipway.cli.output import console, errors
@@ -53,6 +54,7 @@ app.add_typer(fn, name="fn")
 app.add_typer(audit, name="audit")
 app.add_typer(builders, name="builders")
 app.add_typer(fleet, name="fleet")
+app.add_typer(images, name="images")
 app.command("builder")(builder)
 app.command()(deploy)
 app.command()(rollback)

@@ -32,12 +32,14 @@ class Api:
         return response.json()
 
     def respond(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The whole answer, for a caller that reads its headers too; an error status raises."""
+        """The whole answer, for a caller that reads its headers too; an error status raises.
+        KWARGS go to httpx, `headers` among them (the token's is added)."""
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token}"}
         try:
             response = httpx.request(
                 method,
                 f"{self.url}/api/v1{path}",
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers=headers,
                 timeout=self.timeout,
                 **kwargs,
             )
