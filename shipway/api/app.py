@@ -41,6 +41,7 @@ UPLOADS = (
     rf"^{API_PREFIX}/apps/[^/]+/deployments$",
     r"^/git/",
     rf"^{API_PREFIX}/builder/layers/",
+    rf"^{API_PREFIX}/builder/images/",
     rf"^{API_PREFIX}/images:import$",
 )
 #: Bodies allowed more than the default: a batch of audit entries, each up to 64 KiB.

@@ -291,7 +291,7 @@ class Images:
         """The image REF names; NotFound when there is none."""
         ref = check_reference(ref)
         try:
-            image_id = await self._run("image", "inspect", "--format", "{{.Id}}", ref)
+            image_id = await self.podman.run("image", "inspect", "--format", "{{.Id}}", ref)
         except PodmanError as e:
             raise _refusal(e, ref) from e
         wanted = f"sha256:{image_id.strip()}"
@@ -319,7 +319,7 @@ class Images:
         base_of(name)
         ref = LIBRARY + name
         try:
-            await self._run(
+            await self.podman.run(
                 "import", "--change", 'CMD ["bash"]', str(tar), ref, timeout=STORE_TIMEOUT
             )
         except (PodmanError, TimeoutError) as e:
@@ -350,7 +350,7 @@ class Images:
                 details={"references": list(references)},
             )
         try:
-            await self._run("tag", images[0].id, tag)
+            await self.podman.run("tag", images[0].id, tag)
         except PodmanError as e:
             raise _refusal(e, tag) from e
         tagged = await self.get(images[0].id)
@@ -367,7 +367,7 @@ class Images:
             if unzipped is not None:
                 unzipped.unlink(missing_ok=True)
         if code != 0:
-            await self._settle()
+            await self.podman.settle()
             why = _load_error(said, source)
             raise ValidationError(
                 f"not an image archive podman can load: {why}", details={"podman": why}
@@ -419,7 +419,7 @@ class Images:
         ref = check_reference(ref)
         self._check_podman()
         try:
-            said = await self._run("rmi", *(["--force"] if force else []), "--", ref)
+            said = await self.podman.run("rmi", *(["--force"] if force else []), "--", ref)
         except PodmanError as e:
             raise _refusal(e, ref) from e
         lines = [text.strip() for text in said.splitlines()]
@@ -438,18 +438,6 @@ class Images:
         if problem is not None:
             raise ServiceError(problem)
 
-    async def _run(self, *args: str, timeout: float | None = 120.0) -> str:
-        """podman ARGS, its output; PodmanError when it fails, its storage settled."""
-        try:
-            return await self.podman.run(*args, timeout=timeout)
-        except PodmanError:
-            await self._settle()
-            raise
-
-    async def _settle(self) -> None:
-        """podman 4.3 leaves its storage's overlay mounted when a command fails; the next one
-        that succeeds unmounts it, so that the data dir can be moved or deleted."""
-        await self._podman_quietly("images", "--quiet")
 
     async def _podman(self, *args: str) -> Any:
         self._check_podman()

@@ -92,8 +92,20 @@ class Podman:
                 await proc.wait()
             raise
         if proc.returncode != 0:
+            await self.settle()
             raise PodmanError(said(err.decode(errors="replace")) or f"podman {args[0]} failed")
         return out.decode(errors="replace")
+
+    async def settle(self) -> None:
+        """podman 4.3 leaves its storage's overlay mounted when a command fails; the next one
+        that succeeds unmounts it, so that the data dir can be moved or deleted."""
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv("images", "--quiet"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await proc.wait()
 
     async def json(self, *args: str) -> Any:
         """Run podman ARGS, whose output is JSON, and parse it."""

@@ -275,10 +275,6 @@ async def test_a_builder_elsewhere_sends_an_image_once(
     assert requests[2:] == [("HEAD", path)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the API's body limit exempts /api/v1/builder/images/ only once app.UPLOADS names it",
-)
 async def test_an_image_larger_than_a_request_body_may_be_is_sent(
     builder: Podman, received: Podman, remote: RemoteRecords, tmp_path: Path
 ) -> None:

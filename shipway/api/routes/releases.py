@@ -45,6 +45,8 @@ def list_releases(
                     "stack": r.manifest.get("stack"),
                     "processes": r.manifest.get("processes", {}),
                     "layers": r.manifest.get("layers", []),
+                    # A Dockerfile app's release: its image, by digest.
+                    "image": r.manifest.get("image"),
                     "status": "ready",
                     "duration": seconds(build.started_at, build.finished_at) if build else None,
                     "created_at": r.created_at.isoformat(),
