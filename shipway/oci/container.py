@@ -77,7 +77,7 @@ async def run(
         began = time.monotonic()
         try:
             await _create(podman, spec, first_uid, parent, slirp is not None)
-            await podman.run("init", spec.name)
+            await podman.run("init", spec.name, cwd=spec.scratch)
             state = await podman.json("inspect", "--type", "container", spec.name)
             pid = int(state[0]["State"]["Pid"])
             if slirp is not None:
@@ -132,6 +132,7 @@ async def _start(podman: Podman, spec: ContainerSpec) -> asyncio.subprocess.Proc
     """Start the initialised container attached: its output from the very first line."""
     return await asyncio.create_subprocess_exec(
         *podman.argv("start", "--attach", "--sig-proxy=false", spec.name),
+        cwd=spec.scratch,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -246,4 +247,4 @@ async def _create(
         args += ["--entrypoint", "/bin/sh", spec.image, "-c", spec.command]
     else:
         args.append(spec.image)
-    await podman.run(*args, env=spec.env)
+    await podman.run(*args, env=spec.env, cwd=spec.scratch)

@@ -70,10 +70,16 @@ class Podman:
         ]
 
     async def run(
-        self, *args: str, timeout: float | None = 120.0, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        timeout: float | None = 120.0,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> str:
         """Run podman ARGS to the end and return its output; PodmanError says why it failed.
-        ENV is added to podman's environment (where `--env NAME` takes NAME's value from)."""
+        ENV is added to podman's environment (where `--env NAME` takes NAME's value from);
+        CWD is where it runs (conmon, which podman starts, writes a file there on an OOM
+        kill)."""
         problem = missing()
         if problem is not None:
             raise PodmanError(problem)
@@ -83,6 +89,7 @@ class Podman:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **env} if env else None,
+            cwd=cwd,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
