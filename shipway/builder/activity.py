@@ -91,7 +91,8 @@ class BuilderActivities:
             raise ApplicationError(
                 "the build was superseded before it started", type=FAILURE_TYPE, non_retryable=True
             )
-        secrets = await asyncio.to_thread(self.records.secrets, task.app_id)
+        app_config = await asyncio.to_thread(self.records.config, task.app_id)
+        secrets = app_config.secret_values()
         live = None if self.records.lines.relayed else self.js
         log = await LogWriter.open(
             self.records.lines, live, "build", task.build_id, secrets=secrets
@@ -107,6 +108,7 @@ class BuilderActivities:
             source_sha=task.source_sha,
             network=task.network,
             limits=Limits(wall_seconds=task.wall_seconds),
+            config=app_config,
         )
         work = asyncio.create_task(self._build_and_publish(request, log))
         watch = asyncio.create_task(self._watch(task.build_id, attempt, work, log))

@@ -7,7 +7,8 @@
         - python manage.py collectstatic --noinput
       dockerfile: docker/web.Dockerfile   # build this with podman (a top-level Dockerfile is
       context: .                          #   found without it), from this directory,
-      target: production                  #   to this stage
+      target: production                  #   to this stage,
+      args: [NODE_ENV, NPM_TOKEN]         #   passing these config vars (secrets as secrets)
     functions:
       report:
         handler: functions/report.js
@@ -25,6 +26,7 @@ handlers are files of the app's source. They go live with the app's production r
 
 from __future__ import annotations
 
+import re
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +42,9 @@ NAME = "shipway.yml"
 #: Build steps that run commands, and so have output to hide.
 STEPS = ("dependencies", "build")
 _KEYS = {"build", "functions"}
-_BUILD_KEYS = {"private", "needs", "commands", "dockerfile", "context", "target"}
+_BUILD_KEYS = {"private", "needs", "commands", "dockerfile", "context", "target", "args"}
+#: A config var's name, as build.args gives it.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: A larger shipway.yml is refused rather than parsed.
 MAX_BYTES = 64 * 1024
 
@@ -58,6 +62,9 @@ class AppFile:
     dockerfile: str | None = None
     context: str = "."
     target: str | None = None
+    #: The config vars a Dockerfile build gets: plain ones as build args, secret ones as
+    #: build secrets (RUN --mount=type=secret,id=NAME).
+    args: tuple[str, ...] = ()
 
 
 def read(source: Path) -> AppFile:
@@ -121,6 +128,11 @@ def _parse(raw: bytes, read: Callable[[str], str] | None) -> AppFile:
     target = build.get("target")
     if target is not None and not (isinstance(target, str) and _word(target)):
         raise ValidationError(f"{NAME}: build.target must name a stage of the Dockerfile")
+    args = build.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) and _NAME.match(a) for a in args):
+        raise ValidationError(
+            f"{NAME}: build.args must be a list of config var names, e.g. [NODE_ENV, NPM_TOKEN]"
+        )
     return AppFile(
         private=frozenset(private),
         needs=frozenset(needs),
@@ -129,6 +141,7 @@ def _parse(raw: bytes, read: Callable[[str], str] | None) -> AppFile:
         dockerfile=_relative(build.get("dockerfile"), "build.dockerfile"),
         context=_relative(build.get("context"), "build.context") or ".",
         target=target,
+        args=tuple(dict.fromkeys(args)),
     )
 
 

@@ -239,7 +239,7 @@ HUGE = "99999999999999999999999"
         ("GET", f"/api/v1/builder/builds/{HUGE}/standing"),
         ("GET", f"/api/v1/builder/builds/{HUGE}/source"),
         ("GET", f"/api/v1/builder/builds/{HUGE}/log"),
-        ("GET", f"/api/v1/builder/apps/{HUGE}/secrets"),
+        ("GET", f"/api/v1/builder/apps/{HUGE}/config"),
         ("GET", "/api/v1/builds/2147483648"),
         ("GET", "/api/v1/builds/0"),
         ("GET", "/api/v1/builds/-1"),

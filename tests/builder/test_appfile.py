@@ -49,7 +49,8 @@ def test_build_commands_are_kept_in_order(tmp_path: Path) -> None:
         ("bild: {}\n", "unknown setting bild; known: build, functions"),
         (
             "build:\n  privat: []\n",
-            "unknown setting privat; known: commands, context, dockerfile, needs, private, target",
+            "unknown setting privat; known: args, commands, context, dockerfile, needs, private, "
+            "target",
         ),
         ("build:\n  needs: eu\n", "build.needs must be a list of words"),
         ("build:\n  private: dependencies\n", "must be a list of step names"),
@@ -65,6 +66,8 @@ def test_build_commands_are_kept_in_order(tmp_path: Path) -> None:
         ("build:\n  dockerfile: 3\n", "build.dockerfile must be a path inside"),
         ("build:\n  context: ../..\n", "build.context must be a path inside"),
         ("build:\n  target: 'a b'\n", "build.target must name a stage"),
+        ("build:\n  args: NODE_ENV\n", "build.args must be a list of config var names"),
+        ("build:\n  args: [NODE-ENV]\n", "build.args must be a list of config var names"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
@@ -138,3 +141,5 @@ def test_the_dockerfile_its_context_and_target(tmp_path: Path) -> None:
         "prod",
     )
     assert appfile.read(write(tmp_path, "build: {}\n")).context == "."
+    args = appfile.read(write(tmp_path, "build:\n  args: [NODE_ENV, TOKEN, NODE_ENV]\n")).args
+    assert args == ("NODE_ENV", "TOKEN")

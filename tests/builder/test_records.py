@@ -102,7 +102,7 @@ def test_a_build_no_longer_in_the_store_stands_cancelled(records: BuildRecords) 
     assert records.standing(424242) == ("cancelled", None)
 
 
-def test_the_secrets_to_mask_are_the_apps_own_secret_values_in_plain(
+def test_the_config_is_the_apps_own_with_its_secret_values_in_plain(
     store: Store, owner: Principal, settings: Settings, records: BuildRecords
 ) -> None:
     with store.transaction() as session:
@@ -111,7 +111,10 @@ def test_the_secrets_to_mask_are_the_apps_own_secret_values_in_plain(
     set_config(store, owner, data, "web", {"API_TOKEN": "hunter2", "DB_PASS": "pw-9"}, True)
     set_config(store, owner, data, "web", {"DEBUG": "on"}, secret=False)
     set_config(store, owner, data, "other", {"OTHER_TOKEN": "not-webs"}, secret=True)
-    assert sorted(records.secrets(push(store, owner).app_id)) == ["hunter2", "pw-9"]
+    found = records.config(push(store, owner).app_id)
+    assert found.values == {"API_TOKEN": "hunter2", "DB_PASS": "pw-9", "DEBUG": "on"}
+    assert found.secret == {"API_TOKEN", "DB_PASS"}
+    assert sorted(found.secret_values()) == ["hunter2", "pw-9"]
 
 
 def test_log_lines_are_kept_in_order_and_a_retried_batch_changes_none(

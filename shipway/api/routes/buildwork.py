@@ -1,7 +1,8 @@
 """/api/v1/builder/…: what a builder on another machine asks the control plane for (see
 shipway.builder.records.remote): where Temporal and NATS are, holding a build for an attempt, its
-standing, the app's secrets to mask, the pushed source, the log's lines, and the layers or
-the image a release runs from. For the platform's owners: a builder's token is one of theirs."""
+standing, the app's config (build args, secrets to mask), the pushed source, the log's lines,
+and the layers or the image a release runs from. For the platform's owners: a builder's token
+is one of theirs."""
 
 from __future__ import annotations
 
@@ -83,12 +84,15 @@ async def standing(
     return {"status": status, "attempt": attempt}
 
 
-@router.get("/apps/{app_id}/secrets", summary="An app's secret values, to mask in its builds")
-async def secrets(
+@router.get(
+    "/apps/{app_id}/config",
+    summary="An app's config vars, for its builds' args and to mask its secrets in their logs",
+)
+async def app_config(
     app_id: Id, request: Request, principal: Principal = Depends(principal_from)
 ) -> dict[str, Any]:
     _, records = _records(request, principal)
-    return {"values": await asyncio.to_thread(records.secrets, app_id)}
+    return (await asyncio.to_thread(records.config, app_id)).to_json()
 
 
 @router.get("/builds/{build_id}/source", summary="The source a build was pushed with (a tar)")

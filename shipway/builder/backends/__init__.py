@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shipway.builder.appfile import AppFile
+from shipway.builder.records import AppConfig
 from shipway.builder.stacks import Stack
 from shipway.errors import ShipwayError
 from shipway.releases.manifest import Manifest
@@ -42,6 +43,8 @@ class BuildRequest:
     source_sha: str | None = None
     network: bool = True
     limits: Limits = field(default_factory=Limits)
+    #: The app's config: shipway.yml's build.args name those a Dockerfile build gets.
+    config: AppConfig = field(default_factory=AppConfig)
 
 
 class Steps:

@@ -60,6 +60,7 @@ async def build(job: Job) -> Built:
     else:
         pinned.write_text(text)
 
+    passed = await _build_args(job)
     iidfile = job.work / "image-id"
     tag = f"{image_name(request.app)}:build-{request.build_id}"
     args = [
@@ -75,6 +76,7 @@ async def build(job: Job) -> Built:
         "--network",
         "host" if request.network else "none",
         *ULIMITS,
+        *passed,
         *(["--target", settings.target] if settings.target else []),
         *(f"--label={key}={value}" for key, value in labels.items() if settings.target),
         str(context),
@@ -128,6 +130,37 @@ async def build(job: Job) -> Built:
         port=port,
     )
     return Built(manifest=manifest, cache_warm=cached > 0)
+
+
+async def _build_args(job: Job) -> list[str]:
+    """podman's options for the config vars shipway.yml's build.args names: a plain one as a
+    build arg, a secret one as a build secret (a file of the build's own, never an arg, which
+    the image's history would keep)."""
+    config = job.request.config
+    args, secrets, unset = [], [], []
+    for name in job.settings.args:
+        if name not in config.values:
+            unset.append(name)
+        elif name in config.secret:
+            path = job.work / "secrets" / name
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(config.values[name])
+            args += ["--secret", f"id={name},src={path}"]
+            secrets.append(name)
+        else:
+            args += ["--build-arg", f"{name}={config.values[name]}"]
+    plain = [n for n in job.settings.args if n not in unset and n not in secrets]
+    if plain:
+        await job.log(f"-----> Build args: {', '.join(plain)}")
+    if secrets:
+        mounts = ", ".join(f"RUN --mount=type=secret,id={n}" for n in secrets)
+        await job.log(f"-----> Build secrets: {', '.join(secrets)} ({mounts})")
+    if unset:
+        await job.log(
+            f"-----> Not set on the app, so the Dockerfile's defaults apply: {', '.join(unset)}"
+        )
+    return args
 
 
 def _podman_error(line: str) -> str:

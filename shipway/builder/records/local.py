@@ -6,7 +6,7 @@ from pathlib import Path
 
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
-from shipway.builder.records import Begun
+from shipway.builder.records import AppConfig, Begun
 from shipway.deploys import service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus
 from shipway.logs.writer import LineStore, StoreLines
@@ -58,11 +58,12 @@ class LocalRecords:
             row = session.get(Build, build_id)
             return (row.status, row.attempt) if row is not None else ("cancelled", None)
 
-    def secrets(self, app_id: int) -> list[str]:
-        """The app's secret values, masked wherever the build prints them."""
+    def config(self, app_id: int) -> AppConfig:
+        """The app's config vars, secrets decrypted: build args and what to mask."""
         with self.store.transaction() as session:
             snapshot = config.snapshot(session, app_id)
-        return config.secret_values(snapshot, SecretBox.load(self.data_dir))
+        values = config.environment(snapshot, SecretBox.load(self.data_dir))
+        return AppConfig(values, frozenset(k for k, var in snapshot.items() if var["secret"]))
 
     def source(self, build_id: int, path: str) -> Path:
         """The pushed source archive: here already."""

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import httpx
 
-from shipway.builder.records import Begun
+from shipway.builder.records import AppConfig, Begun
 from shipway.client.api import describe_error
 from shipway.errors import ServiceError
 from shipway.logs.writer import LineStore
@@ -49,9 +49,8 @@ class RemoteRecords:
         said = self._json("GET", f"/builds/{build_id}/standing")
         return said["status"], said["attempt"]
 
-    def secrets(self, app_id: int) -> list[str]:
-        values: list[str] = self._json("GET", f"/apps/{app_id}/secrets")["values"]
-        return values
+    def config(self, app_id: int) -> AppConfig:
+        return AppConfig.from_json(self._json("GET", f"/apps/{app_id}/config"))
 
     def source(self, build_id: int, path: str) -> Path:
         """The build's source, fetched into this builder's data dir."""
