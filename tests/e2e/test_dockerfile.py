@@ -29,6 +29,9 @@ DOCKERFILE = """\
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends python3 \\
  && rm -rf /var/lib/apt/lists/*
+# Config vars named in shipway.yml: a plain one as a build arg, a secret as a build secret.
+ARG GREETING=none
+RUN --mount=type=secret,id=TOKEN echo "greeting $GREETING, token $(cat /run/secrets/TOKEN)"
 # The dependency layer: rebuilt only when requirements.txt changes.
 COPY requirements.txt /app/requirements.txt
 RUN --mount=type=cache,target=/cache \\
@@ -73,6 +76,7 @@ FILES = {
     "server.py": SERVER,
     "requirements.txt": "flask\n",
     "VERSION": "one\n",
+    "shipway.yml": "build:\n  args: [GREETING, TOKEN, UNSET]\n",
 }
 
 
@@ -116,14 +120,17 @@ def test_a_dockerfile_app_builds_runs_and_rolls_back_by_digest(
 ) -> None:
     instance = based
     assert instance.cli("apps", "create", APP).returncode == 0
-    assert (
-        instance.cli("env", "set", "--app", APP, "--secret", "TOKEN=hunter2hunter2").returncode == 0
-    )
+    secret = instance.cli("env", "set", "--app", APP, "--secret", "TOKEN=hunter2hunter2")
+    assert secret.returncode == 0, secret.stdout + secret.stderr
+    assert instance.cli("env", "set", "--app", APP, "GREETING=hi").returncode == 0
     repo = make_repo(tmp_path / APP, FILES)
     first = push(instance, repo, APP)
     assert first.returncode == 0, first.stderr
     assert "dockerfile app detected (oci)" in first.stderr
     assert "FROM debian:bookworm-slim: sha256:" in first.stderr
+    assert "Build args: GREETING" in first.stderr and "Build secrets: TOKEN" in first.stderr
+    assert "greeting hi, token ***" in first.stderr and "hunter2" not in first.stderr
+    assert "defaults apply: UNSET" in first.stderr
     assert f"is live at http://{HOST}:{instance.port}" in first.stderr
     one = answer(instance)
     assert one["version"] == "one" and one["deps"] == "installed 1 requirements"
