@@ -438,7 +438,6 @@ class Images:
         if problem is not None:
             raise ServiceError(problem)
 
-
     async def _podman(self, *args: str) -> Any:
         self._check_podman()
         try:

@@ -25,6 +25,13 @@ ULIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 #: Labels every image and container of shipway's carries.
 APP_LABEL = "io.shipway.app"
 BUILD_LABEL = "io.shipway.build"
+#: The repository of the images releases run: one tag per build.
+REPOSITORY = "localhost/shipway/"
+
+
+def build_tag(app: str, build: int | str) -> str:
+    """The name of the image build BUILD of APP made: `localhost/shipway/web:build-7`."""
+    return f"{REPOSITORY}{app}:build-{build}"
 
 
 class PodmanError(ShipwayError):

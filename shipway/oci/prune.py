@@ -33,15 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from shipway.builder.cache import PRUNE_ABOVE, disk_usage_ratio
-from shipway.oci.podman import APP_LABEL, Podman, PodmanError, missing
+from shipway.oci.podman import APP_LABEL, REPOSITORY, Podman, PodmanError, missing
 from shipway.releases.retention import kept_images
 from shipway.settings import DEFAULT_IMAGE_RETENTION
 from shipway.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Where the oci backend tags the images it builds (`<repository><app>:build-<id>`).
-REPOSITORY = "localhost/shipway/"
 #: Seconds an image is left alone after it was made.
 YOUNG = 3600.0
 #: Seconds after which a build's working container (podman's "external" containers, which

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipway.errors import ServiceError
-from shipway.oci.podman import Podman, PodmanError, missing
+from shipway.oci.podman import APP_LABEL, BUILD_LABEL, Podman, PodmanError, build_tag, missing
 
 log = logging.getLogger(__name__)
+
+#: An app's name, as a label may give it: what an image name may hold.
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 
 FORMAT = "docker-archive"
 #: Seconds podman may take to write or store an archive (the largest are several GiB).
@@ -95,6 +98,17 @@ async def receive(podman: Podman, archive: Path, image_id: str) -> None:
             except PodmanError as e:
                 log.warning("could not remove %s, stored in place of %s: %s", loaded, image_id, e)
         raise ValueError(f"podman stored it as {loaded}")
+    await _tag(podman, image_id)
+
+
+async def _tag(podman: Podman, image_id: str) -> None:
+    """Name a received image as its builder did, from its labels, so that cleanup knows it as
+    a build's release image."""
+    found = await podman.json("image", "inspect", image_id)
+    labels = (found[0].get("Labels") if found else None) or {}
+    app, build = labels.get(APP_LABEL), labels.get(BUILD_LABEL)
+    if isinstance(app, str) and isinstance(build, str) and build.isdigit() and _NAME.match(app):
+        await podman.run("tag", image_id, build_tag(app, build))
 
 
 def verify(archive: Path, image_id: str) -> None:

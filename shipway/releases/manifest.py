@@ -44,6 +44,8 @@ class Manifest:
     image: str | None = None
     #: The port its image EXPOSEs, when it exposes exactly one: where its web process listens.
     port: int | None = None
+    #: The images its Dockerfile's stages start FROM, as named there, and the digest each was.
+    bases: dict[str, str] = field(default_factory=dict)
 
     def commands(self) -> dict[str, str]:
         """Process type → command: the Procfile's, else the stack's default (a Node app runs
@@ -67,8 +69,8 @@ class Manifest:
         data = asdict(self)
         data["layers"] = [asdict(layer) for layer in self.layers]
         # A release of layers is written as it was before images: the same digest as then.
-        for key in ("image", "port"):
-            if data[key] is None:
+        for key in ("image", "port", "bases"):
+            if not data[key]:
                 del data[key]
         return data
 
@@ -92,6 +94,7 @@ class Manifest:
             build_id=data.get("build_id"),
             image=data.get("image"),
             port=data.get("port"),
+            bases=dict(data.get("bases") or {}),
         )
 
 

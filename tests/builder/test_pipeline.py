@@ -196,3 +196,18 @@ async def test_a_runtime_the_host_lacks_is_refused_with_the_versions_it_has(
     listed = ", ".join(semver.show(v) for v in have)
     assert failed.value.message == f"runtime.txt asks for python-3.9.1; this host has: {listed}"
     assert semver.show(host_python()) in listed
+
+
+async def test_a_dockerfile_app_without_podman_is_told_what_to_install(
+    builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))  # neither podman nor runc on it
+    files = {"Dockerfile": "FROM debian:bookworm-slim\n", "package.json": "{}"}
+    with pytest.raises(BuildFailed) as failed:
+        await builder.build(files)
+    assert failed.value.message == (
+        "this app builds from its Dockerfile with podman, but podman and runc are not "
+        "installed: run `apt-get install podman runc`"
+    )

@@ -143,6 +143,8 @@ def test_a_dockerfile_app_builds_runs_and_rolls_back_by_digest(
     assert "Using cache" in second.stderr and "installed 1 requirements" not in second.stderr
     assert answer(instance)["version"] == "two"
     v1, v2 = image_of(instance, 1), image_of(instance, 2)
+    base = next(r["bases"] for r in releases(instance) if r["version"] == 1)
+    assert list(base) == ["debian:bookworm-slim"] and base["debian:bookworm-slim"] in first.stderr
     assert v1.startswith("sha256:") and v2.startswith("sha256:") and v1 != v2
 
     # The network of its own reaches the internet's side, never the host's services.

@@ -20,7 +20,7 @@ import pytest
 from shipway.builder.records.remote import RemoteRecords
 from shipway.errors import ServiceError
 from shipway.oci import transfer
-from shipway.oci.podman import APP_LABEL, Podman
+from shipway.oci.podman import APP_LABEL, BUILD_LABEL, Podman
 from tests.builder.conftest import ControlPlane, control_plane  # noqa: F401  (a real API)
 from tests.oci.conftest import needs_podman
 
@@ -67,7 +67,7 @@ async def built(podman: Podman, work: Path, base: str, image_format: str) -> str
     context.mkdir()
     (context / "app.txt").write_text("app\n")
     (context / "Dockerfile").write_text(
-        f"FROM {base}\nCOPY app.txt /app.txt\nLABEL {APP_LABEL}=web\nEXPOSE 8000\n"
+        f"FROM {base}\nCOPY app.txt /app.txt\nLABEL {APP_LABEL}=web {BUILD_LABEL}=7\nEXPOSE 8000\n"
     )
     iidfile = work / f"iid-{image_format}"
     await podman.run(
@@ -128,7 +128,8 @@ async def test_an_image_arrives_with_the_same_id_whatever_format_it_was_built_in
     assert await images(plane) == [image]  # the image only: its base's layers, not the base
     said = await plane.json("image", "inspect", image)
     assert said[0]["Config"]["Labels"][APP_LABEL] == "web"
-    assert said[0]["RepoTags"] == []
+    # Named as its builder named it, from its labels, for cleanup to know it.
+    assert said[0]["RepoTags"] == ["localhost/shipway/web:build-7"]
     assert "8000/tcp" in said[0]["Config"]["ExposedPorts"]
     assert await transfer.exists(plane, image)
 

@@ -47,6 +47,7 @@ def list_releases(
                     "layers": r.manifest.get("layers", []),
                     # A Dockerfile app's release: its image, by digest.
                     "image": r.manifest.get("image"),
+                    "bases": r.manifest.get("bases", {}),
                     "status": "ready",
                     "duration": seconds(build.started_at, build.finished_at) if build else None,
                     "created_at": r.created_at.isoformat(),

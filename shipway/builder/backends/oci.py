@@ -16,7 +16,15 @@ from shipway.builder.backends import BuildFailed, Built, Job
 from shipway.builder.cache import AppCache
 from shipway.builder.stacks import OCI
 from shipway.oci import dockerfile, prune, walled
-from shipway.oci.podman import APP_LABEL, BUILD_LABEL, ULIMITS, Podman, PodmanError, missing
+from shipway.oci.podman import (
+    APP_LABEL,
+    BUILD_LABEL,
+    ULIMITS,
+    Podman,
+    PodmanError,
+    build_tag,
+    missing,
+)
 from shipway.releases.manifest import DOCKERFILE, Manifest
 from shipway.sandbox.spec import SandboxError
 
@@ -27,11 +35,6 @@ DEFAULT = "Dockerfile"
 _CACHED = "Using cache"
 #: The bases shipway can make itself (`shipway images base`).
 _MADE_HERE = ("debian:bookworm", "debian:bookworm-slim")
-
-
-def image_name(app: str) -> str:
-    """The repository an app's images are tagged in, one tag per build."""
-    return f"{prune.REPOSITORY}{app}"
 
 
 async def build(job: Job) -> Built:
@@ -62,7 +65,7 @@ async def build(job: Job) -> Built:
 
     passed = await _build_args(job)
     iidfile = job.work / "image-id"
-    tag = f"{image_name(request.app)}:build-{request.build_id}"
+    tag = build_tag(request.app, request.build_id)
     args = [
         "build",
         "--layers",
@@ -128,6 +131,7 @@ async def build(job: Job) -> Built:
         build_id=request.build_id,
         image=image,
         port=port,
+        bases=resolved,
     )
     return Built(manifest=manifest, cache_warm=cached > 0)
 
