@@ -10,12 +10,7 @@ Prints the figures and appends them to bench/RESULTS.md.
 
 from __future__ import annotations
 
-import statistics
-import subprocess
-import sys
-import time
-
-from flaskapp import Bench, flask_on_shipway
+from flaskapp import cli, flask_on_shipway, spread, timed
 from run import machine, table
 
 EXTRA = 5
@@ -30,33 +25,15 @@ class Migration(migrations.Migration):
 """
 
 
-def timed(*argv: str, bench: Bench, cwd: object = None) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(argv, env=bench.env, cwd=cwd, capture_output=True, text=True, timeout=600)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {done.stdout}{done.stderr}")
-    return seconds
-
-
-def shipway(*args: str, bench: Bench) -> float:
-    return timed(sys.executable, "-m", "shipway", *args, bench=bench)
-
-
-def spread(times: list[float]) -> str:
-    shown = ", ".join(f"{t:.2f}" for t in times)
-    return f"median {statistics.median(times):.2f} s (n={len(times)}: {shown})"
-
-
 def main() -> None:
     with flask_on_shipway("django") as bench:
-        first_pg = shipway("addons", "create", "postgres", "--app", "bench", bench=bench)
-        first_redis = shipway("addons", "create", "redis", "--app", "bench", bench=bench)
+        first_pg = cli("addons", "create", "postgres", "--app", "bench", bench=bench)
+        first_redis = cli("addons", "create", "redis", "--app", "bench", bench=bench)
         bench.git("add", "-A")
         bench.git("commit", "-qm", "first")
         bench.push()  # the cold build: dependencies installed once, the first migrations run
         pg = [
-            shipway(
+            cli(
                 "addons",
                 "create",
                 "postgres",
@@ -71,7 +48,7 @@ def main() -> None:
             for n in range(EXTRA)
         ]
         redis = [
-            shipway(
+            cli(
                 "addons",
                 "create",
                 "redis",

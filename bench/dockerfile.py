@@ -17,12 +17,11 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from flaskapp import ROOT, Bench, flask_on_shipway
+from flaskapp import ROOT, Bench, cli, flask_on_shipway, spread, timed
 from run import machine, table
 
 from shipway.oci.podman import ULIMITS, Podman
@@ -31,24 +30,6 @@ EXAMPLE = "dockerfile-python"
 BASE = "debian:bookworm-slim"
 ROUNDS = 3
 PUSHES = 7
-
-
-def timed(*argv: str, bench: Bench, cwd: Path | None = None) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(argv, env=bench.env, cwd=cwd, capture_output=True, text=True, timeout=900)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {done.stdout}{done.stderr}")
-    return seconds
-
-
-def shipway(*args: str, bench: Bench) -> float:
-    return timed(sys.executable, "-m", "shipway", *args, bench=bench)
-
-
-def spread(times: list[float]) -> str:
-    shown = ", ".join(f"{t:.2f}" for t in times)
-    return f"median {statistics.median(times):.2f} s (n={len(times)}: {shown})"
 
 
 def last_build_seconds(bench: Bench) -> float:
@@ -104,14 +85,14 @@ def main() -> None:
             with flask_on_shipway(EXAMPLE) as bench:
                 data = Path(bench.env["SHIPWAY_DATA"])
                 if round_ == 0:
-                    made = shipway("images", "base", BASE, bench=bench)
+                    made = cli("images", "base", BASE, bench=bench)
                     asyncio.run(
                         Podman(data).run(
                             "save", "--output", str(archive), f"docker.io/library/{BASE}"
                         )
                     )
                 else:
-                    shipway("images", "import", str(archive), bench=bench)
+                    cli("images", "import", str(archive), bench=bench)
                 if round_ % 2 == 0:
                     pushed, built = first_push(bench)
                     floors.append(floor(archive))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,3 +79,24 @@ def flask_on_shipway(example: str = "flask") -> Iterator[Bench]:
     finally:
         run(*shipway, "down", env=env)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def timed(*argv: str, bench: Bench, cwd: Path | None = None) -> float:
+    """Seconds ARGV took to run in BENCH's environment; exits with its output if it failed."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=bench.env, cwd=cwd, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stdout}{done.stderr}")
+    return seconds
+
+
+def cli(*args: str, bench: Bench) -> float:
+    """Seconds a `shipway ARGS` command took."""
+    return timed(sys.executable, "-m", "shipway", *args, bench=bench)
+
+
+def spread(times: list[float]) -> str:
+    """The median of TIMES, with every figure."""
+    shown = ", ".join(f"{t:.2f}" for t in times)
+    return f"median {statistics.median(times):.2f} s (n={len(times)}: {shown})"

@@ -87,17 +87,7 @@ class Podman:
         ENV is added to podman's environment (where `--env NAME` takes NAME's value from);
         CWD is where it runs (conmon, which podman starts, writes a file there on an OOM
         kill)."""
-        problem = missing()
-        if problem is not None:
-            raise PodmanError(problem)
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(*args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **env} if env else None,
-            cwd=cwd,
-        )
+        proc = await self._spawn(args, asyncio.subprocess.PIPE, env=env, cwd=cwd)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -109,6 +99,25 @@ class Podman:
             await self.settle()
             raise PodmanError(said(err.decode(errors="replace")) or f"podman {args[0]} failed")
         return out.decode(errors="replace")
+
+    async def _spawn(
+        self,
+        args: tuple[str, ...],
+        stderr: int,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> asyncio.subprocess.Process:
+        problem = missing()
+        if problem is not None:
+            raise PodmanError(problem)
+        return await asyncio.create_subprocess_exec(
+            *self.argv(*args),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, **env} if env else None,
+            cwd=cwd,
+        )
 
     async def settle(self) -> None:
         """podman 4.3 leaves its storage's overlay mounted when a command fails; the next one
@@ -128,15 +137,7 @@ class Podman:
     async def stream(self, *args: str, line: Callable[[str], Any]) -> int:
         """Run podman ARGS, its output and errors line by line to LINE, and return its exit
         code."""
-        problem = missing()
-        if problem is not None:
-            raise PodmanError(problem)
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(*args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        proc = await self._spawn(args, asyncio.subprocess.STDOUT)
         try:
             assert proc.stdout is not None
             async for raw in proc.stdout:
