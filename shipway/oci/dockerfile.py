@@ -10,6 +10,7 @@ _FROM = re.compile(
     r"^(?P<head>\s*FROM\s+(?:--\S+\s+)*)(?P<ref>\S+)(?P<tail>(?:\s+AS\s+(?P<stage>\S+))?\s*)$",
     re.IGNORECASE,
 )
+_FROM_START = re.compile(r"^\s*FROM\s", re.IGNORECASE)
 #: A FROM that names no image.
 SCRATCH = "scratch"
 
@@ -63,8 +64,27 @@ def pin(text: str, resolved: dict[str, str]) -> str:
 
 def labelled(text: str, labels: dict[str, str]) -> str:
     """TEXT with one LABEL instruction more at its end, which the last stage gets."""
-    pairs = " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
-    return f"{text.rstrip()}\nLABEL {pairs}\n"
+    return f"{text.rstrip()}\n{_label(labels)}\n"
+
+
+def scoped(text: str, labels: dict[str, str]) -> str:
+    """TEXT with a LABEL instruction of LABELS right after each FROM: every step after it has
+    another parent than the same step of a Dockerfile scoped otherwise, so podman's layer
+    cache is never shared between scopes (another app's build scripts made those layers)."""
+    out: list[str] = []
+    in_from = False
+    for line in text.splitlines():
+        out.append(line)
+        if not in_from and _FROM_START.match(line):
+            in_from = True
+        if in_from and not line.rstrip().endswith("\\"):
+            out.append(_label(labels))
+            in_from = False
+    return "\n".join(out) + "\n"
+
+
+def _label(labels: dict[str, str]) -> str:
+    return "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
 
 
 def _logical_lines(text: str) -> list[str]:

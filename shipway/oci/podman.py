@@ -25,6 +25,8 @@ ULIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 #: Labels every image and container of shipway's carries.
 APP_LABEL = "io.shipway.app"
 BUILD_LABEL = "io.shipway.build"
+#: The app's id: names may repeat across organizations, ids never.
+APP_ID_LABEL = "io.shipway.app-id"
 #: The repository of the images releases run: one tag per build.
 REPOSITORY = "localhost/shipway/"
 

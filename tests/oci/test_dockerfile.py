@@ -45,3 +45,11 @@ def test_pinning_replaces_the_name_and_keeps_the_rest() -> None:
 def test_one_label_step_at_the_end() -> None:
     text = dockerfile.labelled("FROM x\nCMD true\n\n", {"io.shipway.app": 'we"b', "b": "7"})
     assert text == 'FROM x\nCMD true\nLABEL io.shipway.app="we\\"b" b="7"\n'
+
+
+def test_every_stage_is_scoped_from_its_start() -> None:
+    text = "FROM a AS one\nRUN x\nFROM --platform=linux/amd64 \\\n  b\nRUN y\n"
+    assert dockerfile.scoped(text, {"io.shipway.app-id": "7"}) == (
+        'FROM a AS one\nLABEL io.shipway.app-id="7"\nRUN x\n'
+        'FROM --platform=linux/amd64 \\\n  b\nLABEL io.shipway.app-id="7"\nRUN y\n'
+    )

@@ -17,6 +17,7 @@ from shipway.builder.cache import AppCache
 from shipway.builder.stacks import OCI
 from shipway.oci import dockerfile, prune, walled
 from shipway.oci.podman import (
+    APP_ID_LABEL,
     APP_LABEL,
     BUILD_LABEL,
     ULIMITS,
@@ -54,12 +55,14 @@ async def build(job: Job) -> Built:
 
     with job.steps.step("bases"):
         resolved = await _resolve_bases(podman, job, dockerfile.bases(text))
-    labels = {APP_LABEL: request.app, BUILD_LABEL: str(request.build_id)}
+    # Each stage labelled with its app from the start: the app's layers are its own.
     pinned = job.work / "Dockerfile.pinned"
-    text = dockerfile.pin(text, resolved)
+    scope = {APP_LABEL: request.app, APP_ID_LABEL: str(request.app_id)}
+    text = dockerfile.scoped(dockerfile.pin(text, resolved), scope)
+    build_label = {BUILD_LABEL: str(request.build_id)}
     if settings.target is None:
-        # One LABEL step after the last: one commit, where a --label flag each is one more.
-        pinned.write_text(dockerfile.labelled(text, labels))
+        # A LABEL step after the last: one commit, where --label is a step of its own more.
+        pinned.write_text(dockerfile.labelled(text, build_label))
     else:
         pinned.write_text(text)
 
@@ -81,7 +84,7 @@ async def build(job: Job) -> Built:
         *ULIMITS,
         *passed,
         *(["--target", settings.target] if settings.target else []),
-        *(f"--label={key}={value}" for key, value in labels.items() if settings.target),
+        *(f"--label={key}={value}" for key, value in build_label.items() if settings.target),
         str(context),
     ]
     cached = 0
