@@ -435,7 +435,7 @@ async def test_a_viewer_reads_no_secret_value_through_any_endpoint(server: Serve
         assert function["environment"] == {"REGION": PLAIN, "TOKEN": "***", "PEM": "***"}
         logs = client.get("/api/v1/apps/web/logs", params={"follow": "false"}).text
         assert "connecting to ***" in logs
-        assert client.get(f"/api/v1/builder/apps/{_app_id(server)}/secrets").status_code == 403
+        assert client.get(f"/api/v1/builder/apps/{_app_id(server)}/config").status_code == 403
         assert client.post("/fn/leaky-js", json={}).status_code == 403
         assert client.patch("/api/v1/apps/web/env", json={"set": {"X": "y"}}).status_code == 403
     assert seen > 20, "the viewer read the endpoints"
