@@ -71,7 +71,7 @@ async def run(
         )
     with lease() as ident:
         first_uid = None if ident.slot is None else FIRST_UID + ident.slot * UIDS
-        group, parent = _cgroup(ident.slot, spec.limits)
+        group, parent = slot_cgroup(ident.slot, spec.limits)
         spec.scratch.mkdir(parents=True, exist_ok=True)
         slirp = network.Slirp(slirp4netns, None, None) if slirp4netns else None
         began = time.monotonic()
@@ -109,7 +109,7 @@ async def run(
                 await group.dispose(STOP_SECONDS + 3)
 
 
-def _cgroup(slot: int | None, limits: Limits) -> tuple[Cgroup | None, str | None]:
+def slot_cgroup(slot: int | None, limits: Limits) -> tuple[Cgroup | None, str | None]:
     """The slot's cgroup, with the limits, as a sandbox of the slot has, and its path for
     podman to make the container's below it: its counters then outlive the container and say
     which limit it hit. None when shipway makes no cgroups here (podman sets the limits)."""

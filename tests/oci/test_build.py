@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shipway.builder.pipeline import BuildRequest, build
+from shipway.builder.pipeline import BuildFailed, BuildRequest, build
 from shipway.oci.images import Images
+from shipway.sandbox import Limits
 from tests.oci.conftest import debian_tar, tidy  # noqa: F401  (debian_tar: a fixture)
 
 DOCKERFILE = """\
@@ -31,11 +32,17 @@ def data(tmp_path: Path, debian_tar: Path) -> Iterator[Path]:  # noqa: F811
     tidy(images)
 
 
-async def built(data: Path, app_id: int, build_id: int) -> list[str]:
-    """Build the Dockerfile for APP_ID, a stamp of BUILD_ID beside it: the build's log."""
+async def built(
+    data: Path,
+    app_id: int,
+    build_id: int,
+    dockerfile: str = DOCKERFILE,
+    limits: Limits | None = None,
+) -> list[str]:
+    """Build DOCKERFILE for APP_ID, a stamp of BUILD_ID beside it: the build's log."""
     archive = data / f"source-{build_id}.tar"
     with tarfile.open(archive, "w") as tar:
-        for name, text in (("Dockerfile", DOCKERFILE), ("stamp", f"b{build_id}\n")):
+        for name, text in (("Dockerfile", dockerfile), ("stamp", f"b{build_id}\n")):
             info = tarfile.TarInfo(name)
             info.size = len(text.encode())
             tar.addfile(info, io.BytesIO(text.encode()))
@@ -45,7 +52,12 @@ async def built(data: Path, app_id: int, build_id: int) -> list[str]:
         lines.append(line)
 
     request = BuildRequest(
-        build_id=build_id, app_id=app_id, app=f"app{app_id}", source=archive, network=False
+        build_id=build_id,
+        app_id=app_id,
+        app=f"app{app_id}",
+        source=archive,
+        network=False,
+        limits=limits or Limits(),
     )
     result = await build(request, data, log)
     assert result.manifest.image is not None and result.manifest.bases
@@ -60,3 +72,11 @@ async def test_an_apps_layers_and_cache_mounts_are_its_own(data: Path) -> None:
     assert any("Using cache" in line for line in again)  # its own layers up to the COPY
     other = await built(data, 2, 3)
     assert "seen 0" in other and not any("Using cache" in line for line in other)
+
+
+async def test_run_steps_have_the_builds_limits(data: Path) -> None:
+    hog = "FROM debian:bookworm-slim\nRUN perl -e '$x = \"a\" x (300 * 1024 * 1024)'\n"
+    with pytest.raises(BuildFailed, match="reached its memory limit of 64 MiB"):
+        await built(data, 3, 5, hog, Limits(memory_mb=64))
+    with pytest.raises(BuildFailed, match="the build timed out after 3 s"):
+        await built(data, 3, 6, "FROM debian:bookworm-slim\nRUN sleep 60\n", Limits(wall_seconds=3))

@@ -9,13 +9,15 @@ digest found, and shown in the log.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
 from shipway.builder.backends import BuildFailed, Built, Job
 from shipway.builder.cache import AppCache
 from shipway.builder.stacks import OCI
-from shipway.oci import dockerfile, prune, walled
+from shipway.oci import container, dockerfile, prune, walled
 from shipway.oci.podman import (
     APP_ID_LABEL,
     APP_LABEL,
@@ -27,6 +29,9 @@ from shipway.oci.podman import (
     missing,
 )
 from shipway.releases.manifest import DOCKERFILE, Manifest
+from shipway.sandbox import Limits
+from shipway.sandbox.cgroups import Cgroup
+from shipway.sandbox.identity import lease
 from shipway.sandbox.spec import SandboxError
 
 RUNTIME = OCI
@@ -34,6 +39,8 @@ RUNTIME = OCI
 DEFAULT = "Dockerfile"
 #: What podman says when a step is taken from its cache.
 _CACHED = "Using cache"
+#: Seconds a base image's pull may take.
+PULL_SECONDS = 600.0
 #: The bases shipway can make itself (`shipway images base`).
 _MADE_HERE = ("debian:bookworm", "debian:bookworm-slim")
 
@@ -102,16 +109,28 @@ async def build(job: Job) -> Built:
     # podman keeps RUN --mount=type=cache directories in its TMPDIR: one per app.
     tmpdir = AppCache(job.data_dir, request.app_id).root / "podman-tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
-    with job.steps.step("build"):
+    limits = request.limits
+    with job.steps.step("build"), lease() as ident:
+        group, parent = container.slot_cgroup(ident.slot, limits)
+        confined = _confinement(limits, parent)
+        run = walled.stream if request.network else walled.run_offline
+        argv = podman.argv(*args[:-1], *confined, args[-1])
         try:
-            if request.network:
-                code = await walled.stream(podman.argv(*args), line, {"TMPDIR": str(tmpdir)})
-            else:
-                code = await walled.run_offline(podman.argv(*args), line, {"TMPDIR": str(tmpdir)})
+            code = await asyncio.wait_for(
+                run(argv, line, {"TMPDIR": str(tmpdir)}),
+                None if math.isinf(limits.wall_seconds) else limits.wall_seconds,
+            )
         except SandboxError as e:
             raise BuildFailed(e.message) from e
+        except TimeoutError:
+            raise BuildFailed(f"the build timed out after {limits.wall_seconds:g} s") from None
+        finally:
+            reached = _reached(group, limits)
+            if group is not None:
+                await group.dispose(5.0)
     if code != 0:
-        raise BuildFailed(f"podman build failed: {error or f'exit code {code}'}")
+        said = error or f"exit code {code}"
+        raise BuildFailed(f"podman build failed: {said}{f' ({reached})' if reached else ''}")
     image = iidfile.read_text().strip()
     if not image.startswith("sha256:"):
         image = f"sha256:{image}"
@@ -137,6 +156,28 @@ async def build(job: Job) -> Built:
         bases=resolved,
     )
     return Built(manifest=manifest, cache_warm=cached > 0)
+
+
+def _confinement(limits: Limits, parent: str | None) -> list[str]:
+    """podman's options that hold a build's RUN steps: below the slot's cgroup, whose limits
+    cover them (runc makes and removes one below it for each step), else podman's memory
+    limit.
+
+    RUN steps run as root, with podman's default capabilities and seccomp filter, as `docker
+    build`'s do: podman 4.3 cannot give a cache mount (RUN --mount=type=cache) to a step whose
+    root is mapped to another uid range."""
+    if parent is not None:
+        return ["--cgroup-parent", f"{parent}/build"]
+    return [f"--memory={limits.memory_mb}m", f"--memory-swap={limits.memory_mb}m"]
+
+
+def _reached(group: Cgroup | None, limits: Limits) -> str | None:
+    """Which of the slot's limits the build reached, if any."""
+    if group is not None and group.reached_memory_limit():
+        return f"it reached its memory limit of {limits.memory_mb} MiB"
+    if group is not None and group.reached_process_limit():
+        return f"it reached its process limit of {limits.processes}"
+    return None
 
 
 async def _build_args(job: Job) -> list[str]:
@@ -188,11 +229,7 @@ async def _resolve_bases(podman: Podman, job: Job, bases: list[dockerfile.Base])
     for base in bases:
         found = await _image_id(podman, base.ref)
         if found is None:
-            await job.log(f"-----> Pulling {base.ref}")
-            try:
-                await podman.run("pull", "--quiet", base.ref, timeout=600)
-            except (PodmanError, TimeoutError) as e:
-                raise BuildFailed(_unavailable(base.ref, str(e) or "timed out")) from None
+            await _pull(podman, job, base.ref)
             found = await _image_id(podman, base.ref)
             if found is None:
                 raise BuildFailed(_unavailable(base.ref, "podman pulled nothing"))
@@ -204,6 +241,30 @@ async def _resolve_bases(podman: Podman, job: Job, bases: list[dockerfile.Base])
                 f"Pin it (FROM {base.ref.split('@')[0]}@sha256:…) to build the same base again"
             )
     return resolved
+
+
+async def _pull(podman: Podman, job: Job, ref: str) -> None:
+    """Pull REF from its registry, from the build's walled network as its RUN steps reach
+    out (a Dockerfile's FROM never makes the builder connect where a sandbox may not)."""
+    if not job.request.network:
+        raise BuildFailed(_unavailable(ref, "the build has no network"))
+    await job.log(f"-----> Pulling {ref}")
+    said: list[str] = []
+
+    async def line(text: str) -> None:
+        said.append(text)
+
+    try:
+        code = await asyncio.wait_for(
+            walled.stream(podman.argv("pull", "--quiet", ref), line), PULL_SECONDS
+        )
+    except TimeoutError:
+        raise BuildFailed(_unavailable(ref, f"no answer within {PULL_SECONDS:g} s")) from None
+    except SandboxError as e:
+        raise BuildFailed(e.message) from e
+    if code != 0:
+        errors = [_podman_error(t) for t in said if t.startswith("Error: ")]
+        raise BuildFailed(_unavailable(ref, errors[-1] if errors else f"exit code {code}"))
 
 
 def _unavailable(ref: str, why: str) -> str:
