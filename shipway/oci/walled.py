@@ -1,20 +1,98 @@
 """A podman build's network: a namespace of its own, let out to the internet by slirp4netns
 exactly as a sandbox is (the host's own addresses unreachable, its loopback refused), which
-the build's RUN steps share (`--network host` inside it)."""
+the build's RUN steps share.
+
+As root, podman itself runs in that namespace, its steps on its network (`--network host`),
+and so do its pulls. As another user, podman runs in a user namespace of its own, which the
+namespace is made in (`podman unshare`) for the steps to join (`--network ns:PATH`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from shipway.oci.podman import Podman
 from shipway.sandbox import network
 from shipway.sandbox.spec import SandboxError
 
 #: Waits for slirp4netns to be in place (a byte on stdin), then runs the command.
 _AFTER_NETWORK = '[ "$(head -c1)" = 1 ] || exit 125; exec "$@" </dev/null'
+#: Run by `podman unshare`: a network namespace with lo up, held until stdin closes; it
+#: prints its pid once it is there.
+_HOLDER = r"""
+import ctypes, fcntl, os, socket, struct, sys
+if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:
+    sys.exit("cannot unshare the network namespace: " + os.strerror(ctypes.get_errno()))
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    now = fcntl.ioctl(s, 0x8913, struct.pack("16s24x", b"lo"))
+    fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", struct.unpack_from("H", now, 16)[0] | 1))
+print(os.getpid(), flush=True)
+sys.stdin.read()
+"""
+#: Seconds the namespace may take to be made.
+READY_SECONDS = 30.0
+#: Seconds podman is given to stop a build it is told to end.
+STOP_SECONDS = 10.0
+
+Runner = Callable[
+    [list[str], Callable[[str], Awaitable[Any]], dict[str, str] | None], Awaitable[int]
+]
+
+
+@contextlib.asynccontextmanager
+async def build_network(podman: Podman, wanted: bool) -> AsyncIterator[tuple[str, Runner]]:
+    """What a build's RUN steps get for a network (podman build's --network) and how podman
+    is to be run for it: none at all unless WANTED; else the walled namespace. SandboxError
+    when it cannot be had here."""
+    if not wanted:
+        yield "none", run_offline
+        return
+    slirp4netns = network.require()
+    if slirp4netns is None:  # the operator let sandboxes share the host's network
+        yield "host", run_offline
+    elif os.geteuid() == 0:
+        yield "host", stream
+    else:
+        async with _rootless(podman, slirp4netns) as path:
+            yield f"ns:{path}", run_offline
+
+
+@contextlib.asynccontextmanager
+async def _rootless(podman: Podman, slirp4netns: str) -> AsyncIterator[str]:
+    """A walled network namespace in podman's own user namespace, held while in use: the
+    /proc path of it."""
+    proc = await asyncio.create_subprocess_exec(
+        *podman.argv("unshare", sys.executable, "-c", _HOLDER),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    ended: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
+    slirp = network.Slirp(slirp4netns, None, None)
+    try:
+        said = await asyncio.wait_for(proc.stdout.readline(), READY_SECONDS)
+        if not said.strip().isdigit():
+            why = (await proc.stderr.read()).decode(errors="replace").strip()
+            raise SandboxError(f"cannot make the build's network: {why or 'podman unshare failed'}")
+        path = f"/proc/{int(said)}/ns/net"
+        await slirp.attach(int(said), os.stat(path).st_ino, ended)
+        if ended.done():
+            raise SandboxError("cannot make the build's network: its namespace ended")
+        yield path
+    finally:
+        proc.stdin.close()
+        await slirp.close()
+        if proc.returncode is None:
+            try:
+                await asyncio.wait_for(asyncio.shield(ended), 5)
+            except TimeoutError:
+                proc.kill()
+        await asyncio.shield(ended)
 
 
 async def stream(
@@ -28,10 +106,7 @@ async def stream(
     if slirp4netns is None:  # the operator let sandboxes share the host's network
         return await _run(argv, line, environment)
     if os.geteuid() != 0:
-        raise SandboxError(
-            "a Dockerfile build with network needs shipway to run as root here, to wall its "
-            "network off from the host's"
-        )
+        raise SandboxError("only root can run a command in a network namespace of its own")
     block_r, block_w = os.pipe()
     slirp = network.Slirp(slirp4netns, None, None)
     slirp.block_w = block_w
@@ -59,10 +134,7 @@ async def stream(
         await slirp.attach(proc.pid, inode, ended)
         return await _relay(proc, line)
     finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await asyncio.shield(ended)
+        await _stop(proc, ended)
         await slirp.close()
 
 
@@ -84,10 +156,21 @@ async def _run(argv: list[str], line: Callable[[str], Awaitable[Any]], env: dict
     try:
         return await _relay(proc, line)
     finally:
-        if proc.returncode is None:
+        await _stop(proc, asyncio.ensure_future(proc.wait()))
+
+
+async def _stop(proc: asyncio.subprocess.Process, ended: asyncio.Future[int]) -> None:
+    """End PROC if it still runs: podman is asked first, so that it unmounts and removes the
+    build's working container, then killed."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(ended), STOP_SECONDS)
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+    await asyncio.shield(ended)
 
 
 async def _relay(proc: asyncio.subprocess.Process, line: Callable[[str], Awaitable[Any]]) -> int:

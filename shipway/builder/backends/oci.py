@@ -10,7 +10,9 @@ digest found, and shown in the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from shipway.oci.podman import (
     missing,
 )
 from shipway.releases.manifest import DOCKERFILE, Manifest
-from shipway.sandbox import Limits
+from shipway.sandbox import Limits, network
 from shipway.sandbox.cgroups import Cgroup
 from shipway.sandbox.identity import lease
 from shipway.sandbox.spec import SandboxError
@@ -86,8 +88,6 @@ async def build(job: Job) -> Built:
         str(iidfile),
         "--tag",
         tag,
-        "--network",
-        "host" if request.network else "none",
         *ULIMITS,
         *passed,
         *(["--target", settings.target] if settings.target else []),
@@ -113,17 +113,20 @@ async def build(job: Job) -> Built:
     with job.steps.step("build"), lease() as ident:
         group, parent = container.slot_cgroup(ident.slot, limits)
         confined = _confinement(limits, parent)
-        run = walled.stream if request.network else walled.run_offline
-        argv = podman.argv(*args[:-1], *confined, args[-1])
         try:
-            code = await asyncio.wait_for(
-                run(argv, line, {"TMPDIR": str(tmpdir)}),
-                None if math.isinf(limits.wall_seconds) else limits.wall_seconds,
-            )
+            async with walled.build_network(podman, request.network) as (reach, run):
+                argv = podman.argv(*args[:-1], *confined, f"--network={reach}", args[-1])
+                building = asyncio.ensure_future(run(argv, line, {"TMPDIR": str(tmpdir)}))
+                try:
+                    timeout = None if math.isinf(limits.wall_seconds) else limits.wall_seconds
+                    await asyncio.wait({building}, timeout=timeout)
+                    if not building.done():
+                        raise BuildFailed(f"the build timed out after {limits.wall_seconds:g} s")
+                finally:
+                    await _end(building, group)
+                code = building.result()
         except SandboxError as e:
             raise BuildFailed(e.message) from e
-        except TimeoutError:
-            raise BuildFailed(f"the build timed out after {limits.wall_seconds:g} s") from None
         finally:
             reached = _reached(group, limits)
             if group is not None:
@@ -156,6 +159,19 @@ async def build(job: Job) -> Built:
         bases=resolved,
     )
     return Built(manifest=manifest, cache_warm=cached > 0)
+
+
+async def _end(building: asyncio.Future[int], group: Cgroup | None) -> None:
+    """Stop a build that still runs (out of time, or cancelled): its steps killed first, so
+    that podman fails it and tidies up after it (unmounts, removes its working container)."""
+    if building.done():
+        return
+    if group is not None:
+        group.kill()
+        await asyncio.wait({building}, timeout=walled.STOP_SECONDS)
+    building.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await building
 
 
 def _confinement(limits: Limits, parent: str | None) -> list[str]:
@@ -248,6 +264,9 @@ async def _pull(podman: Podman, job: Job, ref: str) -> None:
     out (a Dockerfile's FROM never makes the builder connect where a sandbox may not)."""
     if not job.request.network:
         raise BuildFailed(_unavailable(ref, "the build has no network"))
+    if os.geteuid() != 0 and network.require() is not None:
+        # podman pulls from its own network, which only root can wall off as a build's.
+        raise BuildFailed(_unavailable(ref, "shipway pulls bases only when it runs as root"))
     await job.log(f"-----> Pulling {ref}")
     said: list[str] = []
 
