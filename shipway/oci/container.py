@@ -97,6 +97,12 @@ async def run(
                 await asyncio.shield(ended)
             return await _result(podman, spec, began, evidence, group)
         except PodmanError as e:
+            if "image not known" in e.message:
+                raise SandboxError(
+                    f"the image {spec.image[:19]} is no longer on this machine (images of "
+                    "releases past SHIPWAY_IMAGE_RETENTION are pruned): push its commit again "
+                    "to build it"
+                ) from None
             raise SandboxError(f"cannot run the container: {e.message}") from None
         finally:
             with contextlib.suppress(PodmanError):

@@ -17,7 +17,7 @@ from shipway.oci import container
 from shipway.oci.container import ContainerSpec
 from shipway.oci.images import Images
 from shipway.oci.podman import Podman
-from shipway.sandbox import Limits, SandboxResult, Started
+from shipway.sandbox import Limits, SandboxError, SandboxResult, Started
 from tests.oci.conftest import debian_tar, tidy  # noqa: F401  (debian_tar: a fixture)
 from tests.sandbox.test_network import GREETING, host_server, slirp  # noqa: F401  (fixtures)
 
@@ -134,3 +134,17 @@ async def test_the_image_runs_its_own_command_until_stopped(podman: Podman, tmp_
     with pytest.raises(asyncio.CancelledError):
         await sleeper
     assert not (await podman.run("ps", "--all", "--quiet")).strip()
+
+
+async def test_an_image_no_longer_here_is_named(podman: Podman, tmp_path: Path) -> None:
+    spec = ContainerSpec(
+        name=f"test-{uuid.uuid4().hex[:10]}",
+        image="sha256:" + "0" * 64,
+        command="",
+        env={},
+        mounts=(),
+        limits=Limits(),
+        scratch=tmp_path / "gone",
+    )
+    with pytest.raises(SandboxError, match=r"the image sha256:000000000000 is no longer on this"):
+        await container.run(podman, spec, print)
