@@ -15,6 +15,7 @@ from shipway.builder.pipeline import BuildFailed, BuildRequest, build
 from shipway.oci.images import Images
 from shipway.sandbox import Limits
 from tests.oci.conftest import debian_tar, tidy  # noqa: F401  (debian_tar: a fixture)
+from tests.sandbox.test_network import no_slirp4netns  # noqa: F401  (a fixture)
 
 DOCKERFILE = """\
 FROM debian:bookworm-slim
@@ -80,3 +81,24 @@ async def test_run_steps_have_the_builds_limits(data: Path) -> None:
         await built(data, 3, 5, hog, Limits(memory_mb=64))
     with pytest.raises(BuildFailed, match="the build timed out after 3 s"):
         await built(data, 3, 6, "FROM debian:bookworm-slim\nRUN sleep 60\n", Limits(wall_seconds=3))
+
+
+async def test_without_slirp4netns_a_build_with_network_is_refused(
+    data: Path,
+    no_slirp4netns: None,  # noqa: F811
+) -> None:
+    archive = data / "source.tar"
+    with tarfile.open(archive, "w") as tar:
+        text = b"FROM debian:bookworm-slim\nRUN echo never\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+
+    async def log(line: str, *, private: bool = False) -> None:
+        assert line != "never"
+
+    request = BuildRequest(build_id=9, app_id=9, app="app9", source=archive, network=True)
+    with pytest.raises(BuildFailed, match="slirp4netns is not installed"):
+        await build(request, data, log)
+    images = Images(data)
+    assert [i for i in await images.listing() if i.labels] == []  # only the base, unlabelled

@@ -19,7 +19,12 @@ from shipway.oci.images import Images
 from shipway.oci.podman import Podman
 from shipway.sandbox import Limits, SandboxError, SandboxResult, Started
 from tests.oci.conftest import debian_tar, tidy  # noqa: F401  (debian_tar: a fixture)
-from tests.sandbox.test_network import GREETING, host_server, slirp  # noqa: F401  (fixtures)
+from tests.sandbox.test_network import (  # noqa: F401  (fixtures)
+    GREETING,
+    host_server,
+    no_slirp4netns,
+    slirp,
+)
 
 IMAGE = "docker.io/library/debian:bookworm-slim"
 
@@ -148,3 +153,13 @@ async def test_an_image_no_longer_here_is_named(podman: Podman, tmp_path: Path) 
     )
     with pytest.raises(SandboxError, match=r"the image sha256:000000000000 is no longer on this"):
         await container.run(podman, spec, print)
+
+
+async def test_without_slirp4netns_a_container_is_refused_and_none_is_made(
+    podman: Podman,
+    tmp_path: Path,
+    no_slirp4netns: None,  # noqa: F811
+) -> None:
+    with pytest.raises(SandboxError, match="slirp4netns is not installed"):
+        await run(podman, tmp_path, "echo never")
+    assert not (await podman.run("ps", "--all", "--quiet")).strip()
