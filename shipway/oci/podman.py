@@ -31,6 +31,11 @@ APP_ID_LABEL = "io.shipway.app-id"
 REPOSITORY = "localhost/shipway/"
 
 
+def digest(image_id: str) -> str:
+    """IMAGE_ID as shipway names an image: `sha256:<hex>`, however podman printed it."""
+    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+
+
 def build_tag(app: str, build: int | str) -> str:
     """The name of the image build BUILD of APP made: `localhost/shipway/web:build-7`."""
     return f"{REPOSITORY}{app}:build-{build}"

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.builder.cache import PRUNE_ABOVE, disk_usage_ratio
-from shipway.oci.podman import APP_LABEL, REPOSITORY, Podman, PodmanError, missing
+from shipway.oci.podman import APP_LABEL, REPOSITORY, Podman, PodmanError, digest, missing
 from shipway.releases.retention import kept_images
 from shipway.settings import DEFAULT_IMAGE_RETENTION
 from shipway.store import Store
@@ -206,19 +206,15 @@ async def _listing(podman: Podman) -> list[_Stored]:
     found = {}
     for raw in await podman.json("images", "--all", "--format", "json") or ():
         image = _Stored(
-            id=_digest(raw["Id"]),
+            id=digest(raw["Id"]),
             names=tuple(raw.get("Names") or ()),
-            parent=_digest(raw["ParentId"]) if raw.get("ParentId") else None,
+            parent=digest(raw["ParentId"]) if raw.get("ParentId") else None,
             labels=dict(raw.get("Labels") or {}),
             containers=int(raw.get("Containers") or 0),
             created=float(raw.get("Created") or 0),
         )
         found[image.id] = image
     return list(found.values())
-
-
-def _digest(image_id: str) -> str:
-    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
 
 
 def _unkept_release(image: _Stored, keep: set[str], young: float) -> bool:

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipway.errors import ServiceError
-from shipway.oci.podman import APP_LABEL, BUILD_LABEL, Podman, PodmanError, build_tag, missing
+from shipway.oci.podman import (
+    APP_LABEL,
+    BUILD_LABEL,
+    Podman,
+    PodmanError,
+    build_tag,
+    digest,
+    missing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +144,7 @@ def verify(archive: Path, image_id: str) -> None:
             if len(layers) != len(diff_ids):
                 raise ValueError(f"the archive has {len(layers)} layers, the image {len(diff_ids)}")
             for name, wanted in zip(layers, diff_ids, strict=True):
-                got = _digest(_open(tar, members, name))
+                got = _hashed(_open(tar, members, name))
                 if got != wanted:
                     raise ValueError(f"layer {name} has the digest {got}, not {wanted}")
     except (tarfile.TarError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -160,11 +168,11 @@ def _read(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: Any) 
     return data
 
 
-def _digest(stream: IO[bytes]) -> str:
-    digest = hashlib.sha256()
+def _hashed(stream: IO[bytes]) -> str:
+    sha = hashlib.sha256()
     while chunk := stream.read(_CHUNK):
-        digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
+        sha.update(chunk)
+    return f"sha256:{sha.hexdigest()}"
 
 
 async def _load(podman: Podman, archive: Path) -> str:
@@ -173,7 +181,7 @@ async def _load(podman: Podman, archive: Path) -> str:
     temporary directory."""
     said = await podman.run("pull", "--quiet", f"{FORMAT}:{archive}", timeout=TIMEOUT)
     loaded = said.strip().splitlines()[-1] if said.strip() else ""
-    return loaded if loaded.startswith("sha256:") else f"sha256:{loaded}"
+    return digest(loaded)
 
 
 async def _ids(podman: Podman) -> list[str]:

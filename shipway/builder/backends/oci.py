@@ -28,6 +28,7 @@ from shipway.oci.podman import (
     Podman,
     PodmanError,
     build_tag,
+    digest,
     missing,
 )
 from shipway.releases.manifest import DOCKERFILE, Manifest
@@ -92,7 +93,6 @@ async def build(job: Job) -> Built:
         *passed,
         *(["--target", settings.target] if settings.target else []),
         *(f"--label={key}={value}" for key, value in build_label.items() if settings.target),
-        str(context),
     ]
     cached = 0
     error = ""
@@ -115,7 +115,7 @@ async def build(job: Job) -> Built:
         confined = _confinement(limits, parent)
         try:
             async with walled.build_network(podman, request.network) as (reach, run):
-                argv = podman.argv(*args[:-1], *confined, f"--network={reach}", args[-1])
+                argv = podman.argv(*args, *confined, f"--network={reach}", str(context))
                 building = asyncio.ensure_future(run(argv, line, {"TMPDIR": str(tmpdir)}))
                 try:
                     timeout = None if math.isinf(limits.wall_seconds) else limits.wall_seconds
@@ -134,9 +134,7 @@ async def build(job: Job) -> Built:
     if code != 0:
         said = error or f"exit code {code}"
         raise BuildFailed(f"podman build failed: {said}{f' ({reached})' if reached else ''}")
-    image = iidfile.read_text().strip()
-    if not image.startswith("sha256:"):
-        image = f"sha256:{image}"
+    image = digest(iidfile.read_text().strip())
     with job.steps.step("inspect"):
         config = await _inspect(podman, image)
     size = config.get("Size") or 0
@@ -298,8 +296,7 @@ async def _image_id(podman: Podman, ref: str) -> str | None:
         found = await podman.json("image", "inspect", ref)
     except PodmanError:
         return None
-    image_id = found[0]["Id"] if found else None
-    return f"sha256:{image_id}" if image_id and ":" not in image_id else image_id
+    return digest(found[0]["Id"]) if found else None
 
 
 async def _inspect(podman: Podman, image: str) -> dict[str, Any]:
