@@ -87,12 +87,7 @@ async def _rootless(podman: Podman, slirp4netns: str) -> AsyncIterator[str]:
     finally:
         proc.stdin.close()
         await slirp.close()
-        if proc.returncode is None:
-            try:
-                await asyncio.wait_for(asyncio.shield(ended), 5)
-            except TimeoutError:
-                proc.kill()
-        await asyncio.shield(ended)
+        await _stop(proc, ended)
 
 
 async def stream(
