@@ -21,18 +21,15 @@ from shipway.sandbox.spec import SandboxError
 
 #: Waits for slirp4netns to be in place (a byte on stdin), then runs the command.
 _AFTER_NETWORK = '[ "$(head -c1)" = 1 ] || exit 125; exec "$@" </dev/null'
-#: Run by `podman unshare`: a network namespace with lo up, held until stdin closes; it
-#: prints its pid once it is there.
-_HOLDER = r"""
-import ctypes, fcntl, os, socket, struct, sys
-if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:
-    sys.exit("cannot unshare the network namespace: " + os.strerror(ctypes.get_errno()))
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    now = fcntl.ioctl(s, 0x8913, struct.pack("16s24x", b"lo"))
-    fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", struct.unpack_from("H", now, 16)[0] | 1))
-print(os.getpid(), flush=True)
-sys.stdin.read()
-"""
+#: Run by `podman unshare`: a network namespace with lo up (network.own_network), held until
+#: stdin closes; it prints its pid once it is there.
+_HOLDER = (
+    "import os, sys\n"
+    "from shipway.sandbox.network import own_network\n"
+    "own_network()\n"
+    "print(os.getpid(), flush=True)\n"
+    "sys.stdin.read()\n"
+)
 #: Seconds the namespace may take to be made.
 READY_SECONDS = 30.0
 #: Seconds podman is given to stop a build it is told to end.
@@ -77,8 +74,9 @@ async def _rootless(podman: Podman, slirp4netns: str) -> AsyncIterator[str]:
     try:
         said = await asyncio.wait_for(proc.stdout.readline(), READY_SECONDS)
         if not said.strip().isdigit():
-            why = (await proc.stderr.read()).decode(errors="replace").strip()
-            raise SandboxError(f"cannot make the build's network: {why or 'podman unshare failed'}")
+            said_lines = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            why = said_lines[-1] if said_lines else "podman unshare failed"
+            raise SandboxError(f"cannot make the build's network: {why}")
         path = f"/proc/{int(said)}/ns/net"
         await slirp.attach(int(said), os.stat(path).st_ino, ended)
         if ended.done():

@@ -236,8 +236,9 @@ def _own_user_namespace(userns_fd: int) -> bool:
 
 
 def own_network() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """A preexec_fn, as root: a network namespace of the child's own with lo up and nothing
-    else, which `Slirp.attach` then gives its way out (a podman build's namespace)."""
+    """A network namespace of this process's own (a preexec_fn, as root; or run in podman's
+    user namespace), with lo up and nothing else, which `Slirp.attach` then gives its way out:
+    a podman build's namespace."""
     _check(_libc.unshare(_CLONE_NEWNET), "unshare the network namespace")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         now = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16s24x", b"lo"))
