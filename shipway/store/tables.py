@@ -195,7 +195,11 @@ class ConfigVar(Base):
 
 class Deployment(Base):
     __tablename__ = "deployments"
-    __table_args__ = NEVER_REUSE
+    # The delivery metrics read an environment's deployments by when they went live or failed.
+    __table_args__ = (
+        Index("ix_deployments_environment_finished", "environment_id", "finished_at"),
+        NEVER_REUSE,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
@@ -211,11 +215,19 @@ class Deployment(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     ref: Mapped[str | None] = mapped_column(String(255), nullable=True)
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The commit's author as git records it ("Name <email>"), and its commit time; None
+    #: without a commit (an upload). A rollback or config change has its release's.
+    author: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: What started it: git, upload, rollback or config (a webhook's push is git).
     source: Mapped[str] = mapped_column(String(16), default="git")
+    #: Who started it, as the audit trail names them ("token:7", "webhook:github", "system").
+    actor: Mapped[str | None] = mapped_column(String(128), nullable=True)
     workflow_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When it went live (and stays so once retired), or when it failed or was stopped.
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from shipway.store import Store, upgrade
 from shipway.store.migrate import MIGRATIONS, alembic_config, current
@@ -53,3 +53,43 @@ def test_migrating_by_url_alone_reaches_the_head_even_with_a_percent_in_it(
         assert current(engine) == head()
     finally:
         engine.dispose()
+
+
+def test_deployments_gain_their_commit_and_actor_with_rows_kept(tmp_path: Path) -> None:
+    """0012 on SQLite: a deployment made before it keeps its row, ids still never reused, and
+    has no author, commit time or actor; the index the delivery metrics read by is there."""
+    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
+    try:
+        upgrade(store.engine, "0011")
+        with store.engine.begin() as conn:
+            for statement in (
+                "INSERT INTO organizations (name, plan, is_admin, created_at) "
+                "VALUES ('acme', 'free', false, CURRENT_TIMESTAMP)",
+                "INSERT INTO apps (organization_id, name, plan, region, formation, health_path, "
+                "health_timeout, created_at) "
+                "SELECT id, 'web', 'free', 'local', '{}', '/', 30, CURRENT_TIMESTAMP "
+                "FROM organizations",
+                "INSERT INTO environments (app_id, name, kind, created_at) "
+                "SELECT id, 'production', 'production', CURRENT_TIMESTAMP FROM apps",
+                "INSERT INTO deployments (app_id, environment_id, status, source, created_at, "
+                "updated_at) SELECT app_id, id, 'live', 'git', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP FROM environments",
+            ):
+                conn.execute(text(statement))
+        upgrade(store.engine)
+        assert current(store.engine) == head()
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT status, author, committed_at, actor FROM deployments")
+            ).one()
+            made = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'deployments'")
+            ).scalar_one()
+        assert tuple(row) == ("live", None, None, None)
+        assert "AUTOINCREMENT" in made
+        indexes = {
+            i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("deployments")
+        }
+        assert indexes["ix_deployments_environment_finished"] == ["environment_id", "finished_at"]
+    finally:
+        store.close()

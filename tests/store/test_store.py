@@ -18,7 +18,7 @@ from shipway.store.tables import ApiToken, App, AuditEntry, Environment, Organiz
 
 
 def test_migrations_create_every_table(store: Store) -> None:
-    assert current(store.engine) == "0011"
+    assert current(store.engine) == "0012"
     tables = set(inspect(store.engine).get_table_names())
     assert {
         "organizations",
@@ -44,7 +44,7 @@ def test_migrations_create_every_table(store: Store) -> None:
 
 def test_migrating_twice_changes_nothing(store: Store) -> None:
     upgrade(store.engine)
-    assert current(store.engine) == "0011"
+    assert current(store.engine) == "0012"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
