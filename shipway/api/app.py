@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
 
-from shipway import __version__, subscribers
+from shipway import __version__, subscribers, web
 from shipway.api import errors
 from shipway.api.limits import MIB, BodyLimit
 from shipway.api.routes import (
@@ -104,11 +103,5 @@ def create_app(services: Context) -> BodyLimit:
     app.include_router(git.router)
     app.include_router(webhooks.router)
     app.include_router(functions.calls)
-    app.add_api_route("/", _index, include_in_schema=False, response_class=HTMLResponse)
+    web.install(app, services)
     return BodyLimit(app, exempt=UPLOADS, larger=LARGER)
-
-
-async def _index() -> HTMLResponse:
-    from shipway.web.pages import index
-
-    return HTMLResponse(index())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import stat
@@ -9,6 +10,8 @@ import uuid
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shipway.errors import SecretKeyError
 
@@ -23,6 +26,7 @@ class SecretBox:
 
     def __init__(self, key: bytes, path: Path | None = None) -> None:
         self.path = path
+        self._key = key
         try:
             self._fernet = Fernet(key)
         except ValueError as e:
@@ -37,6 +41,13 @@ class SecretBox:
         except FileNotFoundError:
             key = _create_key(path)
         return cls(key, path)
+
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for PURPOSE (a Fernet key), so that nothing sealed for one use
+        opens as another's."""
+        raw = base64.urlsafe_b64decode(self._key)
+        kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        return base64.urlsafe_b64encode(kdf.derive(raw))
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode("ascii")

@@ -19,6 +19,7 @@ from shipway.api.routes import logs as log_routes
 from shipway.context import Context
 from shipway.links import NatsLink
 from shipway.logs import LogWriter, bus, lines
+from shipway.logs import stream as log_stream
 from shipway.logs.sse import SseEvent, iter_sse
 from shipway.settings import Settings
 from shipway.store import Store
@@ -132,15 +133,8 @@ async def test_the_live_tail_follows_with_no_gap_no_duplicate_and_no_end(
     await writer.flush()
     for n in range(11, 16):  # published, not stored yet
         await writer.write(f"line {n}")
-    stream = log_routes._events(
-        store,
-        link.js,
-        "app",
-        app_id,
-        7,
-        finished=None,
-        status=None,
-        lookback=log_routes.APP_LOOKBACK,
+    stream = log_stream.events(
+        store, link.js, "app", app_id, 7, finished=None, over=None, lookback=log_routes.APP_LOOKBACK
     )
     try:
         assert await _lines(stream, 8) == list(range(8, 16))

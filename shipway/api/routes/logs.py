@@ -10,13 +10,10 @@ log never ends). A failure to read the live tail is `event: error` /
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from nats.js import JetStreamContext
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import context, principal_from
@@ -25,10 +22,8 @@ from shipway.api.schemas import Id
 from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
-from shipway.errors import ShipwayError, ValidationError
-from shipway.logs import lines, sse
-from shipway.logs.follow import Finished
-from shipway.logs.follow import follow as follow_log
+from shipway.errors import ValidationError
+from shipway.logs import lines, sse, stream
 from shipway.runtime.applog import KIND as APP_KIND
 from shipway.store import Store
 from shipway.store.tables import Build
@@ -84,7 +79,15 @@ async def build_logs(
 
     events = sse.until(
         ctx.stopping,
-        _events(ctx.store, js, KIND, build_id, start, finished=finished, status=status),
+        stream.events(
+            ctx.store,
+            js,
+            KIND,
+            build_id,
+            start,
+            finished=finished,
+            over=status if status in TERMINAL else None,
+        ),
     )
     return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
 
@@ -114,15 +117,8 @@ async def app_logs(
     js = ctx.nats.js if follow and ctx.nats is not None else None
     events = sse.until(
         ctx.stopping,
-        _events(
-            ctx.store,
-            js,
-            APP_KIND,
-            app_id,
-            start,
-            finished=None,
-            status=None,
-            lookback=APP_LOOKBACK,
+        stream.events(
+            ctx.store, js, APP_KIND, app_id, start, finished=None, over=None, lookback=APP_LOOKBACK
         ),
     )
     return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)
@@ -158,46 +154,3 @@ def _current_status(store: Store, build_id: int) -> str:
     with store.transaction() as session:
         build = session.get(Build, build_id)
         return build.status if build is not None else BuildStatus.CANCELLED.value
-
-
-async def _events(
-    store: Store,
-    js: JetStreamContext | None,
-    kind: str,
-    owner_id: int,
-    after: int,
-    *,
-    finished: Finished | None,
-    status: str | None,
-    lookback: float | None = None,
-) -> AsyncIterator[str]:
-    """The log as SSE. STATUS is its owner's when the request came (None: a log that never
-    ends); an end event closes the stream once it is terminal."""
-    try:
-        async for event in follow_log(
-            store,
-            js,
-            kind,
-            owner_id,
-            after,
-            live=js is not None,
-            finished=finished,
-            lookback=lookback,
-        ):
-            if event.type == "line":
-                data = json.dumps({"seq": event.seq, "line": event.line})
-                yield sse.encode("line", data, id=event.seq)
-            elif event.type == "end":
-                yield _end(event.status or status or "ended")
-                return
-            else:
-                yield sse.KEEP_ALIVE
-    except ShipwayError as e:
-        yield sse.encode("error", json.dumps({"code": e.code, "message": e.message}))
-        return
-    if status in TERMINAL:
-        yield _end(status)
-
-
-def _end(status: str) -> str:
-    return sse.encode("end", json.dumps({"status": status}))
