@@ -92,10 +92,12 @@ async def launch(
     build_timeout: float,
     rules: Rules | None = None,
     js: JetStreamContext | None = None,
+    commit: service.Commit | None = None,
 ) -> Launched:
-    """Record the deployment, then start its workflow, superseding the environment's last one.
-    RULES pick the pool that builds it (none: pool default); the fleet in JS says whether the
-    builder that last built the app is there to build it warm."""
+    """Record the deployment (with its COMMIT's author and time, when git said them), then
+    start its workflow, superseding the environment's last one. RULES pick the pool that
+    builds it (none: pool default); the fleet in JS says whether the builder that last built
+    the app is there to build it warm."""
     rules = rules or Rules()
     if client is None:
         upload.unlink(missing_ok=True)
@@ -103,7 +105,7 @@ async def launch(
     try:
         needs = await asyncio.to_thread(appfile.needs_in, upload) if rules.use_needs else ()
         requested, app, last = await asyncio.to_thread(
-            _record, store, principal, app_name, ref, sha, source, environment, rules, needs
+            _record, store, principal, app_name, ref, sha, source, environment, rules, needs, commit
         )
     except BaseException:
         upload.unlink(missing_ok=True)
@@ -188,11 +190,19 @@ def _record(
     environment: str | None,
     rules: Rules,
     needs: Iterable[str],
+    commit: service.Commit | None = None,
 ) -> tuple[service.Requested, App, str | None]:
     """The deployment requested, its app, and the builder that last built the app in its pool."""
     with store.transaction() as session:
         requested = service.request(
-            session, principal, app_name, ref=ref, sha=sha, source=source, environment=environment
+            session,
+            principal,
+            app_name,
+            ref=ref,
+            sha=sha,
+            source=source,
+            environment=environment,
+            commit=commit,
         )
         app = session.get(App, requested.deployment.app_id)
         assert app is not None

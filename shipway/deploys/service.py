@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -46,6 +47,15 @@ def workflow_id(org: Organization, app: App, environment: str) -> str:
 
 
 @dataclass(frozen=True)
+class Commit:
+    """What git says of a deployed commit: its author ("Name <email>") and when it was
+    committed, from which the delivery metrics count a change's lead time."""
+
+    author: str | None
+    committed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Requested:
     deployment: Deployment
     build: Build
@@ -62,9 +72,10 @@ def request(
     sha: str | None,
     source: str,
     environment: str | None = None,
+    commit: Commit | None = None,
 ) -> Requested:
-    """Queue a build and deployment of SHA; any still-running one of that environment is
-    superseded in the same transaction."""
+    """Queue a build and deployment of SHA (whose COMMIT git described, when it did); any
+    still-running one of that environment is superseded in the same transaction."""
     principal.require(Role.DEPLOYER)
     app = apps.get(session, principal, app_name)
     if sha is not None and not _SHA.match(sha):
@@ -88,7 +99,10 @@ def request(
         status=DeploymentStatus.QUEUED,
         ref=ref,
         commit_sha=sha,
+        author=commit.author if commit else None,
+        committed_at=commit.committed_at if commit else None,
         source=source,
+        actor=principal.actor,
         workflow_id=workflow_id(org, app, env.name),
     )
     session.add(deployment)
@@ -409,7 +423,8 @@ def _copy(
 def _deploy(
     session: Session, actor: str, app: App, env: Environment, release: Release, source: str
 ) -> Deployment:
-    """A deployment of an existing release, superseding whatever is under way in ENV."""
+    """A deployment of an existing release, superseding whatever is under way in ENV. It
+    names the commit its release's build was made from, as that build's deployment did."""
     supersede(session, actor, env)
     org = session.get(Organization, app.organization_id)
     assert org is not None
@@ -424,3 +439,21 @@ def _deploy(
     session.add(deployment)
     session.flush()
     return deployment
+    built = _built_by(session, app, release.build_id)
+        commit_sha=built.commit_sha if built else None,
+        author=built.author if built else None,
+        committed_at=built.committed_at if built else None,
+        actor=actor,
+
+
+def _built_by(session: Session, app: App, build_id: int | None) -> Deployment | None:
+    """The deployment of APP that asked for build BUILD_ID (None for no build, or once the
+    build is deleted)."""
+    if build_id is None:
+        return None
+    return session.scalar(
+        select(Deployment)
+        .where(Deployment.app_id == app.id, Deployment.build_id == build_id)
+        .order_by(Deployment.id)
+        .limit(1)
+    )

@@ -63,10 +63,10 @@ def write(repo: Path, sha: str, dest: Path, limit: int, env: dict[str, str] | No
     return dest
 
 
-def pushed(repo: Path, sha: str, dest: Path, limit: int, quarantine: str | None = None) -> Path:
-    """Write the tar of a pushed commit SHA of the app's bare REPO to DEST; with QUARANTINE (a
-    push's quarantine directory in REPO/objects, while its pre-receive hook runs), read from the
-    objects of that push too. ValidationError if REPO lacks the quarantine or the commit."""
+def objects_env(repo: Path, quarantine: str | None = None) -> dict[str, str]:
+    """git's environment to read the objects of the app's bare REPO with; with QUARANTINE (a
+    push's quarantine directory in REPO/objects, while its pre-receive hook runs), the objects
+    of that push too. ValidationError if REPO lacks the quarantine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     if quarantine is not None:
         held = repo / "objects" / quarantine
@@ -75,6 +75,14 @@ def pushed(repo: Path, sha: str, dest: Path, limit: int, quarantine: str | None 
         env.update(
             GIT_OBJECT_DIRECTORY=str(held), GIT_ALTERNATE_OBJECT_DIRECTORIES=str(repo / "objects")
         )
+    return env
+
+
+def pushed(repo: Path, sha: str, dest: Path, limit: int, quarantine: str | None = None) -> Path:
+    """Write the tar of a pushed commit SHA of the app's bare REPO to DEST, reading the objects
+    of the push received into QUARANTINE too (objects_env). ValidationError if REPO lacks the
+    quarantine or the commit."""
+    env = objects_env(repo, quarantine)
     found = subprocess.run(
         ["git", "--git-dir", str(repo), "cat-file", "-e", f"{sha}^{{commit}}"],
         env=env,

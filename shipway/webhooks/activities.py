@@ -25,7 +25,7 @@ from shipway.deploys import previews, service
 from shipway.deploys.lifecycle import DeploymentStatus, settled
 from shipway.errors import NotFound, ShipwayError, TooLarge, ValidationError
 from shipway.fleet.dispatch import Rules
-from shipway.gitserver import archive, repos
+from shipway.gitserver import archive, commits, repos
 from shipway.links import NatsLink
 from shipway.nodes.client import NodeClient
 from shipway.settings import Settings
@@ -120,6 +120,7 @@ class HookActivities:
         try:
             fetched = await _beating(asyncio.to_thread(self._fetch, repo, found, work, upload))
             sha = fetched.sha
+            commit = await asyncio.to_thread(commits.describe, repo, sha)
             principal = _webhook(found.organization_id, found.provider)
             launched = await _beating(
                 launcher.launch(
@@ -135,6 +136,7 @@ class HookActivities:
                     build_timeout=self.settings.build_timeout,
                     rules=self.rules,
                     js=self.js,
+                    commit=commit,
                 )
             )
         except _REFUSALS as e:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
@@ -11,7 +14,7 @@ from shipway.deploys import service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus
 from shipway.errors import Forbidden, NotFound, ValidationError
 from shipway.store import Store
-from shipway.store.tables import AuditEntry, Build, Deployment, Organization
+from shipway.store.tables import AuditEntry, Build, Deployment, Organization, Release
 
 
 @pytest.fixture
@@ -107,3 +110,50 @@ def test_viewers_cannot_deploy_and_tenants_cannot_see_each_other(
 def test_bad_shas_are_refused(store: Store, owner: Principal, sha: str) -> None:
     with store.transaction() as session, pytest.raises(ValidationError, match="hex"):
         service.request(session, owner, "web", ref=None, sha=sha, source="git")
+
+
+def _goes_live(session: Session, requested: service.Requested, version: int) -> None:
+    """REQUESTED's build made release VERSION, which went live."""
+    release = Release(
+        app_id=requested.deployment.app_id,
+        build_id=requested.build.id,
+        version=version,
+        digest=f"sha256:{version:064x}",
+    )
+    session.add(release)
+    session.flush()
+    requested.deployment.release_id = release.id
+    for status in (DeploymentStatus.BUILDING, DeploymentStatus.DEPLOYING, DeploymentStatus.LIVE):
+        service.move_deployment(session, requested.deployment, status)
+
+
+def test_a_deployment_records_its_commit_and_who_started_it_and_a_copy_names_its_releases(
+    store: Store, owner: Principal
+) -> None:
+    committed = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    ada = service.Commit("Ada <ada@example.com>", committed)
+    with store.transaction() as session:
+        pushed = service.request(
+            session, owner, "web", ref="refs/heads/main", sha="b" * 40, source="git", commit=ada
+        )
+        assert (pushed.deployment.author, pushed.deployment.committed_at) == (ada.author, committed)
+        assert pushed.deployment.actor == "user:o"
+        _goes_live(session, pushed, 1)
+        app = apps.get(session, owner, "web")
+        config = service.release_config(session, "token:9", app, {}, "Set FOO")
+        assert config is not None and config.actor == "token:9"
+        uploaded = service.request(session, owner, "web", ref=None, sha=None, source="upload")
+        assert uploaded.deployment.author is uploaded.deployment.committed_at is None
+        _goes_live(session, uploaded, 3)
+        rollback = service.rollback(session, owner, "web", to=1)
+    assert (config.commit_sha, config.author, config.committed_at) == (
+        "b" * 40,
+        ada.author,
+        committed,
+    )
+    assert (rollback.source, rollback.actor, rollback.commit_sha) == (
+        "rollback",
+        "user:o",
+        "b" * 40,
+    )
+    assert (rollback.author, rollback.committed_at) == (ada.author, committed)
