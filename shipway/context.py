@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,9 @@ from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.workers import Workers, run_probe
+
+#: Seconds a health report serves /metrics before the parts are checked again.
+HEALTH_MAX_AGE = 10.0
 
 
 @dataclass
@@ -50,8 +54,23 @@ class Context:
     #: Set when the server starts to stop: streams that would follow forever end.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
+    #: The last health report for /metrics, with when it was made, and the check under way.
+    _recent: tuple[float, dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _checking: asyncio.Future[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.tokens = TokenCache(self.store)
+
+    async def recent_health(self, max_age: float = HEALTH_MAX_AGE) -> dict[str, Any]:
+        """The health report, made at most MAX_AGE seconds ago: however often Prometheus
+        scrapes, the parts are checked once per MAX_AGE, and scrapes at once share a check."""
+        if self._recent is not None and time.monotonic() - self._recent[0] < max_age:
+            return self._recent[1]
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self.health())
+        report = await asyncio.shield(self._checking)
+        self._recent = (time.monotonic(), report)
+        return report
 
     async def health(self, deep: bool = False) -> dict[str, Any]:
         """Each part's state; the whole is "ok" only when every part is.

@@ -13,6 +13,8 @@ from shipway.errors import ServiceError
 
 #: Seconds a call may take: scaling waits for the new instances to be healthy.
 TIMEOUT = httpx.Timeout(10.0, read=600.0)
+#: Seconds the node has to give its series, well within a Prometheus scrape's own timeout.
+SCRAPE_TIMEOUT = 5.0
 
 
 def _abstract(kind: str, data_dir: str) -> str:
@@ -56,14 +58,26 @@ class NodeClient:
         removed: list[str] = await self._call("POST", "/remove", body)
         return removed
 
+    async def metrics(self) -> str:
+        """The node's series in Prometheus' text format; none from a node of a version that
+        has none (it runs on after an upgrade with --keep-apps)."""
+        response = await self._send("GET", "/metrics", timeout=SCRAPE_TIMEOUT, absent=404)
+        return response.text if response.status_code == 200 else ""
+
     async def close(self) -> None:
         await self.http.aclose()
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        return (await self._send(method, path, json=body)).json()
+
+    async def _send(
+        self, method: str, path: str, *, absent: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """The node's answer: 200, or ABSENT when it may say the path is not there."""
         try:
-            response = await self.http.request(method, path, json=body)
+            response = await self.http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
             raise ServiceError(f"this machine's node does not answer: {e}") from e
-        if response.status_code != 200:
+        if response.status_code not in (200, absent):
             raise ServiceError(f"this machine's node failed: {response.text[:200]}")
-        return response.json()
+        return response

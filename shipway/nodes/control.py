@@ -8,9 +8,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shipway import metrics
 from shipway.runtime.agent import Runtime
 
 
@@ -36,9 +37,15 @@ def app(runtime: Runtime, info: dict[str, Any]) -> Starlette:
     async def about(_: Request) -> JSONResponse:
         return JSONResponse(info)
 
+    async def series(_: Request) -> Response:
+        """The data plane's series (router, instances), which the control plane's /metrics
+        appends to its own."""
+        return Response(metrics.text(metrics.DATA_PLANE), media_type=metrics.CONTENT_TYPE)
+
     return Starlette(
         routes=[
             Route("/", about),
+            Route("/metrics", series),
             Route("/apps/{app_id:int}", describe),
             Route("/scale", scale, methods=["POST"]),
             Route("/refresh", refresh, methods=["POST"]),
