@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from sqlalchemy import select
 
-from shipway import jsontext
+from shipway import jsontext, metrics
 from shipway.audit import ingest
 from shipway.errors import ValidationError
 from shipway.jetstream import ensure_stream
@@ -98,6 +98,7 @@ class AuditConsumer:
                 await self._take(messages)
             except Exception as e:  # the store is away: leave them unacked, to come again
                 log.warning("audit consumer: cannot store %d messages: %s", len(messages), e)
+                metrics.audit_failed("nats", "store", len(messages))
                 for message in messages:
                     with contextlib.suppress(Exception):
                         await message.nak(delay=RETRY_SECONDS)
@@ -116,7 +117,9 @@ class AuditConsumer:
                 continue
             by_tenant[tenant].extend(entries)
             taken.append((tenant, message))
-        unknown = await asyncio.to_thread(self._store, by_tenant)
+        unknown, done = await asyncio.to_thread(self._store, by_tenant)
+        batches = sum(tenant not in unknown for tenant, _ in taken)
+        metrics.audit_stored("nats", batches, done.stored, done.duplicates)
         for tenant, message in taken:
             if tenant in unknown:
                 log.warning("audit consumer: no organization named %r", tenant)
@@ -125,10 +128,14 @@ class AuditConsumer:
                 await message.ack()
         for message in refused:
             await message.term()
+        metrics.audit_failed("nats", "refused", len(refused))
 
-    def _store(self, by_tenant: dict[str, list[ingest.Incoming]]) -> set[str]:
-        """Ingest each tenant's entries; the tenants that do not exist."""
+    def _store(
+        self, by_tenant: dict[str, list[ingest.Incoming]]
+    ) -> tuple[set[str], ingest.Ingested]:
+        """Ingest each tenant's entries; the tenants that do not exist, and what was stored."""
         unknown = set()
+        stored = duplicates = 0
         with self.store.transaction() as session:
             for tenant, entries in by_tenant.items():
                 organization_id = self._tenants.get(tenant)
@@ -140,5 +147,6 @@ class AuditConsumer:
                         unknown.add(tenant)
                         continue
                     self._tenants[tenant] = organization_id
-                ingest.ingest(session, organization_id, entries)
-        return unknown
+                done = ingest.ingest(session, organization_id, entries)
+                stored, duplicates = stored + done.stored, duplicates + done.duplicates
+        return unknown, ingest.Ingested(stored, duplicates)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
-from shipway import jsontext
+from shipway import jsontext, metrics
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
@@ -191,9 +191,8 @@ async def record_entries(
     is stored already is acknowledged, not stored again."""
     principal.require(Role.DEPLOYER)
     ctx = context(request)
-    entries = ingest.check_batch(jsontext.loads(await request.body(), "the body"))
 
-    def store() -> ingest.Ingested:
+    def store(entries: list[ingest.Incoming]) -> ingest.Ingested:
         for attempt in range(2):
             try:
                 with ctx.store.transaction() as session:
@@ -203,5 +202,9 @@ async def record_entries(
                     raise
         raise AssertionError("unreachable")
 
-    done = await asyncio.to_thread(store)
+    body = await request.body()
+    with metrics.audit_batch("api"):
+        entries = ingest.check_batch(jsontext.loads(body, "the body"))
+        done = await asyncio.to_thread(store, entries)
+    metrics.audit_stored("api", 1, done.stored, done.duplicates)
     return {"stored": done.stored, "duplicates": done.duplicates}
