@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from shipway import metrics
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ShipwayError
@@ -168,9 +169,11 @@ class Invoker:
             why = "it was cancelled" if isinstance(e, asyncio.CancelledError) else str(e)
             failed = {"message": f"the call did not run to its end: {why}", "stack": None}
             self.records.end(run_id, masked(Outcome(RunStatus.FAILED, error=failed), seen))
+            metrics.function_ran(name, RunStatus.FAILED, None)
             raise
         shown = masked(outcome, seen)
         self.records.end(run_id, shown)
+        metrics.function_ran(name, shown.status, shown.duration)
         if shown.logs:  # a run that printed nothing has no log to store or follow
             task = asyncio.create_task(self._write_logs(run_id, shown))
             self._writing.add(task)
