@@ -54,6 +54,8 @@ def test_a_pushed_commit_is_archived_by_the_server_and_deployed(
         deployment = session.get(Deployment, started["id"])
         assert deployment is not None
         assert (deployment.source, deployment.commit_sha) == ("git", pushed)
+        # As git recorded the commit (tests.helpers.GIT_ENV names its author).
+        assert deployment.author == "t <t@example.com>" and deployment.committed_at is not None
     source = settings.data_dir / "sources" / f"{started['build_id']}.tar"
     with tarfile.open(fileobj=io.BytesIO(source.read_bytes())) as tar:
         assert {m.name for m in tar.getmembers() if m.isfile()} == {"index.html", "static.json"}

@@ -23,7 +23,7 @@ from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, settled
 from shipway.errors import UnsupportedMedia
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState
-from shipway.gitserver import archive, repos
+from shipway.gitserver import archive, commits, repos
 from shipway.store.tables import Build, Deployment, Environment, Release
 
 router = APIRouter(tags=["deployments"], route_class=Route)
@@ -81,6 +81,7 @@ def deployment_json(
         "source": d.source,
         "build_id": d.build_id,
         "release": version,
+        "actor": d.actor,
         "reason": d.reason,
         "url": app_url(request, app, env, organization),
         "workflow_id": d.workflow_id,
@@ -137,7 +138,10 @@ async def deploy_push(
         ctx.settings.max_source,
         body.quarantine,
     )
-    return await _launch(request, principal, app, upload, organization, body.ref, body.sha, "git")
+    commit = await asyncio.to_thread(commits.describe, repo, body.sha, body.quarantine)
+    return await _launch(
+        request, principal, app, upload, organization, body.ref, body.sha, "git", commit=commit
+    )
 
 
 async def _launch(
@@ -151,7 +155,9 @@ async def _launch(
     source: str,
     env: str | None = None,
 ) -> JSONResponse:
-    """Start the deployment of UPLOAD; the answer says where to follow it."""
+    """Start the deployment of UPLOAD (of COMMIT, when git described it); the answer says
+    where to follow it."""
+    commit: service.Commit | None = None,
     ctx = context(request)
     launched = await launch.launch(
         ctx.store,
@@ -168,6 +174,7 @@ async def _launch(
         js=ctx.nats.js if ctx.nats is not None else None,
     )
     body = {
+        commit=commit,
         "id": launched.deployment_id,
         "build_id": launched.build_id,
         "app": launched.app,
