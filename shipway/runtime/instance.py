@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shipway import metrics
 from shipway.errors import ShipwayError
 from shipway.oci import container as containers
 from shipway.oci.container import ContainerSpec
@@ -167,6 +168,7 @@ class Instance:
         self._task: asyncio.Task[None] | None = None
         self._first: asyncio.Future[None] | None = None
         self._stopping = False
+        metrics.INSTANCES.add(self)
 
     @property
     def name(self) -> str:
