@@ -81,7 +81,6 @@ def deployment_json(
         "source": d.source,
         "build_id": d.build_id,
         "release": version,
-        "actor": d.actor,
         "reason": d.reason,
         "url": app_url(request, app, env, organization),
         "workflow_id": d.workflow_id,
@@ -154,10 +153,10 @@ async def _launch(
     sha: str | None,
     source: str,
     env: str | None = None,
+    commit: service.Commit | None = None,
 ) -> JSONResponse:
     """Start the deployment of UPLOAD (of COMMIT, when git described it); the answer says
     where to follow it."""
-    commit: service.Commit | None = None,
     ctx = context(request)
     launched = await launch.launch(
         ctx.store,
@@ -172,9 +171,9 @@ async def _launch(
         build_timeout=ctx.settings.build_timeout,
         rules=ctx.rules,
         js=ctx.nats.js if ctx.nats is not None else None,
+        commit=commit,
     )
     body = {
-        commit=commit,
         "id": launched.deployment_id,
         "build_id": launched.build_id,
         "app": launched.app,
