@@ -428,22 +428,22 @@ def _deploy(
     supersede(session, actor, env)
     org = session.get(Organization, app.organization_id)
     assert org is not None
+    built = _built_by(session, app, release.build_id)
     deployment = Deployment(
         app_id=app.id,
         environment_id=env.id,
         release_id=release.id,
         status=DeploymentStatus.QUEUED,
+        commit_sha=built.commit_sha if built else None,
+        author=built.author if built else None,
+        committed_at=built.committed_at if built else None,
         source=source,
+        actor=actor,
         workflow_id=workflow_id(org, app, env.name),
     )
     session.add(deployment)
     session.flush()
     return deployment
-    built = _built_by(session, app, release.build_id)
-        commit_sha=built.commit_sha if built else None,
-        author=built.author if built else None,
-        committed_at=built.committed_at if built else None,
-        actor=actor,
 
 
 def _built_by(session: Session, app: App, build_id: int | None) -> Deployment | None:
