@@ -2,14 +2,15 @@
 
 Every process that changes the store records each event in the audit trail, inside the
 emitting transaction. The control plane also publishes each committed event on NATS
-(shipway.eventbus), where waiting pushes, webhook deliveries and the autoscaler hear it.
+(shipway.eventbus), where waiting pushes, webhook deliveries and the autoscaler hear it, and
+counts the builds and deployments that end in its metrics (shipway.metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from shipway import events
+from shipway import events, metrics
 from shipway.audit.record import record
 from shipway.eventbus import Publisher
 from shipway.links import NatsLink
@@ -18,6 +19,11 @@ from shipway.links import NatsLink
 def record_events() -> None:
     """Keep an audit entry of every event (once, however often called)."""
     events.subscribe(record)
+
+
+def measure_events() -> None:
+    """Count each committed end of a build or a deployment (once, however often called)."""
+    events.listen(metrics.hear)
 
 
 def publish_events(link: NatsLink) -> Publisher:

@@ -174,7 +174,7 @@ def move_build(
         build.error = error
         action, payload = (
             "build.end",
-            {"status": target.value, "error": error, "cache_warm": build.cache_warm},
+            {"status": target.value, "error": error, "cache_warm": build.cache_warm, **_ran(build)},
         )
     app = session.get(App, build.app_id)
     assert app is not None
@@ -189,6 +189,18 @@ def move_build(
         ),
     )
     return True
+
+
+def _ran(build: Build) -> dict[str, Any]:
+    """Where and how long an ending build ran, and how long it waited to start: what the audit
+    entry tells and the metrics count (shipway.metrics)."""
+    started, ended = build.started_at, build.finished_at
+    return {
+        "stack": build.stack,
+        "pool": build.pool,
+        "seconds": round((ended - started).total_seconds(), 3) if started and ended else None,
+        "waited": round((started - build.created_at).total_seconds(), 3) if started else None,
+    }
 
 
 def move_deployment(
@@ -226,7 +238,12 @@ def move_deployment(
             actor,
             f"deployment.{target.value}",
             f"deployment:{deployment.id}",
-            {"app": app.name, "reason": reason, "release": deployment.release_id},
+            {
+                "app": app.name,
+                "reason": reason,
+                "release": deployment.release_id,
+                "source": deployment.source,
+            },
         ),
     )
     return True
