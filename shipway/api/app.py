@@ -15,6 +15,7 @@ from shipway.api.routes import (
     buildwork,
     config,
     connections,
+    delivery,
     deployments,
     environments,
     formation,
@@ -64,7 +65,6 @@ DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 def create_app(services: Context) -> BodyLimit:
     """The ASGI app of one shipway process, wrapped in the 1 MiB body limit."""
     subscribers.record_events()
-    subscribers.measure_events()
     app = FastAPI(
         title="shipway",
         version=__version__,
@@ -89,6 +89,7 @@ def create_app(services: Context) -> BodyLimit:
     api.include_router(tokens.whoami_router)
     api.include_router(organizations.router)
     api.include_router(deployments.router)
+    api.include_router(delivery.router)
     api.include_router(logs.router)
     api.include_router(functions.apply_router)
     api.include_router(functions.router)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import asdict
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from shipway.apps.service import PRODUCTION
+from shipway.deploys.delivery import Delivery
 from shipway.store.tables import ApiToken, App, Organization, Release, RepoConnection
 
 #: The largest id and the range of every integer the API takes: the store's integer
@@ -288,3 +290,85 @@ class AddonCreate(Body):
         default=None, alias="as", description="the config var the app gets; default by kind"
     )
     fork: bool = Field(default=False, description="previews start with a copy of production's data")
+
+
+#: A time as the deployments API has always written it: Python's isoformat (+00:00).
+IsoTime = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class DeploymentOut(BaseModel):
+    id: int
+    app: str
+    environment: str
+    status: str = Field(
+        description="queued, building, deploying, live, retired, failed, cancelled or superseded"
+    )
+    ref: str | None
+    commit: str | None = Field(
+        description="the commit deployed; a rollback's or a config change's is its release's"
+    )
+    author: str | None = Field(
+        default=None, description='the commit\'s author, "Name <email>"; null without a commit'
+    )
+    committed_at: IsoTime | None = Field(
+        default=None, description="when the commit was made (git's committer date)"
+    )
+    source: str = Field(
+        description="what started it: git (a push or a webhook), upload, rollback or config"
+    )
+    actor: str | None = Field(
+        default=None, description="who started it, as the audit trail names them"
+    )
+    build_id: int | None
+    release: int | None = Field(description="the version of its release; null before it has one")
+    reason: str | None
+    url: str
+    workflow_id: str | None
+    created_at: IsoTime
+    duration: float | None = Field(
+        description="seconds from its request until it went live or ended; null until then"
+    )
+
+
+class DeliveryDayOut(BaseModel):
+    day: date = Field(description="a UTC day")
+    deployments: int = Field(description="changes that went live")
+    changes: int = Field(description="changes that went live or failed")
+    failures: int = Field(description="of those, the ones that failed or were rolled back")
+    change_failure_rate: float | None = Field(description="failures / changes; null without any")
+    lead_time_median: float | None = Field(description="seconds from commit to live")
+    lead_time_p90: float | None = Field(description="seconds from commit to live, 90th percentile")
+    restores: int = Field(description="failures after which a deployment has gone live")
+    time_to_restore_median: float | None = Field(
+        description="seconds from a failure to the next deployment that went live"
+    )
+
+
+class DeliveryMetricsOut(BaseModel):
+    """The four delivery metrics of production over the window, then day by day."""
+
+    app: str | None = Field(description="the app; null for the whole organization")
+    days: int
+    start: datetime = Field(description="the window's first moment: midnight UTC")
+    end: datetime = Field(description="the window's end: now")
+    deployments: int = Field(description="changes that went live")
+    deployments_per_day: float
+    lead_time_median: float | None = Field(description="seconds from commit to live")
+    lead_time_p90: float | None = Field(description="seconds from commit to live, 90th percentile")
+    changes: int = Field(description="changes that went live or failed")
+    failures: int = Field(description="of those, the ones that failed or were rolled back")
+    change_failure_rate: float | None = Field(description="failures / changes; null without any")
+    restores: int = Field(description="failures after which a deployment has gone live")
+    time_to_restore_median: float | None = Field(
+        description="seconds from a failure to the next deployment that went live"
+    )
+    unrestored: int = Field(description="failures with no deployment gone live since")
+    series: list[DeliveryDayOut] = Field(description="each day of the window, oldest first")
+
+    @classmethod
+    def of(cls, delivery: Delivery, app: str | None) -> DeliveryMetricsOut:
+        return cls.model_validate({**asdict(delivery), "app": app})

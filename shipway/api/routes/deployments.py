@@ -15,7 +15,7 @@ from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context, principal_from
 from shipway.api.routes.apps import app_url, tenant
 from shipway.api.routing import Route
-from shipway.api.schemas import Id, Push
+from shipway.api.schemas import DeploymentOut, Id, Push
 from shipway.apps import service as apps
 from shipway.context import Context
 from shipway.deploys import launch, service
@@ -78,7 +78,10 @@ def deployment_json(
         "status": d.status,
         "ref": d.ref,
         "commit": d.commit_sha,
+        "author": d.author,
+        "committed_at": d.committed_at.isoformat() if d.committed_at else None,
         "source": d.source,
+        "actor": d.actor,
         "build_id": d.build_id,
         "release": version,
         "reason": d.reason,
@@ -185,7 +188,11 @@ async def _launch(
     return JSONResponse(body, status_code=202)
 
 
-@router.get("/deployments/{deployment_id}", summary="One deployment and its outcome")
+@router.get(
+    "/deployments/{deployment_id}",
+    response_model=DeploymentOut,
+    summary="One deployment and its outcome",
+)
 async def get_deployment(
     deployment_id: Id,
     request: Request,
@@ -219,7 +226,11 @@ async def get_deployment(
     return await asyncio.to_thread(read)
 
 
-@router.get("/apps/{app}/deployments", summary="The app's deployments, newest first")
+@router.get(
+    "/apps/{app}/deployments",
+    response_model=list[DeploymentOut],
+    summary="The app's deployments, newest first",
+)
 def list_deployments(
     app: str,
     request: Request,
