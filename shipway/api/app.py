@@ -65,6 +65,7 @@ DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 def create_app(services: Context) -> BodyLimit:
     """The ASGI app of one shipway process, wrapped in the 1 MiB body limit."""
     subscribers.record_events()
+    subscribers.measure_events()
     app = FastAPI(
         title="shipway",
         version=__version__,
