@@ -1,11 +1,10 @@
 """The control plane's series move with real work: builds and deployments through the real
 DeployWorkflow (Temporal, NATS, bubblewrap), function calls in real V8, audit entries through
-the API and through NATS; and `GET /metrics` gives them to a platform owner only."""
+the API (through NATS: tests/audit/test_consumer.py); and `GET /metrics` gives them to a
+platform owner only."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,22 +14,20 @@ import pytest
 import pytest_asyncio
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
 
 from shipway import metrics, subscribers
 from shipway.apps.secretbox import SecretBox
-from shipway.audit import consumer as consumer_module
-from shipway.audit.consumer import AuditConsumer
 from shipway.functions.invoke import Invoker
 from shipway.functions.registry import Deployed, Registry
 from shipway.functions.runtimes.js.runtime import JsRuntime
 from shipway.functions.runtimes.python.runtime import WorkerUnavailable
+from shipway.functions.worker import _Js
 from shipway.store import Store
-from shipway.store.tables import AuditEntry, Function, Organization
+from shipway.store.tables import Function
+from tests.audit.test_consumer import entry
 from tests.deploys.test_workflow import Platform, platform  # noqa: F401  (a fixture)
-from tests.functions.test_records import Unavailable
+from tests.functions.test_records import Unavailable, function
 from tests.helpers import auth, make_token
-from tests.servers import Servers
 
 # Whatever committed here counts, as in the control plane (its API wires the same listener).
 subscribers.measure_events()
@@ -95,25 +92,11 @@ async def v8() -> AsyncIterator[JsRuntime]:
 
 def deployed(store: Store, name: str, runtime: str, source: str) -> Deployed:
     """A function of tenant acme, as a worker finds it."""
+    made = function(store, name)
     with store.transaction() as session:
-        org = session.scalar(select(Organization).where(Organization.name == "acme"))
-        if org is None:
-            org = Organization(name="acme")
-            session.add(org)
-            session.flush()
-        fn = Function(
-            organization_id=org.id,
-            name=name,
-            runtime=runtime,
-            version=1,
-            public=False,
-            timeout=30,
-            memory_mb=128,
-            environment={},
-        )
-        session.add(fn)
-        session.flush()
-        return Deployed(org.id, fn.id, name, 1, runtime, source, 30, 128, False)
+        fn = session.get(Function, made)
+        assert fn is not None
+        return Deployed(fn.organization_id, made, name, 1, runtime, source, 30, 128, False)
 
 
 async def test_function_calls_are_counted_by_function_and_status(
@@ -122,7 +105,7 @@ async def test_function_calls_are_counted_by_function_and_status(
     invoker = Invoker(
         store,
         Registry(),
-        {"js": v8, "python": Unavailable()},
+        {"js": _Js(v8), "python": Unavailable()},
         SecretBox.load(tmp_path),
     )
     name = f"fn-{uuid.uuid4().hex[:8]}"
@@ -145,69 +128,6 @@ async def test_function_calls_are_counted_by_function_and_status(
     # A call its runtime could not run failed, and took no time worth a duration.
     assert value("shipway_function_calls_total", function=gone.name, status="failed") == 1
     assert value("shipway_function_duration_seconds_count", function=gone.name) == 0
-
-
-def entry(subject: str) -> dict[str, Any]:
-    return {"sequence": str(uuid.uuid4()), "actor": "service:flags", "action": "flag.toggled",
-            "subject": subject}  # fmt: skip
-
-
-async def test_audit_entries_from_nats_are_counted(
-    servers: Servers, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    unique = uuid.uuid4().hex[:8]
-    monkeypatch.setattr(consumer_module, "STREAM", f"AUDIT{unique}")
-    monkeypatch.setattr(consumer_module, "PREFIX", f"audit{unique}.ingest.")
-    monkeypatch.setattr(consumer_module, "DURABLE", f"audit-ingest-{unique}")
-    with store.transaction() as session:
-        session.add(Organization(name="acme"))
-    before = {
-        "stored": value("shipway_audit_ingest_entries_total", via="nats", outcome="stored"),
-        "duplicate": value("shipway_audit_ingest_entries_total", via="nats", outcome="duplicate"),
-        "batches": value("shipway_audit_ingest_batches_total", via="nats"),
-        "refused": value("shipway_audit_ingest_failures_total", via="nats", reason="refused"),
-    }
-    link = servers.link()
-    await link.connect()
-    intake = AuditConsumer(store, link.js)
-    await intake.start()
-    try:
-        again = entry("flag:1")
-        for body in ([again, entry("flag:2")], again, b"{not json"):
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            await link.js.publish(consumer_module.subject("acme"), raw)
-        await link.js.publish(consumer_module.subject("nobody"), json.dumps(entry("x:1")).encode())
-        last = json.dumps(entry("flag:3")).encode()
-        await link.js.publish(consumer_module.subject("acme"), last)
-
-        def moved() -> bool:
-            return (
-                value("shipway_audit_ingest_entries_total", via="nats", outcome="stored")
-                == before["stored"] + 3
-            )
-
-        for _ in range(400):
-            if moved():
-                break
-            await asyncio.sleep(0.05)
-        assert moved(), "the entries were never counted as stored"
-        with store.transaction() as session:
-            assert len(session.scalars(select(AuditEntry.id)).all()) == 3
-        # The duplicate and both refusals (not JSON, no such tenant) may come in a later
-        # batch than the last entry stored.
-        for _ in range(400):
-            refused = value("shipway_audit_ingest_failures_total", via="nats", reason="refused")
-            if refused == before["refused"] + 2:
-                break
-            await asyncio.sleep(0.05)
-        assert refused == before["refused"] + 2
-        duplicates = value("shipway_audit_ingest_entries_total", via="nats", outcome="duplicate")
-        assert duplicates == before["duplicate"] + 1
-        batches = value("shipway_audit_ingest_batches_total", via="nats")
-        assert batches == before["batches"] + 3  # each message is a batch: [1, 2], 1 again, 3
-    finally:
-        await intake.close()
-        await link.close()
 
 
 def test_audit_entries_through_the_api_are_counted(api: TestClient) -> None:

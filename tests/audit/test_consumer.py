@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from shipway import metrics
 from shipway.audit import consumer as consumer_module
 from shipway.audit.consumer import AuditConsumer
 from shipway.store import Store
@@ -35,9 +36,27 @@ async def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
     raise AssertionError("timed out")
 
 
+#: The consumer's series, by what they count.
+COUNTED = {
+    "stored": ("shipway_audit_ingest_entries_total", {"outcome": "stored"}),
+    "duplicate": ("shipway_audit_ingest_entries_total", {"outcome": "duplicate"}),
+    "batches": ("shipway_audit_ingest_batches_total", {}),
+    "refused": ("shipway_audit_ingest_failures_total", {"reason": "refused"}),
+}
+
+
+def counted() -> dict[str, float]:
+    value = metrics.CONTROL_PLANE.get_sample_value
+    return {
+        key: value(name, {"via": "nats", **labels}) or 0.0
+        for key, (name, labels) in COUNTED.items()
+    }
+
+
 async def test_published_entries_are_stored_once(
     servers: Servers, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    before = counted()
     unique = uuid.uuid4().hex[:8]
     monkeypatch.setattr(consumer_module, "STREAM", f"AUDIT{unique}")
     monkeypatch.setattr(consumer_module, "PREFIX", f"audit{unique}.ingest.")
@@ -80,6 +99,12 @@ async def test_published_entries_are_stored_once(
                 break
             await asyncio.sleep(0.1)
         assert await drained()
+
+        # Counted as they ended: 3 entries stored, 1 duplicate, 3 messages stored (a batch
+        # each), 3 refused (not JSON, a bad entry, no such tenant).
+        moved = {"stored": 3, "duplicate": 1, "batches": 3, "refused": 3}
+        expected = {name: before[name] + n for name, n in moved.items()}
+        assert await until(lambda: counted() == expected)
     finally:
         await intake.close()
         await link.close()
