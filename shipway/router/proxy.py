@@ -14,6 +14,7 @@ import random
 import socket
 import time
 
+from shipway import metrics
 from shipway.router import pages, static
 from shipway.router.body import (
     SinkBroken,
@@ -69,7 +70,7 @@ class _Client:
 class _Exchange:
     """One request on its way through: what the answer to it depends on."""
 
-    __slots__ = ("app", "head", "reader", "request_id", "writer")
+    __slots__ = ("app", "head", "reader", "request_id", "status", "writer")
 
     def __init__(
         self,
@@ -84,6 +85,8 @@ class _Exchange:
         self.reader = reader
         self.writer = writer
         self.app = app
+        #: The status the client got, once it got one.
+        self.status: int | None = None
 
 
 def _peer(writer: asyncio.StreamWriter) -> bytes:
@@ -210,10 +213,19 @@ class Router:
         return False
 
     async def _app(self, exchange: _Exchange, host: str, client: bytes) -> bool:
-        """Serve a request for an app host: static files, an upstream, or an error page."""
+        """Serve a request for an app host, counted in the app's series (a host no app has is
+        no app's: left out)."""
         route = self.table.get(host)
         if route is None:
             return await self._error(exchange, 404, f"No app is served at {host}.")
+        started = time.monotonic()
+        try:
+            return await self._route(exchange, route, host, client)
+        finally:
+            metrics.routed(route.app, exchange.status, time.monotonic() - started)
+
+    async def _route(self, exchange: _Exchange, route: Route, host: str, client: bytes) -> bool:
+        """Serve a request by its app's route: static files, an upstream, or an error page."""
         route.last_request = time.monotonic()
         if not route.upstreams and route.static_root is None:
             if route.waker is None:
@@ -225,13 +237,14 @@ class Router:
         head = exchange.head
         if route.static_root is not None:
             keep = head.keep_alive and not head.has_body
-            return await static.serve(
+            exchange.status, keep = await static.serve(
                 route.static_root,
                 head,
                 exchange.writer,
                 request_id=exchange.request_id,
                 keep_alive=keep,
             )
+            return keep
         exchange.app = route.app
         if head.content_length is not None and head.content_length > self.max_body_bytes:
             limit = self.max_body_bytes
@@ -268,6 +281,7 @@ class Router:
         head = exchange.head
         if keep_alive is None:
             keep_alive = head.keep_alive and not head.has_body
+        exchange.status = status
         exchange.writer.write(
             pages.error(
                 status,
@@ -445,6 +459,7 @@ class Router:
         bodyless = head.method == b"HEAD" or response.status in _NO_BODY_STATUSES
         until_close = not bodyless and not response.chunked and response.content_length is None
         keep = head.keep_alive and not until_close and (pump is None or pump.done())
+        exchange.status = response.status
         out = response.for_client(exchange.request_id, _connection(keep, head.version))
         client = exchange.writer
         try:

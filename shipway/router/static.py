@@ -108,8 +108,9 @@ async def serve(
     *,
     request_id: bytes,
     keep_alive: bool,
-) -> bool:
-    """Answer from the files under ROOT; returns whether the connection may carry another."""
+) -> tuple[int, bool]:
+    """Answer from the files under ROOT; returns the status sent and whether the connection
+    may carry another."""
     head_only = head.method == b"HEAD"
     if head.method != b"GET" and not head_only:
         return await _refuse(
@@ -124,7 +125,7 @@ async def serve(
     if found.not_modified(head):
         writer.write(_head(304, b"Not Modified", None, request_id, keep_alive, headers))
         await writer.drain()
-        return keep_alive
+        return 304, keep_alive
     length = str(found.size).encode()
     writer.write(
         _head(
@@ -138,11 +139,11 @@ async def serve(
     )
     if head_only or found.size == 0:
         await writer.drain()
-        return keep_alive
+        return 200, keep_alive
     await writer.drain()
     with found.path.open("rb") as file:
         await asyncio.get_running_loop().sendfile(writer.transport, file, 0, found.size)
-    return keep_alive
+    return 200, keep_alive
 
 
 def _head(
@@ -173,7 +174,7 @@ async def _refuse(
     keep_alive: bool,
     head_only: bool,
     headers: tuple[bytes, ...] = (),
-) -> bool:
+) -> tuple[int, bool]:
     """Send an error page instead of a file."""
     writer.write(
         pages.error(
@@ -186,4 +187,4 @@ async def _refuse(
         )
     )
     await writer.drain()
-    return keep_alive
+    return status, keep_alive
