@@ -267,6 +267,18 @@ def check_triggers(wanted: Mapping[str, tuple[str, Any]]) -> None:
         triggers.parse(spec)
 
 
+def triggers_of(session: Session, principal: Principal, name: str) -> list[FunctionTrigger]:
+    """The triggers of function NAME, by name."""
+    fn = get(session, principal, name)
+    return list(
+        session.scalars(
+            select(FunctionTrigger)
+            .where(FunctionTrigger.function_id == fn.id)
+            .order_by(FunctionTrigger.name)
+        )
+    )
+
+
 def trigger_names(session: Session, fn: Function) -> list[str]:
     return sorted(
         session.scalars(select(FunctionTrigger.name).where(FunctionTrigger.function_id == fn.id))

@@ -216,6 +216,24 @@ def list_versions(
         return [version_json(v) for v in service.versions(session, principal, name)]
 
 
+@router.get("/{name}/triggers", summary="A function's schedules, by name")
+def list_triggers(
+    name: str, request: Request, principal: Principal = Depends(principal_from)
+) -> list[dict[str, Any]]:
+    """Each is `{name, spec, params, created_at}`: `spec` a cron expression or an ISO-8601
+    repeating interval, in UTC; `params` those of the runs it starts."""
+    with context(request).store.transaction() as session:
+        return [
+            {
+                "name": t.name,
+                "spec": t.spec,
+                "params": t.params,
+                "created_at": t.created_at.isoformat(),
+            }
+            for t in service.triggers_of(session, principal, name)
+        ]
+
+
 @router.post("/{name}/rollback", summary="Run an earlier version's code again, as a new version")
 async def rollback_function(
     name: str,

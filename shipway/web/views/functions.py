@@ -1,0 +1,159 @@
+"""The functions: a list with their versions and schedules, each function's page with its
+versions, schedules in words with their next runs, run history and a form to invoke it, and
+each run with its params, result and log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from shipway.errors import ValidationError
+from shipway.functions.schedules import triggers
+from shipway.functions.schedules.describe import describe
+from shipway.web import api
+from shipway.web.api import ApiError
+from shipway.web.viewer import Dashboard, Viewer, form, redirect, render, viewer
+
+router = APIRouter(include_in_schema=False)
+
+#: Runs a function's page lists, and upcoming runs it plans per schedule.
+RUNS = 50
+UPCOMING = 3
+#: The largest run id the API knows (its ids are 32-bit).
+MAX_RUN_ID = 2**31 - 1
+ENDED = {"succeeded": "succeeded", "failed": "failed", "timed_out": "timed out"}
+
+
+@router.get("/functions")
+async def function_list(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    found = await who.api.get("/functions")
+    schedules = await asyncio.gather(*(who.api.get(_path(fn["name"], "/triggers")) for fn in found))
+    now = datetime.now(UTC)
+    rows = [
+        {**fn, "triggers": [schedule(t, now, 1) for t in ts]}
+        for fn, ts in zip(found, schedules, strict=True)
+    ]
+    return render(request, "functions.html", who, functions=rows)
+
+
+@router.get("/functions/{name}")
+async def function_page(name: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
+    return await _page(request, who, name)
+
+
+async def _page(
+    request: Request,
+    who: Viewer,
+    name: str,
+    *,
+    params: str = "{}",
+    problem: str | None = None,
+    status: int = 200,
+) -> Response:
+    fn, versions, schedules, runs = await asyncio.gather(
+        who.api.get(_path(name)),
+        who.api.get(_path(name, "/versions")),
+        who.api.get(_path(name, "/triggers")),
+        who.api.get(_path(name, "/runs"), limit=RUNS),
+    )
+    now = datetime.now(UTC)
+    return render(
+        request,
+        "function.html",
+        who,
+        status=status,
+        fn=fn,
+        versions=versions,
+        triggers=[schedule(t, now, UPCOMING) for t in schedules],
+        runs=runs,
+        params=params,
+        problem=problem,
+    )
+
+
+def schedule(trigger: dict[str, Any], now: datetime, upcoming: int) -> dict[str, Any]:
+    """A trigger as the API gives it, with its spec in words and its next UPCOMING runs."""
+    try:
+        parsed = triggers.parse(trigger["spec"])
+    except ValidationError as e:  # stored before a change of what parses
+        return {**trigger, "words": f"cannot be read: {e.message}", "next": []}
+    return {
+        **trigger,
+        "words": describe(parsed),
+        "next": triggers.next_times(parsed, now, upcoming),
+    }
+
+
+@router.post("/functions/{name}/invoke")
+async def invoke(name: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
+    fields = await form(request, who)
+    text = fields.get("params", "")
+    try:
+        params = json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        problem = _json_problem(e)
+        return await _page(request, who, name, params=text, problem=problem, status=422)
+    board = Dashboard.of(request)
+    answer = await board.client.post(
+        "/fn/" + quote(name, safe=""),
+        json=params,
+        headers={"Authorization": f"Bearer {who.session.current.token}"},
+    )
+    run = answer.headers.get("x-shipway-run")
+    if run is None:  # refused before it ran: not allowed, not running here, bad params
+        refused = api.refusal(answer)
+        if refused.status == 422:
+            return await _page(request, who, name, params=text, problem=refused.message, status=422)
+        return redirect(request, f"/functions/{name}", refused.message, ok=False)
+    body = answer.json()
+    ended = "succeeded" if answer.status_code == 200 else body.get("error", {}).get("code")
+    message = f"Run {run} {ENDED.get(str(ended), str(ended))}"
+    if answer.status_code != 200:
+        message += f": {body.get('error', {}).get('message', '')}".rstrip(": ")
+    return redirect(
+        request, f"/functions/{name}/runs/{run}", message + ".", ok=answer.status_code == 200
+    )
+
+
+def _path(name: str, rest: str = "") -> str:
+    """The API path of function NAME (a name from the page's URL, so quoted)."""
+    return "/functions/" + quote(name, safe="") + rest
+
+
+def _json_problem(e: ValueError) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        return f"The params are not JSON: {e.msg} (line {e.lineno}, column {e.colno})."
+    return f"The params are not JSON: {e}."
+
+
+@router.get("/functions/{name}/runs/{run_id}")
+async def run_page(
+    name: str, run_id: str, request: Request, who: Viewer = Depends(viewer)
+) -> Response:
+    number = _run_id(run_id)
+    run, log = await asyncio.gather(
+        who.api.get(f"/runs/{number}"), who.api.get(f"/runs/{number}/logs")
+    )
+    if run["function"] != name:
+        raise ApiError(404, "not_found", f"{name} has no run {number}")
+    return render(request, "run.html", who, run=run, log=log)
+
+
+@router.get("/runs/{run_id}")
+async def run_by_id(run_id: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
+    number = _run_id(run_id)
+    run = await who.api.get(f"/runs/{number}")
+    return redirect(request, f"/functions/{run['function']}/runs/{number}")
+
+
+def _run_id(text: str) -> int:
+    """A run id from the path; ApiError 404 (as the page shows it) for one no run can have."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) <= MAX_RUN_ID):
+        raise ApiError(404, "not_found", f"no run with id {text[:40]!r}")
+    return int(text)
