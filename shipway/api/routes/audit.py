@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -16,11 +15,10 @@ from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.api.schemas import MAX_ID
-from shipway.audit import ingest, search
+from shipway.audit import ingest, search, tail
 from shipway.audit.templates import render
-from shipway.errors import ShipwayError, ValidationError
+from shipway.errors import ValidationError
 from shipway.logs import sse
-from shipway.store import Store
 from shipway.store.tables import AuditEntry
 from shipway.store.types import utcnow
 
@@ -126,17 +124,12 @@ async def tail_entries(
     if last_event_id and last_event_id.strip():
         start = _resume_point(last_event_id.strip())
     else:
-        start = await asyncio.to_thread(_last_id, ctx.store)
-    events = sse.until(ctx.stopping, _follow(ctx.store, query, start))
+        start = await asyncio.to_thread(tail.last_id, ctx.store)
+    entries = tail.follow(ctx.store, query, start, lambda e: json.dumps(entry_json(e)))
+    events = sse.until(ctx.stopping, entries)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-#: Seconds between looks for new entries, and between keep-alives when there are none.
-TAIL_EVERY = 0.5
-KEEP_ALIVE_EVERY = 15.0
-#: Ids below the highest sent that are looked at again: on PostgreSQL, transactions commit
-#: out of id order, so an entry can appear after one with a higher id.
-TAIL_LOOKBACK = 100
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -146,40 +139,6 @@ def _resume_point(last_event_id: str) -> int:
     if not digits or int(last_event_id) > MAX_ID:
         raise ValidationError(f"Last-Event-ID must be the id of an entry, 0 to {MAX_ID}")
     return int(last_event_id)
-
-
-def _last_id(store: Store) -> int:
-    with store.transaction() as session:
-        return search.last_id(session)
-
-
-async def _follow(store: Store, query: search.Query, start: int) -> AsyncIterator[str]:
-    """New entries as SSE, for as long as the client stays."""
-    sent: dict[int, None] = {}
-    highest, quiet = start, 0.0
-
-    def look() -> list[dict[str, Any]]:
-        with store.transaction() as session:
-            after = max(start, highest - TAIL_LOOKBACK)
-            return [entry_json(e) for e in search.newer(session, query, after) if e.id not in sent]
-
-    while True:
-        try:
-            found = await asyncio.to_thread(look)
-        except ShipwayError as e:
-            yield sse.encode("error", json.dumps({"code": e.code, "message": e.message}))
-            return
-        for item in found:
-            sent[item["id"]] = None
-            highest = max(highest, item["id"])
-            yield sse.encode("entry", json.dumps(item), id=item["id"])
-        while len(sent) > 4 * TAIL_LOOKBACK:
-            del sent[next(iter(sent))]
-        quiet = 0.0 if found else quiet + TAIL_EVERY
-        if quiet >= KEEP_ALIVE_EVERY:
-            quiet = 0.0
-            yield sse.KEEP_ALIVE
-        await asyncio.sleep(TAIL_EVERY)
 
 
 @router.post("/entries", status_code=201, summary="Record entries from another service")
