@@ -47,3 +47,27 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("pre.log[data-stream]").forEach(followLog);
   document.querySelectorAll("pre.log").forEach((log) => { log.scrollTop = log.scrollHeight; });
 });
+
+// A table that goes on: <tbody data-tail="URL"> gets each new row the server sends, at the top.
+function tailRows(body) {
+  const status = document.getElementById(body.dataset.status || "");
+  const source = new EventSource(body.dataset.tail);
+  let added = 0;
+  source.addEventListener("entry", (event) => {
+    const entry = JSON.parse(event.data);
+    if (document.getElementById("entry-" + entry.id)) return;
+    body.insertAdjacentHTML("afterbegin", entry.html);
+    if (body.firstElementChild) body.firstElementChild.classList.add("new");
+    const empty = document.getElementById("no-entries");
+    if (empty) empty.hidden = true;
+    added += 1;
+    if (status) status.textContent = added + (added === 1 ? " new entry" : " new entries") + " since this page loaded.";
+  });
+  source.addEventListener("error", (event) => {
+    if (event.data) source.close();  // the server refused the search: it will not change
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("tbody[data-tail]").forEach(tailRows);
+});

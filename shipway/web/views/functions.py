@@ -79,15 +79,12 @@ async def _page(
 
 def schedule(trigger: dict[str, Any], now: datetime, upcoming: int) -> dict[str, Any]:
     """A trigger as the API gives it, with its spec in words and its next UPCOMING runs."""
+    shown = {**trigger, "params_json": json.dumps(trigger["params"], ensure_ascii=False)}
     try:
         parsed = triggers.parse(trigger["spec"])
     except ValidationError as e:  # stored before a change of what parses
-        return {**trigger, "words": f"cannot be read: {e.message}", "next": []}
-    return {
-        **trigger,
-        "words": describe(parsed),
-        "next": triggers.next_times(parsed, now, upcoming),
-    }
+        return {**shown, "words": f"cannot be read: {e.message}", "next": []}
+    return {**shown, "words": describe(parsed), "next": triggers.next_times(parsed, now, upcoming)}
 
 
 @router.post("/functions/{name}/invoke")
@@ -142,7 +139,8 @@ async def run_page(
     )
     if run["function"] != name:
         raise ApiError(404, "not_found", f"{name} has no run {number}")
-    return render(request, "run.html", who, run=run, log=log)
+    shown = {k: json.dumps(run[k], indent=2, ensure_ascii=False) for k in ("params", "result")}
+    return render(request, "run.html", who, run=run, log=log, shown=shown)
 
 
 @router.get("/runs/{run_id}")
