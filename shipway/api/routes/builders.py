@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context, principal_from
 from shipway.api.routing import Route
 from shipway.context import Context
 from shipway.errors import Forbidden, ServiceError
-from shipway.fleet import load, registry
+from shipway.fleet import history, load, registry
 from shipway.fleet.sizing import Policy, PoolLoad
+from shipway.store.types import utcnow
 
 router = APIRouter(prefix="/builders", tags=["builders"], route_class=Route)
 fleet_router = APIRouter(prefix="/fleet", tags=["builders"], route_class=Route)
@@ -71,6 +73,26 @@ def fleet_rules(
         {"rule": index, "match": rule.describe(), "pool": rule.pool, **asdict(rule)}
         for index, rule in enumerate(context(request).rules.rules, 1)
     ]
+
+
+@fleet_router.get("/history", summary="The build queue hour by hour: backlog and waits")
+async def fleet_history(
+    request: Request,
+    hours: int = Query(history.DEFAULT_HOURS, ge=1, le=history.MAX_HOURS),
+    principal: Principal = Depends(principal_from),
+) -> list[dict[str, Any]]:
+    """The last `hours` UTC hours, oldest first, the last one under way: `backlog` is the
+    builds waiting for a builder at the hour's end, `started` those that started in it, and
+    `wait_median` and `wait_max` how long they had waited (seconds; null when none started)."""
+    platform_only(principal)
+    ctx = context(request)
+
+    def read() -> list[dict[str, Any]]:
+        with ctx.store.transaction() as session:
+            series = history.build_queue(session, utcnow(), hours)
+        return [{**asdict(h), "start": h.start.isoformat()} for h in series]
+
+    return await asyncio.to_thread(read)
 
 
 @fleet_router.get("/pools", summary="Each pool's builders, slots in use, backlog and size")
