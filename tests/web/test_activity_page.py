@@ -215,6 +215,15 @@ async def streamed(
         await asyncio.wait_for(task, 10)
 
 
+@asynccontextmanager
+async def logged_in(app: Any, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of APP in this event loop (as the stream's is), logged in with TOKEN."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.post("/login", data={"token": token})).status_code == 303
+        yield client
+
+
 async def next_entry(chunks: asyncio.Queue[bytes], parser: SseParser) -> SseEvent:
     """The next `entry` event, keep-alives skipped; a wait of 10 s at most."""
     buffered = ""
@@ -231,10 +240,7 @@ async def test_new_entries_matching_the_search_are_sent_as_rows(
     store: Store, settings: Settings, admin_token: str
 ) -> None:
     app = create_app(Context(settings, store))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        logged = await client.post("/login", data={"token": admin_token, "next": "/activity"})
-        assert logged.status_code == 303
+    async with logged_in(app, admin_token) as client:
         first = await client.post(ENTRIES, json=entry("flag:1"), headers=auth(admin_token))
         assert first.status_code == 201  # the page's newest, which the tail starts after
         page = await client.get(
@@ -265,12 +271,10 @@ async def test_a_stream_with_a_bad_search_is_refused_with_a_page(
     store: Store, settings: Settings, admin_token: str
 ) -> None:
     app = create_app(Context(settings, store))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        await client.post("/login", data={"token": admin_token, "next": "/activity"})
+    async with logged_in(app, admin_token) as client:
         bad = await client.get("/activity/stream", params={"path": "a", "op": "NOPE", "value": "1"})
         assert bad.status_code == 422 and "unknown op" in bad.text and "<html" in bad.text
         assert (await client.get("/activity/stream", params={"after": "-1"})).status_code == 422
-        anonymous = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x")
         async with anonymous:
             assert (await anonymous.get("/activity/stream")).status_code == 303
