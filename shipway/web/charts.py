@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 #: The drawing's own units; it scales to the width of the page.
-WIDTH, HEIGHT = 600, 150
-LEFT, RIGHT, TOP, BOTTOM = 44, 6, 8, 20
+WIDTH, HEIGHT = 420, 150
+LEFT, RIGHT, TOP, BOTTOM = 46, 6, 10, 20
 
 Format = Callable[[float], str]
 
@@ -82,11 +82,11 @@ def _figure(title: str, points: Sequence[Point], fmt: Format, top: float, marks:
         else f"{title}: nothing measured"
     )
     base = TOP + _plot_height()
-    axis = (
-        f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>'
-        f'<text x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">{escape(fmt(top))}</text>'
-        f'<text x="{LEFT - 4}" y="{base}" text-anchor="end">0</text>'
-    )
+    axis = f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>'
+    axis += f'<text x="{LEFT - 4}" y="{base}" text-anchor="end">0</text>'
+    if any(measured):
+        top_label = escape(fmt(top))
+        axis += f'<text x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">{top_label}</text>'
     if points:
         axis += (
             f'<text x="{LEFT}" y="{HEIGHT - 4}">{escape(points[0].label)}</text>'
