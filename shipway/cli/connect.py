@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shipway.cli.options import DataOpt, JsonOpt
+from shipway.cli.options import AppArg, AppOrOpt, DataOpt, JsonOpt, named
 from shipway.cli.output import console, emit_json, fields, table
 from shipway.client.api import Api
 
@@ -23,7 +23,6 @@ _WHERE = {
 
 
 def apps_connect(
-    name: str,
     provider: Annotated[str, typer.Option(help=PROVIDERS)],
     repo: Annotated[str, typer.Option(help="OWNER/NAME on the host (GitLab: GROUP/…/NAME)")],
     secret: Annotated[
@@ -48,10 +47,13 @@ def apps_connect(
             help="the host's API root for a self-hosted host, e.g. https://git.example.com/api/v1",
         ),
     ] = None,
+    name: AppArg = None,
+    app: AppOrOpt = None,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
     """Connect an app to its repository: pushes deploy, pull requests get previews."""
+    name = named(name, app)
     body = {"provider": provider, "repo": repo, "secret": secret, "token": token}
     made = Api.find(data).request(
         "PUT", f"/apps/{name}/connection", json={**body, "api_url": api_url}
@@ -76,19 +78,27 @@ def apps_connect(
         )
 
 
-def apps_disconnect(name: str, data: DataOpt = None) -> None:
+def apps_disconnect(
+    name: AppArg = None, app: AppOrOpt = None, as_json: JsonOpt = False, data: DataOpt = None
+) -> None:
     """Forget an app's repository: its webhook deliveries are refused (404) from now on."""
+    name = named(name, app)
     Api.find(data).delete(f"/apps/{name}/connection")
-    console.print(f"Disconnected {name} from its repository.")
+    if as_json:
+        emit_json({"app": name, "connection": None})
+    else:
+        console.print(f"Disconnected {name} from its repository.", highlight=False)
 
 
 def apps_deliveries(
-    name: str,
+    name: AppArg = None,
+    app: AppOrOpt = None,
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
     as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
     """The webhook deliveries an app received and what came of each."""
+    name = named(name, app)
     items = Api.find(data).get(f"/apps/{name}/deliveries", params={"limit": limit})
     if as_json:
         emit_json(items)

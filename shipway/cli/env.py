@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shipway.cli.options import DataOpt, JsonOpt
+from shipway.cli.options import AppOpt, DataOpt, JsonOpt
 from shipway.cli.output import emit_json, table
 from shipway.cli.rollout import NoWaitOpt, roll_out
 from shipway.client.api import Api
@@ -14,7 +14,6 @@ from shipway.errors import ClientError
 
 env = typer.Typer(help="An app's config vars and encrypted secrets.", no_args_is_help=True)
 
-AppOpt = Annotated[str, typer.Option("--app", help="the app")]
 COLUMNS = ["key", "value", "secret", "updated_at"]
 
 

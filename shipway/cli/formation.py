@@ -1,4 +1,4 @@
-"""`shipway scale --app APP web=3 worker=1`: how many instances of each process type run."""
+"""`shipway scale -a APP web=3 worker=1`: how many instances of each process type run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.options import DataOpt, JsonOpt
+from shipway.cli.options import AppOpt, DataOpt, JsonOpt
 from shipway.cli.output import emit_json, table
 from shipway.client.api import Api
 from shipway.errors import ClientError
@@ -29,7 +29,7 @@ def parse_counts(pairs: list[str]) -> dict[str, int]:
 
 
 def scale(
-    app: Annotated[str, typer.Option("--app", help="the app")],
+    app: AppOpt,
     pairs: Annotated[
         list[str] | None, typer.Argument(metavar="[PROCESS=COUNT]...", show_default=False)
     ] = None,

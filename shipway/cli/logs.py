@@ -1,4 +1,4 @@
-"""`shipway logs --app APP [-f]`: print a running app's log, or follow it as it is written."""
+"""`shipway logs -a APP [-f]`: print a running app's log, or follow it as it is written."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.options import DataOpt
+from shipway.cli.options import AppOpt, DataOpt, LogJsonOpt
+from shipway.cli.output import log_line
 from shipway.client.api import Api
 from shipway.client.follow import read_events
 
@@ -15,15 +16,17 @@ MAX_TAIL = 10_000
 
 
 def logs(
-    app: Annotated[str, typer.Option("--app", help="the app")],
+    app: AppOpt,
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="keep printing new lines until interrupted")
     ] = False,
     tail: Annotated[
         int, typer.Option("--tail", min=0, max=MAX_TAIL, help="start with the last N lines")
     ] = 100,
+    as_json: LogJsonOpt = False,
     data: DataOpt = None,
 ) -> None:
     """Print an app's log: its instances' output and what shipway did with them."""
     params = {"follow": "true" if follow else "false", "tail": str(tail)}
-    read_events(Api.find(data), f"/apps/{app}/logs", params, follow=follow, on_line=typer.echo)
+    on_line = log_line if as_json else typer.echo
+    read_events(Api.find(data), f"/apps/{app}/logs", params, follow=follow, on_line=on_line)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shipway.cli.options import DataOpt, JsonOpt
+from shipway.cli.options import AppOpt, DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, table
 from shipway.client.api import Api
 from shipway.client.upload import released, settle
@@ -15,7 +15,6 @@ from shipway.errors import ClientError
 
 releases = typer.Typer(help="An app's immutable releases.", no_args_is_help=True)
 
-AppOpt = Annotated[str, typer.Option("--app", help="the app")]
 
 _VERSION = re.compile(r"[vV]?([0-9]{1,9})")
 _ROLLBACK = "Rollback to "

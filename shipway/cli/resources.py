@@ -10,7 +10,7 @@ import typer
 from shipway import durations
 from shipway.cli.connect import show_connection, show_deliveries
 from shipway.cli.git import set_up_remote
-from shipway.cli.options import DataOpt, JsonOpt
+from shipway.cli.options import AppArg, AppOrOpt, DataOpt, JsonOpt, named
 from shipway.cli.output import console, emit_json, errors, fields, table
 from shipway.client.api import Api
 from shipway.errors import ClientError
@@ -55,19 +55,21 @@ def apps_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
 
 
 @apps.command("info")
-def apps_info(name: str, as_json: JsonOpt = False, data: DataOpt = None) -> None:
+def apps_info(
+    name: AppArg = None, app: AppOrOpt = None, as_json: JsonOpt = False, data: DataOpt = None
+) -> None:
     """Show an app: its settings, URLs, live releases and instances."""
-    info = Api.find(data).get(f"/apps/{name}/info")
+    info = Api.find(data).get(f"/apps/{named(name, app)}/info")
     if as_json:
         emit_json(info)
         return
-    app = info["app"]
+    settings = info["app"]
     fields(
         {
-            **app,
+            **settings,
             "formation": " ".join(f"{p}={n}" for p, n in info["formation"].items()) or "none yet",
-            "sleeps": _sleeps(app["idle_timeout"]),
-            "health check": f"GET {app['health_path']} within {app['health_timeout']} s",
+            "sleeps": _sleeps(settings["idle_timeout"]),
+            "health check": f"GET {settings['health_path']} within {settings['health_timeout']} s",
         },
         ["name", "plan", "region", "url", "formation", "sleeps", "health check", "created_at"],
     )
@@ -122,7 +124,8 @@ def uptime(seconds: float | None) -> str:
 
 @apps.command("set")
 def apps_set(
-    name: str,
+    name: AppArg = None,
+    app: AppOrOpt = None,
     plan: Annotated[str | None, typer.Option(help="free or pro")] = None,
     build_network: Annotated[
         bool | None,
@@ -149,6 +152,7 @@ def apps_set(
 ) -> None:
     """Change an app's settings; instances take new sleep and health settings at the next
     deploy."""
+    chosen = named(name, app)
     given = {"plan": plan, "build_network": build_network, "health_path": health_path}
     body: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     if idle_timeout is not None:
@@ -163,26 +167,32 @@ def apps_set(
             "nothing to change: pass --plan, --build-network/--no-build-network, "
             "--idle-timeout, --health-path or --health-timeout"
         )
-    app = Api.find(data).request("PATCH", f"/apps/{name}", json=body)
+    changed = Api.find(data).request("PATCH", f"/apps/{chosen}", json=body)
     if as_json:
-        emit_json(app)
+        emit_json(changed)
     else:
-        shown = {**app, "sleeps": _sleeps(app["idle_timeout"])}
+        shown = {**changed, "sleeps": _sleeps(changed["idle_timeout"])}
         keys = ["name", "plan", "region", "build_network", "sleeps", "health_path"]
         fields(shown, [*keys, "health_timeout"])
 
 
 @apps.command("delete")
 def apps_delete(
-    name: str,
+    name: AppArg = None,
+    app: AppOrOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="confirm the deletion")] = False,
+    as_json: JsonOpt = False,
     data: DataOpt = None,
 ) -> None:
     """Delete an app and everything it owns."""
+    chosen = named(name, app)
     if not yes:
-        raise ClientError(f"deleting {name} removes all its releases; pass --yes to confirm")
-    Api.find(data).delete(f"/apps/{name}")
-    console.print(f"Deleted {name}.")
+        raise ClientError(f"deleting {chosen} removes all its releases; pass --yes to confirm")
+    Api.find(data).delete(f"/apps/{chosen}")
+    if as_json:
+        emit_json({"app": chosen, "deleted": True})
+    else:
+        console.print(f"Deleted {chosen}.", highlight=False)
 
 
 def parse_duration(raw: str, flag: str = "--expires") -> timedelta:
@@ -235,10 +245,13 @@ def tokens_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
 
 
 @tokens.command("revoke")
-def tokens_revoke(token_id: int, data: DataOpt = None) -> None:
+def tokens_revoke(token_id: int, as_json: JsonOpt = False, data: DataOpt = None) -> None:
     """Revoke a token by id."""
     row = Api.find(data).delete(f"/tokens/{token_id}")
-    console.print(f"Revoked token {row['id']} ({row['name']}).")
+    if as_json:
+        emit_json(row)
+    else:
+        console.print(f"Revoked token {row['id']} ({row['name']}).", highlight=False)
 
 
 @orgs.command("create")

@@ -87,14 +87,17 @@ def server(
     thread.join(10)
 
 
-def shipway(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`shipway ARGS` in a subprocess, as a user with HOME and no server would run it (in
-    HOME, so that no git work tree around the tests is taken for the user's)."""
+def shipway(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`shipway ARGS` in a subprocess, its output piped, as a user with HOME and no server
+    would run it (in HOME, so that no git work tree around the tests is taken for the
+    user's); ENV adds to its environment, a server's for one."""
     return subprocess.run(
         [sys.executable, "-m", "shipway", *args],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHIPWAY_DATA": str(home)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHIPWAY_DATA": str(home), **(env or {})},
         cwd=home,
         timeout=60,
     )

@@ -105,6 +105,33 @@ def test_info(web: Server, store: Store) -> None:
     assert fails(web, "apps", "info", "nope") == "no app named 'nope' (HTTP 404)"
 
 
+def test_the_app_is_named_as_the_argument_or_with_a(web: Server) -> None:
+    as_argument = run(web, "apps", "info", "web", "--json")
+    assert run(web, "apps", "info", "-a", "web", "--json") == as_argument
+    assert run(web, "apps", "info", "--app", "web", "web", "--json") == as_argument
+    assert fails(web, "apps", "info", "-a", "nope") == "no app named 'nope' (HTTP 404)"
+    assert fails(web, "apps", "info") == "name the app: as the argument (APP) or with -a APP"
+    assert fails(web, "apps", "info", "web", "-a", "api") == (
+        "two apps named: web and -a api; name one"
+    )
+    changed = json.loads(run(web, "apps", "set", "-a", "web", "--plan", "pro", "--json"))
+    assert changed["plan"] == "pro"
+    assert json.loads(run(web, "apps", "deliveries", "-a", "web", "--json")) == []
+    connect = ("apps", "connect", "-a", "web", "--provider", "github", "--repo", "acme/web")
+    connected = json.loads(run(web, *connect, "--secret", "s" * 24, "--json"))
+    assert connected["repo"] == "acme/web"
+    assert json.loads(run(web, "apps", "disconnect", "-a", "web", "--json")) == {
+        "app": "web",
+        "connection": None,
+    }
+    assert fails(web, "apps", "delete", "-a", "web") == (
+        "deleting web removes all its releases; pass --yes to confirm"
+    )
+    deleted = json.loads(run(web, "apps", "delete", "-a", "web", "--yes", "--json"))
+    assert deleted == {"app": "web", "deleted": True}
+    assert fails(web, "apps", "info", "-a", "web") == "no app named 'web' (HTTP 404)"
+
+
 def test_previews(web: Server, store: Store) -> None:
     assert run(web, "previews", "list", "--app", "web") == "web has no previews.\n"
     release(store, 1, env="feature-x")
@@ -112,9 +139,11 @@ def test_previews(web: Server, store: Store) -> None:
     assert [
         p["name"] for p in json.loads(run(web, "previews", "list", "--app", "web", "--json"))
     ] == ["feature-x"]
-    assert run(web, "previews", "delete", "feature-x", "--app", "web") == (
-        "Removed the preview feature-x of web.\n"
-    )
+    assert json.loads(run(web, "previews", "delete", "feature-x", "-a", "web", "--json")) == {
+        "app": "web",
+        "environment": "feature-x",
+        "deleted": True,
+    }
     assert fails(web, "previews", "delete", "feature-x", "--app", "web") == (
         "web has no environment named 'feature-x' (HTTP 404)"
     )
@@ -132,8 +161,12 @@ def test_logs(web: Server, store: Store) -> None:
         app_id = session.scalars(select(App.id)).one()
         lines.insert(session, "app", app_id, [(n, f"line {n}") for n in range(1, 6)])
     assert run(web, "logs", "--app", "web") == "".join(f"line {n}\n" for n in range(1, 6))
-    assert run(web, "logs", "--app", "web", "--tail", "2") == "line 4\nline 5\n"
+    assert run(web, "logs", "-a", "web", "--tail", "2") == "line 4\nline 5\n"
     assert fails(web, "logs", "--app", "nope") == "no app named 'nope' (HTTP 404)"
+    for follow in ([], ["-f"]):  # without NATS, a followed log ends with its stored lines
+        printed = run(web, "logs", "-a", "web", "--tail", "2", "--json", *follow)
+        assert printed == '{"line": "line 4"}\n{"line": "line 5"}\n'
+    assert fails(web, "logs", "-a", "nope", "--json") == "no app named 'nope' (HTTP 404)"
 
 
 def test_a_bad_tail_is_a_usage_error(tmp_path: Path) -> None:
