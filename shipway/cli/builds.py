@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.options import DataOpt, JsonOpt
-from shipway.cli.output import console, emit_json, errors, table
+from shipway.cli.options import AppOpt, DataOpt, JsonOpt
+from shipway.cli.output import console, emit_json, emit_line, errors, log_line, table
 from shipway.client.api import Api
 from shipway.client.follow import read_log
 from shipway.errors import ClientError
@@ -20,11 +20,7 @@ FollowOpt = Annotated[
 
 
 @builds.command("list")
-def builds_list(
-    app: Annotated[str, typer.Option("--app", help="the app whose builds to list")],
-    as_json: JsonOpt = False,
-    data: DataOpt = None,
-) -> None:
+def builds_list(app: AppOpt, as_json: JsonOpt = False, data: DataOpt = None) -> None:
     """List an app's builds, newest first."""
     items = Api.find(data).get(f"/apps/{app}/builds")
     if as_json:
@@ -38,15 +34,35 @@ def builds_list(
 
 
 @builds.command("cancel")
-def builds_cancel(build_id: int, data: DataOpt = None) -> None:
+def builds_cancel(build_id: int, as_json: JsonOpt = False, data: DataOpt = None) -> None:
     """Cancel a queued or running build; its sandbox is killed at once."""
-    Api.find(data).post(f"/builds/{build_id}/cancel", {})
-    console.print(f"Build {build_id} cancelled.")
+    build = Api.find(data).post(f"/builds/{build_id}/cancel", {})
+    if as_json:
+        emit_json(build)
+    else:
+        console.print(f"Build {build_id} cancelled.")
 
 
 @builds.command("logs")
-def builds_logs(build_id: int, follow: FollowOpt = False, data: DataOpt = None) -> None:
+def builds_logs(
+    build_id: int,
+    follow: FollowOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='one JSON object per line, {"line": …}; the last says how it ended'
+        ),
+    ] = False,
+    data: DataOpt = None,
+) -> None:
     """Print a build's log; with -f, follow it live until the build ends."""
+    if as_json:
+        status = read_log(Api.find(data), build_id, follow=follow, on_line=log_line)
+        if status is not None:
+            emit_line({"build": build_id, "status": status})
+        if status == "failed":
+            raise typer.Exit(1)
+        return
     status = read_log(Api.find(data), build_id, follow=follow, on_line=typer.echo)
     if status == "failed":
         raise ClientError(f"build {build_id} failed")

@@ -1,4 +1,4 @@
-"""`shipway deploy [PATH] --app APP`: upload a directory without git, honouring its .gitignore
+"""`shipway deploy [PATH] -a APP`: upload a directory without git, honouring its .gitignore
 files as git would, and follow the build like a push does."""
 
 from __future__ import annotations
@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pathspec import GitIgnoreSpec
 
-from shipway.cli.options import DataOpt
+from shipway.cli.options import AppOpt, DataOpt
+from shipway.cli.output import emit_line, log_line
 from shipway.client.api import Api
-from shipway.client.upload import Source
+from shipway.client.follow import read_log
+from shipway.client.upload import Source, outcome, settle
 from shipway.client.upload import deploy as upload
 from shipway.errors import ClientError
 
@@ -28,11 +30,19 @@ Rules = list[tuple[str, GitIgnoreSpec]]
 
 
 def deploy(
-    app: Annotated[str, typer.Option("--app", help="the app to deploy")],
+    app: AppOpt,
     path: Annotated[Path, typer.Argument(help="the directory to upload")] = Path("."),
     env: Annotated[
         str | None, typer.Option("--env", help="a preview environment; default production")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="one JSON object per line: the deployment as it starts, each log line "
+            '({"line": …}), then the deployment as it ended, with its release and URL',
+        ),
+    ] = False,
     data: DataOpt = None,
 ) -> None:
     """Upload a directory (no git needed), follow its build log, exit 1 if it does not go live."""
@@ -43,10 +53,44 @@ def deploy(
     if not files:
         raise ClientError(f"nothing to deploy: {root} holds no files that .gitignore lets through")
     api = Api.find(data)
-    typer.echo(f"-----> Uploading {len(files)} files from {root}")
-    source = Source(app=app, chunks=tar_stream(root, files), environment=env)
-    if upload(api, source, typer.echo) != 0:
-        raise typer.Exit(1)
+    if as_json:
+        code = deploy_json(api, app, tar_stream(root, files), env)
+    else:
+        typer.echo(f"-----> Uploading {len(files)} files from {root}")
+        source = Source(app=app, chunks=tar_stream(root, files), environment=env)
+        code = upload(api, source, typer.echo)
+    if code != 0:
+        raise typer.Exit(code)
+
+
+def deploy_json(api: Api, app: str, chunks: Iterable[bytes], env: str | None) -> int:
+    """Deploy CHUNKS (a source tar) as `deploy --json` shows it; 0 when it went live."""
+    params = {"source": "upload", **({"env": env} if env else {})}
+    headers = {"Content-Type": "application/x-tar"}
+    path = f"/apps/{app}/deployments"
+    started = api.respond("POST", path, params=params, content=chunks, headers=headers).json()
+    shown = {
+        "deployment": started["id"],
+        "build": started["build_id"],
+        "app": started["app"],
+        "environment": started["environment"],
+    }
+    emit_line({**shown, "status": started["status"], "url": started["url"]})
+    build = read_log(api, int(started["build_id"]), follow=True, on_line=log_line)
+    ended = settle(api, int(started["id"]))
+    said, code = outcome(ended, build)
+    emit_line(
+        {
+            **shown,
+            "status": ended["status"],
+            "release": ended.get("release"),
+            "url": ended["url"],
+            "reason": ended.get("reason"),
+            "build_status": build,
+            "message": said.removeprefix("-----> "),
+        }
+    )
+    return code
 
 
 def source_files(root: Path) -> Iterator[str]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shipway.cli.options import DataOpt, JsonOpt
-from shipway.cli.output import console, emit_json, table
+from shipway.cli.output import console, emit_json, emit_line, table
 from shipway.client.api import Api
 from shipway.settings import Settings
 
@@ -33,6 +33,12 @@ def builder(
         str | None,
         typer.Option("--token", envvar="SHIPWAY_TOKEN", help="with --server: a platform owner's"),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="a JSON line when it takes builds, and one when it has drained"
+        ),
+    ] = False,
     data: DataOpt = None,
 ) -> None:
     """Run a builder until SIGTERM or a drain: beside the shipway whose data dir this is, or,
@@ -44,6 +50,9 @@ def builder(
     parsed = parse_labels(labels)
 
     def ready(running: Builder) -> None:
+        if as_json:
+            emit_line({"builder": running.id, "pool": pool, "slots": slots, "state": "ready"})
+            return
         console.print(
             f"Builder {running.id} takes builds of pool {pool}, {slots} at a time. "
             "SIGTERM drains it."
@@ -60,7 +69,10 @@ def builder(
             token=token,
         )
     )
-    console.print(f"Builder {done.id} drained.")
+    if as_json:
+        emit_line({"builder": done.id, "pool": pool, "slots": slots, "state": "drained"})
+    else:
+        console.print(f"Builder {done.id} drained.")
 
 
 @builders.command("list")
@@ -80,10 +92,15 @@ def builders_list(as_json: JsonOpt = False, data: DataOpt = None) -> None:
 
 
 @builders.command("drain")
-def builders_drain(builder_id: str, data: DataOpt = None) -> None:
+def builders_drain(builder_id: str, as_json: JsonOpt = False, data: DataOpt = None) -> None:
     """Stop a builder taking builds; it finishes those it runs, then stops."""
-    Api.find(data).post(f"/builders/{builder_id}/drain", {})
-    console.print(f"Asked {builder_id} to drain: it finishes its builds, then stops.")
+    draining = Api.find(data).post(f"/builders/{builder_id}/drain", {})
+    if as_json:
+        emit_json(draining)
+    else:
+        console.print(
+            f"Asked {builder_id} to drain: it finishes its builds, then stops.", highlight=False
+        )
 
 
 @fleet.command("rules")

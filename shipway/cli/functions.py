@@ -12,8 +12,8 @@ import typer
 import yaml
 
 from shipway.cli.env import parse_pairs
-from shipway.cli.options import DataOpt, JsonOpt
-from shipway.cli.output import console, emit_json, table
+from shipway.cli.options import DataOpt, JsonOpt, LogJsonOpt
+from shipway.cli.output import console, emit_json, log_line, table
 from shipway.client.api import Api, describe_error
 from shipway.errors import ClientError
 from shipway.functions import declared as declarations
@@ -52,7 +52,7 @@ def deploy(
         list[str] | None,
         typer.Option(
             "--schedule",
-            help="a cron expression or ISO-8601 R[n]/START/PERIOD[/E…]; "
+            help="a cron expression or ISO-8601 R\\[n]/START/PERIOD\\[/E…]; "
             "the --params after it are its runs' params",
         ),
     ] = None,
@@ -275,14 +275,24 @@ def runs(
 
 
 @fn.command("logs")
-def logs(run: Annotated[int, typer.Argument(help="the run's id")], data: DataOpt = None) -> None:
+def logs(
+    run: Annotated[int, typer.Argument(help="the run's id")],
+    as_json: LogJsonOpt = False,
+    data: DataOpt = None,
+) -> None:
     """One run's console output."""
     for line in Api.find(data).get(f"/runs/{run}/logs"):
-        typer.echo(line)
+        if as_json:
+            log_line(line)
+        else:
+            typer.echo(line)
 
 
 @fn.command("delete")
-def delete(name: NameArg, data: DataOpt = None) -> None:
+def delete(name: NameArg, as_json: JsonOpt = False, data: DataOpt = None) -> None:
     """Delete the function, its versions and runs."""
     Api.find(data).delete(f"/functions/{name}")
-    console.print(f"Deleted {name}.")
+    if as_json:
+        emit_json({"function": name, "deleted": True})
+    else:
+        console.print(f"Deleted {name}.", highlight=False)
