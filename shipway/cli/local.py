@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.markup import escape
 
-from shipway.cli.output import console, emit_json
+from shipway.cli.output import console, emit_json, emit_line
 from shipway.client.login import data_dir_from
 from shipway.datadir import DataDir, pid_alive
 from shipway.errors import ClientError
@@ -53,7 +55,7 @@ def sandbox_network(state: dict[str, Any] | None) -> None:
         console.print(f"  sandbox network: [{colour}]{state['detail']}[/]", soft_wrap=True)
 
 
-def up_foreground(settings: Settings) -> None:
+def up_foreground(settings: Settings, *, as_json: bool = False) -> None:
     from shipway.server import Server
 
     logging.basicConfig(
@@ -63,15 +65,19 @@ def up_foreground(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def ready(state: dict[str, Any]) -> None:
+        if as_json:
+            emit_line(state)
+            return
         banner(state)
         console.print("Press Ctrl-C to stop.", style="dim")
         sys.stdout.flush()
 
     asyncio.run(Server(settings, ready).run())
-    console.print("shipway stopped.")
+    if not as_json:
+        console.print("shipway stopped.")
 
 
-def up_detached(settings: Settings, argv: list[str]) -> None:
+def up_detached(settings: Settings, argv: list[str], *, as_json: bool = False) -> None:
     """Start `shipway up` in its own session, logging to DATA/shipway.log; wait until ready."""
     data = DataDir(settings.data_dir)
     data.create()
@@ -100,6 +106,9 @@ def up_detached(settings: Settings, argv: list[str]) -> None:
             )
         state = data.read_state()
         if state is not None and state["pid"] == child.pid:
+            if as_json:
+                emit_json(state)
+                return
             banner(state)
             console.print(
                 f"Running in the background; log: {data.log_file}. Stop with `shipway down`.",
@@ -123,33 +132,58 @@ def _last_error(log: Path, offset: int) -> str | None:
     return lines[-1].strip() if lines else None
 
 
-def down(data_flag: Path | None, timeout: float = 60.0, *, keep_apps: bool = False) -> None:
+def down(data_flag: Path | None, timeout: float = 60.0, *, keep_apps: bool = False) -> Stopped:
+    """Stop the shipway of the data dir, with its apps unless KEEP_APPS; what was stopped."""
     data = data_dir_from(data_flag)
     pid = data.read_pid()
     if pid is None:
-        if keep_apps or data.read_node() is None:
-            console.print(f"shipway is not running (data dir {data.root}).")
-            return
+        node = data.read_node()
+        if keep_apps or node is None:
+            return Stopped(data.root, None, node["pid"] if node else None, node is not None)
         # The control plane is gone (killed) and left its node serving: stop that.
-        stopped = nodes.stop(data, timeout)
-        console.print(f"shipway's apps stopped (node pid {stopped}).")
-        return
+        return Stopped(data.root, None, nodes.stop(data, timeout), False)
     if keep_apps:
         data.keep_node.touch()
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if data.read_pid() is None and not pid_alive(pid):
-            console.print(f"shipway stopped (pid {pid}).")
-            node = data.read_node()
-            if keep_apps and node is not None:
-                console.print(
-                    f"Apps keep serving (node pid {node['pid']}); the next `shipway up` "
-                    "takes them over, `shipway down` stops them."
-                )
-            return
+            node = data.read_node() if keep_apps else None
+            return Stopped(data.root, pid, node["pid"] if node else None, node is not None)
         time.sleep(0.1)
     raise ClientError(f"shipway (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What `shipway down` did: the control plane's pid it stopped (None: none ran), and the
+    node's, which still serves the apps when APPS_SERVING."""
+
+    data_dir: Path
+    pid: int | None
+    node_pid: int | None
+    apps_serving: bool
+
+    def said(self) -> str:
+        if self.pid is None and self.node_pid is not None and not self.apps_serving:
+            return f"shipway's apps stopped (node pid {self.node_pid})."
+        if self.pid is None:
+            return f"shipway is not running (data dir {self.data_dir})."
+        said = f"shipway stopped (pid {self.pid})."
+        if self.apps_serving:
+            said += (
+                f"\nApps keep serving (node pid {self.node_pid}); the next `shipway up` "
+                "takes them over, `shipway down` stops them."
+            )
+        return said
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "pid": self.pid,
+            "node_pid": self.node_pid,
+            "apps_serving": self.apps_serving,
+        }
 
 
 def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
@@ -162,6 +196,21 @@ def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
     for noisy in ("temporalio", "nats", "uvicorn", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(Node(settings, Links(temporal, nats, listen_fd)).run())
+
+
+def probe(temporal: dict[str, Any]) -> None:
+    """The line of `status --deep`: how the probe workflow went through the control workers."""
+    found = temporal.get("probe")
+    if found is None:
+        state, detail = "not run", "Temporal or the control workers are down"
+    elif found["status"] == "ok":
+        state, detail = "ok", f"a workflow through the control workers in {found['ms']} ms"
+    else:
+        state, detail = found["status"], found.get("error", "")
+    colour = "green" if state == "ok" else "yellow"
+    console.print(
+        f"  [bold]{'probe':<10}[/][{colour}]{state:<10}[/]{escape(detail)}", highlight=False
+    )
 
 
 def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
@@ -195,6 +244,8 @@ def status(data_flag: Path | None, as_json: bool, deep: bool = False) -> None:
         where = part.get("address") or part.get("backend") or ""
         extra = f"  restarts {part['restarts']}" if part.get("restarts") else ""
         console.print(f"  [bold]{name:<10}[/]{part['status']:<10}{where}{extra}")
+    if deep:
+        probe(health.get("components", {}).get("temporal", {}))
     if node is not None:
         older = ""
         if node["version"] != state["version"]:

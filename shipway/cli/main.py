@@ -13,6 +13,7 @@ from shipway import __version__
 from shipway.cli import connect, local
 from shipway.cli.addons import addons
 from shipway.cli.audit import audit
+from shipway.cli.browser import open_app
 from shipway.cli.builds import builds
 from shipway.cli.deploy import deploy
 from shipway.cli.env import env
@@ -23,7 +24,7 @@ from shipway.cli.git import git_credential, install_helper
 from shipway.cli.images import images
 from shipway.cli.logs import logs
 from shipway.cli.options import DataOpt, JsonOpt
-from shipway.cli.output import console, errors
+from shipway.cli.output import console, emit_json, errors
 from shipway.cli.previews import previews
 from shipway.cli.releases import releases, rollback
 from shipway.cli.resources import apps, orgs, tokens
@@ -60,6 +61,7 @@ app.command()(deploy)
 app.command()(rollback)
 app.command()(scale)
 app.command()(logs)
+app.command("open")(open_app)
 app.command("git-credential")(git_credential)
 
 
@@ -110,6 +112,9 @@ def up(
         ),
     ] = False,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="run in the background")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print what the banner shows as JSON, once ready")
+    ] = False,
 ) -> None:
     """Run shipway on this machine: Temporal, NATS, the store, the API and the workers."""
     flags = {
@@ -125,10 +130,10 @@ def up(
     }
     settings = Settings.load(flags)
     if detach:
-        argv = [a for a in sys.argv[2:] if a not in ("-d", "--detach")]
-        local.up_detached(settings, argv)
+        argv = [a for a in sys.argv[2:] if a not in ("-d", "--detach", "--json")]
+        local.up_detached(settings, argv, as_json=as_json)
     else:
-        local.up_foreground(settings)
+        local.up_foreground(settings, as_json=as_json)
 
 
 @app.command()
@@ -141,9 +146,14 @@ def down(
             help="stop the control plane only: apps keep serving (to upgrade shipway)",
         ),
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop the shipway running from the data dir, with its apps unless --keep-apps."""
-    local.down(data, keep_apps=keep_apps)
+    stopped = local.down(data, keep_apps=keep_apps)
+    if as_json:
+        emit_json(stopped.as_dict())
+    else:
+        console.print(stopped.said(), highlight=False)
 
 
 @app.command(hidden=True)
@@ -175,17 +185,23 @@ def login(
     no_git: Annotated[
         bool, typer.Option("--no-git", help="do not make shipway git's credential helper for it")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Save a remote server and token for later commands, and for git's pushes to it."""
-    who = Api(url.rstrip("/"), token).post("/login", {})
+    server = url.rstrip("/")
+    who = Api(server, token).post("/login", {})
     path = save_login(url, token)
-    console.print(
-        f"Logged in to {url} as {who['actor']} ({who['role']} of "
-        f"{who['organization']}); saved to {path}.",
-        highlight=False,
-    )
+    if as_json:
+        emit_json({**who, "url": server, "saved_to": str(path)})
+    else:
+        console.print(
+            f"Logged in to {url} as {who['actor']} ({who['role']} of "
+            f"{who['organization']}); saved to {path}.",
+            highlight=False,
+        )
     if not no_git:
-        install_helper(url.rstrip("/"), lambda line: console.print(line, highlight=False))
+        say = errors if as_json else console  # JSON keeps stdout to itself
+        install_helper(server, lambda line: say.print(line, highlight=False))
 
 
 def run() -> None:
