@@ -85,13 +85,18 @@ def test_status_deep_shows_the_probe(running: Running) -> None:
     assert "probe" not in running.json("status")["health"]["components"]["temporal"]
 
 
-def test_deploy_and_its_logs_as_json_lines(running: Running, tmp_path: Path) -> None:
-    assert running.cli("apps", "create", "lines", "--no-remote").returncode == 0
-    source = tmp_path / "lines"
+def python_app(running: Running, tmp_path: Path, name: str) -> Path:
+    """An app NAME, and the source of a Python app whose web process logs each request."""
+    assert running.cli("apps", "create", name, "--no-remote").returncode == 0
+    source = tmp_path / name
     source.mkdir()
     (source / "Procfile").write_text("web: python -u -m http.server $PORT\n")
     (source / "requirements.txt").write_text("")
+    return source
 
+
+def test_deploy_and_its_logs_as_json_lines(running: Running, tmp_path: Path) -> None:
+    source = python_app(running, tmp_path, "lines")
     deployed = running.cli("deploy", str(source), "-a", "lines", "--json")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     first, *lines, last = [json.loads(line) for line in deployed.stdout.splitlines()]
@@ -125,11 +130,7 @@ def test_deploy_and_its_logs_as_json_lines(running: Running, tmp_path: Path) -> 
 
 
 def test_logs_follow_as_json_lines(running: Running, tmp_path: Path) -> None:
-    assert running.cli("apps", "create", "follow", "--no-remote").returncode == 0
-    source = tmp_path / "follow"
-    source.mkdir()
-    (source / "Procfile").write_text("web: python -u -m http.server $PORT\n")
-    (source / "requirements.txt").write_text("")
+    source = python_app(running, tmp_path, "follow")
     assert running.cli("deploy", str(source), "-a", "follow").returncode == 0
 
     follower = subprocess.Popen(
