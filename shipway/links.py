@@ -19,6 +19,7 @@ from temporalio.service import TLSConfig
 from shipway.errors import ServiceError
 from shipway.natsauth import Access
 from shipway.settings import Settings
+from shipway.tracing import temporal_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,17 @@ async def connect_temporal(
     tls: bool | TLSConfig = False,
     api_key: str | None = None,
 ) -> TemporalClient:
-    """A Temporal client, retrying while the server comes up; raises ServiceError after TIMEOUT."""
+    """A Temporal client, retrying while the server comes up; raises ServiceError after TIMEOUT.
+    With traces on, its workflows and activities (its workers' too) carry the caller's span."""
 
     async def attempt() -> TemporalClient:
-        return await TemporalClient.connect(address, namespace=namespace, tls=tls, api_key=api_key)
+        return await TemporalClient.connect(
+            address,
+            namespace=namespace,
+            tls=tls,
+            api_key=api_key,
+            interceptors=temporal_interceptors(),
+        )
 
     client: TemporalClient = await _retry(f"Temporal at {address}", attempt, timeout)
     return client

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
-from shipway import __version__, asgi, events, natsauth, subscribers
+from shipway import __version__, asgi, events, natsauth, subscribers, tracing
 from shipway.accounts.organizations import bootstrap
 from shipway.addons import service as addons
 from shipway.addons.servers import Servers
@@ -98,6 +98,7 @@ class Server:
         self._stop.set()
 
     async def run(self) -> None:
+        tracing.setup("control-plane")
         self.data.create()
         subscribers.record_events()
         network.allow_shared(self.settings.unsafe_shared_network)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import ExitStack, closing
 from typing import Any
 
-from shipway import natsauth, subscribers
+from shipway import natsauth, subscribers, tracing
 from shipway.builder.records.local import LocalRecords
 from shipway.builder.records.remote import RelayedLines, RemoteRecords, api_client
 from shipway.datadir import DataDir
@@ -51,6 +51,7 @@ async def run_builder(
     Without SERVER it runs beside the control plane whose data dir it shares; with SERVER (a
     control plane's URL, and a platform owner's TOKEN) it asks that for what it needs and
     keeps its own data dir."""
+    tracing.setup("builder")
     network.allow_shared(settings.unsafe_shared_network)
     subscribers.record_events()
     with ExitStack() as stack:

@@ -21,7 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from shipway import __version__, asgi, natsauth, subscribers
+from shipway import __version__, asgi, natsauth, subscribers, tracing
 from shipway.datadir import DataDir, hold, write_private
 from shipway.errors import ServiceError
 from shipway.links import NatsLink, connect_temporal, temporal_security
@@ -67,6 +67,7 @@ class Node:
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
+        tracing.setup("node")
         held = lock(self.data)
         subscribers.record_events()
         network.allow_shared(self.settings.unsafe_shared_network)
