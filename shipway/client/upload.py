@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from shipway import tracing
 from shipway.client.api import Api, describe_error
 from shipway.client.follow import READ_TIMEOUT, read_log
 from shipway.deploys.lifecycle import DeploymentStatus, settled
@@ -58,7 +59,8 @@ def deploy(api: Api, source: Source | Pushed, say: Say) -> int:
         shown[0] = line
         say(line)
 
-    with httpx.Client(timeout=timeout) as http:
+    # With traces on, the deployment's spans are children of the caller's (a push's).
+    with httpx.Client(timeout=timeout, headers=tracing.headers()) as http:
         started = _start(http, api, source)
         show(
             f"-----> Deploying to {started['environment']} of {source.app} "

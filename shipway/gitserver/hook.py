@@ -4,7 +4,9 @@ git runs it with the pushed objects still in quarantine and `OLD NEW REF` lines 
 all it prints reaches the pusher as `remote: …` lines, and a non-zero exit rejects the whole
 push, so a branch whose build fails stays where it was. The git server passes SHIPWAY_URL,
 SHIPWAY_TOKEN (the pusher's) and SHIPWAY_APP through git's environment. The hook sends only
-the pushed commit's name: the server archives its tree from the repository itself.
+the pushed commit's name: the server archives its tree from the repository itself. With traces
+on, the push's span comes as TRACEPARENT, and the hook's spans (and the API calls it makes)
+join it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipway import tracing
 from shipway.client.api import Api
 from shipway.client.upload import Pushed, deploy
 from shipway.errors import ClientError, ShipwayError
@@ -57,7 +60,19 @@ def deploy_branch(api: Api, app: str, update: RefUpdate, quarantine: str | None)
     assert branch is not None
     say(f"-----> Received {branch} ({update.new[:7]})")
     pushed = Pushed(app=app, ref=update.ref, sha=update.new, quarantine=quarantine)
-    return deploy(api, pushed, say)
+    with tracing.span("git.deploy_branch", _branch_attributes(app, update)) as span:
+        failed = deploy(api, pushed, say)
+        if failed:
+            tracing.fail(span, "the deployment did not go live")
+        return failed
+
+
+def _branch_attributes(app: str, update: RefUpdate) -> dict[str, str]:
+    return {
+        "shipway.app": app,
+        "vcs.ref.head.name": update.branch or "",
+        "vcs.ref.head.revision": update.new,
+    }
 
 
 def remove_preview(api: Api, app: str, branch: str) -> None:
@@ -111,7 +126,11 @@ def main() -> int:
         say(f" !     shipway's hook runs under shipway's git server only ({e.args[0]} is unset)")
         return 1
     quarantine = os.environ.get("GIT_QUARANTINE_PATH")
-    return run(Api(url, token), app, read_updates(sys.stdin), quarantine and Path(quarantine).name)
+    tracing.setup("git-hook")
+    with tracing.span("git.pre_receive", {"shipway.app": app}, parent=tracing.from_environment()):
+        return run(
+            Api(url, token), app, read_updates(sys.stdin), quarantine and Path(quarantine).name
+        )
 
 
 if __name__ == "__main__":

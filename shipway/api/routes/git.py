@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from shipway import tracing
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context
@@ -129,8 +130,14 @@ async def _push_limit(repo: Path, max_source: int) -> backend.Limit:
 
 
 def _hook_env(request: Request, secret: str, app: str) -> dict[str, str]:
-    """What the pre-receive hook needs to call this server back as the pusher."""
-    return {"SHIPWAY_URL": _loopback_url(request), "SHIPWAY_TOKEN": secret, "SHIPWAY_APP": app}
+    """What the pre-receive hook needs to call this server back as the pusher (and, with
+    traces on, the push's span for its own to join)."""
+    return {
+        "SHIPWAY_URL": _loopback_url(request),
+        "SHIPWAY_TOKEN": secret,
+        "SHIPWAY_APP": app,
+        **tracing.environment(),
+    }
 
 
 def _loopback_url(request: Request) -> str:
