@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from shipway import tracing
 from shipway.builder.messages import BUILD_ACTIVITY, FAILURE_TYPE, BuildInput, BuildOutput
 from shipway.builder.pipeline import BuildFailed, BuildRequest, BuildResult, build
 from shipway.builder.records import BuildRecords
@@ -75,11 +76,24 @@ class BuilderActivities:
             )
         self.running += 1
         try:
-            return await self._build(task)
+            with tracing.span("build", self._traced(task)) as span:
+                built = await self._build(task)
+                if span is not None:
+                    span.set_attribute("shipway.build.cache_warm", built.cache_warm)
+                return built
         finally:
             self.running -= 1
             if claimed:
                 self.slots.release()  # type: ignore[union-attr]
+
+    def _traced(self, task: BuildInput) -> tracing.Attributes:
+        """What the build's span says of it."""
+        return {
+            "shipway.app": task.app,
+            "shipway.build.id": task.build_id,
+            "shipway.deployment.id": task.deployment_id,
+            "shipway.builder": self.name,
+        }
 
     async def _build(self, task: BuildInput) -> BuildOutput:
         info = activity.info()
@@ -155,11 +169,12 @@ class BuilderActivities:
         HTTP by a builder on another machine), all while the build heartbeats."""
         result = await build(request, self.data_dir, log.write)
         digests = [layer.digest for layer in result.manifest.layers]
-        await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
-        if result.manifest.image is not None:
-            await asyncio.to_thread(
-                self.records.publish_image, result.manifest.image, self.data_dir
-            )
+        with tracing.span("build.publish"):
+            await asyncio.to_thread(self.records.publish, digests, self.data_dir / "layers")
+            if result.manifest.image is not None:
+                await asyncio.to_thread(
+                    self.records.publish_image, result.manifest.image, self.data_dir
+                )
         return result
 
     async def _held(self, build_id: int, attempt: str, log: LogWriter) -> str:

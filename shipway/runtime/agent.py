@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipway import tracing
 from shipway.apps.secretbox import SecretBox
 from shipway.apps.service import PRODUCTION
 from shipway.deploys import service as deploys
@@ -150,6 +151,10 @@ class Runtime:
         command = place.manifest.release_command
         if command is None or source == deploys.ROLLBACK:
             return None
+        with tracing.span("release.phase", _traced(place)):
+            return await self._release_phase(place, command)
+
+    async def _release_phase(self, place: Placement, command: str) -> float:
         applog = self._log(place)
         applog.hide(place.secrets)
         applog.say(f"[shipway] Running release phase of v{place.version}: {command}")
@@ -198,7 +203,8 @@ class Runtime:
         generation = self._pending.pop(deployment_id, None)
         if generation is None:
             return False
-        self._promote(generation)
+        with tracing.span("route.switch", _traced(generation.placement)):
+            self._promote(generation)
         return True
 
     async def discard(self, deployment_id: int) -> None:
@@ -516,6 +522,16 @@ class Runtime:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _traced(place: Placement) -> tracing.Attributes:
+    """What the spans of a deploy's steps on the node say of the release."""
+    return {
+        "shipway.app": place.app,
+        "shipway.environment": place.environment,
+        "shipway.release.version": place.version,
+        "server.address": place.host,
+    }
 
 
 def _process_name(place: Placement, process: str) -> str:

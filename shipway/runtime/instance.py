@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipway import metrics
+from shipway import metrics, tracing
 from shipway.errors import ShipwayError
 from shipway.oci import container as containers
 from shipway.oci.container import ContainerSpec
@@ -180,9 +180,10 @@ class Instance:
 
     async def start(self) -> None:
         """Start it and wait until it is healthy; raises InstanceFailed if it never is."""
-        self._first = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._supervise(), name=f"instance-{self.name}")
-        await asyncio.shield(self._first)
+        with tracing.span("instance.start", {"shipway.instance": self.name}):
+            self._first = asyncio.get_running_loop().create_future()
+            self._task = asyncio.create_task(self._supervise(), name=f"instance-{self.name}")
+            await asyncio.shield(self._first)
 
     async def stop(self, drain: float = 0.0) -> None:
         """Stop taking part: wait up to DRAIN seconds for requests in flight, then kill it."""
@@ -265,7 +266,17 @@ class Instance:
                     await ended
 
     async def _until_healthy(self, ended: asyncio.Future[SandboxResult]) -> bool:
-        """Check until healthy (True), or until the process ends or the timeout passes."""
+        """Check until healthy (True), or until the process ends or the timeout passes; the
+        first start's checks are a span of its own (a restart's belong to no deploy)."""
+        if self.restarts:
+            return await self._checks(ended)
+        with tracing.span("instance.health", {"url.path": self.spec.health_path}) as span:
+            healthy = await self._checks(ended)
+            if not healthy:
+                tracing.fail(span, "no healthy answer")
+            return healthy
+
+    async def _checks(self, ended: asyncio.Future[SandboxResult]) -> bool:
         upstream = self.upstream
         if upstream is None:
             return not ended.done()

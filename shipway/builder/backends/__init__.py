@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from shipway import tracing
 from shipway.builder.appfile import AppFile
 from shipway.builder.records import AppConfig
 from shipway.builder.stacks import Stack
@@ -48,7 +49,8 @@ class BuildRequest:
 
 
 class Steps:
-    """Wall-clock seconds spent in each named step, for the build record and the benchmark."""
+    """Wall-clock seconds spent in each named step, for the build record and the benchmark;
+    with traces on, each step is a span (`build.NAME`) too."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -57,7 +59,8 @@ class Steps:
     def step(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            yield
+            with tracing.span(f"build.{name}"):
+                yield
         finally:
             self.seconds[name] = round(time.perf_counter() - started, 4)
 
