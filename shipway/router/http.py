@@ -20,6 +20,8 @@ HOP_BY_HOP = frozenset(
 #: Request headers the proxy sets itself, replacing what the client sent.
 _SET_BY_PROXY = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 _DROP_FROM_REQUEST = HOP_BY_HOP | _SET_BY_PROXY | {b"x-request-id"}
+#: The client's trace context, replaced when the router traces the request itself.
+_TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
 _DROP_FROM_RESPONSE = HOP_BY_HOP | {b"x-request-id"}
 #: Framing and routing headers a Connection header may not remove: that would let a client
 #: make the proxy and the upstream disagree on where a message ends.
@@ -120,11 +122,14 @@ class RequestHead:
             return host[: host.find(b"]") + 1].decode("latin-1").lower()
         return host.partition(b":")[0].rstrip(b".").decode("latin-1").lower()
 
-    def for_upstream(self, client: bytes, request_id: bytes) -> bytes:
-        """The head to send upstream: hop-by-hop headers out, forwarding headers in."""
+    def for_upstream(self, client: bytes, request_id: bytes, trace: bytes | None = None) -> bytes:
+        """The head to send upstream: hop-by-hop headers out, forwarding headers in; TRACE,
+        the router's own trace context header lines, in place of the client's."""
         drop = _DROP_FROM_REQUEST
         if self.connection:
             drop = drop | (frozenset(self.connection) - _PROTECTED)
+        if trace is not None:
+            drop = drop | _TRACE_CONTEXT
         out = [self.request_line]
         forwarded_for = b""
         for lname, value, line in self.fields:
@@ -141,6 +146,8 @@ class RequestHead:
         if self.host is not None:
             out.append(b"X-Forwarded-Host: " + self.host)
         out.append(b"X-Request-Id: " + request_id)
+        if trace:
+            out.append(trace)
         if self.upgrade is not None:
             out.append(b"Connection: Upgrade")
         elif self.version == b"HTTP/1.0" and self.keep_alive:

@@ -14,8 +14,8 @@ import random
 import socket
 import time
 
-from shipway import metrics
-from shipway.router import pages, static
+from shipway import metrics, tracing
+from shipway.router import pages, spans, static
 from shipway.router.body import (
     SinkBroken,
     SourceBroken,
@@ -70,7 +70,7 @@ class _Client:
 class _Exchange:
     """One request on its way through: what the answer to it depends on."""
 
-    __slots__ = ("app", "head", "reader", "request_id", "status", "writer")
+    __slots__ = ("app", "head", "reader", "request_id", "status", "trace", "writer")
 
     def __init__(
         self,
@@ -87,6 +87,8 @@ class _Exchange:
         self.app = app
         #: The status the client got, once it got one.
         self.status: int | None = None
+        #: The router's own trace context header lines for the app, when it traces.
+        self.trace: bytes | None = None
 
 
 def _peer(writer: asyncio.StreamWriter) -> bytes:
@@ -249,7 +251,17 @@ class Router:
         if head.content_length is not None and head.content_length > self.max_body_bytes:
             limit = self.max_body_bytes
             return await self._error(exchange, 413, f"The request body exceeds {limit} bytes.")
+        if tracing.active:
+            return await self._traced(exchange, host, route, client)
         return await self._forward(exchange, route.next_upstream(), client, self.max_body_bytes)
+
+    async def _traced(self, exchange: _Exchange, host: str, route: Route, client: bytes) -> bool:
+        """Forward to the app in a span of the router's own, which the app's spans join."""
+        with spans.proxied(exchange.head, host, route, client) as span:
+            exchange.trace = spans.header_lines()
+            keep = await self._forward(exchange, route.next_upstream(), client, self.max_body_bytes)
+            spans.answered(span, exchange.status)
+            return keep
 
     async def _wake(self, host: str, route: Route) -> Route | None:
         """Start a scaled-to-zero app once for all the requests waiting on it."""
@@ -300,7 +312,7 @@ class Router:
     ) -> bool:
         """Proxy one request to UPSTREAM, counting it as in flight there meanwhile."""
         head = exchange.head
-        payload = head.for_upstream(client, exchange.request_id)
+        payload = head.for_upstream(client, exchange.request_id, exchange.trace)
         length = head.content_length
         streamed = head.chunked or (
             length is not None and (length > BUFFERED_BODY or head.expect_continue)

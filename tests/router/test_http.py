@@ -70,6 +70,18 @@ def test_upstream_head_rewrites_connection_and_forwarding_headers() -> None:
     assert b"Accept: */*\r\n" in out
 
 
+def test_the_router_s_trace_context_replaces_the_client_s() -> None:
+    head = parse_request(
+        b"GET / HTTP/1.1\r\nHost: a.localhost\r\nTraceparent: 00-client\r\n"
+        b"tracestate: k=v\r\nBaggage: user=1\r\n\r\n"
+    )
+    assert b"Traceparent: 00-client\r\ntracestate: k=v\r\n" in head.for_upstream(b"c", b"r")
+    ours = b"traceparent: 00-router\r\ntracestate: k=w"
+    out = head.for_upstream(b"c", b"r", ours)
+    assert b"00-client" not in out and b"k=v" not in out
+    assert ours + b"\r\n" in out and b"Baggage: user=1\r\n" in out
+
+
 def test_upgrade_needs_connection_upgrade() -> None:
     asked = parse_request(b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
     assert asked.upgrade == b"websocket"

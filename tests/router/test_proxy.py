@@ -119,6 +119,24 @@ async def test_forwarded_headers_and_request_id(proxy: Proxy, web: list[AppServe
     assert headers_of(made.json())["x-forwarded-for"] == ["127.0.0.1"]
 
 
+async def test_trace_context_passes_through_untouched_when_traces_are_off(
+    proxy: Proxy, web: list[AppServer]
+) -> None:
+    """The router makes no span of its own then: what the client sent, valid or not, is
+    the app's to read."""
+    proxy.add("myapp.localhost", upstream(web[0]))
+    valid = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    for sent in (valid.encode(), b"00-zz-garbage;;"):
+        reply = await ask(
+            proxy.port,
+            b"GET / HTTP/1.1\r\nHost: myapp.localhost\r\ntraceparent: " + sent + b"\r\n"
+            b"tracestate: v=1\r\n\r\n",
+        )
+        assert reply.status == 200
+        seen = headers_of(json.loads(reply.body))
+        assert seen["traceparent"] == [sent.decode("latin-1")] and seen["tracestate"] == ["v=1"]
+
+
 async def test_hop_by_hop_headers_are_not_forwarded(proxy: Proxy, web: list[AppServer]) -> None:
     proxy.add("myapp.localhost", upstream(web[0]))
     reply = await ask(
