@@ -8,11 +8,11 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
-from shipway import metrics
+from shipway import metrics, tracing
 from shipway.apps import config
 from shipway.apps.secretbox import SecretBox
 from shipway.errors import NotFound, ShipwayError
@@ -24,6 +24,9 @@ from shipway.logs import LogWriter
 from shipway.logs.mask import Masker
 from shipway.store import Store
 from shipway.store.tables import Function
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,13 @@ class CallRefused(ShipwayError):
 @dataclass(frozen=True)
 class Chain:
     """The functions a call is nested in, outermost first, the run that calls, and the
-    secrets of the functions in the chain (the callee may be handed and print them)."""
+    secrets of the functions in the chain (the callee may be handed and print them); with
+    traces on, the calling run's span, whatever task the runtime makes the call in."""
 
     names: tuple[str, ...]
     run_id: int
     secrets: tuple[str, ...] = ()
+    span: Context | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,32 @@ class Invoker:
         chain: Chain | None,
         deployed: Deployed | None,
     ) -> _Done:
+        """`_run`, in a span of its own when traces are on: a child of the calling run's in a
+        pipeline."""
+        if not tracing.active:
+            return await self._run(organization_id, name, params, trigger, chain, deployed)
+        attributes = {"shipway.function.name": name, "shipway.function.trigger": trigger}
+        parent = chain.span if chain else None
+        with tracing.span("function.call", attributes, parent=parent) as span:
+            done = await self._run(organization_id, name, params, trigger, chain, deployed)
+            assert span is not None
+            status = done.ran.outcome.status
+            span.set_attribute("shipway.function.version", done.ran.version)
+            span.set_attribute("shipway.run.id", done.ran.run_id)
+            span.set_attribute("shipway.run.status", status.value)
+            if status is not RunStatus.SUCCEEDED:
+                tracing.fail(span, f"the run {status.value}")
+            return done
+
+    async def _run(
+        self,
+        organization_id: int,
+        name: str,
+        params: Any,
+        trigger: str,
+        chain: Chain | None,
+        deployed: Deployed | None,
+    ) -> _Done:
         if chain is not None:
             _check_chain(chain, name)
         if deployed is None:
@@ -140,7 +171,9 @@ class Invoker:
         )
         env = config.environment(deployed.environment, self.box)
         event = {"params": params, "env": env, "trigger": trigger, "run_id": run_id}
-        inner = Chain((*(chain.names if chain else ()), name), run_id, tuple(secrets))
+        inner = Chain(
+            (*(chain.names if chain else ()), name), run_id, tuple(secrets), tracing.current()
+        )
         seen = set(secrets)
 
         async def call(other: str, other_params: Any) -> Any:
