@@ -53,7 +53,13 @@ from pathlib import Path
 from string import Template
 from typing import Any, TypeVar
 
-from py_mini_racer import JSEvalException, JSParseException, MiniRacer, mini_racer
+from py_mini_racer import (
+    JSEvalException,
+    JSParseException,
+    MiniRacer,
+    init_mini_racer,
+    mini_racer,
+)
 
 from shipway.functions.declared import DEFAULT_MEMORY_MB
 from shipway.functions.outcome import Call, CompileError, Outcome, RunStatus
@@ -129,10 +135,12 @@ class _Broken(Exception):
     """Raised when what the isolate reports back is not what the bootstrap writes."""
 
 
-# V8 sets up process-wide state while it makes its first isolate, and crashes when two
-# threads make that first one at once; after it, isolates can be made in parallel.
-_first_isolate = threading.Lock()
-_v8_ready = False
+# V8 must be set up by the main thread: set up by any other, it crashes the process
+# (SIGSEGV) when one thread makes an isolate while another runs JS. Importing this module
+# is how the process sets it up; an import from another thread is refused.
+if threading.current_thread() is not threading.main_thread():
+    raise ImportError("the JS runtime must first be imported by the main thread")
+init_mini_racer(ignore_duplicate_init=True)
 
 
 class _Isolate:
@@ -141,14 +149,8 @@ class _Isolate:
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Blocks while V8 makes the isolate; LOOP is where its evaluations are awaited
         (None: the running one)."""
-        global _v8_ready
         self._stack = ExitStack()
-        if _v8_ready:
-            self._racer: MiniRacer = self._stack.enter_context(mini_racer(loop))
-            return
-        with _first_isolate:
-            self._racer = self._stack.enter_context(mini_racer(loop))
-            _v8_ready = True
+        self._racer: MiniRacer = self._stack.enter_context(mini_racer(loop))
 
     async def bootstrap(self) -> None:
         await self.eval(_BOOTSTRAP)

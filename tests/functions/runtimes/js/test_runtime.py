@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -563,6 +565,32 @@ async def test_sixteen_concurrent_calls(runtime: JsRuntime) -> None:
     for i, outcome in enumerate(outcomes):
         assert outcome.status is RunStatus.SUCCEEDED
         assert outcome.result == {"i": i, "seen": [i]}
+
+
+# Checks on deploy run in threads, as new isolates are made while others run JS; a V8 that
+# a thread other than the main one set up crashes the process then.
+_CHECKS_IN_THREADS = """
+import threading
+from shipway.functions import runtimes
+
+def checks():
+    for _ in range(40):
+        runtimes.check("js", "let n = 0; for (let i = 0; i < 1e4; i++) n += i; function handler() {}")
+
+threads = [threading.Thread(target=checks) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("checked")
+"""
+
+
+def test_checks_in_many_threads_at_once_do_not_crash_the_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECKS_IN_THREADS], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout) == (0, "checked\n"), done.stderr[-2000:]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
