@@ -128,5 +128,6 @@ def test_openapi_and_dashboard_are_served(instance: Instance) -> None:
     import httpx
 
     assert httpx.get(f"{instance.url}/api/v1/openapi.json").json()["info"]["title"] == "shipway"
-    page = httpx.get(f"{instance.url}/")
-    assert page.status_code == 200 and "shipway" in page.text
+    page = httpx.get(f"{instance.url}/", follow_redirects=True)
+    assert page.status_code == 200 and page.url.path == "/login"
+    assert '<form method="post" action="/login' in page.text
