@@ -130,3 +130,10 @@ def new_owner(store: Store, *app_names: str, organization: str = "acme") -> Prin
         for name in app_names:
             apps.create(session, owner, name)
         return owner
+
+
+def every_route(routes: list[Any]) -> Iterator[Any]:
+    """Every route of an app's ROUTES, those of included routers too."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from every_route(inner.routes) if inner is not None else [route]

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from shipway.api.routing import Route
 from shipway.store import Store
 from shipway.store.tables import ApiToken, App, AuditEntry
-from tests.helpers import auth, make_token
+from tests.helpers import auth, every_route, make_token
 
 MIB = 1024 * 1024
 
@@ -425,19 +425,12 @@ def test_any_body_nested_too_deeply_gets_422_naming_the_limit(
     assert snapshot(store) == before
 
 
-def api_routes(routes: list[Any]) -> Iterator[Any]:
-    """Every route, those of included routers too."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        yield from api_routes(inner.routes) if inner is not None else [route]
-
-
 def test_every_route_reads_json_through_jsontext(api: TestClient) -> None:
     """Every route of the API; the dashboard's pages read forms, not JSON."""
     app = api.app.app  # type: ignore[attr-defined]  # inside the body limit
     routes = [
         r
-        for r in api_routes(app.router.routes)
+        for r in every_route(app.router.routes)
         if isinstance(r, APIRoute) and r.endpoint.__module__.startswith("shipway.api.")
     ]
     assert len(routes) > 50 and all(isinstance(r, Route) for r in routes)

@@ -3,20 +3,39 @@ switching organizations."""
 
 from __future__ import annotations
 
+import re
+
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from shipway.accounts.roles import Role
 from shipway.store import Store
 from shipway.web import session
+from tests.helpers import every_route
 from tests.web.conftest import Browser, csrf, token_of
+
+
+def dashboard_pages(client: TestClient) -> list[str]:
+    """Every page the dashboard serves to GET, its path parameters filled in."""
+    app = client.app.app  # type: ignore[attr-defined]  # inside the body limit
+    return [
+        re.sub(r"\{[^}]+\}", "1", route.path)
+        for route in every_route(app.router.routes)
+        if isinstance(route, APIRoute)
+        and route.endpoint.__module__.startswith("shipway.web.")
+        and "GET" in route.methods
+        and route.path != "/login"
+    ]
 
 
 def test_pages_send_a_browser_without_a_session_to_log_in(browser: Browser) -> None:
     anonymous = browser(None)
-    for path in ("/", "/apps", "/apps/web", "/apps/web/builds/1"):
+    pages = dashboard_pages(anonymous)
+    assert {"/", "/apps", "/functions", "/activity", "/fleet", "/delivery"} <= set(pages)
+    for path in pages:
         answer = anonymous.get(path)
         assert answer.status_code == 303, path
-        assert answer.headers["location"].startswith("/login?next=")
+        assert answer.headers["location"].startswith("/login?next="), path
     assert anonymous.get("/login").status_code == 200
 
 
