@@ -12,7 +12,17 @@ from fastapi.staticfiles import StaticFiles
 from shipway.context import Context
 from shipway.web import viewer
 from shipway.web.api import ApiError
-from shipway.web.views import activity, apps, auth, delivery, fleet, functions, logs
+from shipway.web.views import (
+    activity,
+    apps,
+    auth,
+    delivery,
+    fleet,
+    functions,
+    logs,
+    organizations,
+    tokens,
+)
 
 STATIC = Path(__file__).parent / "static"
 TITLES = {401: "Log in again", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
@@ -21,7 +31,7 @@ TITLES = {401: "Log in again", 403: "Not allowed", 404: "Not found", 409: "Confl
 def install(app: FastAPI, services: Context) -> None:
     """Serve the dashboard's pages and assets from APP."""
     viewer.install(app, services)
-    for views in (auth, apps, logs, functions, activity, fleet, delivery):
+    for views in (auth, apps, logs, functions, tokens, organizations, activity, fleet, delivery):
         app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(viewer.LoginNeeded, _login)

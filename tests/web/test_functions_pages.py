@@ -4,6 +4,7 @@ runs, the invoke form) and a run's page; what each role sees and what bad input 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,3 +219,159 @@ def test_another_organizations_functions_are_not_found(
     assert "report" not in other.get("/functions").text
     assert other.get("/functions/report").status_code == 404
     assert other.get(run_page).status_code == 404
+
+
+@dataclass
+class Schedules:
+    """Stands in for Temporal's client: records the schedules it is asked to make."""
+
+    made: list[str] = field(default_factory=list)
+
+    async def create_schedule(self, schedule_id: str, schedule: Any) -> None:
+        self.made.append(schedule_id)
+
+
+def deploy_form(browser: TestClient, page: str, action: str, **fields: str) -> Any:
+    token = csrf(browser.get(page).text)
+    return browser.post(action, data={"csrf": token, **fields})
+
+
+def stored(store: Store, name: str) -> Function | None:
+    with store.transaction() as session:
+        return session.scalar(select(Function).where(Function.name == name))
+
+
+def test_the_list_has_a_labelled_deploy_form(admin: TestClient) -> None:
+    page = admin.get("/functions").text
+    assert 'action="/functions"' in page and 'href="#deploy"' in page
+    for part in ("name", "runtime", "source", "schedules", "params"):
+        assert f'<label for="deploy-{part}">' in page and f'id="deploy-{part}"' in page
+    assert '<option value="js"' in page and '<option value="python"' in page
+
+
+@pytest.mark.parametrize(
+    ("runtime", "source"),
+    [("js", SOURCE), ("python", "def handler(event):\n    return event['params']\n")],
+)
+def test_deploying_from_the_form_compiles_stores_and_shows_the_function(
+    admin: TestClient, store: Store, runtime: str, source: str
+) -> None:
+    done = deploy_form(
+        admin, "/functions", "/functions", name="hello", runtime=runtime, source=source
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/functions/hello"
+    page = admin.get("/functions/hello").text
+    assert "flash ok" in page and f"Deployed hello v1 ({runtime})" in page
+    fn = stored(store, "hello")
+    assert fn is not None and fn.runtime == runtime and fn.version == 1
+    assert 'action="/functions/hello/deploy"' in page and "Deploy v2" in page
+    assert f'<option value="{runtime}" selected>' in page
+
+
+def test_the_forms_schedules_and_their_params_become_the_functions_triggers(
+    admin: TestClient, store: Store, services: Context
+) -> None:
+    services.temporal = Schedules()  # type: ignore[assignment]
+    done = deploy_form(
+        admin,
+        "/functions",
+        "/functions",
+        name="report",
+        runtime="js",
+        source=SOURCE,
+        schedules="0 3 * * *\r\n\r\n  R5/2030-12-01T00:00:00Z/PT2H  \r\n",
+        schedule_params='{"n": 7}',
+    )
+    assert done.status_code == 303
+    assert "with schedules schedule-1, schedule-2" in admin.get("/functions/report").text
+    with store.transaction() as session:
+        found = session.scalars(select(FunctionTrigger).order_by(FunctionTrigger.name)).all()
+        assert [(t.name, t.spec, t.params) for t in found] == [
+            ("schedule-1", "0 3 * * *", {"n": 7}),
+            ("schedule-2", "R5/2030-12-01T00:00:00Z/PT2H", {"n": 7}),
+        ]
+    assert len(services.temporal.made) == 2  # type: ignore[attr-defined]
+    page = admin.get("/functions/report").text
+    assert "at 03:00 every day" in page
+
+
+BAD_SOURCE = "function handler(event) {\n  return event.params +\n}\n"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "  "}, "Enter the function&#39;s name."),
+        ({"name": "Bad Name"}, "function name must be"),
+        ({"runtime": "ruby"}, "runtime must be one of js, python"),
+        ({"source": BAD_SOURCE}, "at line 3"),
+        ({"source": "  "}, "Enter the function&#39;s code."),
+        ({"schedules": "every tuesday"}, "every tuesday"),
+        ({"schedules": "0 3 * * *", "schedule_params": "{nope"}, "The params are not JSON"),
+        ({"schedule_params": '{"n": 1}'}, "add a schedule"),
+    ],
+)
+def test_bad_input_to_the_deploy_form_is_shown_on_it_with_the_code_kept(
+    admin: TestClient, store: Store, fields: dict[str, str], message: str
+) -> None:
+    sent = {"name": "hello", "runtime": "js", "source": SOURCE, **fields}
+    answer = deploy_form(admin, "/functions", "/functions", **sent)
+    assert answer.status_code == 422, answer.text
+    assert 'id="deploy-problem"' in answer.text and message in answer.text
+    kept = answer.text.split('id="deploy-source"')[1].split("</textarea>")[0]
+    assert sent["source"].strip().replace("'", "&#39;") in kept
+    assert stored(store, "hello") is None
+
+
+def test_a_new_version_from_the_functions_page(admin: TestClient, admin_token: str) -> None:
+    deploy(admin, admin_token)
+    changed = "function handler(event) { return 2 }"
+    done = deploy_form(
+        admin, "/functions/report", "/functions/report/deploy", runtime="js", source=changed
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/functions/report"
+    page = admin.get("/functions/report").text
+    assert "Deployed report v2 (js)" in page and "Deploy v3" in page
+
+
+def test_a_compile_error_in_a_new_version_is_shown_on_the_functions_page(
+    admin: TestClient, admin_token: str
+) -> None:
+    deploy(admin, admin_token)
+    answer = deploy_form(
+        admin, "/functions/report", "/functions/report/deploy", runtime="js", source=BAD_SOURCE
+    )
+    assert answer.status_code == 422
+    assert "at line 3" in answer.text and 'aria-invalid="true"' in answer.text
+    assert "return event.params +" in answer.text.split('id="deploy-source"')[1]
+    assert "<h1>report" in answer.text and "Deploy v2" in answer.text
+
+
+@pytest.mark.parametrize("action", ["/functions", "/functions/report/deploy"])
+def test_deploying_without_the_forms_csrf_token_is_refused(
+    admin: TestClient, store: Store, action: str
+) -> None:
+    answer = admin.post(action, data={"name": "report", "runtime": "js", "source": SOURCE})
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    assert stored(store, "report") is None
+
+
+def test_a_viewer_sees_no_deploy_forms_and_is_refused_anyway(
+    browser: Browser, admin: TestClient, admin_token: str, store: Store
+) -> None:
+    deploy(admin, admin_token)
+    viewer = browser(token_of(store, Role.VIEWER))
+    for path in ("/functions", "/functions/report"):
+        page = viewer.get(path).text
+        assert "deploy-source" not in page and "Deploy a" not in page
+        assert 'action="/functions"' not in page and "/deploy" not in page
+    token = csrf(viewer.get("/apps").text)
+    for action, back in (("/functions", "/functions"), ("/functions/report/deploy", None)):
+        sent = {"csrf": token, "name": "other", "runtime": "js", "source": SOURCE}
+        refused = viewer.post(action, data=sent)
+        assert refused.status_code == 303
+        shown = viewer.get(refused.headers["location"]).text
+        assert "flash bad" in shown and "deployer role" in shown
+        assert back is None or refused.headers["location"] == back
+    fn = stored(store, "report")
+    assert fn is not None and fn.version == 1 and stored(store, "other") is None

@@ -1,11 +1,12 @@
-"""The functions: a list with their versions and schedules, each function's page with its
-versions, schedules in words with their next runs, run history and a form to invoke it, and
-each run with its params, result and log."""
+"""The functions: a list with their versions and schedules and a form to deploy one, each
+function's page with its versions, schedules in words with their next runs, run history and
+forms to invoke it and deploy a new version, and each run with its params, result and log."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -28,10 +29,25 @@ UPCOMING = 3
 #: The largest run id the API knows (its ids are 32-bit).
 MAX_RUN_ID = 2**31 - 1
 ENDED = {"succeeded": "succeeded", "failed": "failed", "timed_out": "timed out"}
+RUNTIMES = ("js", "python")
+
+#: The deploy form again, with the problem to show above it and its status.
+Again = Callable[[str, int], Awaitable[Response]]
 
 
 @router.get("/functions")
 async def function_list(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    return await _list(request, who)
+
+
+async def _list(
+    request: Request,
+    who: Viewer,
+    *,
+    typed: dict[str, str] | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> Response:
     found = await who.api.get("/functions")
     schedules = await asyncio.gather(*(who.api.get(_path(fn["name"], "/triggers")) for fn in found))
     now = datetime.now(UTC)
@@ -39,7 +55,85 @@ async def function_list(request: Request, who: Viewer = Depends(viewer)) -> Resp
         {**fn, "triggers": [schedule(t, now, 1) for t in ts]}
         for fn, ts in zip(found, schedules, strict=True)
     ]
-    return render(request, "functions.html", who, functions=rows)
+    return render(
+        request,
+        "functions.html",
+        who,
+        status=status,
+        functions=rows,
+        runtimes=RUNTIMES,
+        typed=typed or {},
+        deploy_problem=problem,
+    )
+
+
+@router.post("/functions")
+async def deploy_new(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    fields = await form(request, who)
+    name = fields.get("name", "").strip()
+
+    async def again(problem: str, status: int) -> Response:
+        return await _list(request, who, typed=fields, problem=problem, status=status)
+
+    if not name:
+        return await again("Enter the function's name.", 422)
+    return await _deploy(request, who, name, fields, again, "/functions")
+
+
+@router.post("/functions/{name}/deploy")
+async def deploy_version(name: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
+    fields = await form(request, who)
+
+    async def again(problem: str, status: int) -> Response:
+        return await _page(request, who, name, typed=fields, deploy_problem=problem, status=status)
+
+    return await _deploy(request, who, name, fields, again, f"/functions/{name}")
+
+
+async def _deploy(
+    request: Request, who: Viewer, name: str, fields: dict[str, str], again: Again, back: str
+) -> Response:
+    """Deploy NAME as the form says, through the API as `shipway fn deploy` does. What the
+    sender can fix (a compile error and its line, a bad schedule) comes back on the form with
+    the code as typed; a refusal goes BACK with a flash."""
+    body = _deploy_body(fields)
+    if isinstance(body, str):
+        return await again(body, 422)
+    try:
+        fn = await who.api.call("POST", _path(name), body=body)
+    except ApiError as e:
+        if e.status in (409, 422):
+            return await again(e.message, e.status)
+        return redirect(request, back, e.message, ok=False)
+    message = f"Deployed {fn['name']} v{fn['version']} ({fn['runtime']})"
+    if fn["triggers"]:
+        message += f" with schedules {', '.join(fn['triggers'])}"
+    return redirect(request, f"/functions/{fn['name']}", message + ".")
+
+
+def _deploy_body(fields: dict[str, str]) -> dict[str, Any] | str:
+    """The API's deploy body from the form, or what is wrong with the form. Its schedules, one
+    per line, become the function's (named as the CLI names them); none keeps the ones it has."""
+    source = fields.get("source", "")
+    if not source.strip():
+        return "Enter the function's code."
+    body: dict[str, Any] = {"source": source, "runtime": fields.get("runtime") or None}
+    specs = [line.strip() for line in fields.get("schedules", "").splitlines() if line.strip()]
+    text = fields.get("schedule_params", "")
+    if not text.strip():
+        params: Any = {}
+    elif not specs:
+        return "The params are those of scheduled runs: add a schedule, or leave them empty."
+    else:
+        try:
+            params = json.loads(text)
+        except ValueError as e:
+            return _json_problem(e)
+    if specs:
+        body["triggers"] = {
+            f"schedule-{n}": {"spec": spec, "params": params} for n, spec in enumerate(specs, 1)
+        }
+    return body
 
 
 @router.get("/functions/{name}")
@@ -54,6 +148,8 @@ async def _page(
     *,
     params: str = "{}",
     problem: str | None = None,
+    typed: dict[str, str] | None = None,
+    deploy_problem: str | None = None,
     status: int = 200,
 ) -> Response:
     fn, versions, schedules, runs = await asyncio.gather(
@@ -74,6 +170,9 @@ async def _page(
         runs=runs,
         params=params,
         problem=problem,
+        runtimes=RUNTIMES,
+        typed=typed or {"runtime": fn["runtime"]},
+        deploy_problem=deploy_problem,
     )
 
 
