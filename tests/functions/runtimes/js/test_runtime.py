@@ -573,9 +573,11 @@ _CHECKS_IN_THREADS = """
 import threading
 from shipway.functions import runtimes
 
+SOURCE = "let n = 0; for (let i = 0; i < 1e4; i++) n += i; function handler() {}"
+
 def checks():
     for _ in range(40):
-        runtimes.check("js", "let n = 0; for (let i = 0; i < 1e4; i++) n += i; function handler() {}")
+        runtimes.check("js", SOURCE)
 
 threads = [threading.Thread(target=checks) for _ in range(4)]
 for t in threads:
