@@ -205,13 +205,10 @@ def parse_duration(raw: str, flag: str = "--expires") -> timedelta:
 
 def whole_seconds(raw: str, flag: str, *, also: str = "") -> int:
     """A number of seconds given as '300' or as a duration such as '5m'."""
-    text = raw.strip()
-    if text.isascii() and text.isdigit():
-        return int(text)
-    found = durations.parse(text)
+    found = durations.seconds(raw)
     if found is None:
         raise ClientError(f"{flag} must be seconds (300) or like 90s, 15m or 2h{also}; got {raw!r}")
-    return int(found.total_seconds())
+    return found
 
 
 @tokens.command("create")
