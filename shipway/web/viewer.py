@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-import httpx
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
@@ -47,7 +46,7 @@ class Dashboard:
     services: Context
     sealer: session.Sealer
     templates: Environment
-    client: httpx.AsyncClient
+    caller: api.Caller
 
     @classmethod
     def of(cls, request: Request) -> Dashboard:
@@ -82,7 +81,7 @@ def install(app: Any, services: Context) -> None:
         services,
         session.Sealer(box.derive("shipway dashboard session")),
         templating.environment(),
-        api.client(app),
+        api.Caller(app),
     )
 
 
@@ -96,7 +95,7 @@ async def viewer(request: Request) -> Viewer:
         principal = await asyncio.to_thread(board.services.tokens.authenticate, found.current.token)
     except ShipwayError as e:  # revoked or expired since the login
         raise LoginNeeded from e
-    return Viewer(request, found, principal, Api(board.client, found.current.token))
+    return Viewer(request, found, principal, Api(board.caller, found.current.token))
 
 
 async def form(request: Request, viewer: Viewer | None = None) -> dict[str, str]:

@@ -27,7 +27,7 @@ async def login(request: Request) -> Response:
     if not token:
         return render(request, "login.html", status=422, next=goto, error="Enter an API token.")
     try:
-        who = await Api(board.client, token).call("POST", "/login")
+        who = await Api(board.caller, token).call("POST", "/login")
     except ApiError as e:
         return render(request, "login.html", status=e.status, next=goto, error=e.message)
     login = session.Login(token, str(who["organization"]), str(who["role"]))

@@ -196,9 +196,10 @@ async def invoke(name: str, request: Request, who: Viewer = Depends(viewer)) -> 
         problem = _json_problem(e)
         return await _page(request, who, name, params=text, problem=problem, status=422)
     board = Dashboard.of(request)
-    answer = await board.client.post(
+    answer = await board.caller.request(
+        "POST",
         "/fn/" + quote(name, safe=""),
-        json=params,
+        body=params,
         headers={"Authorization": f"Bearer {who.session.current.token}"},
     )
     run = answer.headers.get("x-shipway-run")
@@ -208,12 +209,12 @@ async def invoke(name: str, request: Request, who: Viewer = Depends(viewer)) -> 
             return await _page(request, who, name, params=text, problem=refused.message, status=422)
         return redirect(request, f"/functions/{name}", refused.message, ok=False)
     body = answer.json()
-    ended = "succeeded" if answer.status_code == 200 else body.get("error", {}).get("code")
+    ended = "succeeded" if answer.status == 200 else body.get("error", {}).get("code")
     message = f"Run {run} {ENDED.get(str(ended), str(ended))}"
-    if answer.status_code != 200:
+    if answer.status != 200:
         message += f": {body.get('error', {}).get('message', '')}".rstrip(": ")
     return redirect(
-        request, f"/functions/{name}/runs/{run}", message + ".", ok=answer.status_code == 200
+        request, f"/functions/{name}/runs/{run}", message + ".", ok=answer.status == 200
     )
 
 
