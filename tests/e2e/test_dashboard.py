@@ -17,7 +17,6 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.browser import accessible, chrome, log_in, screenshot
 from tests.e2e.conftest import Instance
 from tests.e2e.test_push import api, make_repo, push, wait_for
-from tests.helpers import commit
 
 pytestmark = pytest.mark.e2e
 
@@ -149,4 +148,12 @@ def test_a_viewer_sees_no_write_controls(chrome: Browser, instance: Instance) ->
     assert viewer.locator("main form").count() == 0
     accessible(viewer)
     screenshot(viewer, "app-viewer")
-    commit  # noqa: B018 - the helpers module is shared with the other e2e tests
+
+
+@pytest.mark.parametrize(
+    "page", ["apps", "functions", "activity", "delivery", "fleet", "tokens", "organizations"]
+)
+def test_each_page_and_its_forms_pass_axe(owner: Page, instance: Instance, page: str) -> None:
+    owner.goto(f"{instance.url}/{page}")
+    expect(owner.locator("main h1")).to_be_visible()
+    accessible(owner)
