@@ -26,6 +26,7 @@ from shipway.api.routes import (
     logs,
     metrics,
     organizations,
+    overview,
     releases,
     tokens,
     webhooks,
@@ -80,6 +81,7 @@ def create_app(services: Context) -> BodyLimit:
     errors.install(app)
     api = APIRouter(prefix=API_PREFIX, route_class=Route)
     api.include_router(apps.router)
+    api.include_router(overview.router)
     api.include_router(formation.router)
     api.include_router(environments.router)
     api.include_router(releases.router)

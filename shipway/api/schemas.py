@@ -372,3 +372,14 @@ class DeliveryMetricsOut(BaseModel):
     @classmethod
     def of(cls, delivery: Delivery, app: str | None) -> DeliveryMetricsOut:
         return cls.model_validate({**asdict(delivery), "app": app})
+
+
+class AppOverview(BaseModel):
+    """What an app's dashboard page shows, read together in one transaction."""
+
+    info: AppInfo
+    deployments: list[DeploymentOut] = Field(description="the latest, newest first")
+    releases: list[dict[str, Any]] = Field(description="the latest, newest first")
+    env: list[ConfigVarOut]
+    addons: list[dict[str, Any]]
+    delivery: DeliveryMetricsOut = Field(description="production's, over the default window")

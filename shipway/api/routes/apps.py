@@ -25,6 +25,7 @@ from shipway.api.schemas import (
     ReleaseRef,
 )
 from shipway.apps import hosts, service
+from shipway.context import Context
 from shipway.deploys import service as deploys
 from shipway.store import Store
 from shipway.store.tables import App, Organization
@@ -89,41 +90,53 @@ async def app_info(
     machine's node sees them (state null when no node runs apps)."""
     ctx = context(request)
     app_id, info = await asyncio.to_thread(_info, ctx.store, request, principal, name)
-    if ctx.runtime is not None:
-        running = {entry["environment"]: entry for entry in await ctx.runtime.describe(app_id)}
-        for env in info.environments:
-            found: dict[str, Any] = running.get(env.name, {"state": "stopped", "instances": []})
-            env.state = found["state"]
-            env.instances = [InstanceOut(**i) for i in found["instances"]]
+    await with_instances(ctx, app_id, info)
     return info
 
 
 def _info(store: Store, request: Request, principal: Principal, name: str) -> tuple[int, AppInfo]:
     with store.transaction() as session:
         app = service.get(session, principal, name)
-        out = _out(request, session, app)
-        environments = []
-        for env, shown in zip(app.environments, out.environments, strict=True):
-            live = deploys.current_release(session, env)
-            environments.append(
-                EnvironmentInfo(
-                    **shown.model_dump(),
-                    release=ReleaseRef.of(live) if live else None,
-                    state=None,
-                    instances=[],
-                )
+        return app.id, info_of(request, session, app)
+
+
+def info_of(request: Request, session: Session, app: App) -> AppInfo:
+    """APP with its formation, each environment's live release and its repository; no
+    instances yet (with_instances adds them)."""
+    out = _out(request, session, app)
+    environments = []
+    for env, shown in zip(app.environments, out.environments, strict=True):
+        live = deploys.current_release(session, env)
+        environments.append(
+            EnvironmentInfo(
+                **shown.model_dump(),
+                release=ReleaseRef.of(live) if live else None,
+                state=None,
+                instances=[],
             )
-        formation = formation_of(session, app)
-        connection = connections.find(session, app.id)
-        return app.id, AppInfo(
-            app=out,
-            formation=formation,
-            environments=environments,
-            connection=ConnectionOut.of(connection, app.name, str(request.base_url))
-            if connection
-            else None,
-            deliveries=[DeliveryOut.model_validate(d) for d in connections.recent(session, app.id)],
         )
+    connection = connections.find(session, app.id)
+    return AppInfo(
+        app=out,
+        formation=formation_of(session, app),
+        environments=environments,
+        connection=ConnectionOut.of(connection, app.name, str(request.base_url))
+        if connection
+        else None,
+        deliveries=[DeliveryOut.model_validate(d) for d in connections.recent(session, app.id)],
+    )
+
+
+async def with_instances(ctx: Context, app_id: int, info: AppInfo) -> None:
+    """Each of INFO's environments with its state and instances as this machine's node sees
+    them (left null when no node runs apps)."""
+    if ctx.runtime is None:
+        return
+    running = {entry["environment"]: entry for entry in await ctx.runtime.describe(app_id)}
+    for env in info.environments:
+        found: dict[str, Any] = running.get(env.name, {"state": "stopped", "instances": []})
+        env.state = found["state"]
+        env.instances = [InstanceOut(**i) for i in found["instances"]]
 
 
 @router.patch("/{name}", response_model=AppOut, summary="Change an app's settings")

@@ -21,7 +21,8 @@ from shipway.store.tables import ConfigVar, Deployment
 router = APIRouter(prefix="/apps/{name}/env", tags=["config"], route_class=Route)
 
 
-def _listing(rows: Iterable[ConfigVar]) -> list[ConfigVarOut]:
+def listing(rows: Iterable[ConfigVar]) -> list[ConfigVarOut]:
+    """Config vars as the API shows them: a secret's value as ***."""
     return [
         ConfigVarOut(
             key=var.key,
@@ -38,7 +39,7 @@ def list_env(
     name: str, request: Request, principal: Principal = Depends(principal_from)
 ) -> list[ConfigVarOut]:
     with context(request).store.transaction() as session:
-        return _listing(config.list_vars(session, principal, name))
+        return listing(config.list_vars(session, principal, name))
 
 
 @router.patch("", response_model=list[ConfigVarOut], summary="Set and unset config vars")
@@ -71,10 +72,10 @@ async def change_env(
                 deployment = deploys.release_config(
                     session, principal.actor, done.app, snapshot, config.describe(done)
                 )
-            return _listing(done.vars), deployment
+            return listing(done.vars), deployment
 
-    listing, deployment = await asyncio.to_thread(change)
+    shown, deployment = await asyncio.to_thread(change)
     if deployment is not None:
         await launch.deploy_release(store, context(request).temporal, deployment)
         response.headers[DEPLOYMENT_HEADER] = str(deployment.id)
-    return listing
+    return shown

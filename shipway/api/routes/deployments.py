@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from shipway import eventbus
 from shipway.accounts.roles import Principal, Role
@@ -24,7 +25,7 @@ from shipway.errors import UnsupportedMedia
 from shipway.fleet import registry
 from shipway.fleet.lifecycle import BuilderState
 from shipway.gitserver import archive, commits, repos
-from shipway.store.tables import Build, Deployment, Environment, Release
+from shipway.store.tables import App, Build, Deployment, Environment, Release
 
 router = APIRouter(tags=["deployments"], route_class=Route)
 
@@ -238,12 +239,18 @@ def list_deployments(
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
     with context(request).store.transaction() as session:
-        row = apps.get(session, principal, app)
-        organization = tenant(session, row.organization_id)
-        return [
-            deployment_json(request, d, app, env, version, organization)
-            for d, env, version in service.deployments_of(session, row, limit)
-        ]
+        return deployments_json(request, session, apps.get(session, principal, app), limit)
+
+
+def deployments_json(
+    request: Request, session: Session, app: App, limit: int
+) -> list[dict[str, Any]]:
+    """APP's latest LIMIT deployments as the API shows them, newest first."""
+    organization = tenant(session, app.organization_id)
+    return [
+        deployment_json(request, d, app.name, env, version, organization)
+        for d, env, version in service.deployments_of(session, app, limit)
+    ]
 
 
 @router.get("/apps/{app}/builds", summary="The app's builds, newest first")

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from shipway.accounts.roles import Principal
 from shipway.api.auth import context, principal_from
@@ -19,7 +20,7 @@ from shipway.apps.service import PRODUCTION
 from shipway.deploys import launch
 from shipway.deploys import service as deploys
 from shipway.store import Store
-from shipway.store.tables import Deployment, Release
+from shipway.store.tables import App, Deployment, Release
 
 router = APIRouter(prefix="/apps/{app}", tags=["releases"], route_class=Route)
 
@@ -32,28 +33,32 @@ def list_releases(
     principal: Principal = Depends(principal_from),
 ) -> list[dict[str, Any]]:
     with context(request).store.transaction() as session:
-        row = apps.get(session, principal, app)
-        out = []
-        for r, build in deploys.releases_of(session, row, limit):
-            out.append(
-                {
-                    "version": r.version,
-                    "description": r.description,
-                    "digest": r.digest,
-                    "build_id": r.build_id,
-                    "commit": build.commit_sha if build else None,
-                    "stack": r.manifest.get("stack"),
-                    "processes": r.manifest.get("processes", {}),
-                    "layers": r.manifest.get("layers", []),
-                    # A Dockerfile app's release: its image, by digest.
-                    "image": r.manifest.get("image"),
-                    "bases": r.manifest.get("bases", {}),
-                    "status": "ready",
-                    "duration": seconds(build.started_at, build.finished_at) if build else None,
-                    "created_at": r.created_at.isoformat(),
-                }
-            )
-        return out
+        return releases_json(session, apps.get(session, principal, app), limit)
+
+
+def releases_json(session: Session, app: App, limit: int) -> list[dict[str, Any]]:
+    """APP's latest LIMIT releases as the API shows them, newest first."""
+    out = []
+    for r, build in deploys.releases_of(session, app, limit):
+        out.append(
+            {
+                "version": r.version,
+                "description": r.description,
+                "digest": r.digest,
+                "build_id": r.build_id,
+                "commit": build.commit_sha if build else None,
+                "stack": r.manifest.get("stack"),
+                "processes": r.manifest.get("processes", {}),
+                "layers": r.manifest.get("layers", []),
+                # A Dockerfile app's release: its image, by digest.
+                "image": r.manifest.get("image"),
+                "bases": r.manifest.get("bases", {}),
+                "status": "ready",
+                "duration": seconds(build.started_at, build.finished_at) if build else None,
+                "created_at": r.created_at.isoformat(),
+            }
+        )
+    return out
 
 
 @router.post("/rollback", status_code=202, summary="Deploy an earlier release of production again")
