@@ -19,8 +19,10 @@ from shipway.web.views import (
     delivery,
     fleet,
     functions,
+    images,
     logs,
     organizations,
+    status,
     tokens,
 )
 
@@ -31,7 +33,19 @@ TITLES = {401: "Log in again", 403: "Not allowed", 404: "Not found", 409: "Confl
 def install(app: FastAPI, services: Context) -> None:
     """Serve the dashboard's pages and assets from APP."""
     viewer.install(app, services)
-    for views in (auth, apps, logs, functions, tokens, organizations, activity, fleet, delivery):
+    for views in (
+        auth,
+        apps,
+        logs,
+        functions,
+        tokens,
+        organizations,
+        activity,
+        fleet,
+        delivery,
+        images,
+        status,
+    ):
         app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(viewer.LoginNeeded, _login)

@@ -107,9 +107,11 @@ async def app_page(app: str, request: Request, who: Viewer = Depends(viewer)) ->
         asyncio.gather(*(_backups(who, a) for a in addons)),
     )
     connection = info["connection"]
+    deliveries: list[dict[str, Any]] = []
     if connection is not None:  # the API was called in-process: its host is not the browser's
         webhook = str(request.base_url).rstrip("/") + connection["webhook_path"]
         connection = {**connection, "webhook_url": webhook}
+        deliveries = await who.api.get(f"/apps/{app}/deliveries")
     return render(
         request,
         "app.html",
@@ -126,6 +128,7 @@ async def app_page(app: str, request: Request, who: Viewer = Depends(viewer)) ->
         addon_kinds=[k.value for k in Kind],
         plans=PLANS,
         connection=connection,
+        deliveries=deliveries,
         providers=[p.value for p in Provider],
         delivery=delivery,
         log_lines=first,
