@@ -91,15 +91,11 @@ def _production(info: dict[str, Any]) -> dict[str, Any]:
 @router.get("/apps/{app}")
 async def app_page(app: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
     ctx = Dashboard.of(request).services
-    info, deployments, releases, config, addons, delivery, (app_id, start) = await asyncio.gather(
-        who.api.get(f"/apps/{app}/info"),
-        who.api.get(f"/apps/{app}/deployments", limit=TIMELINE),
-        who.api.get(f"/apps/{app}/releases"),
-        who.api.get(f"/apps/{app}/env"),
-        who.api.get("/addons", app=app),
-        _delivery(who, f"/apps/{app}/delivery"),
+    overview, (app_id, start) = await asyncio.gather(
+        who.api.get(f"/apps/{app}/overview", limit=TIMELINE),
         asyncio.to_thread(logs.app_log_start, ctx.store, who, app, logs.APP_TAIL),
     )
+    info, addons = overview["info"], overview["addons"]
     production = _production(info)
     live = (production.get("release") or {}).get("version")
     first, backups = await asyncio.gather(
@@ -107,11 +103,9 @@ async def app_page(app: str, request: Request, who: Viewer = Depends(viewer)) ->
         asyncio.gather(*(_backups(who, a) for a in addons)),
     )
     connection = info["connection"]
-    deliveries: list[dict[str, Any]] = []
     if connection is not None:  # the API was called in-process: its host is not the browser's
         webhook = str(request.base_url).rstrip("/") + connection["webhook_path"]
         connection = {**connection, "webhook_url": webhook}
-        deliveries = await who.api.get(f"/apps/{app}/deliveries")
     return render(
         request,
         "app.html",
@@ -120,17 +114,17 @@ async def app_page(app: str, request: Request, who: Viewer = Depends(viewer)) ->
         info=info,
         production=production,
         previews=[e for e in info["environments"] if e["kind"] != PRODUCTION],
-        deployments=deployments,
-        releases=releases,
+        deployments=overview["deployments"],
+        releases=overview["releases"],
         live=live,
-        config=config,
+        config=overview["env"],
         addons=[{**a, "backups": b} for a, b in zip(addons, backups, strict=True)],
         addon_kinds=[k.value for k in Kind],
         plans=PLANS,
         connection=connection,
-        deliveries=deliveries,
+        deliveries=info["deliveries"] if connection is not None else [],
         providers=[p.value for p in Provider],
-        delivery=delivery,
+        delivery=overview["delivery"],
         log_lines=first,
         log_after=first[-1]["seq"] if first else start,
     )
@@ -145,16 +139,6 @@ async def _backups(who: Viewer, addon: dict[str, Any]) -> list[dict[str, Any]] |
         found: list[dict[str, Any]] = await who.api.get(f"/addons/{addon['name']}/backups")
     except ApiError as e:
         if e.status == 503:
-            return None
-        raise
-    return found
-
-
-async def _delivery(who: Viewer, path: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = await who.api.get(path)
-    except ApiError as e:
-        if e.status == 404:
             return None
         raise
     return found
