@@ -127,7 +127,12 @@ def test_a_bad_form_is_answered_with_a_message_never_a_500(
 
 def test_unknown_apps_and_builds_get_a_404_page(admin: TestClient, admin_token: str) -> None:
     make_app(admin, admin_token)
-    for path in ("/apps/nope", "/apps/web/builds/999", "/apps/web/builds/0"):
+    for path in (
+        "/apps/nope",
+        "/apps/nope/log/stream",
+        "/apps/web/builds/999",
+        "/apps/web/builds/0",
+    ):
         answer = admin.get(path)
         assert answer.status_code in (404, 422), path
         assert "<html" in answer.text

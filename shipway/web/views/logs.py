@@ -11,12 +11,13 @@ from fastapi.responses import Response, StreamingResponse
 
 from shipway.apps import service as apps
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
+from shipway.errors import NotFound
 from shipway.logs import lines, sse, stream
 from shipway.runtime import applog
 from shipway.store import Store
 from shipway.store.tables import Build
 from shipway.web import ansi
-from shipway.web.viewer import Dashboard, Viewer, viewer
+from shipway.web.viewer import Dashboard, Refused, Viewer, viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,9 +47,13 @@ def stored(
 
 
 def app_log_start(store: Store, who: Viewer, app: str, tail: int) -> tuple[int, int]:
-    """The app's id and the seq its page's log starts after."""
+    """The app's id and the seq its page's log starts after; an unknown app is the 404 page,
+    as the API's own refusal would be (a page that asks both may meet this one first)."""
     with store.transaction() as session:
-        row = apps.get(session, who.principal, app)
+        try:
+            row = apps.get(session, who.principal, app)
+        except NotFound as e:
+            raise Refused(404, e.message) from e
         return row.id, max(lines.last_seq(session, APP_KIND, row.id) - tail, 0)
 
 
