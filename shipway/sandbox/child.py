@@ -1,9 +1,10 @@
 """What the forked child does before it execs bubblewrap.
 
 It forks once more. The parent stays behind as the sandbox's reaper: a child subreaper that
-waits until every process below it is gone, then exits with bubblewrap's status. bubblewrap
-exits as soon as the command has, leaving the sandbox's pid 1 to die and be reaped by its
-nearest subreaper; without this one that would be the host's init, which may never reap it.
+execs reaper.py, which waits until every process below it is gone, then exits with
+bubblewrap's status. bubblewrap exits as soon as the command has, leaving the sandbox's pid 1
+to die and be reaped by its nearest subreaper; without this one that would be the host's
+init, which may never reap it.
 The grandchild joins the cgroups, sets the rlimits, stages the mount sources, drops from
 root to the sandbox uid for good, and returns to exec bubblewrap.
 """
@@ -15,8 +16,11 @@ import ctypes
 import os
 import resource
 import signal
+import sys
 from dataclasses import dataclass
 from typing import NoReturn
+
+from shipway.sandbox import reaper
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
@@ -93,13 +97,13 @@ def drop_privileges(uid: int | None, gid: int | None) -> None:  # pragma: no cov
 
 
 def _reap(bwrap: int) -> NoReturn:  # pragma: no cover - runs in the reaper
-    """Reap every process that ends up below this one, then exit as bubblewrap did."""
-    code = 255
+    """Become the sandbox's supervisor: a child subreaper that dies with shipway, holding no
+    end of any pipe, which execs reaper.py at once rather than stay a copy of shipway."""
     try:
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        # shipway's own handlers would run here; a SIGTERM must just end the reaper (and with
-        # it, through parent-death signals, the sandbox).
+        # shipway's own handlers are reset by the exec, but what it ignores stays ignored: a
+        # SIGTERM must end the reaper (and with it, through parent-death signals, the sandbox).
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(signum, signal.SIG_DFL)
@@ -108,16 +112,9 @@ def _reap(bwrap: int) -> NoReturn:  # pragma: no cover - runs in the reaper
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.closerange(3, _fd_limit())
-        while True:
-            try:
-                pid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if pid == bwrap:
-                code = os.waitstatus_to_exitcode(status)
-                code = 128 - code if code < 0 else code
+        os.execv(sys.executable, [sys.executable, "-I", "-S", reaper.__file__, str(bwrap)])
     finally:
-        os._exit(code)
+        os._exit(255)
 
 
 def _fd_limit() -> int:  # pragma: no cover - runs in the reaper
