@@ -6,6 +6,7 @@ forwarding headers); every other header line passes through byte for byte.
 
 from __future__ import annotations
 
+import random
 import re
 
 from shipway.errors import ShipwayError
@@ -40,6 +41,18 @@ _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e\x80-\xff]+) (HTTP/1
 _FIELD_LINES = re.compile(rb"(?:" + _TOKEN + rb":[^\0\r\n]*\r\n)*\r\n")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+
+def new_request_id() -> bytes:
+    """A fresh request id: 128 random bits in hex; ids need to be unique, not secret."""
+    return b"%032x" % random.getrandbits(128)
+
+
+def connection_header(keep_alive: bool, version: bytes) -> bytes | None:
+    """The Connection header a client needs: HTTP/1.1 keeps alive unless told otherwise."""
+    if not keep_alive:
+        return b"close"
+    return b"keep-alive" if version == b"HTTP/1.0" else None
 
 
 class HttpError(ShipwayError):

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import time
 import weakref
+from asyncio.streams import FlowControlMixin
 from collections import deque
+from typing import Protocol, cast
 
 from shipway.router.upstream import Upstream
 
@@ -17,14 +19,75 @@ POOL_SIZE = 32
 IDLE_SECONDS = 4.0
 
 
-class Connection:
-    """One open stream pair to an upstream; `reused` tells a pooled one from a fresh one."""
+class Listener(Protocol):
+    """Takes an upstream connection's events directly, in place of its stream reader."""
 
-    __slots__ = ("awaiting_head", "idle_since", "reader", "reused", "timed_out", "writer")
+    def upstream_data(self, data: bytes) -> None: ...
+
+    def upstream_ended(self, exc: Exception | None) -> None: ...
+
+
+class Link(FlowControlMixin):
+    """The protocol of an upstream connection: it feeds the stream reader, or, while a
+    `listener` is set, hands every event to it with no stream in between."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        super().__init__()
+        self.reader = reader
+        self.listener: Listener | None = None
+
+    def data_received(self, data: bytes) -> None:
+        listener = self.listener
+        if listener is None:
+            self.reader.feed_data(data)
+        else:
+            listener.upstream_data(data)
+
+    def eof_received(self) -> bool:
+        self.reader.feed_eof()
+        listener = self.listener
+        if listener is not None:
+            self.listener = None
+            listener.upstream_ended(None)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None:
+            self.reader.feed_eof()
+        else:
+            self.reader.set_exception(exc)
+        super().connection_lost(exc)
+        listener = self.listener
+        if listener is not None:
+            self.listener = None
+            listener.upstream_ended(exc)
+
+
+class Connection:
+    """One open connection to an upstream, read as a stream or through its `link`; `reused`
+    tells a pooled one from a fresh one."""
+
+    __slots__ = (
+        "_opened",
+        "awaiting_head",
+        "idle_since",
+        "link",
+        "reader",
+        "reused",
+        "timed_out",
+        "transport",
+        "writer",
+    )
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The stream pair an Upstream opened, its transport's protocol replaced by a Link.
+        transport = cast(asyncio.Transport, writer.transport)
+        self.link = Link(reader)
+        transport.set_protocol(self.link)
+        self.transport = transport
         self.reader = reader
-        self.writer = writer
+        self.writer = asyncio.StreamWriter(transport, self.link, reader, asyncio.get_running_loop())
+        self._opened = writer  # a stream writer closes its transport when it is collected
         self.reused = False
         self.idle_since = 0.0
         self.awaiting_head = False
@@ -44,7 +107,7 @@ class Connection:
 
     def abort(self) -> None:
         """Close at once, dropping unsent data: for broken or abandoned exchanges."""
-        self.writer.transport.abort()
+        self.transport.abort()
 
     def expire(self) -> None:
         """The upstream took too long to answer: give up on it, remembering why."""
