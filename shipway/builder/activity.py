@@ -123,6 +123,7 @@ class BuilderActivities:
             network=task.network,
             limits=Limits(wall_seconds=task.wall_seconds),
             config=app_config,
+            organization_id=task.organization_id,
         )
         work = asyncio.create_task(self._build_and_publish(request, log))
         watch = asyncio.create_task(self._watch(task.build_id, attempt, work, log))

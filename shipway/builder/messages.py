@@ -18,6 +18,9 @@ class BuildInput:
     source_sha: str | None = None
     network: bool = True
     wall_seconds: float = 900.0
+    #: Whose dependency layers and downloads the build may share; none in a task queued
+    #: before organizations shared them (the app's own are used then).
+    organization_id: int | None = None
 
 
 @dataclass

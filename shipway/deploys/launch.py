@@ -125,6 +125,7 @@ async def launch(
             source_sha=sha,
             network=app.build_network,
             wall_seconds=build_timeout,
+            organization_id=app.organization_id,
         ),
     )
     workflow_id = requested.deployment.workflow_id

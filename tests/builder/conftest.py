@@ -9,7 +9,7 @@ import socket
 import tarfile
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,10 @@ from shipway.api.app import create_app
 from shipway.apps import config
 from shipway.apps import service as apps
 from shipway.apps.secretbox import SecretBox
+from shipway.builder.pipeline import BuildRequest, BuildResult, build
 from shipway.context import Context
 from shipway.deploys import service
+from shipway.releases.layers import LayerStore
 from shipway.settings import Settings
 from shipway.store import Store
 from shipway.store.tables import Organization
@@ -126,3 +128,56 @@ def control_plane(store: Store, settings: Settings, admin_token: str) -> Iterato
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+@dataclass
+class Log:
+    """The build's log lines, each with whether it was private."""
+
+    lines: list[tuple[str, bool]] = field(default_factory=list)
+
+    async def __call__(self, line: str, *, private: bool = False) -> None:
+        self.lines.append((line, private))
+
+    @property
+    def text(self) -> list[str]:
+        return [line for line, _ in self.lines]
+
+
+@dataclass
+class Builder:
+    data: Path
+    work: Path
+    builds: int = 0
+
+    async def build(
+        self,
+        files: dict[str, str],
+        log: Log | None = None,
+        network: bool = False,
+        app_id: int = 1,
+        organization_id: int = 1,
+    ) -> BuildResult:
+        """Build FILES as the next build of app APP_ID, of ORGANIZATION_ID."""
+        self.builds += 1
+        archive = self.work / f"source-{self.builds}.tar"
+        archive.write_bytes(tar_of(files))
+        request = BuildRequest(
+            build_id=self.builds,
+            app_id=app_id,
+            app=f"web{app_id}",
+            source=archive,
+            network=network,
+            organization_id=organization_id,
+        )
+        return await build(request, self.data, log or Log())
+
+    def layer(self, result: BuildResult, role: str) -> Path:
+        [digest] = [ref.digest for ref in result.manifest.layers if ref.role == role]
+        return LayerStore(self.data / "layers").path(digest)
+
+
+@pytest.fixture
+def builder(tmp_path: Path) -> Builder:
+    (tmp_path / "data").mkdir()
+    return Builder(tmp_path / "data", tmp_path)

@@ -34,7 +34,7 @@ def test_the_least_recently_used_caches_go_first(
 
 
 def test_the_index_remembers_layers(tmp_path: Path) -> None:
-    app = cache.AppCache(tmp_path, 7)
+    app = cache.BuildCache.of_organization(tmp_path, 7)
     app.prepare()
     assert app.layer_for("k") is None
     app.remember("k", "sha256:" + "a" * 64)

@@ -5,15 +5,13 @@ layer; a build step or a runtime the host lacks fails the build and says why."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from shipway.builder import runtimes, semver
-from shipway.builder.pipeline import BuildFailed, BuildRequest, BuildResult, build
-from shipway.releases.layers import LayerStore
-from tests.builder.conftest import node_app, tar_of
+from shipway.builder.pipeline import BuildFailed
+from tests.builder.conftest import Builder, Log, node_app
 
 #: A Node app without dependencies (npm ci needs no registry) whose build script writes
 #: dist/index.html, saying whether it saw the dependency layer and its .bin on PATH.
@@ -38,49 +36,6 @@ WRITE_PREFIX = (
     "python -c \"import sys; open('built.txt', 'w').write(sys.prefix + ' ' + "
     "'.'.join(map(str, sys.version_info[:2])))\""
 )
-
-
-@dataclass
-class Log:
-    """The build's log lines, each with whether it was private."""
-
-    lines: list[tuple[str, bool]] = field(default_factory=list)
-
-    async def __call__(self, line: str, *, private: bool = False) -> None:
-        self.lines.append((line, private))
-
-    @property
-    def text(self) -> list[str]:
-        return [line for line, _ in self.lines]
-
-
-@dataclass
-class Builder:
-    data: Path
-    work: Path
-    builds: int = 0
-
-    async def build(
-        self, files: dict[str, str], log: Log | None = None, network: bool = False
-    ) -> BuildResult:
-        """Build FILES as app 1's next build."""
-        self.builds += 1
-        archive = self.work / f"source-{self.builds}.tar"
-        archive.write_bytes(tar_of(files))
-        request = BuildRequest(
-            build_id=self.builds, app_id=1, app="web", source=archive, network=network
-        )
-        return await build(request, self.data, log or Log())
-
-    def layer(self, result: BuildResult, role: str) -> Path:
-        [digest] = [ref.digest for ref in result.manifest.layers if ref.role == role]
-        return LayerStore(self.data / "layers").path(digest)
-
-
-@pytest.fixture
-def builder(tmp_path: Path) -> Builder:
-    (tmp_path / "data").mkdir()
-    return Builder(tmp_path / "data", tmp_path)
 
 
 def host_python() -> semver.Version:

@@ -46,6 +46,8 @@ class BuildRequest:
     limits: Limits = field(default_factory=Limits)
     #: The app's config: shipway.yml's build.args name those a Dockerfile build gets.
     config: AppConfig = field(default_factory=AppConfig)
+    #: The app's organization, whose dependency layers and downloads the build shares.
+    organization_id: int | None = None
 
 
 class Steps:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.builder.backends import BuildFailed, Built, Job
-from shipway.builder.cache import AppCache
+from shipway.builder.cache import BuildCache
 from shipway.builder.stacks import OCI
 from shipway.oci import container, dockerfile, prune, walled
 from shipway.oci.podman import (
@@ -107,7 +107,7 @@ async def build(job: Job) -> Built:
 
     await job.log(f"-----> Building {name} with podman")
     # podman keeps RUN --mount=type=cache directories in its TMPDIR: one per app.
-    tmpdir = AppCache(job.data_dir, request.app_id).root / "podman-tmp"
+    tmpdir = BuildCache.of_app(job.data_dir, request.app_id).root / "podman-tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
     limits = request.limits
     with job.steps.step("build"), lease() as ident:

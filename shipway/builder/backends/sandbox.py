@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shipway.builder import buildstep
 from shipway.builder.backends import BuildFailed, Built, Job, Log
-from shipway.builder.cache import AppCache, prune
+from shipway.builder.cache import BuildCache, prune
 from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import LayerRef, Manifest
 from shipway.sandbox import Mount, SandboxResult, SandboxSpec
@@ -51,21 +51,57 @@ async def build(job: Job) -> Built:
 
 
 async def _dependencies(job: Job, layers: LayerStore, private: bool) -> tuple[str | None, bool]:
-    """The dependency layer's digest, and whether it was reused as is; with PRIVATE, the
-    install's output shows as one placeholder line."""
-    stack, source, log, request = job.stack, job.source, job.log, job.request
-    key = stack.deps_key(source)
+    """The dependency layer's digest, and whether it was reused as is (built earlier by any
+    app of the organization); with PRIVATE, the install's output shows as one placeholder
+    line."""
+    stack, log = job.stack, job.log
+    key = stack.deps_key(job.source)
     if key is None:
         return None, False
-    cache = AppCache(job.data_dir, request.app_id)
+    cache = _cache(job)
     cache.prepare()
-    known = cache.layer_for(key)
-    if known is not None and layers.has(known):
-        await log(f"-----> Dependencies unchanged ({stack.lockfile}): reusing layer {known[:19]}")
+    known = await _reused(job, cache, layers, key)
+    if known is not None:
         return known, True
 
-    await log(f"-----> Installing dependencies from {stack.lockfile}")
-    await asyncio.to_thread(prune, cache.root.parent.parent)
+    async def waiting() -> None:
+        await log("-----> Waiting for another install of this organization's dependencies")
+
+    async with cache.installing(waiting):
+        # The install waited for may have built this very layer.
+        known = await _reused(job, cache, layers, key)
+        if known is not None:
+            return known, True
+        await log(f"-----> Installing dependencies from {stack.lockfile}")
+        await asyncio.to_thread(prune, cache.root.parent.parent)
+        deps_dir, seconds = await _install(job, cache, private)
+        digest = await asyncio.to_thread(layers.add, deps_dir)
+        cache.remember(key, digest)
+    await log(f"-----> Dependency layer {digest[:19]} ({seconds:.1f}s)")
+    return digest, False
+
+
+def _cache(job: Job) -> BuildCache:
+    """The organization's cache; an app's own for a build queued without its organization."""
+    request = job.request
+    if request.organization_id is None:
+        return BuildCache.of_app(job.data_dir, request.app_id)
+    return BuildCache.of_organization(job.data_dir, request.organization_id)
+
+
+async def _reused(job: Job, cache: BuildCache, layers: LayerStore, key: str) -> str | None:
+    """The layer built for KEY, when it is still there."""
+    known = cache.layer_for(key)
+    if known is None or not layers.has(known):
+        return None
+    lockfile = job.stack.lockfile
+    await job.log(f"-----> Dependencies unchanged ({lockfile}): reusing layer {known[:19]}")
+    return known
+
+
+async def _install(job: Job, cache: BuildCache, private: bool) -> tuple[Path, float]:
+    """Run the stack's install in a sandbox; the directory it filled, and its seconds."""
+    stack, source, request = job.stack, job.source, job.request
     workspace = job.work / "deps-workspace"
     workspace.mkdir()
     for name in stack.inputs:
@@ -85,17 +121,14 @@ async def _dependencies(job: Job, layers: LayerStore, private: bool) -> tuple[st
         network=request.network,
         limits=request.limits,
     )
-    result = await _run_logged(spec, log, private)
+    result = await _run_logged(spec, job.log, private)
     if result.exit_code != 0 or result.reason:
         raise BuildFailed(f"installing dependencies failed: {result.reason or 'non-zero exit'}")
     for name, target in stack.links:
         (deps_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (deps_dir / name).unlink(missing_ok=True)
         (deps_dir / name).symlink_to(target)
-    digest = await asyncio.to_thread(layers.add, deps_dir)
-    cache.remember(key, digest)
-    await log(f"-----> Dependency layer {digest[:19]} ({result.duration:.1f}s)")
-    return digest, False
+    return deps_dir, result.duration
 
 
 async def _build_step(
