@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 from asyncio.streams import FlowControlMixin
-from typing import Protocol
+from typing import Protocol, cast
 
 from shipway import metrics, tracing
 from shipway.router import pages
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 #: A request body up to this size is read before the upstream is contacted, so the request
 #: can be sent again when a pooled connection turns out to be dead.
 BUFFERED_BODY = 64 * 1024
+#: The Host headers whose names are remembered, for the next request with the same.
+HOST_NAMES = 4096
 #: The most an upstream's response head may take.
 MAX_RESPONSE_HEAD = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -50,6 +52,8 @@ class Router(Protocol):
     the stream code for whatever the lane leaves to it."""
 
     table: RouteTable
+    #: Host header → host_name(), for the requests with a Host seen before.
+    host_names: dict[bytes | None, str]
     control: Upstream
     suffix: str
     pool: Pool
@@ -142,13 +146,14 @@ class Client(FlowControlMixin):
         self.closed = False
         #: Whether reading is paused because requests pile up behind the one in flight.
         self.paused = False
+        #: time.monotonic() when the last answer was done: the keep-alive time counts from it.
+        self.idle_since = time.monotonic()
         self._writer: asyncio.StreamWriter | None = None
 
     # -- the client's events
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.address = str(peer[0]).encode()
@@ -206,11 +211,17 @@ class Client(FlowControlMixin):
             flight.conn.transport.resume_reading()
 
     def expire(self) -> None:
-        """Idle too long between requests: drop the connection (not while one is answered)."""
+        """The connection's deadline: drop it if it has been idle for the keep-alive time, else
+        look again when it could have been (watched once, not once per request)."""
+        keepalive = self.router.keepalive_seconds
         if self.flight is not None:
-            self.router.watchdog.watch(self, self.router.keepalive_seconds)
-        else:
+            self.router.watchdog.watch(self, keepalive)
+            return
+        idle = time.monotonic() - self.idle_since
+        if idle >= keepalive:
             self.transport.abort()
+        else:
+            self.router.watchdog.watch(self, keepalive - idle)
 
     # -- requests
 
@@ -266,7 +277,12 @@ class Client(FlowControlMixin):
         """Where HEAD goes, if the lane can take it there: an app's upstream or the control
         plane; None for anything the stream code has to do."""
         router = self.router
-        host = head.host_name()
+        names = router.host_names
+        host = names.get(head.host)
+        if host is None:
+            if len(names) >= HOST_NAMES:
+                names.clear()
+            host = names[head.host] = head.host_name()
         suffix = router.suffix
         if not (host.endswith(suffix) and len(host) > len(suffix)):
             return _Flight(head, head.request_id or new_request_id(), None, router.control)
@@ -455,8 +471,9 @@ class Client(FlowControlMixin):
             else:
                 conn.abort()
         flight.upstream.active -= 1
+        self.idle_since = now = time.monotonic()
         if flight.app is not None:
-            metrics.routed(flight.app, flight.status, time.monotonic() - flight.started)
+            metrics.routed(flight.app, flight.status, now - flight.started)
 
     def _resume(self, keep: bool) -> None:
         """Go on to the next request, or close when the last answer said so."""
@@ -465,7 +482,6 @@ class Client(FlowControlMixin):
         if not keep:
             self.transport.close()
             return
-        self.router.watchdog.watch(self, self.router.keepalive_seconds)
         if self.paused:
             self.paused = False
             self.transport.resume_reading()

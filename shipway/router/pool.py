@@ -134,7 +134,7 @@ class Pool:
 
     def take(self, upstream: Upstream) -> Connection | None:
         """An idle connection that still looks alive, or None when a new one is needed."""
-        idle = self._idle.get(upstream)
+        idle: deque[Connection] | None = upstream.pooled.get(self)
         if not idle:
             return None
         not_before = time.monotonic() - self.idle_seconds
@@ -148,9 +148,9 @@ class Pool:
 
     def put(self, upstream: Upstream, conn: Connection) -> None:
         """Keep CONN for the next request, dropping the stalest ones the upstream closed."""
-        idle = self._idle.get(upstream)
+        idle: deque[Connection] | None = upstream.pooled.get(self)
         if idle is None:
-            idle = self._idle[upstream] = deque()
+            idle = upstream.pooled[self] = self._idle[upstream] = deque()
             weakref.finalize(upstream, _close_all, idle).atexit = False
         now = time.monotonic()
         not_before = now - self.idle_seconds
@@ -164,7 +164,7 @@ class Pool:
 
     def idle(self, upstream: Upstream) -> int:
         """How many idle connections are kept for UPSTREAM."""
-        return len(self._idle.get(upstream, ()))
+        return len(upstream.pooled.get(self, ()))
 
     def close(self) -> None:
         """Close every idle connection, when the router stops."""

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -189,10 +190,11 @@ async def test_chunked_response_streams_before_the_upstream_finishes(
 ) -> None:
     up = upstream(web[0])
     route = proxy.add("myapp.localhost", up)
-    gate = web[0].app.gate("streams")
+    key = uuid.uuid4().hex  # the app outlives the test
+    gate = web[0].app.gate(key)
     async with (
         proxy.client(headers={"Host": "myapp.localhost"}) as client,
-        client.stream("GET", "/stream?gate=streams") as response,
+        client.stream("GET", f"/stream?gate={key}") as response,
     ):
         assert response.headers["transfer-encoding"] == "chunked"
         chunks = response.aiter_raw()
