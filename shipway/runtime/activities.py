@@ -17,6 +17,7 @@ from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import (
     DISCARD_ACTIVITY,
     FAILURE_TYPE,
+    GO_LIVE_ACTIVITY,
     RELEASE_ACTIVITY,
     ROUTE_ACTIVITY,
     START_ACTIVITY,
@@ -37,7 +38,7 @@ class RuntimeActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity a node's worker serves."""
-        return [self.release, self.start, self.route, self.discard]
+        return [self.release, self.start, self.route, self.go_live, self.discard]
 
     @activity.defn(name=RELEASE_ACTIVITY)
     async def release(self, task: RunInput) -> float | None:
@@ -66,6 +67,13 @@ class RuntimeActivities:
             return self.runtime.route(task.deployment_id)
         await self.runtime.discard(task.deployment_id)
         return False
+
+    @activity.defn(name=GO_LIVE_ACTIVITY)
+    async def go_live(self, task: RunInput) -> bool:
+        """Start the release, then route to it: whether it went live (False when a newer
+        deployment superseded it once it had started)."""
+        await self.start(task)
+        return await self.route(task)
 
     @activity.defn(name=DISCARD_ACTIVITY)
     async def discard(self, task: RunInput) -> None:

@@ -11,6 +11,9 @@ START_ACTIVITY = "shipway.runtime.start"
 #: Run the release's release phase (the Procfile's `release:`) once, before START.
 RELEASE_ACTIVITY = "shipway.runtime.release"
 ROUTE_ACTIVITY = "shipway.runtime.route"
+#: START, then ROUTE, in one trip through Temporal: what deploy workflows ask for now (the two
+#: stay for workflows started by older code).
+GO_LIVE_ACTIVITY = "shipway.runtime.go_live"
 DISCARD_ACTIVITY = "shipway.runtime.discard"
 #: The error type of a release that cannot start (or whose release phase failed): retrying
 #: would not help.

@@ -329,8 +329,7 @@ async def test_the_release_phase_runs_before_the_release_goes_live_and_not_on_ro
     assert await platform.wait(first, {"live", "failed"}) == "live", platform.reason(first)
     assert await node_steps(platform) == [
         "shipway.runtime.release",
-        "shipway.runtime.start",
-        "shipway.runtime.route",
+        "shipway.runtime.go_live",
     ]
     await logged(platform, "release: migrating")
     assert phase_lines(platform.app_log())[0] == (
@@ -346,7 +345,7 @@ async def test_the_release_phase_runs_before_the_release_goes_live_and_not_on_ro
     # A rollback deploys a copy of a release whose release phase has run: it does not again.
     rolled = await platform.rollback(1)
     assert await platform.wait(rolled, {"live", "failed"}) == "live", platform.reason(rolled)
-    assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+    assert await node_steps(platform) == ["shipway.runtime.go_live"]
 
 
 async def test_a_failing_release_phase_fails_the_deployment_and_nothing_of_it_starts(
@@ -371,7 +370,7 @@ async def test_a_build_without_a_release_phase_goes_straight_to_its_start(
 ) -> None:
     deployment = await platform.deploy({"index.html": "<h1>plain"})
     assert await platform.wait(deployment, {"live", "failed"}) == "live"
-    assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+    assert await node_steps(platform) == ["shipway.runtime.go_live"]
 
 
 async def test_a_config_change_of_a_release_without_one_never_asks_the_node_for_it(
@@ -381,7 +380,7 @@ async def test_a_config_change_of_a_release_without_one_never_asks_the_node_for_
     assert await platform.wait(first, {"live", "failed"}) == "live", platform.reason(first)
     changed = await platform.set_config({"MARKER": "m2"})
     assert await platform.wait(changed, {"live", "failed"}) == "live", platform.reason(changed)
-    assert await node_steps(platform) == ["shipway.runtime.start", "shipway.runtime.route"]
+    assert await node_steps(platform) == ["shipway.runtime.go_live"]
 
 
 def test_a_workflow_not_told_whether_its_release_has_one_asks_the_node() -> None:

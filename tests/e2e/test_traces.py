@@ -137,16 +137,16 @@ def test_a_push_is_one_trace_from_git_to_the_route_switch(
     )
     phase = child(spans, release, "release.phase")
     assert release.process == phase.process == "node"
-    start_ = below(
-        spans, workflow, "StartActivity:shipway.runtime.start", "RunActivity:shipway.runtime.start"
+    go_live = below(
+        spans,
+        workflow,
+        "StartActivity:shipway.runtime.go_live",
+        "RunActivity:shipway.runtime.go_live",
     )
-    instance_start = child(spans, start_, "instance.start")
+    instance_start = child(spans, go_live, "instance.start")
     assert instance_start.attributes["shipway.instance"].endswith("web.1")
     child(spans, instance_start, "instance.health")
-    route = below(
-        spans, workflow, "StartActivity:shipway.runtime.route", "RunActivity:shipway.runtime.route"
-    )
-    assert child(spans, route, "route.switch") == switch
+    assert child(spans, go_live, "route.switch") == switch
     assert switch.attributes["server.address"] == f"{APP}.localhost"
     assert not any(s.error for s in spans)
     # Each step starts once the one before it has ended.
