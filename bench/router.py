@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -44,8 +44,6 @@ SECONDS = 4
 ROUNDS = 3
 #: The worker counts compared: the router's processes and nginx's worker_processes.
 WORKERS = (1, 2)
-#: The router's event loop, as the node runs it.
-LOOP = "uvloop"
 
 
 class _Responder(asyncio.Protocol):
@@ -270,11 +268,11 @@ def measure(targets: dict[str, int], workers: tuple[int, ...]) -> list[tuple[str
 
 
 @contextmanager
-def _routers(me: list[str], port: int, upstream_port: int, loop: str, n: int) -> Iterator[None]:
+def _routers(me: list[str], port: int, upstream_port: int, n: int) -> Iterator[None]:
     """N router processes on PORT (SO_REUSEPORT), each ready when it says so."""
     with ExitStack() as stack:
         for _ in range(n):
-            args = [*me, "router", str(port), str(upstream_port), loop]
+            args = [*me, "router", str(port), str(upstream_port)]
             process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             stack.callback(process.wait, 10)
             stack.callback(process.terminate)
@@ -284,7 +282,7 @@ def _routers(me: list[str], port: int, upstream_port: int, loop: str, n: int) ->
         yield
 
 
-def main(record: bool, loop: str, workers: tuple[int, ...]) -> None:
+def main(record: bool, workers: tuple[int, ...]) -> None:
     upstream_port = any_free()
     me = [sys.executable, __file__]
     nginx = _nginx()
@@ -293,7 +291,7 @@ def main(record: bool, loop: str, workers: tuple[int, ...]) -> None:
         targets = {"direct": upstream_port}
         for n in workers:
             port = targets[f"router x{n}"] = any_free()
-            stack.enter_context(_routers(me, port, upstream_port, loop, n))
+            stack.enter_context(_routers(me, port, upstream_port, n))
             if nginx:
                 port = targets[f"nginx x{n}"] = any_free()
                 run = Path(tmp) / f"nginx-{n}"
@@ -303,14 +301,16 @@ def main(record: bool, loop: str, workers: tuple[int, ...]) -> None:
                 stack.enter_context(_process(command, port))
         rows = measure(targets, workers)
     load = "wrk" if shutil.which("wrk") else "a Python asyncio client"
-    report(rows, load, loop, record)
+    report(rows, load, record)
 
 
-def report(rows: list[tuple[str, str]], load: str, loop: str, record: bool) -> None:
+def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
     notes = (
-        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router ({loop} "
-        "event loop, the lane of lane.py) and nginx (upstream keep-alive), each with xN worker "
-        "processes on one port (SO_REUSEPORT; nginx `reuseport`), all from the same run. "
+        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router (asyncio's "
+        "event loop, as in the node; simple requests take the lane of lane.py) and nginx "
+        "(upstream keep-alive), each with xN worker processes on one port (SO_REUSEPORT; "
+        "nginx `reuseport`), all from the same run; the node runs one router, x2 shows what a "
+        "second process would add. "
         f"Latency: {SEQUENTIAL} sequential GETs over one keep-alive connection, one worker "
         f"each. Throughput: {CONNECTIONS} keep-alive connections, median of {ROUNDS} rounds of "
         f"{SECONDS} s alternating the targets, driven by {load}; load generator, proxy and "
@@ -319,25 +319,14 @@ def report(rows: list[tuple[str, str]], load: str, loop: str, record: bool) -> N
     table("Router overhead", notes, rows, save=record)
 
 
-def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if loop == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "upstream":
         asyncio.run(_serve_upstream(int(sys.argv[2])))
     elif len(sys.argv) > 1 and sys.argv[1] == "router":
-        with asyncio.Runner(loop_factory=_loop_factory(sys.argv[4])) as runner:
-            runner.run(_serve_router(int(sys.argv[2]), int(sys.argv[3])))
+        asyncio.run(_serve_router(int(sys.argv[2]), int(sys.argv[3])))
     else:
-        chosen = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--loop=")]
         counts = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--workers=")]
         main(
             record="--dry-run" not in sys.argv,
-            loop=chosen[0] if chosen else LOOP,
             workers=tuple(int(n) for n in counts[0].split(",")) if counts else WORKERS,
         )

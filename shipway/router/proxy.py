@@ -12,7 +12,6 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
 
 from shipway import metrics, tracing
 from shipway.router import pages, spans, static
@@ -145,9 +144,6 @@ class Router:
         self.suffix = "." + self.base_domain
         self.host_names: dict[bytes | None, str] = {}
         self._waking: dict[str, asyncio.Future[None]] = {}
-        #: The loop that owns the route table and the instances, when the router runs on a
-        #: loop of its own (thread.py); wakers run there.
-        self.home: asyncio.AbstractEventLoop | None = None
         self.watchdog = Watchdog(min(1.0, upstream_timeout / 4, keepalive_seconds / 4))
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
@@ -264,7 +260,7 @@ class Router:
         assert route.waker is not None
         waking = self._waking.get(host)
         if waking is None:
-            waking = asyncio.ensure_future(self._waker(route.waker))
+            waking = asyncio.ensure_future(route.waker())
             self._waking[host] = waking
             waking.add_done_callback(lambda done: self._forget_wake(host, done))
         try:
@@ -277,18 +273,6 @@ class Router:
             return None
         woken.last_request = time.monotonic()
         return woken
-
-    async def _waker(self, waker: Callable[[], Awaitable[None]]) -> None:
-        """Run WAKER on the loop that owns the instances: HOME, when the router has its own."""
-        home = self.home
-        if home is None or home is asyncio.get_running_loop():
-            await waker()
-            return
-
-        async def wake() -> None:
-            await waker()
-
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(wake(), home))
 
     def _forget_wake(self, host: str, done: asyncio.Future[None]) -> None:
         if self._waking.get(host) is done:

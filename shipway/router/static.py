@@ -8,11 +8,9 @@ import os
 import stat
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import unquote_to_bytes
 
 from shipway.router import pages
-from shipway.router.body import PIECE, SourceBroken, write
 from shipway.router.http import RequestHead
 
 _ALLOW = (b"Allow: GET, HEAD",)
@@ -144,21 +142,8 @@ async def serve(
         return 200, keep_alive
     await writer.drain()
     with found.path.open("rb") as file:
-        try:
-            await asyncio.get_running_loop().sendfile(writer.transport, file, 0, found.size)
-        except NotImplementedError:  # uvloop has no sendfile: the file in pieces, then
-            await _copy(file, writer, found.size)
+        await asyncio.get_running_loop().sendfile(writer.transport, file, 0, found.size)
     return 200, keep_alive
-
-
-async def _copy(file: BinaryIO, writer: asyncio.StreamWriter, size: int) -> None:
-    """Send SIZE bytes of FILE, a piece at a time, waiting while the client catches up."""
-    while size > 0:
-        piece = file.read(min(size, PIECE))
-        if not piece:
-            raise SourceBroken("the file shrank while it was sent")
-        size -= len(piece)
-        await write(writer, piece)
 
 
 def _head(

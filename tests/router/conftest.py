@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ import pytest
 import pytest_asyncio
 
 from shipway.router import Route, Router, RouteTable, TcpUpstream, UnixUpstream
-from shipway.router.thread import RouterThread
 from tests.router.servers import AppServer, listening, start_app
 
 
@@ -72,37 +71,24 @@ class Proxy:
 MakeProxy = Callable[..., Any]
 
 
-@pytest_asyncio.fixture(params=["test loop", "own thread"])
-async def make_proxy(
-    request: pytest.FixtureRequest, control: AppServer, socket_dir: Path
-) -> AsyncIterator[MakeProxy]:
-    """Start routers with the given limits, on the test's loop or, as the node runs it, on a
-    thread and loop of its own; each is stopped after the test."""
-    stops: list[Callable[[], Awaitable[None]]] = []
+@pytest_asyncio.fixture
+async def make_proxy(control: AppServer, socket_dir: Path) -> AsyncIterator[MakeProxy]:
+    """Start routers with the given limits; each is stopped after the test."""
+    started = []
 
     async def make(**limits: Any) -> Proxy:
         path = str(socket_dir / "control.sock")
         table = RouteTable()
         router = Router(table, UnixUpstream(path, name="control"), "localhost", **limits)
-        sock = listening()
-        port = int(sock.getsockname()[1])
-        if request.param == "own thread":
-            serving = RouterThread(router, sock)
-            await serving.start()
-            stops.append(serving.stop)
-        else:
-            server = await router.serve(sock)
-
-            async def stop() -> None:
-                server.close()
-                router.close()
-
-            stops.append(stop)
+        server = await router.serve(listening())
+        started.append((router, server))
+        port = int(server.sockets[0].getsockname()[1])
         return Proxy(router, table, port, path)
 
     yield make
-    for stop in stops:
-        await stop()
+    for router, server in started:
+        server.close()
+        router.close()
 
 
 @pytest_asyncio.fixture
