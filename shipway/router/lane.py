@@ -54,8 +54,6 @@ class Router(Protocol):
     table: RouteTable
     #: Host header → host_name(), for the requests with a Host seen before.
     host_names: dict[bytes | None, str]
-    #: What the router's connections read into.
-    inbox: memoryview
     control: Upstream
     suffix: str
     pool: Pool
@@ -131,7 +129,7 @@ class _Flight:
         self.relay: asyncio.Task[None] | None = None
 
 
-class Client(FlowControlMixin, asyncio.BufferedProtocol):
+class Client(FlowControlMixin):
     """One client connection: its requests go through the lane while they are simple."""
 
     def __init__(self, router: Router) -> None:
@@ -164,12 +162,6 @@ class Client(FlowControlMixin, asyncio.BufferedProtocol):
             # Nagle off, so a head and a body written apart never wait for a delayed ACK.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.router.watchdog.watch(self, self.router.keepalive_seconds)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.router.inbox
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self.router.inbox[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self.reader is not None:

@@ -17,16 +17,6 @@ POOL_SIZE = 32
 #: An idle connection older than this is closed rather than reused: app servers commonly
 #: drop idle keep-alive connections after about five seconds.
 IDLE_SECONDS = 4.0
-#: The most read from a socket at once. asyncio's own reads ask for 256 KiB, an allocation
-#: that glibc serves with an mmap and a munmap around every read, small or not: here that
-#: costs more than all the rest of what a proxied request takes.
-READ_SIZE = 64 * 1024
-
-
-def inbox() -> memoryview:
-    """A buffer to read into; protocols of one event loop may share one (each read is handed
-    on before the next begins)."""
-    return memoryview(bytearray(READ_SIZE))
 
 
 class Listener(Protocol):
@@ -37,21 +27,14 @@ class Listener(Protocol):
     def upstream_ended(self, exc: Exception | None) -> None: ...
 
 
-class Link(FlowControlMixin, asyncio.BufferedProtocol):
+class Link(FlowControlMixin):
     """The protocol of an upstream connection: it feeds the stream reader, or, while a
     `listener` is set, hands every event to it with no stream in between."""
 
-    def __init__(self, reader: asyncio.StreamReader, inbox: memoryview) -> None:
+    def __init__(self, reader: asyncio.StreamReader) -> None:
         super().__init__()
         self.reader = reader
-        self.inbox = inbox
         self.listener: Listener | None = None
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.inbox
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self.inbox[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         listener = self.listener
@@ -96,16 +79,10 @@ class Connection:
         "writer",
     )
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        buffer: memoryview | None = None,
-    ) -> None:
-        # The stream pair an Upstream opened, its transport's protocol replaced by a Link that
-        # reads into BUFFER (one of its own unless given).
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The stream pair an Upstream opened, its transport's protocol replaced by a Link.
         transport = cast(asyncio.Transport, writer.transport)
-        self.link = Link(reader, inbox() if buffer is None else buffer)
+        self.link = Link(reader)
         transport.set_protocol(self.link)
         self.transport = transport
         self.reader = reader

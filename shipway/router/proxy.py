@@ -35,7 +35,7 @@ from shipway.router.http import (
     parse_response,
 )
 from shipway.router.lane import BUFFERED_BODY, Client
-from shipway.router.pool import Connection, Pool, inbox
+from shipway.router.pool import Connection, Pool
 from shipway.router.table import Route, RouteTable
 from shipway.router.upstream import Upstream
 from shipway.router.watchdog import Watchdog
@@ -143,8 +143,6 @@ class Router:
         #: App hosts end with this: ".BASE_DOMAIN".
         self.suffix = "." + self.base_domain
         self.host_names: dict[bytes | None, str] = {}
-        #: What every connection of the router reads into (pool.READ_SIZE).
-        self.inbox = inbox()
         self._waking: dict[str, asyncio.Future[None]] = {}
         self.watchdog = Watchdog(min(1.0, upstream_timeout / 4, keepalive_seconds / 4))
 
@@ -327,7 +325,7 @@ class Router:
         """A fresh connection, within the upstream timeout."""
         async with asyncio.timeout(self.upstream_timeout):
             reader, writer = await upstream.open()
-        return Connection(reader, writer, self.inbox)
+        return Connection(reader, writer)
 
     async def _exchange(
         self,
