@@ -98,14 +98,6 @@ def _peer(writer: asyncio.StreamWriter) -> bytes:
     return b"unknown"
 
 
-def _no_delay(writer: asyncio.StreamWriter) -> None:
-    """Turn Nagle off, so a head and a body written apart never wait for a delayed ACK."""
-    # asyncio does this itself only for sockets made with proto=IPPROTO_TCP.
-    sock = writer.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _settle(task: asyncio.Task[None] | None) -> BaseException | None:
     """The outcome of a finished body pump (cancelling an unfinished one): its exception."""
     if task is None:
@@ -163,7 +155,6 @@ class Router:
         """Serve a client connection by streams, request after request, until either side
         ends it: the lane (lane.py) hands over a connection whose requests it cannot take."""
         client = _Client(reader, writer)
-        _no_delay(writer)
         try:
             while await self._next(client):
                 pass
