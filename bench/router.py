@@ -41,7 +41,7 @@ CONNECTIONS = 32
 SECONDS = 4
 #: Throughput is measured in rounds that alternate the targets, and the median kept, so a
 #: noisy neighbour on the machine skews all targets alike.
-ROUNDS = 3
+ROUNDS = 5
 #: The worker counts compared: the router's processes and nginx's worker_processes.
 WORKERS = (1, 2)
 
@@ -283,6 +283,7 @@ def _routers(me: list[str], port: int, upstream_port: int, n: int) -> Iterator[N
 
 
 def main(record: bool, workers: tuple[int, ...]) -> None:
+    load = os.getloadavg()[0]
     upstream_port = any_free()
     me = [sys.executable, __file__]
     nginx = _nginx()
@@ -300,11 +301,11 @@ def main(record: bool, workers: tuple[int, ...]) -> None:
                 command = [nginx, "-p", str(run), "-c", str(conf), "-e", str(run / "error.log")]
                 stack.enter_context(_process(command, port))
         rows = measure(targets, workers)
-    load = "wrk" if shutil.which("wrk") else "a Python asyncio client"
-    report(rows, load, record)
+    driver = "wrk" if shutil.which("wrk") else "a Python asyncio client"
+    report(rows, driver, load, record)
 
 
-def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
+def report(rows: list[tuple[str, str]], driver: str, load: float, record: bool) -> None:
     notes = (
         f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router (asyncio's "
         "event loop, as in the node; simple requests take the lane of lane.py) and nginx "
@@ -313,8 +314,9 @@ def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
         "second process would add. "
         f"Latency: {SEQUENTIAL} sequential GETs over one keep-alive connection, one worker "
         f"each. Throughput: {CONNECTIONS} keep-alive connections, median of {ROUNDS} rounds of "
-        f"{SECONDS} s alternating the targets, driven by {load}; load generator, proxy and "
-        "upstream share the machine's cores."
+        f"{SECONDS} s alternating the targets, driven by {driver}; load generator, proxy and "
+        f"upstream share the machine's cores (load average {load:.2f} before "
+        "the run)."
     )
     table("Router overhead", notes, rows, save=record)
 
