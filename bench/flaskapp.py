@@ -37,8 +37,17 @@ class Bench:
 
     @property
     def remote(self) -> str:
+        return self.remote_of("bench")
+
+    @property
+    def data(self) -> Path:
+        """shipway's data dir: admin-token, run/node.json, shipway.pid."""
+        return Path(self.env["SHIPWAY_DATA"])
+
+    def remote_of(self, app: str) -> str:
+        """The URL `git push` deploys APP through, the admin token in it."""
         token = self.api.headers["Authorization"].removeprefix("Bearer ")
-        return f"http://shipway:{token}@127.0.0.1:{self.port}/git/bench.git"
+        return f"http://shipway:{token}@127.0.0.1:{self.port}/git/{app}.git"
 
     def git(self, *args: str) -> str:
         return run("git", *args, cwd=self.repo, env=self.env)
