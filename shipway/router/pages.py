@@ -26,13 +26,6 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def unreachable(what: str, status: int) -> str:
-    """Why a 502 or 504 came instead of WHAT's answer (an app, or the control plane)."""
-    if status == 504:
-        return f"{what} did not answer in time."
-    return f"{what} is not reachable right now."
-
-
 def html_page(status: int, message: str) -> bytes:
     """A small self-contained HTML page; MESSAGE is escaped, it may name a hostile host."""
     title = f"{status} {_phrase(status)}"

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from asyncio.streams import FlowControlMixin
 from collections import deque
-from typing import Protocol, cast
 
 from shipway.router.upstream import Upstream
 
@@ -19,75 +17,14 @@ POOL_SIZE = 32
 IDLE_SECONDS = 4.0
 
 
-class Listener(Protocol):
-    """Takes an upstream connection's events directly, in place of its stream reader."""
-
-    def upstream_data(self, data: bytes) -> None: ...
-
-    def upstream_ended(self, exc: Exception | None) -> None: ...
-
-
-class Link(FlowControlMixin):
-    """The protocol of an upstream connection: it feeds the stream reader, or, while a
-    `listener` is set, hands every event to it with no stream in between."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        super().__init__()
-        self.reader = reader
-        self.listener: Listener | None = None
-
-    def data_received(self, data: bytes) -> None:
-        listener = self.listener
-        if listener is None:
-            self.reader.feed_data(data)
-        else:
-            listener.upstream_data(data)
-
-    def eof_received(self) -> bool:
-        self.reader.feed_eof()
-        listener = self.listener
-        if listener is not None:
-            self.listener = None
-            listener.upstream_ended(None)
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if exc is None:
-            self.reader.feed_eof()
-        else:
-            self.reader.set_exception(exc)
-        super().connection_lost(exc)
-        listener = self.listener
-        if listener is not None:
-            self.listener = None
-            listener.upstream_ended(exc)
-
-
 class Connection:
-    """One open connection to an upstream, read as a stream or through its `link`; `reused`
-    tells a pooled one from a fresh one."""
+    """One open stream pair to an upstream; `reused` tells a pooled one from a fresh one."""
 
-    __slots__ = (
-        "_opened",
-        "awaiting_head",
-        "idle_since",
-        "link",
-        "reader",
-        "reused",
-        "timed_out",
-        "transport",
-        "writer",
-    )
+    __slots__ = ("awaiting_head", "idle_since", "reader", "reused", "timed_out", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # The stream pair an Upstream opened, its transport's protocol replaced by a Link.
-        transport = cast(asyncio.Transport, writer.transport)
-        self.link = Link(reader)
-        transport.set_protocol(self.link)
-        self.transport = transport
         self.reader = reader
-        self.writer = asyncio.StreamWriter(transport, self.link, reader, asyncio.get_running_loop())
-        self._opened = writer  # a stream writer closes its transport when it is collected
+        self.writer = writer
         self.reused = False
         self.idle_since = 0.0
         self.awaiting_head = False
@@ -107,7 +44,7 @@ class Connection:
 
     def abort(self) -> None:
         """Close at once, dropping unsent data: for broken or abandoned exchanges."""
-        self.transport.abort()
+        self.writer.transport.abort()
 
     def expire(self) -> None:
         """The upstream took too long to answer: give up on it, remembering why."""
@@ -134,7 +71,7 @@ class Pool:
 
     def take(self, upstream: Upstream) -> Connection | None:
         """An idle connection that still looks alive, or None when a new one is needed."""
-        idle: deque[Connection] | None = upstream.pooled.get(self)
+        idle = self._idle.get(upstream)
         if not idle:
             return None
         not_before = time.monotonic() - self.idle_seconds
@@ -148,9 +85,9 @@ class Pool:
 
     def put(self, upstream: Upstream, conn: Connection) -> None:
         """Keep CONN for the next request, dropping the stalest ones the upstream closed."""
-        idle: deque[Connection] | None = upstream.pooled.get(self)
+        idle = self._idle.get(upstream)
         if idle is None:
-            idle = upstream.pooled[self] = self._idle[upstream] = deque()
+            idle = self._idle[upstream] = deque()
             weakref.finalize(upstream, _close_all, idle).atexit = False
         now = time.monotonic()
         not_before = now - self.idle_seconds
@@ -164,7 +101,7 @@ class Pool:
 
     def idle(self, upstream: Upstream) -> int:
         """How many idle connections are kept for UPSTREAM."""
-        return len(upstream.pooled.get(self, ()))
+        return len(self._idle.get(upstream, ()))
 
     def close(self) -> None:
         """Close every idle connection, when the router stops."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import socket
 import time
 
@@ -29,12 +30,9 @@ from shipway.router.http import (
     HttpError,
     RequestHead,
     ResponseHead,
-    connection_header,
-    new_request_id,
     parse_request,
     parse_response,
 )
-from shipway.router.lane import BUFFERED_BODY, Client
 from shipway.router.pool import Connection, Pool
 from shipway.router.table import Route, RouteTable
 from shipway.router.upstream import Upstream
@@ -42,6 +40,9 @@ from shipway.router.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
+#: A request body up to this size is read before the upstream is contacted, so the request
+#: can be sent again when a pooled connection turns out to be dead.
+BUFFERED_BODY = 64 * 1024
 #: How long a client connection may sit between requests.
 KEEPALIVE_SECONDS = 75.0
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -98,6 +99,26 @@ def _peer(writer: asyncio.StreamWriter) -> bytes:
     return b"unknown"
 
 
+def _new_request_id() -> bytes:
+    """A fresh request id: 128 random bits in hex; ids need to be unique, not secret."""
+    return b"%032x" % random.getrandbits(128)
+
+
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """Turn Nagle off, so a head and a body written apart never wait for a delayed ACK."""
+    # asyncio does this itself only for sockets made with proto=IPPROTO_TCP.
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _connection(keep_alive: bool, version: bytes) -> bytes | None:
+    """The Connection header a client needs: HTTP/1.1 keeps alive unless told otherwise."""
+    if not keep_alive:
+        return b"close"
+    return b"keep-alive" if version == b"HTTP/1.0" else None
+
+
 def _settle(task: asyncio.Task[None] | None) -> BaseException | None:
     """The outcome of a finished body pump (cancelling an unfinished one): its exception."""
     if task is None:
@@ -122,7 +143,6 @@ class Router:
         max_header_bytes: int = 32 * 1024,
         max_body_bytes: int = 100 * 2**20,
         upstream_timeout: float = 60.0,
-        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.table = table
         self.control = control
@@ -130,31 +150,28 @@ class Router:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self.upstream_timeout = upstream_timeout
-        self.keepalive_seconds = keepalive_seconds
         self.pool = Pool()
-        #: App hosts end with this: ".BASE_DOMAIN".
-        self.suffix = "." + self.base_domain
-        self.host_names: dict[bytes | None, str] = {}
+        self._suffix = "." + self.base_domain
         self._waking: dict[str, asyncio.Future[None]] = {}
-        self.watchdog = Watchdog(min(1.0, upstream_timeout / 4, keepalive_seconds / 4))
+        self._watchdog = Watchdog(min(1.0, upstream_timeout / 4))
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         """Start serving on an already bound, listening socket (TCP or unix)."""
-        loop = asyncio.get_running_loop()
-        factory = functools.partial(Client, self)
         if sock.family == socket.AF_UNIX:
-            return await loop.create_unix_server(factory, sock=sock)
-        return await loop.create_server(factory, sock=sock)
+            return await asyncio.start_unix_server(
+                self.handle, sock=sock, limit=self.max_header_bytes
+            )
+        return await asyncio.start_server(self.handle, sock=sock, limit=self.max_header_bytes)
 
     def close(self) -> None:
         """Close the idle upstream connections; the server is closed by its owner."""
-        self.watchdog.close()
+        self._watchdog.close()
         self.pool.close()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve a client connection by streams, request after request, until either side
-        ends it: the lane (lane.py) hands over a connection whose requests it cannot take."""
+        """Serve one client connection, request after request, until either side ends it."""
         client = _Client(reader, writer)
+        _no_delay(writer)
         try:
             while await self._next(client):
                 pass
@@ -163,29 +180,29 @@ class Router:
         except Exception:
             log.exception("router: the connection from %s failed", client.address.decode())
         finally:
-            self.watchdog.unwatch(client)
+            self._watchdog.unwatch(client)
             writer.close()
 
     async def _next(self, client: _Client) -> bool:
         """Read and answer one request; returns whether the connection stays open."""
         reader, writer = client.reader, client.writer
-        self.watchdog.watch(client, self.keepalive_seconds)
+        self._watchdog.watch(client, KEEPALIVE_SECONDS)
         try:
             raw = await reader.readuntil(HEAD_END)
         except asyncio.IncompleteReadError:
             return False
         except asyncio.LimitOverrunError:
             return await self._refuse(writer, 431, "The request head is too large.")
-        self.watchdog.unwatch(client)
+        self._watchdog.unwatch(client)
         if len(raw) > self.max_header_bytes:
             return await self._refuse(writer, 431, "The request head is too large.")
         try:
             head = parse_request(raw)
         except HttpError as e:
             return await self._refuse(writer, e.status, e.message)
-        request_id = head.request_id or new_request_id()
+        request_id = head.request_id or _new_request_id()
         host = head.host_name()
-        if host.endswith(self.suffix) and len(host) > len(self.suffix):
+        if host.endswith(self._suffix) and len(host) > len(self._suffix):
             exchange = _Exchange(head, request_id, reader, writer, host)
             return await self._app(exchange, host, client.address)
         exchange = _Exchange(head, request_id, reader, writer, None)
@@ -193,7 +210,7 @@ class Router:
 
     async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> bool:
         """Answer a request that could not be read, then close: the stream is out of step."""
-        writer.write(pages.error(status, message, request_id=new_request_id()))
+        writer.write(pages.error(status, message, request_id=_new_request_id()))
         await writer.drain()
         return False
 
@@ -312,7 +329,7 @@ class Router:
         finally:
             upstream.active -= 1
 
-    async def connect(self, upstream: Upstream) -> Connection:
+    async def _connect(self, upstream: Upstream) -> Connection:
         """A fresh connection, within the upstream timeout."""
         async with asyncio.timeout(self.upstream_timeout):
             reader, writer = await upstream.open()
@@ -332,7 +349,7 @@ class Router:
         while True:
             if conn is None:
                 try:
-                    conn = await self.connect(upstream)
+                    conn = await self._connect(upstream)
                 except TimeoutError:
                     return await self._upstream_failed(exchange, upstream, 504, None, "connect")
                 except Exception as e:
@@ -360,7 +377,7 @@ class Router:
         """The final response head, in time; interim ones (100 Continue) go to the client."""
         conn.awaiting_head = True
         if pump is None:
-            self.watchdog.watch(conn, self.upstream_timeout)
+            self._watchdog.watch(conn, self.upstream_timeout)
         else:  # the upstream's time to answer starts when the body has been sent
             pump.add_done_callback(functools.partial(self._sent, conn))
         interim = False
@@ -384,12 +401,12 @@ class Router:
             raise
         finally:
             conn.awaiting_head = False
-            self.watchdog.unwatch(conn)
+            self._watchdog.unwatch(conn)
 
     def _sent(self, conn: Connection, pump: asyncio.Task[None]) -> None:
         """The body has been sent in full: the upstream's time to answer starts now."""
         if conn.awaiting_head and not pump.cancelled() and pump.exception() is None:
-            self.watchdog.watch(conn, self.upstream_timeout)
+            self._watchdog.watch(conn, self.upstream_timeout)
 
     async def _pump(self, exchange: _Exchange, conn: Connection, limit: int | None) -> None:
         """Stream the request body upstream while the response is awaited."""
@@ -431,7 +448,10 @@ class Router:
         """A 502 or 504 page naming the app (or the control plane), never a traceback."""
         _settle(pump)
         what = exchange.app or "the control plane"
-        message = pages.unreachable(what, status)
+        if status == 504:
+            message = f"{what} did not answer in time."
+        else:
+            message = f"{what} is not reachable right now."
         log.warning("router: %d for %s via %s: %s", status, what, upstream.name, reason)
         keep_alive = exchange.head.keep_alive and not exchange.head.has_body
         return await self._error(exchange, status, message, keep_alive=keep_alive)
@@ -452,7 +472,7 @@ class Router:
         until_close = not bodyless and not response.chunked and response.content_length is None
         keep = head.keep_alive and not until_close and (pump is None or pump.done())
         exchange.status = response.status
-        out = response.for_client(exchange.request_id, connection_header(keep, head.version))
+        out = response.for_client(exchange.request_id, _connection(keep, head.version))
         client = exchange.writer
         try:
             if bodyless:
@@ -478,21 +498,6 @@ class Router:
         else:
             conn.abort()
         return keep and sent
-
-    async def relay(
-        self,
-        head: RequestHead,
-        request_id: bytes,
-        app: str | None,
-        writer: asyncio.StreamWriter,
-        upstream: Upstream,
-        conn: Connection,
-        response: ResponseHead,
-    ) -> bool:
-        """Relay a chunked or unsized response the lane has the head of; returns keep-alive."""
-        # The request's body, if it had one, has been sent: nothing is left to read from it.
-        exchange = _Exchange(head, request_id, asyncio.StreamReader(), writer, app)
-        return await self._respond(exchange, upstream, conn, response, None)
 
     async def _relay_length(
         self, conn: Connection, client: asyncio.StreamWriter, out: bytes, length: int

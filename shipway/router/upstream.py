@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from abc import ABC, abstractmethod
-from typing import Any
 
 
 class Upstream(ABC):
@@ -19,9 +18,6 @@ class Upstream(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self.active = 0
-        #: Idle connections kept for reuse, by the pool that keeps them (pool.py): found here
-        #: with a plain attribute on the path of every request.
-        self.pooled: dict[object, Any] = {}
 
     @abstractmethod
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -204,27 +204,6 @@ async def head_then_close(
     await writer.drain()
 
 
-async def half_body_then_close(
-    server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    """Promises ten bytes of body, sends four, then closes."""
-    await server.read_head(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfour")
-    await writer.drain()
-
-
-async def early_hints(
-    server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    """Answers each request with a 103 Early Hints, then, apart from it, the answer."""
-    while True:
-        await server.read_head(reader)
-        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
-        await writer.drain()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
-        await writer.drain()
-
-
 async def chunked_with_trailers(
     server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:

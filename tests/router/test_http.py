@@ -117,28 +117,3 @@ def test_client_head_replaces_connection_and_request_id() -> None:
     assert dirty.for_client(b"r2", b"close") == (
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Request-Id: r2\r\nConnection: close\r\n\r\n"
     )
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"GET /x HTTP/1.1\r\nHost: a.localhost\r\nAccept: */*\r\n\r\n",
-        b"\r\nPOST / HTTP/1.1\r\nhost: a.localhost:8080\r\nContent-Length: 2\r\n\r\n",
-        b"GET / HTTP/1.0\r\n\r\n",
-    ],
-)
-def test_a_plain_head_goes_upstream_as_the_full_rewrite_would_send_it(raw: bytes) -> None:
-    head = parse_request(raw)
-    assert head.plain
-    quick = head.for_upstream(b"9.9.9.9", b"rid")
-    head.plain = False
-    assert quick == head.for_upstream(b"9.9.9.9", b"rid")
-
-
-def test_a_head_with_headers_to_replace_is_not_plain() -> None:
-    for line in (b"Connection: close", b"X-Forwarded-For: 1.2.3.4", b"X-REQUEST-ID: abc"):
-        assert not parse_request(b"GET / HTTP/1.1\r\n" + line + b"\r\n\r\n").plain
-    assert not parse_request(b"GET http://a.localhost/ HTTP/1.1\r\n\r\n").plain
-    assert parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").fields == [
-        (b"host", b"a", b"Host: a")
-    ]
