@@ -195,8 +195,10 @@ def _app(setting: Setting, tmp_path: Path, name: str, *, build_network: bool = T
     if not build_network:
         changed = instance.cli("apps", "set", name, "--no-build-network")
         assert changed.returncode == 0, changed.stderr
-    # The install step sees the package files only: the probe comes in its command.
-    build = f"TARGETS = {setting.targets!r}\n{BUILD}"
+    # The install step sees the package files only: the probe comes in its command. The app's
+    # name makes its dependency key its own, so the install (and the probe) runs for each app
+    # rather than reusing the layer another app of the organization built.
+    build = f"APP = {name!r}\nTARGETS = {setting.targets!r}\n{BUILD}"
     encoded = base64.b64encode(build.encode()).decode()
     files = {
         **node_app(f"python3 -c \"import base64; exec(base64.b64decode('{encoded}'))\""),
