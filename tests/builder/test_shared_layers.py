@@ -1,6 +1,6 @@
 """Dependency layers are built once per organization: another app of the same organization
-with the same key reuses the layer from its first build, and one install at a time fills the
-organization's downloads; another organization never gets them."""
+with the same key reuses the layer from its first build, installs of other keys go on beside
+it; another organization never gets them."""
 
 from __future__ import annotations
 
@@ -48,3 +48,16 @@ async def test_apps_building_the_same_key_at_once_install_it_once(builder: Build
     assert sum(INSTALLING in log.text for log in logs) == 1, [log.text for log in logs]
     assert sorted(result.cache_warm for result in results) == [False, True, True]
     assert len({deps_digest(log) for log in logs}) == 1
+
+
+async def test_apps_of_other_keys_install_at_once_without_waiting(builder: Builder) -> None:
+    logs = [Log() for _ in range(2)]
+    await asyncio.gather(
+        *(
+            builder.build({**node_app(f"own{n}"), "server.js": ""}, log, app_id=n + 1)
+            for n, log in enumerate(logs)
+        )
+    )
+    for log in logs:
+        assert INSTALLING in log.text
+        assert not any(line.startswith("-----> Waiting") for line in log.text), log.text

@@ -72,7 +72,9 @@ def test_a_build_whose_builder_is_lost_completes_on_another(
         ids = {builder_of(running, b)["id"]: b for b in builders}
         app = f"fragile-{fault.lower()}"
         assert running.cli("apps", "create", app, "--region", "lossy").returncode == 0
-        repo = make_repo(tmp_path / app, {**slow_node_app(5), "Procfile": "web: node server.js"})
+        # Its own dependencies: not built from the layer of the other fault's app.
+        files = {**node_app(f"sleep 5; echo {app}"), "Procfile": "web: node server.js"}
+        repo = make_repo(tmp_path / app, files)
         pushed: dict[str, subprocess.CompletedProcess[str]] = {}
         pusher = threading.Thread(target=lambda: pushed.update(r=push(running, repo, app)))
         pusher.start()

@@ -64,17 +64,17 @@ async def _dependencies(job: Job, layers: LayerStore, private: bool) -> tuple[st
     if known is not None:
         return known, True
 
-    async def waiting() -> None:
-        await log("-----> Waiting for another install of this organization's dependencies")
+    async def waiting(line: str) -> None:
+        await log(f"-----> {line}")
 
-    async with cache.installing(waiting):
+    async with cache.installing(key, job.work / "downloads", waiting) as downloads:
         # The install waited for may have built this very layer.
         known = await _reused(job, cache, layers, key)
         if known is not None:
             return known, True
         await log(f"-----> Installing dependencies from {stack.lockfile}")
         await asyncio.to_thread(prune, cache.root.parent.parent)
-        deps_dir, seconds = await _install(job, cache, private)
+        deps_dir, seconds = await _install(job, downloads, private)
         digest = await asyncio.to_thread(layers.add, deps_dir)
         cache.remember(key, digest)
     await log(f"-----> Dependency layer {digest[:19]} ({seconds:.1f}s)")
@@ -99,8 +99,9 @@ async def _reused(job: Job, cache: BuildCache, layers: LayerStore, key: str) -> 
     return known
 
 
-async def _install(job: Job, cache: BuildCache, private: bool) -> tuple[Path, float]:
-    """Run the stack's install in a sandbox; the directory it filled, and its seconds."""
+async def _install(job: Job, downloads: Path, private: bool) -> tuple[Path, float]:
+    """Run the stack's install in a sandbox, keeping its downloads in DOWNLOADS; the
+    directory it filled, and its seconds."""
     stack, source, request = job.stack, job.source, job.request
     workspace = job.work / "deps-workspace"
     workspace.mkdir()
@@ -109,7 +110,7 @@ async def _install(job: Job, cache: BuildCache, private: bool) -> tuple[Path, fl
     deps_dir = job.work / "deps"
     deps_dir.mkdir()
     assert stack.deps_mount is not None
-    mounts = [Mount(cache.downloads, "/cache", writable=True)]
+    mounts = [Mount(downloads, "/cache", writable=True)]
     if stack.deps_mount.startswith("/workspace/"):
         (workspace / stack.deps_mount.removeprefix("/workspace/")).mkdir(parents=True)
     mounts.append(Mount(deps_dir, stack.deps_mount, writable=True))
