@@ -140,6 +140,7 @@ def invoke(
             content=params.encode(),
             headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
             timeout=api.timeout + 900,
+            verify=api.tls,
         )
     except httpx.HTTPError as e:
         raise ClientError(f"cannot reach shipway at {api.url}: {e}") from e

@@ -85,7 +85,7 @@ def stream_events(
     if client is not None:
         return _read(client, api, path, params, follow, on_event)
     timeout = httpx.Timeout(api.timeout, read=READ_TIMEOUT)
-    with httpx.Client(timeout=timeout) as own:
+    with api.client(timeout=timeout) as own:
         return _read(own, api, path, params, follow, on_event)
 
 

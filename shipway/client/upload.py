@@ -60,7 +60,7 @@ def deploy(api: Api, source: Source | Pushed, say: Say) -> int:
         say(line)
 
     # With traces on, the deployment's spans are children of the caller's (a push's).
-    with httpx.Client(timeout=timeout, headers=tracing.headers()) as http:
+    with api.client(timeout=timeout, headers=tracing.headers()) as http:
         started = _start(http, api, source)
         show(
             f"-----> Deploying to {started['environment']} of {source.app} "
@@ -126,7 +126,7 @@ def wait(http: httpx.Client, api: Api, deployment_id: int) -> dict[str, Any]:
 
 def settle(api: Api, deployment_id: int) -> dict[str, Any]:
     """`wait` on a connection of its own, for a change that has no build log to follow."""
-    with httpx.Client(timeout=api.timeout) as http:
+    with api.client(timeout=api.timeout) as http:
         return wait(http, api, deployment_id)
 
 

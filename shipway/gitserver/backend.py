@@ -87,9 +87,15 @@ def environment(
     return env
 
 
-async def run(env: Mapping[str, str], body: AsyncIterator[bytes], limit: Limit | None) -> Answer:
+async def run(
+    env: Mapping[str, str],
+    body: AsyncIterator[bytes],
+    limit: Limit | None,
+    pass_fds: tuple[int, ...] = (),
+) -> Answer:
     """Serve one request. The whole body is read before the answer starts; past LIMIT the
-    push is refused with a receive-pack result that names the limit."""
+    push is refused with a receive-pack result that names the limit. git (and its hooks)
+    inherit PASS_FDS."""
     proc = await asyncio.create_subprocess_exec(
         "git",
         "http-backend",
@@ -98,6 +104,7 @@ async def run(env: Mapping[str, str], body: AsyncIterator[bytes], limit: Limit |
         stderr=asyncio.subprocess.PIPE,
         env=dict(env),
         start_new_session=True,
+        pass_fds=pass_fds,
     )
     assert proc.stdout is not None and proc.stderr is not None
     errors = asyncio.create_task(proc.stderr.read())

@@ -1,32 +1,39 @@
-"""The pre-receive hook: deploy each pushed branch before its ref moves.
+"""The pre-receive hook's work: deploy each pushed branch before its ref moves.
 
-git runs it with the pushed objects still in quarantine and `OLD NEW REF` lines on stdin;
-all it prints reaches the pusher as `remote: …` lines, and a non-zero exit rejects the whole
-push, so a branch whose build fails stays where it was. The git server passes SHIPWAY_URL,
-SHIPWAY_TOKEN (the pusher's) and SHIPWAY_APP through git's environment. The hook sends only
-the pushed commit's name: the server archives its tree from the repository itself. With traces
-on, the push's span comes as TRACEPARENT, and the hook's spans (and the API calls it makes)
-join it.
+git runs the hook (shipway.gitserver.relay) with the pushed objects still in quarantine and
+`OLD NEW REF` lines on stdin; the hook hands them to this server over the push's `Channel`,
+and a thread here deploys the branches as the pusher, calling the API back. All it says
+reaches the pusher as `remote: …` lines, and a non-zero exit code rejects the whole push, so
+a branch whose build fails stays where it was. It sends only the pushed commit's name: the
+server archives its tree from the repository itself. With traces on, the hook's spans (and
+the API calls it makes) join the push's.
 """
 
 from __future__ import annotations
 
+import contextvars
+import json
+import logging
 import os
-import sys
-from collections.abc import Iterable
+import socket
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from shipway import tracing
 from shipway.client.api import Api
 from shipway.client.upload import Pushed, deploy
 from shipway.errors import ClientError, ShipwayError
 
+log = logging.getLogger(__name__)
+
 BRANCH_PREFIX = "refs/heads/"
+#: The variable that gives the hook its end of the push's channel.
+FD_VARIABLE = "SHIPWAY_HOOK_FD"
+#: The most a hook may send: its ref lines (a push of thousands of refs stays well below).
+MAX_REQUEST = 16 * 1024 * 1024
 
-
-def say(line: str) -> None:
-    print(line, flush=True)
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ def read_updates(lines: Iterable[str]) -> list[RefUpdate]:
     return updates
 
 
-def deploy_branch(api: Api, app: str, update: RefUpdate, quarantine: str | None) -> int:
+def deploy_branch(api: Api, app: str, update: RefUpdate, quarantine: str | None, say: Say) -> int:
     """Deploy the pushed commit: the server archives its tree from the repository, reading the
     push's objects from QUARANTINE (where git holds them until this hook accepts the push)."""
     branch = update.branch
@@ -75,7 +82,7 @@ def _branch_attributes(app: str, update: RefUpdate) -> dict[str, str]:
     }
 
 
-def remove_preview(api: Api, app: str, branch: str) -> None:
+def remove_preview(api: Api, app: str, branch: str, say: Say) -> None:
     """A deleted branch takes its preview environment with it; production stays."""
     from shipway.deploys.service import environment_name
     from shipway.errors import ValidationError
@@ -96,14 +103,14 @@ def remove_preview(api: Api, app: str, branch: str) -> None:
     say(f"-----> Deleted {branch}; removed its preview {env}")
 
 
-def run(api: Api, app: str, updates: list[RefUpdate], quarantine: str | None) -> int:
+def run(api: Api, app: str, updates: list[RefUpdate], quarantine: str | None, say: Say) -> int:
     """Deploy the pushed branches one by one, then remove the previews of deleted ones.
 
     The push is accepted or rejected whole, so after a failure nothing more is deployed."""
     pushed = [u for u in updates if u.branch is not None and not u.deleted]
     for number, update in enumerate(pushed):
         try:
-            failed = deploy_branch(api, app, update, quarantine)
+            failed = deploy_branch(api, app, update, quarantine, say)
         except ShipwayError as e:  # the API's refusal (a source too large, say)
             say(f" !     {e}")
             failed = 1
@@ -115,23 +122,81 @@ def run(api: Api, app: str, updates: list[RefUpdate], quarantine: str | None) ->
         if update.branch is None:
             say(f"-----> Kept {update.ref} without deploying: only branches deploy")
         elif update.deleted:
-            remove_preview(api, app, update.branch)
+            remove_preview(api, app, update.branch, say)
     return 0
 
 
-def main() -> int:
-    try:
-        url, token, app = (os.environ[k] for k in ("SHIPWAY_URL", "SHIPWAY_TOKEN", "SHIPWAY_APP"))
-    except KeyError as e:
-        say(f" !     shipway's hook runs under shipway's git server only ({e.args[0]} is unset)")
-        return 1
-    quarantine = os.environ.get("GIT_QUARANTINE_PATH")
-    tracing.setup("git-hook")
-    with tracing.span("git.pre_receive", {"shipway.app": app}, parent=tracing.from_environment()):
-        return run(
-            Api(url, token), app, read_updates(sys.stdin), quarantine and Path(quarantine).name
+class Channel:
+    """One push's line to its pre-receive hook: a socket pair, one end passed down to git
+    (which passes it on to the hook), the other served by a thread of this process that does
+    the hook's work as the pusher (API, their token) for APP. Nothing but git's processes for
+    this push holds the hook's end: no address, no key."""
+
+    def __init__(self, api: Api, app: str) -> None:
+        ours, self._theirs = socket.socketpair()
+        # The push's trace context, for the thread's spans to join.
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(
+            target=context.run, args=(_serve, ours, api, app), name=f"hook {app}", daemon=True
         )
+        self.thread.start()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {FD_VARIABLE: str(self._theirs.fileno())}
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        """What git must inherit."""
+        return (self._theirs.fileno(),)
+
+    def close(self) -> None:
+        """Drop this process's copy of the hook's end, once git has its own (or will not run):
+        when git ends without running the hook, the thread then reads the end and stops."""
+        self._theirs.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _serve(channel: socket.socket, api: Api, app: str) -> None:
+    with channel:
+        request = _request(channel)
+        if request is None:
+            return  # git ended without running the hook: a refused or fetched-only request
+
+        def say(line: str) -> None:
+            channel.sendall(json.dumps({"say": line}).encode() + b"\n")
+
+        try:
+            code = _work(api, app, request, say)
+            channel.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        except OSError as e:  # the hook went away: the pusher gave up, or git was stopped
+            log.info("the pre-receive hook of a push to %s went away: %s", app, e)
+
+
+def _request(channel: socket.socket) -> dict[str, object] | None:
+    """The hook's request; None when git ended without running the hook (or sent nonsense)."""
+    received = b""
+    while chunk := channel.recv(65536):
+        received += chunk
+        if len(received) > MAX_REQUEST:
+            return None
+    try:
+        request = json.loads(received) if received else None
+    except ValueError:
+        request = None
+    return request if isinstance(request, dict) else None
+
+
+def _work(api: Api, app: str, request: dict[str, object], say: Say) -> int:
+    updates = request.get("updates")
+    quarantine = request.get("quarantine")
+    lines = updates.splitlines() if isinstance(updates, str) else []
+    where = os.path.basename(quarantine) if isinstance(quarantine, str) and quarantine else None
+    with tracing.span("git.pre_receive", {"shipway.app": app}):
+        try:
+            return run(api, app, read_updates(lines), where, say)
+        except OSError:
+            raise
+        except Exception:
+            log.exception("deploying a push to %s failed", app)
+            say(" !     shipway failed while deploying this push; its log says why")
+            return 1

@@ -42,21 +42,16 @@ def identity(app_id: int, created_at: datetime) -> str:
     return f"{app_id}@{created_at.isoformat()}"
 
 
-#: What the hook's interpreter runs. It keeps httpx from importing its command line (click,
-#: rich and pygments, which httpx leaves out when that import fails): a third of the hook's
-#: start, which every push waits for.
-HOOK_MAIN = (
-    'import sys; sys.modules["httpx._main"] = None; '
-    "from shipway.gitserver.hook import main; sys.exit(main())"
-)
+#: The hook git runs: a script of the standard library only, handing the push to the server.
+RELAY = Path(__file__).with_name("relay.py")
 
 
 def hook_script(python: str | None = None) -> str:
-    """The hook runs this interpreter, so it imports the same shipway as the server."""
+    """The hook: this interpreter, isolated and without site-packages, runs the relay."""
     return (
         "#!/bin/sh\n"
         "# Installed by shipway: deploy each pushed branch; a failed build rejects the push.\n"
-        f"exec {shlex.quote(python or sys.executable)} -c {shlex.quote(HOOK_MAIN)}\n"
+        f"exec {shlex.quote(python or sys.executable)} -I -S {shlex.quote(str(RELAY))}\n"
     )
 
 

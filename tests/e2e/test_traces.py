@@ -112,7 +112,7 @@ def test_a_push_is_one_trace_from_git_to_the_route_switch(
 
     # FastAPI's own spans: a server span per request, the endpoint's run inside it.
     hook = below(spans, root, "fastapi.endpoint", "git.pre_receive")
-    assert hook.process == "git-hook"
+    assert hook.process == "control-plane"  # the hook hands the push to the server
     branch = child(spans, hook, "git.deploy_branch")
     assert branch.attributes["vcs.ref.head.name"] == "main"
     launch = below(spans, branch, "POST /api/v1/apps/{app}/pushes")

@@ -15,14 +15,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from shipway import tracing
 from shipway.accounts import tokens
 from shipway.accounts.roles import Principal, Role
 from shipway.api.auth import context
 from shipway.api.routing import Route
 from shipway.apps import service as apps
+from shipway.client.api import Api
 from shipway.errors import NotFound, Unauthorized
-from shipway.gitserver import backend, repos
+from shipway.gitserver import backend, hook, repos
 from shipway.store import Store
 
 router = APIRouter(include_in_schema=False, route_class=Route)
@@ -66,21 +66,30 @@ async def git_http(app: str, path: str, request: Request) -> Response:
         repos.ensure, data_dir, access.organization_id, app, access.app_identity
     )
     limit = await _push_limit(repo, ctx.settings.max_source) if pushing else None
-    env = backend.environment(
-        project_root=repo.parent,
-        path_info=f"/{repo.name}/{path}",
-        method=request.method,
-        query=request.url.query,
-        headers=request.headers,
-        remote_addr=request.client.host if request.client else "",
-        remote_user=access.principal.actor,
-        max_input=limit.size if limit else None,
-        extra=_hook_env(request, secret, app) if pushing else {},
+    # Only a receive-pack POST runs the pre-receive hook.
+    channel = (
+        hook.Channel(Api(_loopback_url(request), secret), app)
+        if pushing and request.method == "POST"
+        else None
     )
     try:
-        answer = await backend.run(env, request.stream(), limit)
+        env = backend.environment(
+            project_root=repo.parent,
+            path_info=f"/{repo.name}/{path}",
+            method=request.method,
+            query=request.url.query,
+            headers=request.headers,
+            remote_addr=request.client.host if request.client else "",
+            remote_user=access.principal.actor,
+            max_input=limit.size if limit else None,
+            extra=channel.env if channel else {},
+        )
+        answer = await backend.run(env, request.stream(), limit, channel.fds if channel else ())
     except ClientDisconnect:
         return Response(status_code=400)
+    finally:
+        if channel is not None:
+            channel.close()
     return StreamingResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
 
@@ -127,17 +136,6 @@ async def _push_limit(repo: Path, max_source: int) -> backend.Limit:
         message=f"{what} the {shown} (SHIPWAY_MAX_SOURCE_MB)",
         reason=f"larger than the {shown}",
     )
-
-
-def _hook_env(request: Request, secret: str, app: str) -> dict[str, str]:
-    """What the pre-receive hook needs to call this server back as the pusher (and, with
-    traces on, the push's span for its own to join)."""
-    return {
-        "SHIPWAY_URL": _loopback_url(request),
-        "SHIPWAY_TOKEN": secret,
-        "SHIPWAY_APP": app,
-        **tracing.environment(),
-    }
 
 
 def _loopback_url(request: Request) -> str:
