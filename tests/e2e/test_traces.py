@@ -209,8 +209,12 @@ def test_a_function_call_and_its_pipeline_are_one_trace(
     assert answer.json() == {"result": {"squared": 36}}, answer.text
     run = int(answer.headers["X-Shipway-Run"])
 
-    def called(spans: list[Span]) -> Span | None:
-        return one(spans, "function.call", **{"shipway.function.name": "square"})
+    def called(spans: list[Span]) -> bool:
+        """Both calls and the request have ended: spans are sent in batches, so wait for each."""
+        ours = [s for s in spans if s.trace_id == trace_id]
+        return all(
+            one(ours, "function.call", **{"shipway.function.name": name}) for name in ("square", "chain")
+        ) and any(s.parent_id == client_span for s in ours)
 
     receiver.wait(called, 30, "the pipeline's spans")
     spans = [s for s in receiver.received() if s.trace_id == trace_id]
