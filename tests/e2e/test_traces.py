@@ -213,7 +213,8 @@ def test_a_function_call_and_its_pipeline_are_one_trace(
         """Both calls and the request have ended: spans are sent in batches, so wait for each."""
         ours = [s for s in spans if s.trace_id == trace_id]
         return all(
-            one(ours, "function.call", **{"shipway.function.name": name}) for name in ("square", "chain")
+            one(ours, "function.call", **{"shipway.function.name": name})
+            for name in ("square", "chain")
         ) and any(s.parent_id == client_span for s in ours)
 
     receiver.wait(called, 30, "the pipeline's spans")
