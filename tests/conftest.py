@@ -19,9 +19,9 @@ from shipway.api.app import create_app
 from shipway.context import Context
 from shipway.links import NatsLink
 from shipway.settings import Settings
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from tests import servers as real_servers
-from tests.helpers import fresh_postgres_database
+from tests.helpers import fresh_postgres_database, migrated_store
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -72,8 +72,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    upgrade(store.engine)
+    store = migrated_store(database_url)
     yield store
     store.close()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -16,10 +19,12 @@ import psutil
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
-from shipway.store import Store
+from shipway.store import Store, upgrade
 from shipway.store.tables import Organization
 
 
@@ -47,6 +52,63 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def migrated_store(url: str) -> Store:
+    """A store on the new, empty database at URL with the latest schema: a copy of a database
+    migrated once per test process (a file copy, or PostgreSQL's CREATE DATABASE ... TEMPLATE),
+    not a run of every migration per test. tests/store runs the migrations themselves."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database and not Path(parsed.database).exists(), url
+        shutil.copyfile(_sqlite_template(), parsed.database)
+    else:
+        name = parsed.database
+        server = parsed.set(drivername="postgresql+psycopg", database="postgres")
+        template = _postgres_template(server.render_as_string(hide_password=False))
+        with _admin(server).connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    return Store(url)
+
+
+def _admin(server: Any) -> Any:
+    return create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+@cache
+def _sqlite_template() -> Path:
+    """A SQLite file at the latest schema, checkpointed so that the file alone holds it."""
+    root = Path(tempfile.mkdtemp(prefix="shipway-schema-"))
+    atexit.register(shutil.rmtree, root, True)
+    path = root / "shipway.db"
+    store = Store(f"sqlite:///{path}")
+    upgrade(store.engine)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return path
+
+
+@cache
+def _postgres_template(server_url: str) -> str:
+    """The name of a database at the latest schema on the server at SERVER_URL, dropped when
+    this process ends; nothing stays connected to it, as a template must be."""
+    server = make_url(server_url)
+    name = f"shipway_schema_{uuid.uuid4().hex[:12]}"
+    with _admin(server).connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    store = Store(server.set(database=name).render_as_string(hide_password=False))
+    upgrade(store.engine)
+    store.close()
+
+    def drop() -> None:
+        # A throwaway server may be gone already, and its databases with it.
+        with contextlib.suppress(OperationalError), _admin(server).connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    atexit.register(drop)
+    return name
 
 
 #: A git that ignores the machine's own configuration and never prompts.

@@ -18,8 +18,8 @@ from shipway.embedded.process import ProcessState, SupervisedProcess
 from shipway.errors import ServiceError
 from shipway.links import NatsLink, connect_temporal
 from shipway.settings import Settings
-from shipway.store import Store, upgrade
 from shipway.workers import ProbeInput, ProbeWorkflow, Workers, run_probe
+from tests.helpers import migrated_store
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -64,8 +64,7 @@ async def test_jetstream_round_trip(servers: Servers) -> None:
 
 
 async def test_health_is_ok_when_every_part_answers(servers: Servers, tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{tmp_path / 'h.db'}")
     link = servers.link()
     await link.connect()
     services = Context(

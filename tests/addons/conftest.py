@@ -13,16 +13,16 @@ import pytest
 
 from shipway.addons import redis
 from shipway.addons.servers import Servers
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from tests.conftest import unavailable
+from tests.helpers import migrated_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """SQLite only: what add-ons do with the store is plain rows, which the store's own
     suite runs on both databases; the servers are what these tests are about."""
-    found = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(found.engine)
+    found = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     yield found
     found.close()
 

@@ -16,9 +16,10 @@ from shipway.audit.record import record
 from shipway.audit.search import Query, SearchTimeout, condition, search
 from shipway.errors import ValidationError
 from shipway.events import Event
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from shipway.store.tables import AuditEntry, Organization
 from shipway.store.types import utcnow
+from tests.helpers import migrated_store
 
 PAYLOADS: dict[str, dict[str, Any]] = {
     "a": {"flag": {"gid": "gid://plat/Flag/1", "on": True}, "count": 3, "labels": ["x", "y"]},
@@ -168,8 +169,7 @@ def test_a_search_past_its_time_is_stopped(store: Store, tenant: int) -> None:
 
 def test_sqlite_answers_an_indexed_path_from_its_index(tmp_path: Path) -> None:
     # PostgreSQL answers every path from its GIN index (migration 0007).
-    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     tenant = make_tenant(store)
     [name] = indexes.ensure(store.engine, [("flag", "gid")])
     assert indexes.ensure(store.engine, [("flag", "gid")]) == [name]  # made once

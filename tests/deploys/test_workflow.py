@@ -27,10 +27,10 @@ from shipway.router import RouteTable
 from shipway.runtime.activities import RuntimeActivities
 from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import NODE_QUEUE
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from shipway.store.tables import Deployment, LogLine, Organization, Release
 from shipway.workers import Workers
-from tests.helpers import sandboxed
+from tests.helpers import migrated_store, sandboxed
 from tests.runtime.conftest import app_log
 from tests.servers import Servers
 
@@ -140,8 +140,7 @@ class Platform:
 
 @pytest_asyncio.fixture
 async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
-    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     with store.transaction() as session:
         org = Organization(name="acme", is_admin=True)
         session.add(org)

@@ -17,8 +17,8 @@ from shipway.functions import activities, service
 from shipway.functions.activities import FunctionActivities
 from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import ScheduledRun
-from shipway.store import Store, upgrade
 from shipway.store.tables import AuditEntry, FunctionRun, Organization
+from tests.helpers import migrated_store
 
 
 class Receiver:
@@ -54,8 +54,7 @@ async def test_a_failed_scheduled_run_reaches_the_webhook_and_the_audit_trail(
     monkeypatch.setattr(activities, "WEBHOOK_FIRST_PAUSE", 0.05)
     receiver = Receiver(failures=2)
     url = await receiver.start()
-    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     with store.transaction() as session:
         org = Organization(name="acme", is_admin=True)
         session.add(org)

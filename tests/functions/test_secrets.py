@@ -32,9 +32,10 @@ from shipway.functions.worker import FunctionWorker
 from shipway.functions.workflow import ScheduledRun
 from shipway.logs import LogWriter
 from shipway.settings import Settings
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from shipway.store.tables import App, AuditEntry, Organization
 from tests.functions.test_activities import Receiver
+from tests.helpers import migrated_store
 
 #: Its base64 has a "+" (URL-safe: "-") and padding, so every variant differs.
 TOKEN = "sk-live-7f3a>9c?2e4b~1d"
@@ -180,8 +181,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """shipway's API with a function worker behind a real uvicorn; JS and Python functions
     that leak their secrets every way they can, and an app with a secret config var."""
     data_dir = tmp_path_factory.mktemp("secrets") / "data"
-    store = Store(f"sqlite:///{data_dir.parent / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{data_dir.parent / 'shipway.db'}")
     with store.transaction() as session:
         token = bootstrap(session, None)
     assert token is not None

@@ -35,8 +35,8 @@ from shipway.errors import TooLarge
 from shipway.gitserver import archive, repos
 from shipway.logs import sse
 from shipway.settings import Settings
-from shipway.store import Store, upgrade
-from tests.helpers import commit, git
+from shipway.store import Store
+from tests.helpers import commit, git, migrated_store
 
 #: How long the fake holds a build log open waiting for the test; only a safety net.
 HOLD_SECONDS = 60
@@ -257,8 +257,7 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
 @pytest.fixture(scope="module")
 def shipway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipway]:
     root = tmp_path_factory.mktemp("gitserver")
-    store = Store(f"sqlite:///{root / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{root / 'shipway.db'}")
     with store.transaction() as session:
         owner = bootstrap(session, None)
         assert owner is not None

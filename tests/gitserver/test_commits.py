@@ -24,11 +24,11 @@ from shipway.deploys import service
 from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus
 from shipway.gitserver import commits
 from shipway.settings import Settings
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from shipway.store.tables import Build, Deployment
 from tests.api.conftest import FakeTemporal
 from tests.gitserver.conftest import _serve
-from tests.helpers import GIT_ENV, git
+from tests.helpers import GIT_ENV, git, migrated_store
 
 #: Seconds the push may take at most; only a safety net.
 PUSH_TIMEOUT = 120
@@ -44,8 +44,7 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """The real API with its git route on a real port; Temporal starts nothing."""
-    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     with store.transaction() as session:
         token = bootstrap(session, None)
         assert token is not None

@@ -20,9 +20,10 @@ import pytest
 from shipway.datadir import pid_alive
 from shipway.oci import images, podman
 from shipway.oci.images import Images
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from tests.cli.conftest import server  # noqa: F401  (the CLI tests' API, for the CLI's)
 from tests.conftest import unavailable
+from tests.helpers import migrated_store
 
 #: What the tiny image says about itself, as an image shipway built would.
 TINY_LABELS = {podman.APP_LABEL: "web", podman.BUILD_LABEL: "7"}
@@ -58,8 +59,7 @@ async def _remove_containers(pod: podman.Podman) -> None:
 def store(tmp_path: Path) -> Iterator[Store]:
     """SQLite only: what images do with the store is one audit entry each, a plain row the
     store's own suite runs on both databases."""
-    found = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(found.engine)
+    found = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     yield found
     found.close()
 

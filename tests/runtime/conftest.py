@@ -26,8 +26,9 @@ from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import LayerRef, Manifest
 from shipway.router import Router, RouteTable, UnixUpstream
 from shipway.runtime.agent import Runtime
-from shipway.store import Store, upgrade
+from shipway.store import Store
 from shipway.store.tables import App, Deployment, Organization, Release
+from tests.helpers import migrated_store
 
 #: A small threaded HTTP server that says who it is; /crash ends the process, /slow waits.
 SERVER = r"""
@@ -241,8 +242,7 @@ async def until(check: Any, timeout: float = 20.0, every: float = 0.05) -> Any:
 
 @pytest_asyncio.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    store = Store(f"sqlite:///{tmp_path / 'shipway.db'}")
-    upgrade(store.engine)
+    store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     table = RouteTable()
     runtime = Runtime(store, tmp_path, table, base_domain="localhost")
     control = f"\0shipway-test-control-{id(table)}"  # nothing listens: the API is not under test
