@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -17,8 +19,8 @@ from typing import Any
 
 import psutil
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -43,7 +45,7 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
     """A new, empty database on the server at ADMIN_URL, dropped afterwards."""
     admin = make_url(admin_url).set(drivername="postgresql+psycopg")
     name = f"shipway_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    engine = _admin(admin)
     with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -72,7 +74,8 @@ def migrated_store(url: str) -> Store:
     return Store(url)
 
 
-def _admin(server: Any) -> Any:
+def _admin(server: URL) -> Engine:
+    """An engine for statements that cannot run in a transaction (CREATE and DROP DATABASE)."""
     return create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
@@ -109,6 +112,16 @@ def _postgres_template(server_url: str) -> str:
 
     atexit.register(drop)
     return name
+
+
+async def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """CHECK's answer once it is truthy, polled every 20 ms; fails naming WHAT at TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while not (answer := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
+    return answer
 
 
 #: A git that ignores the machine's own configuration and never prompts.

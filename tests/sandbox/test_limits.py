@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shipway.sandbox import SandboxSpec, run
+from tests.helpers import eventually
 from tests.sandbox.conftest import (
     assert_nothing_left,
     cancel,
@@ -106,7 +107,11 @@ async def test_cancel_kills_every_process(workspace: Path, mode: str) -> None:
     task, lines = await started(workspace, script)
     uid = int(lines[0])
     if uid != os.getuid():
-        assert any(p.name() == "sleep" for p in processes_of(uid))
+        # "ready" can come before the shells it started have become `sleep`s.
+        def sleeping() -> bool:
+            return sum(p.name() == "sleep" for p in processes_of(uid)) == 3
+
+        await eventually(sleeping, 30, "the three sleeps")
     await cancel(task)
     assert_nothing_left(uid)
 
