@@ -9,9 +9,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -114,14 +113,18 @@ def _postgres_template(server_url: str) -> str:
     return name
 
 
-async def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """CHECK's answer once it is truthy, polled every 20 ms; fails naming WHAT at TIMEOUT."""
-    deadline = time.monotonic() + timeout
-    while not (answer := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return answer
+async def until(check: Any, timeout: float = 20.0, every: float = 0.05) -> Any:
+    """Poll CHECK (sync or async) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout} s")
+        await asyncio.sleep(every)
 
 
 #: A git that ignores the machine's own configuration and never prompts.

@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from shipway import asgi
 from shipway.nodes import client, control
 from shipway.nodes.client import NodeClient
-from tests.runtime.conftest import WEB, Node, node, until  # noqa: F401  (node: a fixture)
+from tests.helpers import until
+from tests.runtime.conftest import WEB, Node, node  # noqa: F401  (node: a fixture)
 
 pytestmark = pytest.mark.integration
 

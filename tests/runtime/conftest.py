@@ -226,20 +226,6 @@ def app_log(store: Store, app: str) -> list[str]:
         )
 
 
-async def until(check: Any, timeout: float = 20.0, every: float = 0.05) -> Any:
-    """Poll CHECK (sync or async) until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"gave up waiting after {timeout} s")
-        await asyncio.sleep(every)
-
-
 @pytest_asyncio.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
     store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")

@@ -12,8 +12,8 @@ from shipway.errors import ConfigError
 from shipway.runtime.agent import ReleasePhaseFailed
 from shipway.settings import Settings
 from shipway.store.tables import Deployment
-from tests.helpers import sandboxed
-from tests.runtime.conftest import WEB, Node, until
+from tests.helpers import sandboxed, until
+from tests.runtime.conftest import WEB, Node
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from shipway.runtime.agent import Runtime
 from shipway.runtime.instance import InstanceFailed
 from shipway.sandbox import network
 from shipway.store.tables import App
-from tests.helpers import hidden_path
-from tests.runtime.conftest import WEB, Node, until
+from tests.helpers import hidden_path, until
+from tests.runtime.conftest import WEB, Node
 
 pytestmark = pytest.mark.integration
 

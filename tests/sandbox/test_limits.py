@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shipway.sandbox import SandboxSpec, run
-from tests.helpers import eventually
+from tests.helpers import until
 from tests.sandbox.conftest import (
     assert_nothing_left,
     cancel,
@@ -111,7 +111,7 @@ async def test_cancel_kills_every_process(workspace: Path, mode: str) -> None:
         def sleeping() -> bool:
             return sum(p.name() == "sleep" for p in processes_of(uid)) == 3
 
-        await eventually(sleeping, 30, "the three sleeps")
+        await until(sleeping, 30)
     await cancel(task)
     assert_nothing_left(uid)
 
