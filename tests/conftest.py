@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from fastapi.testclient import TestClient
 from nats.js import JetStreamContext
+from sqlalchemy.engine import make_url
 
 from shipway import subscribers
 from shipway.accounts.organizations import bootstrap
@@ -21,7 +22,7 @@ from shipway.links import NatsLink
 from shipway.settings import Settings
 from shipway.store import Store
 from tests import servers as real_servers
-from tests.helpers import fresh_postgres_database, migrated_store
+from tests.helpers import fresh_postgres_database, migrated_postgres_database, migrated_store
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -61,18 +62,27 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test runs once on SQLite and once on a real PostgreSQL."""
+    """The same test runs once on SQLite and once on a real PostgreSQL. Empty, unless the test
+    wants a store: then a PostgreSQL database has the latest schema already."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shipway.db'}"
         return
     admin_url = request.getfixturevalue("postgres_server")
-    with fresh_postgres_database(admin_url) as url:
-        yield url
+    if "store" in request.fixturenames:
+        with migrated_postgres_database(admin_url) as url:
+            yield url
+    else:
+        with fresh_postgres_database(admin_url) as url:
+            yield url
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    store = migrated_store(database_url)
+    """A store at the latest schema, on the backend database_url names."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        store = migrated_store(database_url)
+    else:
+        store = Store(database_url)
     yield store
     store.close()
 

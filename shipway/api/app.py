@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from shipway import __version__, subscribers, web
 from shipway.api import errors
@@ -79,30 +79,33 @@ def create_app(services: Context) -> BodyLimit:
     app.router.route_class = Route
     app.state.services = services
     errors.install(app)
-    api = APIRouter(prefix=API_PREFIX, route_class=Route)
-    api.include_router(apps.router)
-    api.include_router(overview.router)
-    api.include_router(formation.router)
-    api.include_router(environments.router)
-    api.include_router(releases.router)
-    api.include_router(config.router)
-    api.include_router(addons.router)
-    api.include_router(connections.router)
-    api.include_router(tokens.router)
-    api.include_router(tokens.whoami_router)
-    api.include_router(organizations.router)
-    api.include_router(deployments.router)
-    api.include_router(delivery.router)
-    api.include_router(logs.router)
-    api.include_router(functions.apply_router)
-    api.include_router(functions.router)
-    api.include_router(functions.runs_router)
-    api.include_router(audit.router)
-    api.include_router(builders.router)
-    api.include_router(builders.fleet_router)
-    api.include_router(buildwork.router)
-    api.include_router(images.router)
-    app.include_router(api)
+    # Straight into the app, not through a router of their own: FastAPI analyses every route
+    # again at each level it is included in.
+    for router in (
+        apps.router,
+        overview.router,
+        formation.router,
+        environments.router,
+        releases.router,
+        config.router,
+        addons.router,
+        connections.router,
+        tokens.router,
+        tokens.whoami_router,
+        organizations.router,
+        deployments.router,
+        delivery.router,
+        logs.router,
+        functions.apply_router,
+        functions.router,
+        functions.runs_router,
+        audit.router,
+        builders.router,
+        builders.fleet_router,
+        buildwork.router,
+        images.router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(git.router)
