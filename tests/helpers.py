@@ -12,13 +12,14 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import psutil
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -83,18 +84,21 @@ def migrated_postgres_database(admin_url: str) -> Iterator[str]:
     else:
         name = f"shipway_test_{uuid.uuid4().hex[:12]}"
         with _admin(server).connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_postgres_template(key)}"'))
+            conn.execute(
+                text(f'CREATE DATABASE "{name}" TEMPLATE "{_postgres_template(key).name}"')
+            )
     url = server.set(database=name)
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        _empty(url)
+        _empty(url, _postgres_template(key))
         idle.append(name)
 
 
-def _empty(url: URL) -> None:
-    """Back to the template's state: connections a test left are closed, every table emptied
-    (its sequences restarted), the migrations' rows written again from the SEED schema."""
+def _empty(url: URL, template: _Template) -> None:
+    """Back to TEMPLATE's state: connections a test left are closed, indexes it made (audit
+    search makes some) dropped, every table emptied (its sequences restarted) and the
+    migrations' rows written again from the SEED schema."""
     with _admin(url.set(database="postgres")).connect() as conn:
         conn.execute(
             text(
@@ -105,6 +109,8 @@ def _empty(url: URL) -> None:
         )
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
+        for index in set(_indexes(conn)) - template.indexes:
+            conn.execute(text(f"DROP INDEX {_quoted(index)}"))
         tables = [name for name in inspect(conn).get_table_names() if name != "alembic_version"]
         conn.execute(text(f"TRUNCATE {', '.join(map(_quoted, tables))} RESTART IDENTITY CASCADE"))
         for table in inspect(conn).get_table_names(schema=SEED):
@@ -141,10 +147,20 @@ def _sqlite_template() -> Path:
 SEED = "shipway_test_seed"
 
 
+def _indexes(conn: Connection) -> list[str]:
+    return list(conn.scalars(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")))
+
+
+@dataclass(frozen=True)
+class _Template:
+    name: str
+    indexes: frozenset[str]
+
+
 @cache
-def _postgres_template(server_url: str) -> str:
-    """The name of a database at the latest schema on the server at SERVER_URL, dropped when
-    this process ends; nothing stays connected to it, as a template must be."""
+def _postgres_template(server_url: str) -> _Template:
+    """A database at the latest schema on the server at SERVER_URL, dropped when this process
+    ends; nothing stays connected to it, as a template must be."""
     server = make_url(server_url)
     name = f"shipway_schema_{uuid.uuid4().hex[:12]}"
     with _admin(server).connect() as conn:
@@ -161,6 +177,7 @@ def _postgres_template(server_url: str) -> str:
                 conn.execute(
                     text(f"CREATE TABLE {SEED}.{_quoted(table)} AS TABLE {_quoted(table)}")
                 )
+        indexes = frozenset(_indexes(conn))
     store.close()
 
     def drop() -> None:
@@ -170,7 +187,7 @@ def _postgres_template(server_url: str) -> str:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
     atexit.register(drop)
-    return name
+    return _Template(name, indexes)
 
 
 async def until(check: Any, timeout: float = 20.0, every: float = 0.05) -> Any:
