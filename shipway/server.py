@@ -156,6 +156,11 @@ class Server:
         stack.callback(events.unlisten, subscribers.publish_events(link))
 
         await ensure_streams(link.js)
+        # The node starts (a process of its own, about a second) while this one goes on.
+        node_starting = asyncio.create_task(
+            nodes.ensure(settings, self.data, services.addresses, listener), name="node-start"
+        )
+        stack.push_async_callback(self._leave_node, node_starting)
         audit_consumer = AuditConsumer(store, link.js)
         await audit_consumer.start()
         stack.push_async_callback(audit_consumer.close)
@@ -178,8 +183,7 @@ class Server:
         self._start_workers(stack, services, runtime)
 
         await self._serve_api(stack, services)
-        node = await nodes.ensure(settings, self.data, services.addresses, listener)
-        stack.push_async_callback(self._leave_node)
+        node = await node_starting
         watching = asyncio.create_task(
             nodes.watch(settings, self.data, services.addresses), name="node-watch"
         )
@@ -332,9 +336,12 @@ class Server:
         if stopped:
             log.warning("stopped servers left by an earlier run: pids %s", stopped)
 
-    async def _leave_node(self) -> None:
+    async def _leave_node(self, starting: asyncio.Task[dict[str, Any]]) -> None:
         """Stop the node with the rest, unless this is a stop for an upgrade (`shipway down
-        --keep-apps`) or the node is another version's: then it goes on serving the apps."""
+        --keep-apps`) or the node is another version's: then it goes on serving the apps.
+        A start cut short still ends first, so that no node is left behind."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(starting)
         if self.data.keep_node.exists():
             self.data.keep_node.unlink(missing_ok=True)
             log.info("leaving the node and the add-on servers running: apps keep serving")
