@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -39,7 +40,10 @@ def test_a_builder_joins_the_fleet_and_drains_when_asked(instance: Instance) -> 
         process.kill()
     assert process.returncode == 0, output
     assert f"Builder {joined['id']} drained." in output
-    assert fleet(instance)[joined["id"]]["state"] == "drained"
+    listed = instance.cli("builders", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [shown] = [b for b in json.loads(listed.stdout) if b["id"] == joined["id"]]
+    assert shown["state"] == "drained" and shown["pool"] == "default"
 
 
 def test_sigterm_drains_a_builder(instance: Instance) -> None:

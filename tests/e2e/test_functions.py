@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Instance
-from tests.e2e.test_push import make_repo, push, wait_for
+from tests.e2e.test_push import api, make_repo, push, wait_for
 from tests.helpers import commit, git
 
 pytestmark = pytest.mark.e2e
@@ -168,17 +168,16 @@ def test_a_schedule_runs_the_function_with_its_params(instance: Instance, tmp_pa
     )
     assert deployed.returncode == 0, deployed.stderr
     try:
-        runs = wait_for(
-            lambda: (
-                [r for r in cli_json(instance, "fn", "runs", "tick") if r["status"] == "succeeded"][
-                    :2
-                ]
-                if len(cli_json(instance, "fn", "runs", "tick")) >= 2
-                else None
-            ),
-            60,
-            "two scheduled runs",
-        )
+
+        def succeeded(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [r for r in runs if r["status"] == "succeeded"][:2]
+
+        def two_ran() -> bool:
+            ran = api(instance, "/functions/tick/runs")
+            return len(ran) >= 2 and bool(succeeded(ran))
+
+        wait_for(two_ran, 60, "two scheduled runs")
+        runs = succeeded(cli_json(instance, "fn", "runs", "tick"))
         assert {r["trigger"] for r in runs} == {"schedule:schedule-1"}
         assert runs[0]["params"] == {"day": "scheduled"}
         assert runs[0]["result"]["day"] == "scheduled"
@@ -313,9 +312,10 @@ def test_a_push_makes_the_apps_functions_those_of_its_shipway_yml(
     assert "Functions in shipway.yml: greet (js); live with production" in pushed.stderr
 
     def listed() -> list[dict[str, Any]]:
-        return cli_json(instance, "fn", "list")  # type: ignore[no-any-return]
+        return api(instance, "/functions")  # type: ignore[no-any-return]
 
     wait_for(lambda: any(f["name"] == "greet" for f in listed()), 60, "greet to be applied")
+    assert "greet" in {f["name"] for f in cli_json(instance, "fn", "list")}
     answer = call(instance, "greet", {"day": "mon"}).json()
     assert answer["result"] == {"day": "mon", "region": "eu", "trigger": "http"}
     [version] = cli_json(instance, "fn", "versions", "greet")
