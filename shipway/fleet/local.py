@@ -115,6 +115,9 @@ class LocalBuilders:
                 quiet = now - kept.not_before > RESTART_MAX * 2
                 kept.backoff = 1.0 if quiet else min(kept.backoff * 2, RESTART_MAX)
                 kept.not_before = now + kept.backoff
+                # Shown lost now; should NATS be away, its silence shows it later.
+                with contextlib.suppress(Exception):
+                    await registry.lost(self.js, self.builder_id(process))
             kept.draining = [p for p in kept.draining if p.poll() is None]
             while len(kept.running) < kept.count and now >= kept.not_before:
                 kept.running.append(self._spawn(pool, kept.slots))

@@ -16,7 +16,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from shipway.errors import NotFound, ValidationError
-from shipway.fleet.lifecycle import BuilderState
+from shipway.fleet.lifecycle import BUILDERS, BuilderState
 from shipway.jetstream import key_value
 
 BUCKET = "builders"
@@ -121,6 +121,15 @@ async def request_drain(js: JetStreamContext, id: str) -> BuilderRecord:
     kv = await bucket(js)
     await kv.put(_DRAIN + id, b"1")
     return record
+
+
+async def lost(js: JetStreamContext, id: str) -> None:
+    """Builder ID is known to be gone (the process that ran it exited unasked): shown lost at
+    once rather than after LOST_AFTER seconds of silence. A builder that drained stays so."""
+    record = await get(js, id)
+    if record is None or not BUILDERS.allows(BuilderState(record.state), BuilderState.LOST):
+        return
+    await put(js, replace(record, state=BuilderState.LOST.value))
 
 
 async def drain_requested(js: JetStreamContext, id: str) -> bool:

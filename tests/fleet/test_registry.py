@@ -1,5 +1,6 @@
 """The fleet registry against a real NATS: reading the fleet leaves nothing behind on the
-server, however often it is read, and builders long gone are forgotten."""
+server, however often it is read; builders long gone are forgotten, and one known gone is
+shown lost at once."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ async def test_builders_long_gone_are_forgotten(js: JetStreamContext) -> None:
     assert [r.id for r in await registry.builders(js, later)] == ["new"]
     assert [r.id for r in await registry.builders(js, later)] == ["new"]  # deleted: skipped
     assert await registry.get(js, "old") is None
+
+
+async def test_a_builder_known_gone_is_lost_at_once_and_a_drained_one_stays_drained(
+    js: JetStreamContext,
+) -> None:
+    now = time.time()
+    await registry.put(js, BuilderRecord(id="crashed", pool="p", heartbeat_at=now))
+    await registry.put(js, BuilderRecord(id="done", pool="p", state="drained", heartbeat_at=now))
+    for name in ("crashed", "done", "unknown"):
+        await registry.lost(js, name)
+    states = {r.id: r.state for r in await registry.builders(js, now)}
+    assert states == {"crashed": "lost", "done": "drained"}
