@@ -78,20 +78,19 @@ def migrated_postgres_database(admin_url: str) -> Iterator[str]:
     emptied after each test and handed to the next one of this process."""
     server = make_url(admin_url).set(drivername="postgresql+psycopg", database="postgres")
     key = server.render_as_string(hide_password=False)
+    template = _postgres_template(key)
     idle = _idle.setdefault(key, [])
     if idle:
         name = idle.pop()
     else:
         name = f"shipway_test_{uuid.uuid4().hex[:12]}"
         with _admin(server).connect() as conn:
-            conn.execute(
-                text(f'CREATE DATABASE "{name}" TEMPLATE "{_postgres_template(key).name}"')
-            )
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.name}"'))
     url = server.set(database=name)
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        _empty(url, _postgres_template(key))
+        _empty(url, template)
         idle.append(name)
 
 

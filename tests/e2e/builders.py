@@ -16,7 +16,7 @@ from tests.e2e.test_push import api, wait_for
 
 def fleet(instance: Instance) -> dict[str, dict[str, Any]]:
     """The builders by id, as `builders list --json` shows them: asked of the API, since tests
-    poll it (a CLI process a poll would take a core; tests/e2e/test_cli.py runs the command)."""
+    poll it (a CLI process a poll would take a core; tests/e2e/test_fleet.py runs the command)."""
     return {b["id"]: b for b in api(instance, "/builders")}
 
 
