@@ -52,14 +52,41 @@ class _Stale(Exception):
     """Raised when a connection closed before sending a single byte of response."""
 
 
+class _ClientProtocol(asyncio.StreamReaderProtocol):
+    """A client connection's streams, and GONE: done once the client has closed its end or the
+    connection is lost, so that a response still on its way to it is cut short there and then,
+    not at its next write (a stream's next keep-alive may be many seconds away)."""
+
+    def __init__(self, router: Router) -> None:
+        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        reader = asyncio.StreamReader(limit=router.max_header_bytes)
+        super().__init__(reader, lambda r, w: router.handle(_Client(r, w, self.gone)))
+
+    def eof_received(self) -> bool | None:
+        self._went()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._went()
+        super().connection_lost(exc)
+
+    def _went(self) -> None:
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+
 class _Client:
-    """A client connection: its streams and its address for X-Forwarded-For."""
+    """A client connection: its streams, whether it is gone, and its address for
+    X-Forwarded-For."""
 
-    __slots__ = ("address", "reader", "writer")
+    __slots__ = ("address", "gone", "reader", "writer")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gone: asyncio.Future[None]
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.gone = gone
         self.address = _peer(writer)
 
     def expire(self) -> None:
@@ -70,20 +97,16 @@ class _Client:
 class _Exchange:
     """One request on its way through: what the answer to it depends on."""
 
-    __slots__ = ("app", "head", "reader", "request_id", "status", "trace", "writer")
+    __slots__ = ("app", "gone", "head", "reader", "request_id", "status", "trace", "writer")
 
     def __init__(
-        self,
-        head: RequestHead,
-        request_id: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        app: str | None,
+        self, head: RequestHead, request_id: bytes, client: _Client, app: str | None
     ) -> None:
         self.head = head
         self.request_id = request_id
-        self.reader = reader
-        self.writer = writer
+        self.reader = client.reader
+        self.writer = client.writer
+        self.gone = client.gone
         self.app = app
         #: The status the client got, once it got one.
         self.status: int | None = None
@@ -157,20 +180,19 @@ class Router:
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         """Start serving on an already bound, listening socket (TCP or unix)."""
+        loop = asyncio.get_running_loop()
         if sock.family == socket.AF_UNIX:
-            return await asyncio.start_unix_server(
-                self.handle, sock=sock, limit=self.max_header_bytes
-            )
-        return await asyncio.start_server(self.handle, sock=sock, limit=self.max_header_bytes)
+            return await loop.create_unix_server(lambda: _ClientProtocol(self), sock=sock)
+        return await loop.create_server(lambda: _ClientProtocol(self), sock=sock)
 
     def close(self) -> None:
         """Close the idle upstream connections; the server is closed by its owner."""
         self._watchdog.close()
         self.pool.close()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, client: _Client) -> None:
         """Serve one client connection, request after request, until either side ends it."""
-        client = _Client(reader, writer)
+        writer = client.writer
         _no_delay(writer)
         try:
             while await self._next(client):
@@ -203,9 +225,9 @@ class Router:
         request_id = head.request_id or _new_request_id()
         host = head.host_name()
         if host.endswith(self._suffix) and len(host) > len(self._suffix):
-            exchange = _Exchange(head, request_id, reader, writer, host)
+            exchange = _Exchange(head, request_id, client, host)
             return await self._app(exchange, host, client.address)
-        exchange = _Exchange(head, request_id, reader, writer, None)
+        exchange = _Exchange(head, request_id, client, None)
         return await self._forward(exchange, self.control, client.address, None)
 
     async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> bool:
@@ -474,6 +496,11 @@ class Router:
         exchange.status = response.status
         out = response.for_client(exchange.request_id, _connection(keep, head.version))
         client = exchange.writer
+
+        def cut(_: asyncio.Future[None]) -> None:
+            conn.abort()  # the client has gone: the relay stops at its next read
+
+        exchange.gone.add_done_callback(cut)
         try:
             if bodyless:
                 await write(client, out)
@@ -491,6 +518,8 @@ class Router:
             conn.abort()
             _settle(pump)
             return False
+        finally:
+            exchange.gone.remove_done_callback(cut)
         problem = _settle(pump) if pump is not None else None
         sent = pump is None or (pump.done() and not pump.cancelled() and problem is None)
         if response.reusable and not until_close and sent:

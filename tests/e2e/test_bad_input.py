@@ -73,8 +73,8 @@ def test_a_client_that_leaves_a_stream_leaves_no_error(instance: Instance, path:
     if api.get("/api/v1/apps/leaver").status_code == 404:
         assert api.post("/api/v1/apps", json={"name": "leaver"}).status_code == 201
     with server_log(instance) as logged:
-        # The router notices a client is gone when it next writes to it: at the stream's next
-        # keep-alive, within 15 s.
+        # The router notices at once that the client has gone, and closes its connection to
+        # the API, which ends the stream there.
         sock = open_stream(instance, path)
         client_port = sock.getsockname()[1]
         assert served(instance, client_port)

@@ -205,6 +205,32 @@ async def test_chunked_response_streams_before_the_upstream_finishes(
     assert up.active == 0
 
 
+async def test_a_client_leaving_a_stream_closes_its_upstream_connection_at_once(
+    proxy: Proxy,
+) -> None:
+    """The upstream writes nothing after its first chunk: only the router can end the stream,
+    and it does when the client leaves, not at the stream's next write."""
+    upstream_closed = asyncio.Event()
+
+    async def streams_without_end(
+        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await server.read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await reader.read()
+        upstream_closed.set()
+
+    server = await RawServer(streams_without_end).start()
+    proxy.add("feed.localhost", TcpUpstream("127.0.0.1", server.port))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: feed.localhost\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"first\r\n"), 10)
+    writer.close()
+    await asyncio.wait_for(upstream_closed.wait(), 30)
+    server.stop()
+
+
 async def test_head_request_has_no_body(proxy: Proxy, web: list[AppServer]) -> None:
     proxy.add("myapp.localhost", upstream(web[0]))
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
