@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipway import __version__, subscribers, web
 from shipway.api import errors
@@ -34,6 +38,7 @@ from shipway.api.routes import (
 from shipway.api.routing import Route
 from shipway.api.schemas import ErrorOut
 from shipway.context import Context
+from shipway.web import viewer
 
 API_PREFIX = "/api/v1"
 
@@ -63,10 +68,35 @@ DESCRIPTION = """shipway's control plane. Every route but `/healthz` needs
 `Authorization: Bearer TOKEN`. Errors are `{"error": {"code", "message", "details"}}`."""
 
 
-def create_app(services: Context) -> BodyLimit:
-    """The ASGI app of one shipway process, wrapped in the 1 MiB body limit."""
+class Served:
+    """ASGI: the process's routes serving SERVICES, which each request finds in its state
+    (`request.state.services`) with the dashboard made for them (`request.state.dashboard`)."""
+
+    def __init__(self, routes: ASGIApp, services: Context) -> None:
+        self.routes = routes
+        self.services = services
+        self.state: dict[str, Any] = {
+            "services": services,
+            "dashboard": viewer.dashboard(self, services),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            scope["state"] = {**scope.get("state", {}), **self.state}
+        await self.routes(scope, receive, send)
+
+
+def create_app(services: Context) -> Served:
+    """The ASGI app serving SERVICES."""
     subscribers.record_events()
     subscribers.measure_events()
+    return Served(_routes(), services)
+
+
+@functools.cache
+def _routes() -> BodyLimit:
+    """Every route and handler, wrapped in the 1 MiB body limit: made once per process, because
+    FastAPI analyses each route again for each app (at the first request it serves)."""
     app = FastAPI(
         title="shipway",
         version=__version__,
@@ -77,7 +107,6 @@ def create_app(services: Context) -> BodyLimit:
         responses={"4XX": REFUSED},
     )
     app.router.route_class = Route
-    app.state.services = services
     errors.install(app)
     # Straight into the app, not through a router of their own: FastAPI analyses every route
     # again at each level it is included in.
@@ -111,5 +140,5 @@ def create_app(services: Context) -> BodyLimit:
     app.include_router(git.router)
     app.include_router(webhooks.router)
     app.include_router(functions.calls)
-    web.install(app, services)
+    web.install(app)
     return BodyLimit(app, exempt=UPLOADS, larger=LARGER)

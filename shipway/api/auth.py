@@ -15,7 +15,7 @@ bearer = HTTPBearer(auto_error=False, description="An API token: Authorization: 
 
 
 def context(request: Request) -> Context:
-    found: Context = request.app.state.services
+    found: Context = request.state.services
     return found
 
 

@@ -9,7 +9,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from shipway.context import Context
 from shipway.web import viewer
 from shipway.web.api import ApiError
 from shipway.web.views import (
@@ -30,9 +29,8 @@ STATIC = Path(__file__).parent / "static"
 TITLES = {401: "Log in again", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
 
 
-def install(app: FastAPI, services: Context) -> None:
+def install(app: FastAPI) -> None:
     """Serve the dashboard's pages and assets from APP."""
-    viewer.install(app, services)
     for views in (
         auth,
         apps,

@@ -3,6 +3,7 @@ filters the pages format times, durations and commits with."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,9 @@ from markupsafe import Markup
 from shipway.web import ansi
 
 
+@functools.cache
 def environment() -> Environment:
+    """The one environment of the process: each template is compiled once."""
     env = Environment(
         loader=PackageLoader("shipway.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),

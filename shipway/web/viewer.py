@@ -41,7 +41,7 @@ class Refused(Exception):
 
 @dataclass
 class Dashboard:
-    """The parts every page needs, made once per process."""
+    """The parts every page needs, made once per app."""
 
     services: Context
     sealer: session.Sealer
@@ -50,7 +50,7 @@ class Dashboard:
 
     @classmethod
     def of(cls, request: Request) -> Dashboard:
-        found: Dashboard = request.app.state.dashboard
+        found: Dashboard = request.state.dashboard
         return found
 
 
@@ -74,10 +74,10 @@ class Viewer:
         return self.is_owner and self.principal.platform_admin
 
 
-def install(app: Any, services: Context) -> None:
-    """Make the parts the dashboard's pages share, on APP's state."""
+def dashboard(app: Any, services: Context) -> Dashboard:
+    """The parts the dashboard's pages share when APP serves SERVICES."""
     box = SecretBox.load(services.settings.data_dir)
-    app.state.dashboard = Dashboard(
+    return Dashboard(
         services,
         session.Sealer(box.derive("shipway dashboard session")),
         templating.environment(),

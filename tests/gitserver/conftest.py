@@ -23,7 +23,7 @@ from shipway.accounts import organizations, tokens
 from shipway.accounts.organizations import bootstrap
 from shipway.accounts.roles import Principal, Role
 from shipway.api import errors
-from shipway.api.app import UPLOADS
+from shipway.api.app import UPLOADS, Served
 from shipway.api.auth import principal_from
 from shipway.api.limits import BodyLimit
 from shipway.api.routes import git as git_routes
@@ -267,11 +267,11 @@ def shipway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipway]:
     settings = Settings.load({"data_dir": root / "data", "max_source_mb": 1}, env={})
     fake = FakeDeployments(store, settings)
     app = FastAPI()
-    app.state.services = Context(settings=settings, store=store)
     errors.install(app)
     app.include_router(fake.router)
     app.include_router(git_routes.router)
-    server, thread, port = _serve(BodyLimit(app, exempt=UPLOADS))
+    services = Context(settings=settings, store=store)
+    server, thread, port = _serve(Served(BodyLimit(app, exempt=UPLOADS), services))
     yield Shipway(port, store, settings, fake, owner, viewer.secret, other.owner_token.secret)
     server.should_exit = True
     thread.join(timeout=10)

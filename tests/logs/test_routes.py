@@ -10,6 +10,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from shipway.api import errors
+from shipway.api.app import Served
 from shipway.api.routes import logs as log_routes
 from shipway.context import Context
 from shipway.links import NatsLink
@@ -21,17 +22,16 @@ from tests.helpers import auth
 from tests.logs.conftest import Tenant, make_build, make_tenant, set_status
 
 
-def make_app(store: Store, settings: Settings, link: NatsLink | None = None) -> FastAPI:
+def make_app(store: Store, settings: Settings, link: NatsLink | None = None) -> Served:
     app = FastAPI()
-    app.state.services = Context(settings=settings, store=store, nats=link)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")
     api.include_router(log_routes.router)
     app.include_router(api)
-    return app
+    return Served(app, Context(settings=settings, store=store, nats=link))
 
 
-def client_for(app: FastAPI) -> httpx.AsyncClient:
+def client_for(app: Served) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 

@@ -134,7 +134,7 @@ def test_a_body_that_is_no_image_archive_is_refused(
 
 
 def owner_data(api: TestClient) -> Path:
-    data_dir: Path = api.app.app.state.services.settings.data_dir  # type: ignore[attr-defined]
+    data_dir: Path = api.app.services.settings.data_dir  # type: ignore[attr-defined]
     return data_dir
 
 

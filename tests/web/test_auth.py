@@ -17,7 +17,7 @@ from tests.web.conftest import Browser, csrf, token_of
 
 def dashboard_pages(client: TestClient) -> list[str]:
     """Every page the dashboard serves to GET, its path parameters filled in."""
-    app = client.app.app  # type: ignore[attr-defined]  # inside the body limit
+    app = client.app.routes.app  # type: ignore[attr-defined]  # inside the body limit
     return [
         re.sub(r"\{[^}]+\}", "1", route.path)
         for route in every_route(app.router.routes)
