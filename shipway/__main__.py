@@ -1,3 +1,3 @@
-from shipway.cli.main import run
+from shipway.cli import run
 
 run()

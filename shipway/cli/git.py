@@ -14,7 +14,7 @@ import typer
 from shipway.cli.options import DataOpt
 from shipway.client import git
 from shipway.client.api import Api
-from shipway.client.login import data_dir_from, known
+from shipway.client.login import data_dir_from
 
 Say = Callable[[str], Any]
 
@@ -25,10 +25,7 @@ def git_credential(
 ) -> None:
     """git's credential helper for shipway's servers (git runs it; `shipway login` and
     `shipway apps create` install it): the token, for the server you are logged in to."""
-    if action != "get":  # store, erase: the token stays where shipway keeps it
-        return
-    request = git.read_request(sys.stdin.buffer)
-    sys.stdout.write(git.answer(request, known(data)))
+    git.credential(action, data, sys.stdin.buffer, sys.stdout)
 
 
 def set_up_remote(api: Api, app: str, name: str, data: Path | None, say: Say) -> None:

@@ -16,9 +16,10 @@ import sys
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from shipway.client import login
 from shipway.errors import ClientError
 
 #: The user name the helper answers with; the server reads only the password, the token.
@@ -139,6 +140,14 @@ def _check(done: subprocess.CompletedProcess[str] | None, what: str) -> None:
         raise ClientError(f"{what}: git is not installed")
     if done.returncode != 0:
         raise ClientError(f"{what} failed: {done.stderr.strip() or done.returncode}")
+
+
+def credential(action: str, data: Path | None, stdin: BinaryIO, stdout: TextIO) -> None:
+    """`shipway git-credential ACTION`: for `get`, the token of the server git asks about (of
+    the local shipway of DATA, or any other this user reaches); `store` and `erase` do nothing,
+    since the token stays where shipway keeps it."""
+    if action == "get":
+        stdout.write(answer(read_request(stdin), login.known(data)))
 
 
 def read_request(stream: BinaryIO) -> dict[str, str]:

@@ -112,6 +112,17 @@ def test_the_command_answers_get_for_the_saved_login_only(home: Path) -> None:
     assert (other.returncode, other.stdout, other.stderr) == (0, "", "")
 
 
+def test_the_forms_git_runs_answer_as_the_whole_cli_does(home: Path) -> None:
+    """`git-credential [--data DIR] ACTION` is answered before the rest of the CLI loads; any
+    other spelling (`--data=DIR`) goes through the whole CLI, with the same answer."""
+    save_login(URL, TOKEN)
+    asked = "protocol=http\nhost=localhost:8080\n\n"
+    quick = helper(home, "--data", str(home / "no data"), "get", stdin=asked)
+    whole = helper(home, f"--data={home / 'no data'}", "get", stdin=asked)
+    assert quick.stdout == whole.stdout == f"username=shipway\npassword={TOKEN}\n"
+    assert quick.stderr == whole.stderr == ""
+
+
 @pytest.mark.parametrize("action", ["store", "erase", "capability"])
 def test_store_and_erase_do_nothing(home: Path, action: str) -> None:
     save_login(URL, TOKEN)
