@@ -1,4 +1,5 @@
-"""The `shipway` command."""
+"""The `shipway` command. Each call loads what its command needs: a module imports what only
+one of its commands uses inside that command."""
 
 from __future__ import annotations
 

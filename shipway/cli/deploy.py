@@ -8,10 +8,9 @@ import stat
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pathspec import GitIgnoreSpec
 
 from shipway.cli.options import AppOpt, DataOpt
 from shipway.cli.output import emit_line, log_line
@@ -21,12 +20,15 @@ from shipway.client.upload import Source, outcome, settle
 from shipway.client.upload import deploy as upload
 from shipway.errors import ClientError
 
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
+
 CHUNK = 64 * 1024
 BLOCK = tarfile.BLOCKSIZE
 ALWAYS_SKIPPED = frozenset({".git"})
 
 #: The .gitignore files that apply in a directory: (the directory relative to the root, rules).
-Rules = list[tuple[str, GitIgnoreSpec]]
+Rules = list[tuple[str, "GitIgnoreSpec"]]
 
 
 def deploy(
@@ -105,6 +107,8 @@ def _walk(root: Path, here: str, rules: Rules) -> Iterator[str]:
     ignore_file = folder / ".gitignore"
     if ignore_file.is_file():
         lines = ignore_file.read_text(errors="replace").splitlines()
+        from pathspec import GitIgnoreSpec
+
         rules = [*rules, (here, GitIgnoreSpec.from_lines(lines))]
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)

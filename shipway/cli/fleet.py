@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,6 +56,8 @@ def builder(
             f"Builder {running.id} takes builds of pool {pool}, {slots} at a time. "
             "SIGTERM drains it."
         )
+
+    import asyncio
 
     done = asyncio.run(
         run_builder(

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import yaml
 
 from shipway.cli.env import parse_pairs
 from shipway.cli.options import DataOpt, JsonOpt, LogJsonOpt
@@ -196,6 +195,8 @@ def apply(
 def read_manifest(path: Path) -> list[dict[str, Any]]:
     """The functions of a shipway.yml as the API takes them, each with its handler's source
     read from next to it."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

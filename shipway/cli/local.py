@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -20,7 +19,6 @@ from shipway.cli.output import console, emit_json, emit_line
 from shipway.client.login import data_dir_from
 from shipway.datadir import DataDir, pid_alive
 from shipway.errors import ClientError
-from shipway.nodes import local as nodes
 from shipway.settings import Settings
 
 READY_TIMEOUT = 120.0
@@ -56,6 +54,8 @@ def sandbox_network(state: dict[str, Any] | None) -> None:
 
 
 def up_foreground(settings: Settings, *, as_json: bool = False) -> None:
+    import asyncio
+
     from shipway.server import Server
 
     logging.basicConfig(
@@ -141,6 +141,8 @@ def down(data_flag: Path | None, timeout: float = 60.0, *, keep_apps: bool = Fal
         if keep_apps or node is None:
             return Stopped(data.root, None, node["pid"] if node else None, node is not None)
         # The control plane is gone (killed) and left its node serving: stop that.
+        from shipway.nodes import local as nodes
+
         return Stopped(data.root, None, nodes.stop(data, timeout), False)
     if keep_apps:
         data.keep_node.touch()
@@ -188,6 +190,8 @@ class Stopped:
 
 def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
     """Run this machine's node until SIGTERM; `shipway up` starts it in the background."""
+    import asyncio
+
     from shipway.nodes.agent import Links, Node
 
     logging.basicConfig(

@@ -6,12 +6,8 @@ else that reads a log over HTTP share one reading of the wire format.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple, Protocol
-
-import anyio
 
 KEEP_ALIVE = ": keep-alive\n\n"
 
@@ -71,34 +67,3 @@ def iter_sse(response: _Lines) -> Iterator[SseEvent]:
         event = parser.feed(line)
         if event is not None:
             yield event
-
-
-async def until(stopping: asyncio.Event, events: AsyncIterator[str]) -> AsyncIterator[str]:
-    """EVENTS, ended (and closed) as soon as STOPPING is set: a server that stops does not
-    wait on streams that would follow forever. A client that goes away cancels this midway;
-    EVENTS is closed then too, quietly."""
-    stopped = asyncio.ensure_future(stopping.wait())
-    following: asyncio.Future[str] | None = None
-    try:
-        while True:
-            following = asyncio.ensure_future(anext(events))
-            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
-                return
-            try:
-                item = following.result()
-            except StopAsyncIteration:
-                return
-            following = None
-            yield item
-    finally:
-        stopped.cancel()
-        # Shielded: a cancelled response keeps cancelling every await of its clean-up.
-        with anyio.CancelScope(shield=True):
-            if following is not None and not following.done():
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()

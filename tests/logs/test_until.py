@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from shipway.logs import sse
+from shipway.logs.stopping import until
 
 
 async def test_a_stream_ends_when_stopping_is_set() -> None:
@@ -23,7 +23,7 @@ async def test_a_stream_ends_when_stopping_is_set() -> None:
     seen = []
 
     async def read() -> None:
-        async for event in sse.until(stopping, forever()):
+        async for event in until(stopping, forever()):
             seen.append(event)
 
     reading = asyncio.create_task(read())
@@ -38,4 +38,4 @@ async def test_a_stream_that_ends_by_itself_ends() -> None:
         for event in ("a", "b", "c"):
             yield event
 
-    assert [e async for e in sse.until(asyncio.Event(), three())] == ["a", "b", "c"]
+    assert [e async for e in until(asyncio.Event(), three())] == ["a", "b", "c"]

@@ -18,7 +18,7 @@ from shipway.api.schemas import MAX_ID
 from shipway.audit import ingest, search, tail
 from shipway.audit.templates import render
 from shipway.errors import ValidationError
-from shipway.logs import sse
+from shipway.logs import stopping
 from shipway.store.tables import AuditEntry
 from shipway.store.types import utcnow
 
@@ -126,7 +126,7 @@ async def tail_entries(
     else:
         start = await asyncio.to_thread(tail.last_id, ctx.store)
     entries = tail.follow(ctx.store, query, start, lambda e: json.dumps(entry_json(e)))
-    events = sse.until(ctx.stopping, entries)
+    events = stopping.until(ctx.stopping, entries)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 

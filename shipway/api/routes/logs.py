@@ -23,7 +23,7 @@ from shipway.apps import service as apps
 from shipway.deploys import service as deploys
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.errors import ValidationError
-from shipway.logs import lines, sse, stream
+from shipway.logs import lines, stopping, stream
 from shipway.runtime.applog import KIND as APP_KIND
 from shipway.store import Store
 from shipway.store.tables import Build
@@ -77,7 +77,7 @@ async def build_logs(
         current = await asyncio.to_thread(_current_status, ctx.store, build_id)
         return current if current in TERMINAL else None
 
-    events = sse.until(
+    events = stopping.until(
         ctx.stopping,
         stream.events(
             ctx.store,
@@ -115,7 +115,7 @@ async def app_logs(
     else:
         start = max(last - tail, 0)
     js = ctx.nats.js if follow and ctx.nats is not None else None
-    events = sse.until(
+    events = stopping.until(
         ctx.stopping,
         stream.events(
             ctx.store, js, APP_KIND, app_id, start, finished=None, over=None, lookback=APP_LOOKBACK

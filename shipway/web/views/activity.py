@@ -15,7 +15,7 @@ from starlette.datastructures import QueryParams
 from shipway.audit import search, tail
 from shipway.audit.templates import render as in_words
 from shipway.errors import ValidationError
-from shipway.logs import sse
+from shipway.logs import stopping
 from shipway.store.tables import AuditEntry
 from shipway.web.api import ApiError
 from shipway.web.viewer import Dashboard, Viewer, render, viewer
@@ -168,7 +168,7 @@ async def activity_stream(
 
     entries = tail.follow(ctx.store, query, start, encode)
     return StreamingResponse(
-        sse.until(ctx.stopping, entries), media_type="text/event-stream", headers=HEADERS
+        stopping.until(ctx.stopping, entries), media_type="text/event-stream", headers=HEADERS
     )
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from shipway.apps import service as apps
 from shipway.deploys.lifecycle import BuildStatus, is_terminal
 from shipway.errors import NotFound
-from shipway.logs import lines, sse, stream
+from shipway.logs import lines, stopping, stream
 from shipway.runtime import applog
 from shipway.store import Store
 from shipway.store.tables import Build
@@ -86,7 +86,7 @@ async def build_stream(
         failure="failure",
     )
     return StreamingResponse(
-        sse.until(ctx.stopping, events), media_type="text/event-stream", headers=HEADERS
+        stopping.until(ctx.stopping, events), media_type="text/event-stream", headers=HEADERS
     )
 
 
@@ -113,7 +113,7 @@ async def app_stream(
         failure="failure",
     )
     return StreamingResponse(
-        sse.until(ctx.stopping, events), media_type="text/event-stream", headers=HEADERS
+        stopping.until(ctx.stopping, events), media_type="text/event-stream", headers=HEADERS
     )
 
 
