@@ -51,6 +51,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/dockerfile.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/trace_push.py
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shipway needs Python 3.11 or newer; set PYTHON=python3.11")'
