@@ -14,11 +14,14 @@ up: system $(VENV)/.installed
 system:
 	@$(PYTHON) -m shipway.system --install
 
+# Files are handed to the workers in the order tests/conftest.py gives them, the end-to-end ones
+# first; pytest-xdist would otherwise hand out the files with the most tests first, and the
+# long end-to-end files, with few tests each, last.
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/mypy shipway
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 3 --dist loadfile $(ARGS)
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
 	$(MAKE) fuzz
 
 # schemathesis over the OpenAPI schema against a real `shipway up`: 30 s of cases (FUZZ_SECONDS).
