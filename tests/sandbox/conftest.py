@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,9 +125,31 @@ def assert_nothing_left(uid: int) -> None:
     its cgroups are gone."""
     if uid == os.getuid():
         return
-    assert processes_of(uid) == []
-    where = cgroups.hierarchy()
-    if where is not None:
-        name = f"slot-{uid - identity.BASE_UID}"
-        assert not (where.memory / name).exists()
-        assert not (where.pids / name).exists()
+    slot = uid - identity.BASE_UID
+    with slot_held(slot):
+        assert processes_of(uid) == []
+        where = cgroups.hierarchy()
+        if where is not None:
+            assert not (where.memory / f"slot-{slot}").exists()
+            assert not (where.pids / f"slot-{slot}").exists()
+
+
+@contextmanager
+def slot_held(slot: int, timeout: float = 120) -> Iterator[None]:
+    """SLOT leased by this test while it looks: another test process may lease a slot (and make
+    its cgroups) as soon as it is free, so what a slot leaves behind is checked while no
+    sandbox can take it."""
+    fd = os.open(identity.LOCK_DIR / f"{slot}.lock", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"sandbox slot {slot} stayed leased for {timeout:g} s")
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
