@@ -23,10 +23,10 @@ from shipway.context import Context
 from shipway.datadir import DataDir, hold, write_private
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
+from shipway.embedded import launch, ports
 from shipway.embedded import nats as embedded_nats
-from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
-from shipway.embedded.process import SupervisedProcess, stop_leftovers
+from shipway.embedded.process import ProcessSpec, stop_leftovers
 from shipway.errors import ConfigError, ServiceError, ShipwayError, ValidationError
 from shipway.fleet import dispatch, pools
 from shipway.fleet.autoscaler import Autoscaler
@@ -280,28 +280,33 @@ class Server:
             return
         # A run killed with SIGKILL may leave its servers on last time's ports: gone first.
         await asyncio.to_thread(self._stop_leftovers)
-        async with ports.claimed():
-            chosen = ports.allocate(self.data.ports_file, wanted, avoid={settings.port})
-            specs = []
-            if "temporal" in chosen:
-                specs.append(
-                    embedded_temporal.spec(
-                        self.data.root,
-                        chosen["temporal"],
-                        chosen["temporal_ui"],
-                        chosen["temporal_http"],
-                    )
+        chosen, processes = await launch.start_on_free_ports(
+            lambda: ports.allocate(self.data.ports_file, wanted, avoid={settings.port}),
+            self._embedded_specs,
+        )
+        for proc in processes:
+            services.processes[proc.spec.name] = proc
+            stack.push_async_callback(proc.stop)
+        if "temporal" in chosen:
+            services.addresses["temporal"] = f"127.0.0.1:{chosen['temporal']}"
+            services.addresses["temporal_ui"] = f"http://127.0.0.1:{chosen['temporal_ui']}"
+        if "nats" in chosen:
+            services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
+
+    def _embedded_specs(self, chosen: dict[str, int]) -> list[ProcessSpec]:
+        specs = []
+        if "temporal" in chosen:
+            specs.append(
+                embedded_temporal.spec(
+                    self.data.root,
+                    chosen["temporal"],
+                    chosen["temporal_ui"],
+                    chosen["temporal_http"],
                 )
-                services.addresses["temporal"] = f"127.0.0.1:{chosen['temporal']}"
-                services.addresses["temporal_ui"] = f"http://127.0.0.1:{chosen['temporal_ui']}"
-            if "nats" in chosen:
-                specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
-                services.addresses["nats"] = f"nats://127.0.0.1:{chosen['nats']}"
-            processes = [SupervisedProcess(spec) for spec in specs]
-            for proc in processes:
-                services.processes[proc.spec.name] = proc
-                stack.push_async_callback(proc.stop)
-            await asyncio.gather(*(proc.start() for proc in processes))
+            )
+        if "nats" in chosen:
+            specs.append(embedded_nats.spec(self.data.root, chosen["nats"]))
+        return specs
 
     async def _start_addons(self, stack: AsyncExitStack, services: Context) -> None:
         """The add-on servers the store names (found running, or started), watched from now

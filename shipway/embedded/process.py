@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from shipway.errors import ServiceError
+from shipway.errors import PortInUse, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class SupervisedProcess:
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = asyncio.Event()
+        self._log_start = 0  # where this run's output begins in the log
 
     @property
     def pid(self) -> int | None:
@@ -89,6 +90,7 @@ class SupervisedProcess:
         self._ready.clear()
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.spec.log_path, "ab") as out:
+            self._log_start = out.tell()
             self._proc = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -106,9 +108,11 @@ class SupervisedProcess:
         deadline = time.monotonic() + self.spec.ready_timeout
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
-                raise ServiceError(
-                    f"{self.spec.name} exited with code {self._proc.returncode} while starting; "
-                    f"see {self.spec.log_path}"
+                last = self._last_words()
+                error = PortInUse if "address already in use" in last else ServiceError
+                raise error(
+                    f"{self.spec.name} exited with code {self._proc.returncode} while starting"
+                    f"{': ' + last if last else ''}; see {self.spec.log_path}"
                 )
             try:
                 _, writer = await asyncio.open_connection(
@@ -127,6 +131,16 @@ class SupervisedProcess:
             f"{self.spec.name} did not open port {self.spec.ready_port} within "
             f"{self.spec.ready_timeout:.0f}s; see {self.spec.log_path}"
         )
+
+    def _last_words(self) -> str:
+        """The last line this run of the process wrote to its log."""
+        try:
+            with open(self.spec.log_path, "rb") as f:
+                f.seek(self._log_start)
+                lines = f.read()[-4096:].decode(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip() if lines else ""
 
     async def _supervise(self) -> None:
         """Wait for the process to exit; unless stopping, restart it with exponential backoff."""
