@@ -8,6 +8,9 @@ shipway's own admin role included. An operator may name a server of their own in
 Each add-on is a database and a role of its own: the role owns its database and may connect to
 nothing else, so an app that reaches the server still needs its own credentials, and sees only
 its own data.
+
+psycopg (about 20 MiB) is imported by the methods that talk to a server: a shipway with no
+postgres add-on never loads it.
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
-
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shipway.addons import confine, process, sockets
 from shipway.datadir import pid_in, write_private
 from shipway.errors import ServiceError
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +131,9 @@ class Postgres(abc.ABC):
     # -- admin -------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection:
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
         with self._reach() as reach:
             params = {"connect_timeout": "5", **reach.params, "dbname": self.admin_db}
             return psycopg.connect(make_conninfo(**params), autocommit=True)
@@ -137,6 +144,8 @@ class Postgres(abc.ABC):
                 conn.execute(statement)  # type: ignore[arg-type]
 
     async def _answers(self) -> bool:
+        import psycopg
+
         try:
             await asyncio.to_thread(self._query, "SELECT 1")
         except (psycopg.Error, OSError):
@@ -146,6 +155,9 @@ class Postgres(abc.ABC):
     def create(self, naming: Callable[[str], None] = lambda _: None) -> Database:
         """A new database and the role that owns it, with a generated password; NAMING hears
         the name before anything is made."""
+        import psycopg
+        from psycopg import sql
+
         database = Database("addon_" + secrets.token_hex(5), secrets.token_urlsafe(24))
         naming(database.name)
         name = sql.Identifier(database.name)
@@ -182,6 +194,8 @@ class Postgres(abc.ABC):
 
     def drop(self, name: str) -> None:
         """Drop the database NAME and its role, disconnecting whoever uses it."""
+        from psycopg import sql
+
         ident = sql.Identifier(name)
         self._query(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident),
@@ -196,6 +210,9 @@ class Postgres(abc.ABC):
         """Replace NAME's data with BACKUP's, owned by NAME's role. The backup is restored into
         a database beside NAME first, which then takes its place (NAME's clients are
         disconnected for that moment); a backup that cannot be restored leaves NAME as it was."""
+        import psycopg
+        from psycopg import sql
+
         # The database and its owner have one name (Database.role).
         ident = sql.Identifier(name)
         restoring = f"restoring_{name}"
@@ -236,6 +253,8 @@ class Postgres(abc.ABC):
     def _tool(self, tool: str, dbname: str, *args: str) -> None:
         """Run TOOL on the database DBNAME as the admin; the password goes by environment,
         never on a command line other users can read."""
+        from psycopg.conninfo import make_conninfo
+
         with self._reach() as reach:
             params = dict(reach.params)
             password = params.pop("password", None)
@@ -375,6 +394,8 @@ class ExternalPostgres(Postgres):
     reaches it over TCP as the apps do."""
 
     def __init__(self, admin_url: str) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
         super().__init__()
         params = {key: str(value) for key, value in conninfo_to_dict(admin_url).items()}
         self.admin_db = params.pop("dbname", "") or "postgres"
@@ -402,6 +423,8 @@ class ExternalPostgres(Postgres):
 
     async def ask(self) -> bool:
         """Ask it to answer; a change is logged, and `status` keeps the answer."""
+        import psycopg
+
         try:
             await asyncio.to_thread(self._query, "SELECT 1")
         except (psycopg.Error, OSError) as e:

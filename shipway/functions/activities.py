@@ -21,8 +21,9 @@ from shipway.builder import appfile
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError
 from shipway.events import Event, emit
-from shipway.functions import commands
+from shipway.functions import commands, runtimes
 from shipway.functions import manifest as manifests
+from shipway.functions.declared import Declared
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import RunStatus
 from shipway.functions.workflow import APPLY_ACTIVITY, RUN_ACTIVITY, RunReport, ScheduledRun
@@ -72,14 +73,18 @@ class FunctionActivities:
         box = SecretBox.load(self.data_dir)
         system = Principal(organization_id, Role.DEPLOYER, SYSTEM_ACTOR)
 
-        def apply() -> list[manifests.Change]:
-            declared = list(appfile.read(source).functions) if source is not None else []
+        def read() -> list[Declared]:
+            return list(appfile.read(source).functions) if source is not None else []
+
+        def apply(declared: list[Declared]) -> list[manifests.Change]:
             manifests.check(declared)
             with self.store.transaction() as session:
                 return manifests.apply(session, system, f"app:{app}", declared, box)
 
         try:
-            changes = await asyncio.to_thread(apply)
+            declared = await asyncio.to_thread(read)
+            runtimes.prepare(item.runtime for item in declared)  # V8, if any, on this thread
+            changes = await asyncio.to_thread(apply, declared)
         except ShipwayError as e:  # a function another manifest declares, say
             await asyncio.to_thread(self._record_refusal, organization_id, app, e)
             raise ApplicationError(e.message, non_retryable=True) from e

@@ -5,21 +5,26 @@ each run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipway.apps.secretbox import SecretBox
+from shipway.functions import runtimes
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import Call, Outcome
 from shipway.functions.registry import Registry
-from shipway.functions.runtimes.js.runtime import JsRuntime
 from shipway.functions.runtimes.python.pool import PythonWorkers
 from shipway.store import Store
 
+if TYPE_CHECKING:
+    from shipway.functions.runtimes.js.runtime import JsRuntime
+
 
 class _Js:
-    """The JS runtime as a runner: the environment reaches the handler as event.env only."""
+    """The JS runtime as a runner: the environment reaches the handler as event.env only.
+    Unless given a RUNTIME, it makes one (and V8 is set up) at the first call, which the
+    event loop makes on the main thread."""
 
-    def __init__(self, runtime: JsRuntime) -> None:
+    def __init__(self, runtime: JsRuntime | None = None) -> None:
         self.runtime = runtime
 
     async def run(
@@ -34,9 +39,15 @@ class _Js:
         call: Call | None,
         env: dict[str, str],
     ) -> Outcome:
+        if self.runtime is None:
+            self.runtime = runtimes.module("js").JsRuntime()
         return await self.runtime.run(
             source, event, timeout=timeout, memory_mb=memory_mb, call=call
         )
+
+    async def close(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.close()
 
 
 class FunctionWorker:
@@ -44,14 +55,14 @@ class FunctionWorker:
         self.store = store
         self.js = js
         self.registry = Registry()
-        self.js_runtime = JsRuntime()
+        self.js_runtime = _Js()
         # Each function's Python worker has its own scratch dir below this one: its sandbox
         # sees that (read-only), nothing else of DATA.
         self.python = PythonWorkers(data_dir / "run" / "python-functions")
         self.invoker = Invoker(
             store,
             self.registry,
-            {"js": _Js(self.js_runtime), "python": self.python},
+            {"js": self.js_runtime, "python": self.python},
             SecretBox.load(data_dir),
             js,
         )
