@@ -51,6 +51,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/dataplane.py
 	$(BIN)/python bench/addons.py
+	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/dockerfile.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/scale.py
