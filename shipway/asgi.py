@@ -16,11 +16,28 @@ from shipway.errors import ServiceError
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the process decides when to stop."""
+    """uvicorn without its own signal handling (the process decides when to stop) and without
+    its ten ticks a second: at rest it wakes once a second, to renew its Date header."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def exit(self) -> None:
+        self.should_exit = True
+        self._exit.set()
+
+    async def main_loop(self) -> None:
+        # uvicorn's on_tick renews the Date header when the counter is a multiple of ten
+        counter = 0
+        while not await self.on_tick(counter):
+            counter += 10
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), 1.0)
 
 
 async def serve(
@@ -45,7 +62,7 @@ async def serve(
 
     async def stop() -> None:
         before_stop()
-        server.should_exit = True
+        server.exit()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
 

@@ -26,7 +26,7 @@ from shipway.fleet import registry
 
 log = logging.getLogger(__name__)
 
-#: Seconds between looks at the local builders.
+#: Seconds between looks at the local builders, while there are any.
 EVERY = 1.0
 #: The longest wait before starting again a builder that keeps exiting.
 RESTART_MAX = 30.0
@@ -100,9 +100,14 @@ class LocalBuilders:
             except Exception:  # a bad moment (a fork failing, NATS away); try again
                 log.exception("keeping local builders")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(EVERY):
+                async with asyncio.timeout(EVERY if self._watching else None):
                     await self._changed.wait()
             self._changed.clear()
+
+    @property
+    def _watching(self) -> bool:
+        """Whether a builder runs or is wanted here: with none, only `keep` has news."""
+        return any(kept.count or kept.running or kept.draining for kept in self._pools.values())
 
     async def _adjust(self) -> None:
         now = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a new node may take to be ready: connect, then restore every live app's route.
 READY_SECONDS = 120.0
-#: How often the control plane checks that its node still runs.
-WATCH_SECONDS = 1.0
+#: The node's end is seen at once (a pidfd); its state is read again at least this often.
+WATCH_SECONDS = 30.0
 
 
 async def ensure(
@@ -52,8 +53,9 @@ async def watch(settings: Settings, data: DataDir, addresses: dict[str, str]) ->
     killer): its apps come back as after a restart. Runs until cancelled."""
     delay = 1.0
     while True:
-        await asyncio.sleep(WATCH_SECONDS)
-        if data.read_node() is not None:
+        node = data.read_node()
+        if node is not None:
+            await _until_exit(node["pid"], WATCH_SECONDS)
             delay = 1.0
             continue
         log.error("the node is gone; starting it again")
@@ -63,6 +65,23 @@ async def watch(settings: Settings, data: DataDir, addresses: dict[str, str]) ->
             log.error("cannot start the node: %s; trying again in %.0f s", e.message, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+async def _until_exit(pid: int, longest: float) -> None:
+    """Until process PID ends, or LONGEST seconds pass; woken by the kernel, not polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+    loop.add_reader(fd, ended.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), longest)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _differs(running: dict[str, Any], settings: Settings, addresses: dict[str, str]) -> str:
