@@ -22,9 +22,9 @@ test: $(VENV)/.dev-installed
 	$(BIN)/mypy shipway
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
-	$(MAKE) fuzz
 
 # schemathesis over the OpenAPI schema against a real `shipway up`: 30 s of cases (FUZZ_SECONDS).
+# `make test` runs it too, as tests/e2e/test_fuzz.py.
 fuzz: $(VENV)/.dev-installed
 	$(BIN)/python -m tests.fuzz
 

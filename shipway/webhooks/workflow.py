@@ -39,6 +39,9 @@ LAUNCH_RETRY = RetryPolicy(
 )
 #: A deployment may take the build timeout and its rollout; the wait outlasts both.
 LONGEST_DEPLOYMENT = timedelta(hours=6)
+#: The long steps heartbeat every 3 s (HEARTBEAT_SECONDS): one whose worker died (a crash, a
+#: kill) is taken up again by another this long after its last beat.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 @dataclass
@@ -141,7 +144,7 @@ class HookWorkflow:
                 LaunchInput(spec.delivery, spec.app_id, work),
                 result_type=Launched,
                 start_to_close_timeout=timedelta(minutes=15),
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=LAUNCH_RETRY,
             )
         except ActivityError as e:
@@ -166,7 +169,7 @@ class HookWorkflow:
             launched.deployment_id,
             result_type=Ended,
             start_to_close_timeout=LONGEST_DEPLOYMENT,
-            heartbeat_timeout=timedelta(seconds=30),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
         )
         try:
