@@ -151,7 +151,6 @@ class Builder:
                     self.drain()
             except Exception as e:  # NATS away for a moment; the builds go on
                 log.warning("builder %s: fleet heartbeat failed: %s", self.id, e)
-                registry.forget_bucket(self.js)
             await asyncio.sleep(registry.HEARTBEAT_EVERY)
 
 

@@ -9,7 +9,6 @@ import contextlib
 import json
 import re
 import time
-import weakref
 from dataclasses import asdict, dataclass, field, replace
 
 from nats.js import JetStreamContext
@@ -61,20 +60,8 @@ def builder_id(text: str) -> str:
     return cleaned
 
 
-#: The bucket's handle for each connection, looked up once rather than at every heartbeat.
-_buckets: weakref.WeakKeyDictionary[JetStreamContext, KeyValue] = weakref.WeakKeyDictionary()
-
-
 async def bucket(js: JetStreamContext) -> KeyValue:
-    kv = _buckets.get(js)
-    if kv is None:
-        kv = _buckets[js] = await key_value(js, BUCKET)
-    return kv
-
-
-def forget_bucket(js: JetStreamContext) -> None:
-    """Look the bucket up again next time (a call through it failed: NATS may have lost it)."""
-    _buckets.pop(js, None)
+    return await key_value(js, BUCKET)
 
 
 async def put(js: JetStreamContext, record: BuilderRecord) -> None:
