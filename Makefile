@@ -16,12 +16,15 @@ system:
 
 # Files are handed to the workers in the order tests/conftest.py gives them, the end-to-end ones
 # first; pytest-xdist would otherwise hand out the files with the most tests first, and the
-# long end-to-end files, with few tests each, last.
+# long end-to-end files, with few tests each, last. Bytecode is written even where the caller's
+# environment says not to: the tests start hundreds of shipway processes, each of which would
+# otherwise compile shipway's modules again, and each worker would rewrite every test module.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
 	$(BIN)/mypy shipway
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # schemathesis over the OpenAPI schema against a real `shipway up`: 30 s of cases (FUZZ_SECONDS).
 # `make test` runs it too, as tests/e2e/test_fuzz.py.
