@@ -160,7 +160,12 @@ def test_two_instances_run_side_by_side(instance: Instance, tmp_path: Path) -> N
         assert second.cli("apps", "create", "only-in-second").returncode == 0
         first_apps = json.loads(instance.cli("apps", "list", "--json").stdout)
         assert "only-in-second" not in [a["name"] for a in first_apps]
-        assert instance.health()[0] == 200
+        # The first keeps running. Its parts answer each check within 2 s, which a machine
+        # loaded by the other test workers can miss once: a lasting fault would not recover.
+        deadline = time.monotonic() + 30
+        while (health := instance.health())[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert health[0] == 200, health[1]
     finally:
         stop(second)
 
