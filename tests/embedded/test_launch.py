@@ -9,6 +9,7 @@ from shipway.embedded import nats as embedded_nats
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import ProcessSpec, ProcessState, SupervisedProcess
 from shipway.errors import PortInUse, ServiceError
+from tests.helpers import until
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,8 @@ async def test_servers_start_again_on_other_ports_when_one_was_taken(
     try:
         assert tried == choices and chosen == choices[1]
         assert [proc.state for proc in processes] == [ProcessState.RUNNING]
-        assert not ports.is_free(chosen["temporal_http"])
+        # Temporal is ready once its gRPC port answers; its HTTP port may be bound a moment later.
+        await until(lambda: not ports.is_free(chosen["temporal_http"]))
     finally:
         for proc in processes:
             await proc.stop()
