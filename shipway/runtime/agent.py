@@ -205,6 +205,8 @@ class Runtime:
             return False
         with tracing.span("route.switch", _traced(generation.placement)):
             self._promote(generation)
+        if not generation.placement.static:
+            self._spawn(self._follow_formation(generation.placement.app_id))
         return True
 
     async def discard(self, deployment_id: int) -> None:
@@ -337,19 +339,37 @@ class Runtime:
     # -- scale and sleep -------------------------------------------------------------------
 
     async def scale(self, app_id: int, formation: dict[str, int]) -> None:
-        """Run FORMATION in every live environment of the app, without downtime."""
-        for key, generation in list(self._live.items()):
-            if key[0] != app_id or generation.placement.static:
-                continue
-            place = replace(generation.placement, formation=dict(formation))
-            if generation.asleep:
-                generation.placement = place
-                continue
-            fresh = await self._start(place)
-            if self._live.get(key) is generation:
-                self._promote(fresh)
-            else:
+        """Run FORMATION in every live environment of the app, without downtime. A release
+        that goes live while the new instances start is scaled in its turn."""
+        for key in [key for key in self._live if key[0] == app_id]:
+            while (generation := self._live.get(key)) is not None:
+                if generation.placement.static or generation.placement.formation == formation:
+                    break
+                place = replace(generation.placement, formation=dict(formation))
+                if generation.asleep:
+                    generation.placement = place
+                    break
+                fresh = await self._start(place)
+                if self._live.get(key) is generation:
+                    self._promote(fresh)
+                    break
                 await fresh.stop()
+
+    async def _follow_formation(self, app_id: int) -> None:
+        """After a release went live: a scale stored while it started reaches it too (its
+        formation was read when it was launched)."""
+        formation = await asyncio.to_thread(self._stored_formation, app_id)
+        if formation is None:
+            return
+        try:
+            await self.scale(app_id, formation)
+        except InstanceFailed as e:  # the release keeps running as it went live
+            log.warning("app %s: scaling the new release to %s failed: %s", app_id, formation, e)
+
+    def _stored_formation(self, app_id: int) -> dict[str, int] | None:
+        with self.store.transaction() as session:
+            app = session.get(App, app_id)
+            return None if app is None else dict(app.formation or {})
 
     async def refresh(self, app_id: int) -> None:
         """Take up the app's changed settings (idle timeout, health check) from the store; they

@@ -119,6 +119,17 @@ class Node:
             session.flush()
             return app.id
 
+    async def scale(self, app_id: int, formation: dict[str, int]) -> None:
+        """Store FORMATION and run it, as the API's scale does."""
+        self.store_formation(app_id, formation)
+        await self.runtime.scale(app_id, formation)
+
+    def store_formation(self, app_id: int, formation: dict[str, int]) -> None:
+        with self.store.transaction() as session:
+            app = session.get(App, app_id)
+            assert app is not None
+            app.formation = dict(formation)
+
     def set_config(self, app: str, values: dict[str, str], secret: bool = False) -> None:
         with self.store.transaction() as session:
             config.change(session, self.owner, app, values=values, secret=secret, box=self.box)

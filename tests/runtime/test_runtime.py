@@ -156,12 +156,44 @@ async def test_a_crashed_instance_is_restarted_and_its_crash_logged(node: Node) 
 async def test_scaled_instances_share_the_requests(node: Node) -> None:
     app_id = node.create_app("shop")
     await node.deploy("shop", WEB)
-    await node.runtime.scale(app_id, {"web": 3})
+    await node.scale(app_id, {"web": 3})
     seen = {(await node.get(HOST)).json()["process"] for _ in range(9)}
     assert seen == {"web.1", "web.2", "web.3"}
-    await node.runtime.scale(app_id, {"web": 1})
+    await node.scale(app_id, {"web": 1})
     seen = {(await node.get(HOST)).json()["process"] for _ in range(4)}
     assert seen == {"web.1"}
+
+
+def instance_names(node: Node, app_id: int) -> list[str]:
+    [env] = node.runtime.describe(app_id)
+    return sorted(i["name"] for i in env["instances"] if i["state"] == "healthy")
+
+
+async def test_a_scale_stored_while_a_release_starts_reaches_that_release(node: Node) -> None:
+    """The release read the formation before the scale stored its own: once live, it is scaled."""
+    app_id = node.create_app("shop")
+    await node.deploy("shop", WEB)
+    second = node.deployment("shop", node.release("shop", {**WEB, "version.txt": "2"}))
+    await node.runtime.launch(second)
+    await node.scale(app_id, {"web": 2})  # scales v1, which is live
+    assert node.runtime.route(second)
+    await until(lambda: instance_names(node, app_id) == ["web.1", "web.2"], timeout=30)
+    seen = {(await node.get(HOST)).json()["release"] for _ in range(4)}
+    assert seen == {"v2"}
+
+
+async def test_a_release_that_goes_live_during_a_scale_is_scaled(node: Node) -> None:
+    app_id = node.create_app("shop")
+    await node.deploy("shop", WEB)
+    second = node.deployment("shop", node.release("shop", {**WEB, "version.txt": "2"}))
+    await node.runtime.launch(second)
+    scaling = asyncio.create_task(node.scale(app_id, {"web": 2}))
+    await until(lambda: "[shipway] Starting v1 in production (web=2)" in node.app_log("shop"))
+    assert node.runtime.route(second)  # while v1's two instances start
+    await scaling
+    await until(lambda: instance_names(node, app_id) == ["web.1", "web.2"], timeout=30)
+    releases = {(await node.get(HOST)).json()["release"] for _ in range(4)}
+    assert releases == {"v2"}
 
 
 async def test_other_process_types_run_without_a_port(node: Node) -> None:
@@ -279,7 +311,7 @@ async def test_not_as_root_instances_are_reached_through_their_doorway(
     await node.deploy("shop", WEB)
     answer = (await node.get(HOST)).json()
     assert answer["release"] == "v1" and answer["port"] == "5000"  # its own namespace's port
-    await node.runtime.scale(app_id, {"web": 2})
+    await node.scale(app_id, {"web": 2})
     seen = {(await node.get(HOST)).json()["process"] for _ in range(6)}
     assert seen == {"web.1", "web.2"}
     doorways = [

@@ -51,9 +51,9 @@ async def test_no_request_fails_while_releases_switch_under_load(node: Node) -> 
         for version in range(2, 5):
             await node.deploy("shop", {**WEB, "version.txt": str(version)})
             await asyncio.sleep(0.5)
-        await node.runtime.scale(app_id, {"web": 3})
+        await node.scale(app_id, {"web": 3})
         await asyncio.sleep(0.5)
-        await node.runtime.scale(app_id, {"web": 1})
+        await node.scale(app_id, {"web": 1})
         await asyncio.sleep(0.5)
     finally:
         stop.set()
