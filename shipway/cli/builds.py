@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shipway.cli.options import AppOpt, DataOpt, JsonOpt
+from shipway.cli.options import AppOpt, AppOrOpt, DataOpt, JsonOpt
 from shipway.cli.output import console, emit_json, emit_line, errors, log_line, table
 from shipway.client.api import Api
 from shipway.client.follow import read_log
@@ -45,7 +45,13 @@ def builds_cancel(build_id: int, as_json: JsonOpt = False, data: DataOpt = None)
 
 @builds.command("logs")
 def builds_logs(
-    build_id: int,
+    build_id: Annotated[
+        int | None,
+        typer.Argument(
+            help="the build; without it, the newest build of -a APP", show_default=False
+        ),
+    ] = None,
+    app: AppOrOpt = None,
     follow: FollowOpt = False,
     as_json: Annotated[
         bool,
@@ -56,15 +62,29 @@ def builds_logs(
     data: DataOpt = None,
 ) -> None:
     """Print a build's log; with -f, follow it live until the build ends."""
+    api = Api.find(data)
+    if build_id is None:
+        build_id = _newest(api, app)
     if as_json:
-        status = read_log(Api.find(data), build_id, follow=follow, on_line=log_line)
+        status = read_log(api, build_id, follow=follow, on_line=log_line)
         if status is not None:
             emit_line({"build": build_id, "status": status})
         if status == "failed":
             raise typer.Exit(1)
         return
-    status = read_log(Api.find(data), build_id, follow=follow, on_line=typer.echo)
+    status = read_log(api, build_id, follow=follow, on_line=typer.echo)
     if status == "failed":
         raise ClientError(f"build {build_id} failed")
     if status in ("cancelled", "superseded"):
         errors.print(f"build {build_id} was {status}", style="dim", highlight=False)
+
+
+def _newest(api: Api, app: str | None) -> int:
+    if not app:
+        raise ClientError(
+            "name the build (BUILD_ID), or the app whose newest build to show (-a APP)"
+        )
+    items = api.get(f"/apps/{app}/builds")
+    if not items:
+        raise ClientError(f"{app} has no builds yet")
+    return int(items[0]["id"])

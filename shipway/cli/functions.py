@@ -12,7 +12,7 @@ import typer
 
 from shipway.cli.env import parse_pairs
 from shipway.cli.options import DataOpt, JsonOpt, LogJsonOpt
-from shipway.cli.output import console, emit_json, log_line, table
+from shipway.cli.output import console, emit_json, errors, log_line, table
 from shipway.client.api import Api, describe_error
 from shipway.errors import ClientError
 from shipway.functions import declared as declarations
@@ -147,19 +147,20 @@ def invoke(
         answer = response.json()
     except ValueError:
         answer = None
-    if not isinstance(answer, dict) or not ({"result", "error"} & answer.keys()):
-        raise ClientError(describe_error(response))
     run = response.headers.get("X-Shipway-Run")
+    # Without a run the call never started (an unknown function, a bad token): not a failed run.
+    if run is None or not isinstance(answer, dict) or not ({"result", "error"} & answer.keys()):
+        raise ClientError(describe_error(response))
     if as_json:
-        emit_json({**answer, "run": int(run) if run else None})
+        emit_json({**answer, "run": int(run)})
     elif "result" in answer:
         console.print_json(json.dumps(answer["result"]))
     if "error" in answer:
         error = answer["error"]
         if not as_json:
-            console.print(f"[red]{error.get('code', 'failed')}[/]: {error.get('message')}")
+            errors.print(f"[red]{error.get('code', 'failed')}[/]: {error.get('message')}")
             if error.get("stack"):
-                console.print(error["stack"], highlight=False)
+                errors.print(error["stack"], highlight=False)
         raise typer.Exit(1)
 
 

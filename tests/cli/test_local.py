@@ -120,6 +120,10 @@ def test_deploy_and_its_logs_as_json_lines(running: Running, tmp_path: Path) -> 
     *build_lines, end = [json.loads(line) for line in build.stdout.splitlines()]
     assert build_lines == lines
     assert end == {"build": first["build"], "status": "succeeded"}
+    newest = running.cli("builds", "logs", "-a", "lines", "--json")
+    assert newest.stdout == build.stdout, "without an id: the app's newest build"
+    unnamed = running.cli("builds", "logs")
+    assert unnamed.returncode == 1 and "name the build (BUILD_ID)" in unnamed.stderr
 
     assert running.json("open", "-a", "lines") == {
         "app": "lines",
@@ -181,3 +185,9 @@ def test_fn_deploy_and_logs_as_json(running: Running, tmp_path: Path) -> None:
     while (logged := running.json_lines("fn", "logs", run)) == [] and time.monotonic() < deadline:
         pass
     assert logged == [{"line": "hello ada"}]
+
+
+def test_fn_invoke_of_an_unknown_function_is_an_error(running: Running) -> None:
+    invoked = running.cli("fn", "invoke", "nope")
+    assert invoked.returncode == 1 and invoked.stdout == ""
+    assert "no function named 'nope' (HTTP 404)" in invoked.stderr

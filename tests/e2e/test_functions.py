@@ -106,7 +106,7 @@ def test_python_pipelines_and_failures(instance: Instance, tmp_path: Path) -> No
         failed.json()["error"]["message"] == "boom" and "handler" in failed.json()["error"]["stack"]
     )
     invoked = instance.cli("fn", "invoke", "boom")
-    assert invoked.returncode == 1 and "boom" in invoked.stdout
+    assert invoked.returncode == 1 and "boom" in invoked.stderr and invoked.stdout == ""
 
     loop = write(tmp_path, "loop.py", "def handler(event):\n    while True:\n        pass\n")
     assert instance.cli("fn", "deploy", loop, "--name", "loop", "--timeout", "1").returncode == 0
