@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
 from shipway.store import Store, upgrade
-from shipway.store.tables import Organization
+from shipway.store.tables import Base, Organization
 
 
 def auth(token: str) -> dict[str, str]:
@@ -53,7 +53,6 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
     finally:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
 
 
 def migrated_store(url: str) -> Store:
@@ -96,8 +95,9 @@ def migrated_postgres_database(admin_url: str) -> Iterator[str]:
 
 def _empty(url: URL, template: _Template) -> None:
     """Back to TEMPLATE's state: connections a test left are closed, indexes it made (audit
-    search makes some) dropped, every table emptied (its sequences restarted) and the
-    migrations' rows written again from the SEED schema."""
+    search makes some) dropped, every table emptied and every sequence restarted, and the
+    migrations' rows written again from the SEED schema. DELETE, not TRUNCATE: on tables this
+    small, TRUNCATE's new files cost 45 ms a test, DELETE and setval 7."""
     with _admin(url.set(database="postgres")).connect() as conn:
         conn.execute(
             text(
@@ -110,9 +110,15 @@ def _empty(url: URL, template: _Template) -> None:
     with engine.begin() as conn:
         for index in set(_indexes(conn)) - template.indexes:
             conn.execute(text(f"DROP INDEX {_quoted(index)}"))
-        tables = [name for name in inspect(conn).get_table_names() if name != "alembic_version"]
-        conn.execute(text(f"TRUNCATE {', '.join(map(_quoted, tables))} RESTART IDENTITY CASCADE"))
-        for table in inspect(conn).get_table_names(schema=SEED):
+        conn.exec_driver_sql("; ".join(f"DELETE FROM {_quoted(t)}" for t in template.tables))
+        conn.execute(
+            text(
+                "SELECT setval(s.seqrelid, s.seqstart, false) FROM pg_sequence s"
+                " JOIN pg_class c ON c.oid = s.seqrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+            )
+        )
+        for table in template.seeded:
             conn.execute(
                 text(f"INSERT INTO {_quoted(table)} SELECT * FROM {SEED}.{_quoted(table)}")
             )
@@ -123,9 +129,11 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@cache
 def _admin(server: URL) -> Engine:
-    """An engine for statements that cannot run in a transaction (CREATE and DROP DATABASE)."""
-    return create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    """An engine for statements that cannot run in a transaction (CREATE and DROP DATABASE),
+    one per server and database, its connections kept for the next test."""
+    return create_engine(server, isolation_level="AUTOCOMMIT")
 
 
 @cache
@@ -154,6 +162,10 @@ def _indexes(conn: Connection) -> list[str]:
 class _Template:
     name: str
     indexes: frozenset[str]
+    #: Every table but alembic_version, those referring to others before those they refer to.
+    tables: tuple[str, ...]
+    #: The tables the migrations wrote rows to, kept in the SEED schema.
+    seeded: tuple[str, ...]
 
 
 @cache
@@ -168,16 +180,18 @@ def _postgres_template(server_url: str) -> _Template:
     upgrade(store.engine)
     with store.engine.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {SEED}"))
-        for table in inspect(conn).get_table_names():
-            if (
-                table != "alembic_version"
-                and conn.execute(text(f"SELECT EXISTS (SELECT FROM {_quoted(table)})")).scalar()
-            ):
-                conn.execute(
-                    text(f"CREATE TABLE {SEED}.{_quoted(table)} AS TABLE {_quoted(table)}")
-                )
+        names = [table for table in inspect(conn).get_table_names() if table != "alembic_version"]
+        seeded = tuple(
+            table
+            for table in names
+            if conn.execute(text(f"SELECT EXISTS (SELECT FROM {_quoted(table)})")).scalar()
+        )
+        for table in seeded:
+            conn.execute(text(f"CREATE TABLE {SEED}.{_quoted(table)} AS TABLE {_quoted(table)}"))
         indexes = frozenset(_indexes(conn))
     store.close()
+    ordered = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    tables = (*(t for t in names if t not in ordered), *(t for t in ordered if t in names))
 
     def drop() -> None:
         # A throwaway server may be gone already, and its databases with it.
@@ -186,7 +200,7 @@ def _postgres_template(server_url: str) -> _Template:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
     atexit.register(drop)
-    return _Template(name, indexes)
+    return _Template(name, indexes, tables, seeded)
 
 
 async def until(check: Any, timeout: float = 20.0, every: float = 0.05) -> Any:
