@@ -56,7 +56,10 @@ def sandbox_network(state: dict[str, Any] | None) -> None:
 def up_foreground(settings: Settings, *, as_json: bool = False) -> None:
     import asyncio
 
-    from shipway.server import Server
+    from shipway.startup import loading
+
+    with loading():
+        from shipway.server import Server
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -192,7 +195,10 @@ def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
     """Run this machine's node until SIGTERM; `shipway up` starts it in the background."""
     import asyncio
 
-    from shipway.nodes.agent import Links, Node
+    from shipway.startup import loading
+
+    with loading():
+        from shipway.nodes.agent import Links, Node
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
