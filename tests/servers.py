@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipway import natsauth
+from shipway.embedded import launch, ports
 from shipway.embedded import nats as embedded_nats
-from shipway.embedded import ports
 from shipway.embedded import temporal as embedded_temporal
-from shipway.embedded.process import SupervisedProcess
+from shipway.embedded.process import ProcessSpec, SupervisedProcess
 from shipway.links import NatsLink
 from shipway.natsauth import Role
 
@@ -38,15 +38,20 @@ class Servers:
 
 @contextlib.asynccontextmanager
 async def running(root: Path) -> AsyncIterator[Servers]:
-    """A Temporal and a NATS server with their data in ROOT, stopped on leaving."""
+    """A Temporal and a NATS server with their data in ROOT, stopped on leaving. They start as
+    `shipway up` starts its own: again on other ports when one was taken before its server bound
+    it (the embedded Temporal picks inner ports of its own too)."""
     (root / "logs").mkdir()
-    chosen = {name: ports.any_free() for name in ("temporal", "ui", "http", "nats")}
-    temporal = SupervisedProcess(
-        embedded_temporal.spec(root, chosen["temporal"], chosen["ui"], chosen["http"])
+
+    def specs(chosen: dict[str, int]) -> list[ProcessSpec]:
+        return [
+            embedded_temporal.spec(root, chosen["temporal"], chosen["ui"], chosen["http"]),
+            embedded_nats.spec(root, chosen["nats"]),
+        ]
+
+    _, (temporal, nats) = await launch.start_on_free_ports(
+        lambda: {name: ports.any_free() for name in ("temporal", "ui", "http", "nats")}, specs
     )
-    nats = SupervisedProcess(embedded_nats.spec(root, chosen["nats"]))
-    await temporal.start()
-    await nats.start()
     try:
         yield Servers(temporal, nats, root)
     finally:
