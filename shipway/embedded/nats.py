@@ -35,7 +35,6 @@ def spec(data_dir: Path, port: int) -> ProcessSpec:
             "--server_name",
             "shipway",
         ],
-        ready_host=HOST,
         ready_port=port,
         log_path=data_dir / "logs" / "nats.log",
         cwd=data_dir,

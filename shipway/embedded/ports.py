@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
+import os
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -33,6 +35,36 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process PID itself listens on TCP PORT: a port that answers may be another
+    program's, such as an inner port the embedded Temporal picked before its neighbour bound it."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    sockets = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            next(rows)  # the header
+            for row in rows:
+                fields = row.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if (
+                    state == _LISTEN
+                    and int(local.rpartition(":")[2], 16) == port
+                    and f"socket:[{inode}]" in sockets
+                ):
+                    return True
+    return False
+
+
+#: The state of a listening socket in /proc/net/tcp.
+_LISTEN = "0A"
 
 
 def any_free(host: str = "127.0.0.1") -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from shipway.embedded import ports
 from shipway.errors import PortInUse, ServiceError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ class ProcessSpec:
 
     name: str
     argv: list[str]
-    ready_host: str
     ready_port: int
     log_path: Path
     cwd: Path | None = None
@@ -114,16 +114,9 @@ class SupervisedProcess:
                     f"{self.spec.name} exited with code {self._proc.returncode} while starting"
                     f"{': ' + last if last else ''}; see {self.spec.log_path}"
                 )
-            try:
-                _, writer = await asyncio.open_connection(
-                    self.spec.ready_host, self.spec.ready_port
-                )
-            except OSError:
+            if not ports.listening(self._proc.pid, self.spec.ready_port):
                 await asyncio.sleep(0.05)
                 continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
             self.state = ProcessState.RUNNING
             self._ready.set()
             return

@@ -45,7 +45,6 @@ def spec(data_dir: Path, port: int, ui_port: int, http_port: int) -> ProcessSpec
             "--log-format",
             "json",
         ],
-        ready_host=HOST,
         ready_port=port,
         log_path=data_dir / "logs" / "temporal.log",
         cwd=data_dir,

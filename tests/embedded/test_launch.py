@@ -1,3 +1,4 @@
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,20 @@ async def test_a_server_whose_port_is_taken_says_so_in_its_own_words(
     chosen = {**free_ports("temporal", "temporal_ui"), "temporal_http": held_port}
     with pytest.raises(PortInUse, match=f"temporal exited .*:{held_port}: bind: address"):
         await SupervisedProcess(temporal_spec(tmp_path, chosen)[0]).start()
+
+
+async def test_a_port_another_program_answers_on_is_not_taken_for_the_server_ready(
+    tmp_path: Path, held_port: int
+) -> None:
+    """The port answers at once, but not from NATS: NATS exits with the address in use."""
+    with pytest.raises(PortInUse, match=f"nats exited .*:{held_port}.*address already in use"):
+        await SupervisedProcess(embedded_nats.spec(tmp_path, held_port)).start()
+
+
+def test_listening_is_the_listener_itself(held_port: int) -> None:
+    assert ports.listening(os.getpid(), held_port)
+    assert not ports.listening(os.getpid(), ports.any_free())
+    assert not ports.listening(1, held_port), "another process does not hold it"
 
 
 async def test_servers_start_again_on_other_ports_when_one_was_taken(
