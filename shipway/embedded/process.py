@@ -74,7 +74,7 @@ class SupervisedProcess:
         return self.state is ProcessState.RUNNING
 
     async def start(self) -> None:
-        """Spawn the process and wait until its port accepts connections."""
+        """Spawn the process and wait until it listens on its port itself."""
         self._stopping = False
         await self._spawn()
         try:
