@@ -37,34 +37,37 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def listening(pid: int, port: int) -> bool:
-    """Whether process PID itself listens on TCP PORT: a port that answers may be another
-    program's, such as an inner port the embedded Temporal picked before its neighbour bound it."""
+#: The state of a listening socket in /proc/PID/net/tcp.
+_LISTEN = "0A"
+
+
+def tcp_sockets(pid: int) -> list[tuple[int, str]]:
+    """The TCP sockets process PID holds, in its own network namespace: (local port, state as
+    /proc/net/tcp writes it, "0A" listening); none when the process is gone."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return False
-    sockets = set()
+        return []
+    held = set()
     for fd in fds:
         with contextlib.suppress(OSError):
-            sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
+            held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    found = []
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/net/{table}") as rows:
             next(rows)  # the header
             for row in rows:
                 fields = row.split()
                 local, state, inode = fields[1], fields[3], fields[9]
-                if (
-                    state == _LISTEN
-                    and int(local.rpartition(":")[2], 16) == port
-                    and f"socket:[{inode}]" in sockets
-                ):
-                    return True
-    return False
+                if f"socket:[{inode}]" in held:
+                    found.append((int(local.rpartition(":")[2], 16), state))
+    return found
 
 
-#: The state of a listening socket in /proc/net/tcp.
-_LISTEN = "0A"
+def listening(pid: int, port: int) -> bool:
+    """Whether process PID itself listens on TCP PORT: a port that answers may be another
+    program's, such as an inner port the embedded Temporal picked before its neighbour bound it."""
+    return (port, _LISTEN) in tcp_sockets(pid)
 
 
 def any_free(host: str = "127.0.0.1") -> int:

@@ -13,6 +13,7 @@ import pytest
 from shipway.addons import confine, postgres
 from shipway.addons.redis import RedisError
 from shipway.addons.servers import Kind, Servers
+from shipway.embedded import ports
 from shipway.errors import ServiceError
 from tests.addons.conftest import run
 
@@ -56,10 +57,7 @@ def test_the_postgres_server_has_no_tcp_port_and_is_no_root(servers: Servers) ->
     assert os.stat(f"/proc/{pid}").st_uid == (
         confine.SERVER_UID if os.geteuid() == 0 else os.geteuid()
     )
-    listening = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
-    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-    tcp = [line for line in listening if f"socket:[{line.split()[9]}]" in inodes]
-    assert tcp == [], "postgres listens on no TCP port"
+    assert ports.tcp_sockets(pid) == [], "postgres listens on no TCP port"
     assert (servers.postgres.socket_dir / ".s.PGSQL.5432").is_socket()
 
 
