@@ -121,14 +121,11 @@ class Node:
 
     async def scale(self, app_id: int, formation: dict[str, int]) -> None:
         """Store FORMATION and run it, as the API's scale does."""
-        self.store_formation(app_id, formation)
-        await self.runtime.scale(app_id, formation)
-
-    def store_formation(self, app_id: int, formation: dict[str, int]) -> None:
         with self.store.transaction() as session:
             app = session.get(App, app_id)
             assert app is not None
             app.formation = dict(formation)
+        await self.runtime.scale(app_id, formation)
 
     def set_config(self, app: str, values: dict[str, str], secret: bool = False) -> None:
         with self.store.transaction() as session:
