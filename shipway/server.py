@@ -23,7 +23,7 @@ from shipway.context import Context
 from shipway.datadir import DataDir, hold, write_private
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployWorkflow
-from shipway.embedded import launch, ports
+from shipway.embedded import launch, ports, trim
 from shipway.embedded import nats as embedded_nats
 from shipway.embedded import temporal as embedded_temporal
 from shipway.embedded.process import ProcessSpec, stop_leftovers
@@ -194,6 +194,8 @@ class Server:
         write_private(self.data.pid_file, f"{os.getpid()}\n")
         await self._start_fleet(stack, services)
         self.on_ready(state)
+        running = {name: proc.pid for name, proc in services.processes.items() if proc.pid}
+        await asyncio.to_thread(trim.give_back, running)
 
     def _start_workers(self, stack: AsyncExitStack, services: Context, runtime: NodeClient) -> None:
         """The control-plane worker and this machine's builder, in this process."""
