@@ -19,12 +19,15 @@ system:
 # long end-to-end files, with few tests each, last. Bytecode is written even where the caller's
 # environment says not to: the tests start hundreds of shipway processes, each of which would
 # otherwise compile shipway's modules again, and each worker would rewrite every test module.
+# mypy (16 s of one core from a clean clone) checks beside the tests; both must pass.
 test: export PYTHONDONTWRITEBYTECODE :=
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check shipway tests bench
-	$(BIN)/mypy shipway
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
+	@typing=$$(mktemp); $(BIN)/mypy shipway > $$typing 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS); tests=$$?; \
+	wait $$mypy; typed=$$?; echo "mypy shipway:"; cat $$typing; rm -f $$typing; \
+	[ $$tests -eq 0 ] && [ $$typed -eq 0 ]
 
 # schemathesis over the OpenAPI schema against a real `shipway up`: 30 s of cases (FUZZ_SECONDS).
 # `make test` runs it too, as tests/e2e/test_fuzz.py.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
+from typer.main import get_command_name
 
 from shipway import __version__
 from shipway.cli import connect, local
@@ -204,10 +206,31 @@ def login(
         install_helper(server, lambda line: say.print(line, highlight=False))
 
 
+def for_args(args: list[str]) -> typer.Typer:
+    """The app with only the command or group that ARGS's first word names, so that a run
+    builds only its own branch of the command tree (building all of it takes 0.07 s, a third
+    of a command's time); the whole app when the first word names none (help, --version, a
+    typo)."""
+    name = args[0] if args else ""
+    groups = [group for group in app.registered_groups if group.name == name]
+    commands = [
+        command
+        for command in app.registered_commands
+        if command.callback is not None
+        if (command.name or get_command_name(command.callback.__name__)) == name
+    ]
+    if not groups and not commands:
+        return app
+    narrow = copy.copy(app)
+    narrow.registered_groups = groups
+    narrow.registered_commands = commands
+    return narrow
+
+
 def run() -> None:
     """Entry point: every failure becomes one `error: …` line and exit code 1."""
     try:
-        code = app(standalone_mode=False)
+        code = for_args(sys.argv[1:])(standalone_mode=False)
     except (ShipwayError, httpx.HTTPError) as e:
         errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

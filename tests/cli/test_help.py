@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from shipway.cli.main import app as cli
+from shipway.cli.main import for_args
 
 #: Commands with no --json: git's credential helper speaks git's protocol, not shipway's, and
 #: the node is a process `shipway up` starts, printing only its log.
@@ -41,9 +42,22 @@ def test_the_whole_tree_is_walked() -> None:
 
 @pytest.mark.parametrize("name", ["", *COMMANDS])
 def test_help_renders(name: str) -> None:
-    result = CliRunner().invoke(cli, [*name.split(), "--help"])
+    """Through the branch of the tree a run builds for these words, as `shipway` does."""
+    words = name.split()
+    result = CliRunner().invoke(for_args(words), [*words, "--help"])
     assert result.exit_code == 0, (result.output, result.exception)
     assert "Usage:" in result.stdout
+    if len(words) == 2:  # a group's command: the group's help still lists all of its own
+        group = CliRunner().invoke(for_args(words), [words[0], "--help"]).stdout
+        assert all(sub in group for sub in COMMANDS[words[0]].commands)
+
+
+def test_a_run_builds_only_the_branch_its_first_word_names() -> None:
+    assert set(typer.main.get_command(for_args(["apps", "list"])).commands) == {"apps"}
+    assert set(typer.main.get_command(for_args(["git-credential"])).commands) == {"git-credential"}
+    for whole in ([], ["--help"], ["--version"], ["nope"]):
+        assert for_args(whole) is cli
+    assert len(cli.registered_groups) > 1  # the whole app is left as it was
 
 
 def test_app_is_also_a_wherever_it_is_taken() -> None:
