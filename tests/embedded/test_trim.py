@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def test_paged_out_pages_leave_the_process_and_are_read_back_on_use(toucher: Tou
 
 
 def test_a_process_gone_is_passed_over(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="shipway.embedded.trim")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     trim.give_back({"gone": gone.pid})
