@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import logging
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import typer
@@ -233,18 +235,32 @@ def run() -> None:
         code = for_args(sys.argv[1:])(standalone_mode=False)
     except (ShipwayError, httpx.HTTPError) as e:
         errors.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        leave(1)
     except typer.Exit as e:
-        sys.exit(e.exit_code)
+        leave(e.exit_code)
     except typer.Abort:
-        sys.exit(1)
+        leave(1)
     except typer.TyperException as e:
         show = getattr(e, "show", None)
         if show is not None:
             show()
         else:
             errors.print(f"error: {e.message}", markup=False, highlight=False)
-        sys.exit(e.exit_code)
+        leave(e.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+        leave(130)
+    leave(code if isinstance(code, int) else 0)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with CODE. A process that loaded Temporal's SDK core (`up`, the node, a builder)
+    leaves without the interpreter's teardown once its own is done: the core's Rust threads
+    can call into Python while it finalizes, which aborts the process with SIGABRT after its
+    work has ended well (temporalio/sdk-python#300). Its log handlers and streams are flushed
+    first; all else it held was closed by the command itself."""
+    if "temporalio.bridge.temporal_sdk_bridge" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
