@@ -5,7 +5,8 @@ Measured twice, each time after SETTLE seconds with nothing asked of it:
 
 - fresh: just started;
 - after use: once examples/flask was pushed (and answers) and a JS function was deployed
-  and called, so that what a first use loads is loaded.
+  and called, so that what a first use loads is loaded, and once the JS host that ran the
+  calls has ended (after its idle time; it is counted with the control plane while it runs).
 
 Each time: the RSS and PSS of `shipway up` itself, of its Temporal and of its NATS (the
 control plane; the node, which runs the apps, is shown beside it), and the CPU they used
@@ -30,6 +31,7 @@ SETTLE = 20.0
 WATCH = 30.0
 MIB = 1 << 20
 JS = "function handler(event) { return { hello: event.params.name || 'world' } }"
+HOST = "shipway.functions.runtimes.js.host"
 
 
 @dataclass
@@ -53,6 +55,17 @@ def control_plane(bench: Bench) -> list[Part]:
         name = "Temporal" if child.name() == "temporal" else child.name()
         parts.append(Part("NATS" if name == "nats-server" else name, child))
     return parts
+
+
+def js_host_ended(bench: Bench) -> float:
+    """Seconds until no JS host runs under `shipway up` (it ends after its idle time)."""
+    main = psutil.Process(int((bench.data / "shipway.pid").read_text().split()[0]))
+    started = time.monotonic()
+    while any(HOST in " ".join(child.cmdline()) for child in main.children()):
+        if time.monotonic() - started > 300:
+            raise SystemExit("the JS host did not end within 300 s of the last call")
+        time.sleep(0.5)
+    return time.monotonic() - started
 
 
 def measure(bench: Bench, phase: str) -> list[tuple[str, str]]:
@@ -106,13 +119,16 @@ def main() -> None:
     with flask_on_shipway() as bench:
         rows = measure(bench, "fresh")
         use(bench)
+        ended = js_host_ended(bench)
+        print(f"the JS host ended {ended:.0f} s after the last call", flush=True)
         rows += measure(bench, "after use")
     table(
         "Control plane at rest",
         f"Machine: {machine()}. One detached `shipway up` in a fresh data dir (SQLite store, "
-        f"embedded Temporal and NATS), measured {SETTLE:.0f} s after start (fresh) and "
-        f"{SETTLE:.0f} s after a `git push` of examples/flask to live and 20 calls of a JS "
-        f"function (after use). RSS from psutil, PSS from /proc/PID/smaps_rollup; CPU is "
+        f"embedded Temporal and NATS), measured {SETTLE:.0f} s after start (fresh), and "
+        f"after a `git push` of examples/flask to live and 20 calls of a JS function, "
+        f"{SETTLE:.0f} s after the JS host that ran them had ended, {ended:.0f} s after the "
+        f"last call (after use). RSS from psutil, PSS from /proc/PID/smaps_rollup; CPU is "
         f"user + system time over the next {WATCH:.0f} s, as a share of one core. 1-minute "
         f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after.",
         rows,

@@ -18,7 +18,6 @@ from shipway import subscribers
 from shipway.accounts.organizations import bootstrap
 from shipway.api.app import create_app
 from shipway.context import Context
-from shipway.functions import runtimes
 from shipway.links import NatsLink
 from shipway.settings import Settings
 from shipway.store import Store
@@ -29,10 +28,6 @@ IN_CI = os.environ.get("CI") == "true"
 
 # Tests change the store as a shipway process does: with each event recorded in the audit trail.
 subscribers.record_events()
-
-# A shipway process sets V8 up at its first JS use, from its event loop on the main thread.
-# The in-process API tests serve from the test client's thread: the test process sets it up.
-runtimes.prepare(["js"])
 
 
 def unavailable(reason: str) -> None:

@@ -18,7 +18,6 @@ from shipway.builder.backends import sandbox as sandbox_backend
 from shipway.builder.stacks import detect
 from shipway.errors import ValidationError
 from shipway.functions import manifest as manifests
-from shipway.functions import runtimes
 from shipway.releases.manifest import Manifest
 
 __all__ = ["BuildFailed", "BuildRequest", "BuildResult", "Log", "build", "unpack"]
@@ -53,7 +52,6 @@ async def build(request: BuildRequest, data_dir: Path, log: Log) -> BuildResult:
             settings = await asyncio.to_thread(appfile.read, source)
             stack = detect(source, settings.dockerfile)
             processes = _processes(source)
-            runtimes.prepare(f.runtime for f in settings.functions)
             await asyncio.to_thread(manifests.check, list(settings.functions))
         except ValidationError as e:
             raise BuildFailed(e.message) from e

@@ -21,7 +21,7 @@ from shipway.builder import appfile
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError
 from shipway.events import Event, emit
-from shipway.functions import commands, runtimes
+from shipway.functions import commands
 from shipway.functions import manifest as manifests
 from shipway.functions.declared import Declared
 from shipway.functions.invoke import Invoker
@@ -83,7 +83,6 @@ class FunctionActivities:
 
         try:
             declared = await asyncio.to_thread(read)
-            runtimes.prepare(item.runtime for item in declared)  # V8, if any, on this thread
             changes = await asyncio.to_thread(apply, declared)
         except ShipwayError as e:  # a function another manifest declares, say
             await asyncio.to_thread(self._record_refusal, organization_id, app, e)

@@ -101,7 +101,6 @@ async def deploy(
     principal.require(Role.DEPLOYER)
     check_name(name)
     runtime = code.runtime_of(name)
-    runtimes.prepare([runtime])
     await asyncio.to_thread(runtimes.check, runtime, code.source)
     box = SecretBox.load(reach.data_dir)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipway.apps.secretbox import SecretBox
-from shipway.functions import runtimes
 from shipway.functions.invoke import Invoker
 from shipway.functions.outcome import Call, Outcome
 from shipway.functions.registry import Registry
+from shipway.functions.runtimes.js import process
 from shipway.functions.runtimes.python.pool import PythonWorkers
 from shipway.store import Store
 
@@ -21,11 +21,10 @@ if TYPE_CHECKING:
 
 class _Js:
     """The JS runtime as a runner: the environment reaches the handler as event.env only.
-    Unless given a RUNTIME, it makes one (and V8 is set up) at the first call, which the
-    event loop makes on the main thread."""
+    Unless given a RUNTIME (V8 in this process), calls go to a JS host of its own."""
 
-    def __init__(self, runtime: JsRuntime | None = None) -> None:
-        self.runtime = runtime
+    def __init__(self, runtime: JsRuntime | process.JsProcess | None = None) -> None:
+        self.runtime = runtime or process.JsProcess()
 
     async def run(
         self,
@@ -39,15 +38,12 @@ class _Js:
         call: Call | None,
         env: dict[str, str],
     ) -> Outcome:
-        if self.runtime is None:
-            self.runtime = runtimes.module("js").JsRuntime()
         return await self.runtime.run(
             source, event, timeout=timeout, memory_mb=memory_mb, call=call
         )
 
     async def close(self) -> None:
-        if self.runtime is not None:
-            await self.runtime.close()
+        await self.runtime.close()
 
 
 class FunctionWorker:

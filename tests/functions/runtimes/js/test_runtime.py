@@ -570,12 +570,11 @@ async def test_sixteen_concurrent_calls(runtime: JsRuntime) -> None:
         assert outcome.result == {"i": i, "seen": [i]}
 
 
-# Checks on deploy run in threads, as new isolates are made while others run JS; a V8 that
+# The JS host checks code in threads, as new isolates are made while others run JS; a V8 that
 # a thread other than the main one set up crashes the process then. The checks get all the time
 # they need: a loaded machine must not make them fail for slowness, which is not what is tested.
 _CHECKS_IN_THREADS = """
 import threading
-from shipway.functions import runtimes
 from shipway.functions.runtimes.js import runtime
 
 runtime.CHECK_TIMEOUT = 60.0
@@ -584,7 +583,7 @@ SOURCE = "let n = 0; for (let i = 0; i < 1e4; i++) n += i; function handler() {}
 
 def checks():
     for _ in range(40):
-        runtimes.check("js", SOURCE)
+        runtime.check(SOURCE)
 
 threads = [threading.Thread(target=checks) for _ in range(4)]
 for t in threads:
