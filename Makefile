@@ -50,6 +50,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/router.py
 	$(BIN)/python bench/functions.py
+	$(BIN)/python bench/js_host.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/fleet_sim.py
