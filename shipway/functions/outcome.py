@@ -41,6 +41,11 @@ class Outcome:
     logs: list[str] = field(default_factory=list)
     duration: float = 0.0
 
+    @classmethod
+    def failed(cls, message: str, stack: str | None = None) -> Outcome:
+        """FAILED with MESSAGE (and the STACK of what threw, when there is one)."""
+        return cls(RunStatus.FAILED, error={"message": message, "stack": stack})
+
 
 class CompileError(ValidationError):
     """Raised on deploy when the code does not compile; LINE is 1-based, when known."""

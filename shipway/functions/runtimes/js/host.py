@@ -30,7 +30,7 @@ import sys
 from dataclasses import asdict
 from typing import IO, Any
 
-from shipway.functions.outcome import CompileError, Outcome, RunStatus
+from shipway.functions.outcome import CompileError, Outcome
 from shipway.functions.runtimes.js.runtime import JsRuntime, check
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,7 @@ class _Host:
             )
         except Exception as e:  # a fault of the runtime's, not of the JS: the call fails
             log.exception("a JS call failed in the runtime")
-            outcome = Outcome(
-                RunStatus.FAILED, error={"message": f"the JS runtime failed: {e}", "stack": None}
-            )
+            outcome = Outcome.failed(f"the JS runtime failed: {e}")
         self.send({"op": "outcome", "id": run_id, **asdict(outcome)})
 
     async def _check(self, run_id: int, source: str) -> None:

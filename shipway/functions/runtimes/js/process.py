@@ -141,16 +141,16 @@ class JsProcess:
                 "run", {**fields, "calls": call is not None}, asyncio.get_running_loop(), call
             )
         except HostLost as e:
-            return _failed(str(e))
+            return Outcome.failed(str(e))
         try:
             async with asyncio.timeout(timeout + GRACE_SECONDS):
                 answer = await asyncio.wrap_future(pending.answer)
         except HostLost as e:
-            return _failed(f"the JS runtime stopped during the call: {e}")
+            return Outcome.failed(f"the JS runtime stopped during the call: {e}")
         except TimeoutError:
             log.error("the JS host did not answer %g s past a call's timeout", GRACE_SECONDS)
             pending.child.kill()
-            return _failed("the JS runtime stopped answering")
+            return Outcome.failed("the JS runtime stopped answering")
         except asyncio.CancelledError:
             self._forget(run_id)
             pending.child.send({"op": "cancel", "id": run_id})
@@ -284,10 +284,6 @@ def _describe(code: int) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"
-
-
-def _failed(message: str) -> Outcome:
-    return Outcome(RunStatus.FAILED, error={"message": message, "stack": None})
 
 
 _shared: JsProcess | None = None

@@ -292,7 +292,7 @@ class _Session:
                 await self.isolate.host(f"__shipway_host.limit({self.memory_mb << 20})")
             await self.isolate.load(source)
         except _LoadError as e:
-            return _failed(e.message, e.stack)
+            return Outcome.failed(e.message, e.stack)
         allow = "true" if self.call is not None else "false"
         state = await self.isolate.host(
             f"__shipway_host.start({_literal(json.dumps(event))}, {allow})"
@@ -316,7 +316,7 @@ class _Session:
         try:
             parsed = json.loads(state)
             if "handler" in parsed:  # the top-level code left no function to call
-                return _failed(_no_handler_message(str(parsed["handler"])))
+                return Outcome.failed(_no_handler_message(str(parsed["handler"])))
             self.logs.extend(str(line) for line in parsed["logs"])
             for request in parsed["requests"]:
                 self._start_call(int(request["id"]), str(request["name"]), request["params"])
@@ -326,7 +326,7 @@ class _Session:
             if done["ok"]:
                 return Outcome(RunStatus.SUCCEEDED, result=json.loads(done["result"]))
             error = done["error"]
-            return _failed(str(error["message"]), error["stack"])
+            return Outcome.failed(str(error["message"]), error["stack"])
         except (ValueError, KeyError, TypeError) as e:
             raise _Broken(f"unreadable state: {e}") from e
 
@@ -377,10 +377,6 @@ def _literal(text: str) -> str:
     return json.dumps(text)
 
 
-def _failed(message: str, stack: str | None = None) -> Outcome:
-    return Outcome(RunStatus.FAILED, error={"message": message, "stack": stack})
-
-
 class JsRuntime:
     """Runs JS functions, each call in a fresh isolate (see the module's docstring).
 
@@ -428,7 +424,7 @@ class JsRuntime:
         try:
             _check_size(source)
         except CompileError as e:
-            return _failed(e.message)
+            return Outcome.failed(e.message)
         isolate = await self._take()
         session = _Session(isolate, call, memory_mb)
         try:
@@ -443,9 +439,9 @@ class JsRuntime:
                 },
             )
         except _OutOfMemory:
-            outcome = _failed(f"the function exceeded its {memory_mb} MiB memory limit")
+            outcome = Outcome.failed(f"the function exceeded its {memory_mb} MiB memory limit")
         except _Broken as e:
-            outcome = _failed(f"the runtime lost track of the call: {e}")
+            outcome = Outcome.failed(f"the runtime lost track of the call: {e}")
         finally:
             session.cancel_calls()
             self._chore(self._close(isolate))

@@ -196,7 +196,7 @@ class PythonRuntime:
                 if outcome is not None:
                     return outcome
         # The worker died twice with the call and nothing heard of it: the call may be why.
-        return Outcome(RunStatus.FAILED, error={"message": LOST, "stack": None})
+        return Outcome.failed(LOST)
 
     async def _ready(self) -> _Worker:
         worker = self._worker
