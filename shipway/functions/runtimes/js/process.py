@@ -70,12 +70,9 @@ class _Child:
     def send(self, message: dict[str, Any]) -> None:
         """Write MESSAGE; a host that has gone is noticed by the reader, not here."""
         assert self.proc.stdin is not None
-        try:
-            with self._writing:
-                self.proc.stdin.write(json.dumps(message) + "\n")
-                self.proc.stdin.flush()
-        except (OSError, ValueError):
-            pass
+        with self._writing, contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
 
     def _read(self) -> None:
         try:
@@ -213,8 +210,9 @@ class JsProcess:
         """One answer from CHILD (on its reader thread)."""
         run_id = int(message["id"])
         if message["op"] == "call":
+            # The host asks only for calls that may make them (`calls` in their run).
             pending = self._pending.get(run_id)
-            if pending is not None and pending.loop is not None:
+            if pending is not None and pending.loop is not None and pending.call is not None:
                 serve = self._serve(child, pending.call, message)
                 try:
                     asyncio.run_coroutine_threadsafe(serve, pending.loop)
@@ -228,11 +226,9 @@ class JsProcess:
             with contextlib.suppress(concurrent.futures.InvalidStateError):  # its caller gave up
                 pending.answer.set_result(message)
 
-    async def _serve(self, child: _Child, call: Call | None, message: dict[str, Any]) -> None:
+    async def _serve(self, child: _Child, call: Call, message: dict[str, Any]) -> None:
         """A handler's shipway.call, on its caller's loop; the answer goes back to the host."""
         try:
-            if call is None:
-                raise RuntimeError("calling other functions is not available here")
             ok, text = True, json.dumps(await call(message["name"], message["params"]))
         except Exception as e:  # any failure of the callee is the caller's JS error
             ok, text = False, str(e) or type(e).__name__
@@ -281,8 +277,12 @@ class JsProcess:
 
 
 def _describe(code: int) -> str:
+    """How a host ended, from its return code (-N: killed by signal N)."""
     if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:  # a signal Python has no name for
+            return f"killed by signal {-code}"
     return f"exit code {code}"
 
 
