@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -36,7 +35,7 @@ import httpx
 import nats
 import psutil
 from flaskapp import Bench, flask_on_shipway
-from run import machine, table
+from run import machine, table, wait_for_port
 from scale import node_process, pss, rss
 
 from shipway.embedded import temporal
@@ -80,15 +79,8 @@ def _serving(argv: list[str], port: int, stack: ExitStack, env: dict[str, str]) 
     )
     stack.callback(process.wait)
     stack.callback(process.terminate)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return psutil.Process(process.pid)
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit(f"{argv[0]} did not start") from None
-            time.sleep(0.1)
+    wait_for_port(port, process, timeout=60)
+    return psutil.Process(process.pid)
 
 
 async def _one_stream(port: int) -> None:

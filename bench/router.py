@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from run import machine, table
+from run import machine, table, wait_for_port
 
 from shipway.embedded.ports import any_free
 from shipway.router import Route, Router, RouteTable, TcpUpstream
@@ -78,24 +78,11 @@ async def _serve_router(port: int, upstream_port: int) -> None:
     await server.serve_forever()
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 @contextmanager
 def _process(args: list[str], port: int) -> Iterator[None]:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         yield
     finally:
         process.terminate()

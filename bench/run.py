@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,20 @@ def sample(client: httpx.Client, method: str, path: str, n: int, body_of=None) -
         out.append(time.perf_counter() - started)
         response.raise_for_status()
     return out
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Until PROCESS accepts connections on PORT; RuntimeError if it exits or TIMEOUT passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
 def machine() -> str:

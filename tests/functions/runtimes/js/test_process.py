@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psutil
 import pytest
 
 from shipway.errors import ServiceError
@@ -144,9 +145,8 @@ async def test_a_host_that_dies_fails_its_calls_and_the_next_call_starts_another
 
 def _gone(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[1].startswith("Z")
-    except FileNotFoundError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True
 
 
