@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 
 CONTROL_QUEUE = "shipway-control"
 
+#: Long polls each worker keeps open unless told otherwise (the SDK's default is 5 and 5).
+#: Temporal renews every open poll about once a minute, and at rest that renewal is most
+#: of what the server does; a task waits for a poll only while another is being fetched.
+WORKFLOW_POLLS = 2
+ACTIVITY_POLLS = 1
+
 
 #: What the workers of this shipway tell Temporal they run.
 BUILD_ID = f"shipway-{__version__}"
@@ -92,7 +98,11 @@ class Workers:
         self.task_queue = task_queue
         self.workflows = list(workflows)
         self.activities = list(activities)
-        self.options = options
+        self.options = {
+            "max_concurrent_workflow_task_polls": WORKFLOW_POLLS,
+            "max_concurrent_activity_task_polls": ACTIVITY_POLLS,
+            **options,
+        }
         self.graceful = graceful
         self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None

@@ -65,7 +65,6 @@ class Builder:
                 activities=[self.activities.build],
                 graceful=timedelta(seconds=graceful),
                 tuner=shared.tuner(),
-                max_concurrent_activity_task_polls=1,
             ),
             Workers(
                 client,
@@ -74,7 +73,6 @@ class Builder:
                 activities=[self.activities.build],
                 graceful=timedelta(seconds=graceful),
                 max_concurrent_activities=1,
-                max_concurrent_activity_task_polls=1,
             ),
         ]
         self.state = BuilderState.ACTIVE
