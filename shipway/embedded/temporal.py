@@ -6,7 +6,12 @@ and a workflow's step no longer waits for a journal to be written and fsynced: a
 workflow with its activities takes half the time.
 
 Its Go heap is collected when it has grown by half (GOGC=50) rather than doubled: at rest that
-holds 8 MiB less, for no CPU that can be measured."""
+holds 8 MiB less, for no CPU that can be measured.
+
+Its background services that shipway has no use for are off (DYNAMIC_CONFIG). Each is a
+worker of Temporal's own that keeps long polls open, renewed every minute: with them off,
+the server alone at rest takes half the CPU (0.30 against 0.59 % of a core) and 20 MiB
+less."""
 
 from __future__ import annotations
 
@@ -16,6 +21,20 @@ from shipway.embedded.binaries import find
 from shipway.embedded.process import ProcessSpec
 
 HOST = "127.0.0.1"
+
+DYNAMIC_CONFIG = (
+    # A worker that closes the children of a closed workflow: shipway starts no children.
+    "system.enableParentClosePolicyWorker=false",
+    # Daily sweeps of what a cluster leaves behind: task queues and tasks long idle, history
+    # branches of workflows that failed to start. One server on its own file leaves a few
+    # rows a restart (the old sticky queues) and no orphaned history; retention still
+    # deletes finished workflows.
+    "worker.taskQueueScannerEnabled=false",
+    "worker.historyScannerEnabled=false",
+    "worker.executionsScannerEnabled=false",
+    # Build ids of worker versioning, which shipway's workers do not use.
+    "worker.buildIdScavengerEnabled=false",
+)
 
 
 def spec(data_dir: Path, port: int, ui_port: int, http_port: int) -> ProcessSpec:
@@ -47,6 +66,7 @@ def spec(data_dir: Path, port: int, ui_port: int, http_port: int) -> ProcessSpec
             "warn",
             "--log-format",
             "json",
+            *(arg for value in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)),
         ],
         ready_port=port,
         log_path=data_dir / "logs" / "temporal.log",
