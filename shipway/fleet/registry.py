@@ -9,6 +9,7 @@ import contextlib
 import json
 import re
 import time
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 
 from nats.js import JetStreamContext
@@ -60,8 +61,16 @@ def builder_id(text: str) -> str:
     return cleaned
 
 
+#: The bucket's handle for each connection: finding it asks the server for the stream's
+#: info, a round trip that a builder's heartbeat would otherwise make twice every beat.
+_buckets: weakref.WeakKeyDictionary[JetStreamContext, KeyValue] = weakref.WeakKeyDictionary()
+
+
 async def bucket(js: JetStreamContext) -> KeyValue:
-    return await key_value(js, BUCKET)
+    kv = _buckets.get(js)
+    if kv is None:
+        kv = _buckets[js] = await key_value(js, BUCKET)
+    return kv
 
 
 async def put(js: JetStreamContext, record: BuilderRecord) -> None:
