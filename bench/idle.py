@@ -43,7 +43,9 @@ from shipway.embedded.binaries import find
 from shipway.embedded.ports import any_free
 
 SETTLE = 20.0
-WATCH = 30.0
+#: Whole minutes: Temporal renews its long polls about once a minute, and a shorter window
+#: counts that burst or misses it by chance.
+WATCH = 120.0
 MIB = 1 << 20
 JS = "function handler(event) { return { hello: event.params.name || 'world' } }"
 HOST = "shipway.functions.runtimes.js.host"
