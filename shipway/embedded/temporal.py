@@ -31,9 +31,6 @@ DYNAMIC_CONFIG = (
     # deletes finished workflows.
     "worker.taskQueueScannerEnabled=false",
     "worker.historyScannerEnabled=false",
-    "worker.executionsScannerEnabled=false",
-    # Build ids of worker versioning, which shipway's workers do not use.
-    "worker.buildIdScavengerEnabled=false",
 )
 
 
