@@ -5,8 +5,8 @@ isolate's heap) goes when the host does, and a crash of V8 fails the calls in fl
 this process.
 
 Usable from any thread: `check` blocks its caller, `run` is awaited on the caller's event
-loop, and a handler's `shipway.call` is served on that same loop. A thread reads the host's
-answers.
+loop, and a handler's `shipway.call` is served on that same loop. Each host has two threads
+here: one reads its answers, the other ends it once idle.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,10 @@ class _Child:
         self._answers = os.fdopen(read, "r", encoding="utf-8")
         self._writing = threading.Lock()
         self._owner = owner
+        #: Since when it has had nothing in flight (time.monotonic()); None while it has.
+        self.idle_since: float | None = time.monotonic()
+        #: Set once it is no longer used: closed, or ended.
+        self.gone = threading.Event()
         threading.Thread(target=self._read, name="shipway-js-host", daemon=True).start()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -88,6 +93,7 @@ class _Child:
     def close(self) -> None:
         """Let the host end: it closes its isolates once its stdin ends."""
         assert self.proc.stdin is not None
+        self.gone.set()
         with self._writing, contextlib.suppress(OSError, ValueError):
             self.proc.stdin.close()
 
@@ -113,7 +119,6 @@ class JsProcess:
         self._child: _Child | None = None
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
-        self._timer: threading.Timer | None = None
 
     @property
     def pid(self) -> int | None:
@@ -181,7 +186,6 @@ class JsProcess:
         """End the host now (a later call starts another) and wait until it has gone."""
         with self._lock:
             child, self._child = self._child, None
-            self._stop_timer()
         if child is None:
             return
         child.close()
@@ -198,9 +202,13 @@ class JsProcess:
         call: Call | None = None,
     ) -> tuple[int, _Pending]:
         with self._lock:
-            self._stop_timer()
             if self._child is None:
                 self._child = _Child(self)
+                watch = threading.Thread(
+                    target=self._watch, args=(self._child,), name="shipway-js-idle", daemon=True
+                )
+                watch.start()
+            self._child.idle_since = None
             run_id = next(self._ids)
             pending = self._pending[run_id] = _Pending(self._child, Answer(), loop, call)
         pending.child.send({"op": op, "id": run_id, **fields})
@@ -237,10 +245,10 @@ class JsProcess:
 
     def _ended(self, child: _Child, how: str) -> None:
         """CHILD has ended (on its reader thread): what it had in flight fails."""
+        child.gone.set()
         with self._lock:
             if self._child is child:
                 self._child = None
-                self._stop_timer()
             lost = {i: p for i, p in self._pending.items() if p.child is child}
             for run_id in lost:
                 del self._pending[run_id]
@@ -256,24 +264,26 @@ class JsProcess:
             self._idle_after()
 
     def _idle_after(self) -> None:
-        """With the lock held: once nothing is in flight, let the host end after IDLE."""
-        if self._pending or self._child is None or self._timer is not None:
+        """With the lock held: once nothing is in flight, the host's idle time starts."""
+        child = self._child
+        if child is not None and not self._pending and child.idle_since is None:
+            child.idle_since = time.monotonic()
+
+    def _watch(self, child: _Child) -> None:
+        """Let CHILD end once it has had nothing in flight for IDLE seconds (on a thread of
+        its own, which wakes about once an idle time: a call costs no thread or timer)."""
+        wait = self.idle
+        while not child.gone.wait(wait):
+            with self._lock:
+                if self._child is not child:
+                    return
+                since = child.idle_since
+                wait = self.idle if since is None else since + self.idle - time.monotonic()
+                if wait > 0:
+                    continue
+                self._child = None
+            child.close()
             return
-        self._timer = threading.Timer(self.idle, self._retire, (self._child,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _retire(self, child: _Child) -> None:
-        with self._lock:
-            if self._child is not child or self._pending:
-                return
-            self._child = self._timer = None
-        child.close()
 
 
 def _describe(code: int) -> str:

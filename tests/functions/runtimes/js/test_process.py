@@ -167,6 +167,25 @@ async def test_an_idle_host_ends_and_the_next_call_starts_another() -> None:
         await host.close()
 
 
+async def test_calls_start_no_thread(host: JsProcess) -> None:
+    """A host has its reader and its idle watch; a call starts no thread of its own (an idle
+    timer started after each call once cost every call about 2 ms)."""
+
+    async def once() -> None:
+        outcome = await host.run(
+            "function handler() { return 1 }", {}, timeout=PATIENCE, memory_mb=64
+        )
+        assert outcome.result == 1
+
+    await once()
+    # The threads themselves, not their idents, which a new thread may reuse.
+    started = set(threading.enumerate())
+    for _ in range(5):
+        await once()
+    new = [thread for thread in threading.enumerate() if thread not in started]
+    assert not [t for t in new if isinstance(t, threading.Timer) or t.name.startswith("shipway-js")]
+
+
 async def test_a_call_in_flight_keeps_the_host_and_a_cancelled_one_lets_it_go() -> None:
     host = JsProcess(idle=0.2)
     try:
