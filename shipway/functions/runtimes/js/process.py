@@ -47,7 +47,8 @@ class HostLost(Exception):
 
 
 class _Child:
-    """One host process: requests go to its stdin, a thread reads its answers."""
+    """One host process: requests go to its stdin, a thread reads its answers, another ends
+    it once idle."""
 
     def __init__(self, owner: JsProcess) -> None:
         read, write = os.pipe()
@@ -71,6 +72,9 @@ class _Child:
         #: Set once it is no longer used: closed, or ended.
         self.gone = threading.Event()
         threading.Thread(target=self._read, name="shipway-js-host", daemon=True).start()
+        threading.Thread(
+            target=owner._watch, args=(self,), name="shipway-js-idle", daemon=True
+        ).start()
 
     def send(self, message: dict[str, Any]) -> None:
         """Write MESSAGE; a host that has gone is noticed by the reader, not here."""
@@ -204,10 +208,6 @@ class JsProcess:
         with self._lock:
             if self._child is None:
                 self._child = _Child(self)
-                watch = threading.Thread(
-                    target=self._watch, args=(self._child,), name="shipway-js-idle", daemon=True
-                )
-                watch.start()
             self._child.idle_since = None
             run_id = next(self._ids)
             pending = self._pending[run_id] = _Pending(self._child, Answer(), loop, call)
