@@ -4,6 +4,8 @@ worker rebuilds its map from the bucket."""
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import asdict
 
 import pytest
 
@@ -67,3 +69,31 @@ async def test_workers_follow_deploys_and_a_new_worker_rebuilds_its_map(
             await reg.close()
         for link in links:
             await link.close()
+
+
+async def test_a_worker_whose_consumer_is_lost_reads_the_bucket_again(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when NATS restarts: the worker's consumer is gone, and the deploys made meanwhile
+    still reach it."""
+    bucket = f"functions-lost-{id(servers)}"
+    monkeypatch.setattr(registry_module, "BUCKET", bucket)
+    monkeypatch.setattr(registry_module, "RETRY_SECONDS", 0.05)
+    # A deleted consumer is noticed at the next pull
+    monkeypatch.setattr(registry_module, "PULL_SECONDS", 0.5)
+    link = servers.link()
+    await link.connect()
+    worker = Registry()
+    try:
+        await worker.start(link.js)
+        jsm = link.nc.jsm()
+        (consumer,) = await jsm.consumers_info(f"KV_{bucket}")
+        await jsm.delete_consumer(f"KV_{bucket}", consumer.name)
+        kv = await registry_module.bucket(link.js)
+        await kv.put("1.report", json.dumps(asdict(deployed("report", 3))).encode())
+        await until(lambda: worker.get(1, "report") == deployed("report", 3))
+        (again,) = await jsm.consumers_info(f"KV_{bucket}")
+        assert again.name != consumer.name
+    finally:
+        await worker.close()
+        await link.close()
