@@ -131,6 +131,25 @@ def test_store_and_erase_do_nothing(home: Path, action: str) -> None:
     assert helper(home, "get", stdin="protocol=http\nhost=localhost:8080\n").stdout
 
 
+def test_store_after_each_push_loads_nothing_of_shipway_but_its_entry_point(home: Path) -> None:
+    """git runs `store` after every push that used the token: it has nothing to do, so it
+    costs no more than the interpreter's start."""
+    probe = (
+        "import sys; sys.argv = ['shipway', 'git-credential', 'store']; "
+        "from shipway.cli import run; run(); "
+        "print(sorted(m for m in sys.modules if m.startswith('shipway.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        input="protocol=http\nhost=localhost:8080\n\n",
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(home)},
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "['shipway.cli']\n", "")
+
+
 @pytest.mark.parametrize(
     "stdin", ["garbage without equals\n\x00\n", "protocol=http\nhost=[::1\n", "=\n=\n", ""]
 )
