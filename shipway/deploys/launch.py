@@ -144,7 +144,9 @@ async def start_workflow(
     store: Store, client: Client | None, spec: DeployInput, workflow_id: str
 ) -> None:
     """Start the deployment's workflow, ending the environment's earlier one; if it cannot be
-    started the deployment fails, saying why."""
+    started the deployment fails, saying why. Where this process runs the control workers
+    (`shipway up`), its first workflow task comes back with the answer (eager start) rather
+    than through the task queue."""
     try:
         if client is None:
             raise ServiceError("Temporal is not reachable")
@@ -154,6 +156,7 @@ async def start_workflow(
             id=workflow_id,
             task_queue=CONTROL_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+            request_eager_start=True,
         )
     except Exception as e:
         await asyncio.to_thread(_fail, store, spec.deployment_id, f"cannot start: {e}")
