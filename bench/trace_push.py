@@ -36,6 +36,9 @@ STEPS = (
     "RunActivity:shipway.deploy.release",
     "RunActivity:shipway.runtime.go_live",
     "instance.start",
+    "sandbox.spawn",
+    "sandbox.pid1",
+    "sandbox.network",
     "instance.health",
     "route.switch",
 )

