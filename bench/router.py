@@ -229,7 +229,7 @@ def measure(targets: dict[str, int]) -> list[tuple[str, str]]:
     for name in ("router", "nginx"):
         if name in medians:
             added = medians[name] - medians["direct"]
-            target = " (target ≤ 1 ms)" if name == "router" else ""
+            target = " (target ≤ 0.1 ms)" if name == "router" else ""
             rows.append((f"added latency of the {name}, p50", f"{added:.3f} ms{target}"))
     samples: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(ROUNDS):
@@ -239,7 +239,8 @@ def measure(targets: dict[str, int]) -> list[tuple[str, str]]:
     for name, rate in rates.items():
         rows.append((f"throughput, {name}", f"{rate:,.0f} req/s"))
     if "nginx" in rates:
-        rows.append(("throughput ratio router / nginx", f"{rates['router'] / rates['nginx']:.2f}"))
+        ratio = rates["router"] / rates["nginx"]
+        rows.append(("throughput ratio router / nginx (target ≥ 0.8)", f"{ratio:.2f}"))
     return rows
 
 
