@@ -6,21 +6,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
+from uvicorn.server import ServerState
 
 from shipway.errors import ServiceError
 
 
+class _Dated(ServerState):
+    """uvicorn's shared state, whose default headers (the Date one among them) are made when a
+    response asks for them, at most once a second, instead of by a tick every second."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self._config = config
+        self._second = -1
+        self._headers: list[tuple[bytes, bytes]] = []
+        super().__init__()
+
+    @property
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        now = int(time.time())
+        if now != self._second:
+            dated = [(b"date", formatdate(now, usegmt=True).encode())]
+            self._headers = (dated if self._config.date_header else []) + list(
+                self._config.encoded_headers
+            )
+            self._second = now
+        return self._headers
+
+    @default_headers.setter
+    def default_headers(self, _: list[tuple[bytes, bytes]]) -> None:
+        """What uvicorn sets (its tick, which never runs here, and the empty start) is made
+        on demand instead."""
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn without its own signal handling (the process decides when to stop) and without
-    its ten ticks a second: at rest it wakes once a second, to renew its Date header."""
+    its ticks: at rest it does not wake at all."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
+        self.server_state = _Dated(config)
         self._exit = asyncio.Event()
 
     @contextlib.contextmanager
@@ -32,12 +63,7 @@ class _Uvicorn(uvicorn.Server):
         self._exit.set()
 
     async def main_loop(self) -> None:
-        # uvicorn's on_tick renews the Date header when the counter is a multiple of ten
-        counter = 0
-        while not await self.on_tick(counter):
-            counter += 10
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit.wait(), 1.0)
+        await self._exit.wait()
 
 
 async def serve(
