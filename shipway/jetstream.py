@@ -20,6 +20,16 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         await js.update_stream(config)
 
 
+def kv_stream(bucket: str) -> str:
+    """The name of the stream that holds BUCKET."""
+    return f"KV_{bucket}"
+
+
+def kv_prefix(bucket: str) -> str:
+    """What the subject of each of BUCKET's keys starts with (the key follows it)."""
+    return f"$KV.{bucket}."
+
+
 async def key_value(js: JetStreamContext, bucket: str) -> KeyValue:
     """The KV bucket, created with history 1 (the current value of each key) on first use."""
     try:

@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 
 from shipway.errors import NotFound, ValidationError
 from shipway.fleet.lifecycle import BUILDERS, BuilderState
-from shipway.jetstream import key_value
+from shipway.jetstream import key_value, kv_prefix, kv_stream
 
 BUCKET = "builders"
 #: Seconds between a builder's fleet heartbeats.
@@ -85,8 +85,8 @@ async def builders(js: JetStreamContext, now: float | None = None) -> list[Build
     found = []
     # The stream's subjects name the keys: unlike kv.keys(), this leaves no consumer behind
     # on the server (each would count against its consumer limit until it expired).
-    info = await js.stream_info(f"KV_{BUCKET}", subjects_filter=f"$KV.{BUCKET}.>")
-    prefix = f"$KV.{BUCKET}."
+    prefix = kv_prefix(BUCKET)
+    info = await js.stream_info(kv_stream(BUCKET), subjects_filter=prefix + ">")
     for subject in info.state.subjects or {}:
         key = subject.removeprefix(prefix)
         if key.startswith(_DRAIN):

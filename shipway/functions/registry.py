@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
-from shipway.jetstream import key_value
+from shipway.jetstream import key_value, kv_prefix, kv_stream
 from shipway.store.tables import Function, FunctionVersion
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,8 @@ class Registry:
         """Through a new consumer, every current entry into the map."""
         assert self._js is not None
         self._sub = sub = await self._js.pull_subscribe(
-            f"$KV.{BUCKET}.>",
-            stream=f"KV_{BUCKET}",
+            kv_prefix(BUCKET) + ">",
+            stream=kv_stream(BUCKET),
             config=api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
                 ack_policy=api.AckPolicy.NONE,
@@ -149,7 +149,7 @@ class Registry:
                 await self._sub.unsubscribe()
 
     def _apply(self, msgs: list[Msg]) -> None:
-        prefix = f"$KV.{BUCKET}."
+        prefix = kv_prefix(BUCKET)
         for msg in msgs:
             key = msg.subject.removeprefix(prefix)
             if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE) or not msg.data:
