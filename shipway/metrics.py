@@ -15,6 +15,9 @@ input.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import weakref
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,9 +32,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from shipway.errors import ValidationError
 from shipway.events import Event
@@ -194,35 +202,59 @@ def up(parts: Mapping[str, bool]) -> GaugeMetricFamily:
 
 # -- the data plane (the node process) ------------------------------------------------------
 
-ROUTER_REQUESTS = Counter(
-    "shipway_router_requests",
-    "Requests the router answered for an app, by app and status class (2xx, …, 5xx; none "
-    "when the client went away before an answer).",
-    ["app", "status_class"],
-    registry=DATA_PLANE,
-)
-ROUTER_SECONDS = Histogram(
-    "shipway_router_request_duration_seconds",
-    "How long the router took over an app's requests, from the request head to the end of "
-    "the answer.",
-    ["app"],
-    registry=DATA_PLANE,
-)
 _CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
-#: The series of each app and status class met so far: looking a child up by its labels costs
-#: more than moving it, on the path of every request.
-_routed: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
 
-def routed(app: str, status: int | None, seconds: float) -> None:
-    """One request to APP, answered with STATUS (None: not answered) after SECONDS."""
-    answered = _CLASSES.get(status // 100, "none") if status is not None else "none"
-    series = _routed.get((app, answered))
-    if series is None:
-        series = (ROUTER_REQUESTS.labels(app, answered), ROUTER_SECONDS.labels(app))
-        _routed[(app, answered)] = series
-    series[0].inc()
-    series[1].observe(seconds)
+class Routed(Collector):
+    """The router's requests by app and status class, and their durations by app.
+
+    Kept in plain numbers and made into families when scraped: the router moves them at every
+    request, and a prometheus-client child takes a lock per move and walks its buckets."""
+
+    def __init__(self, buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS) -> None:
+        self.bounds = tuple(b for b in buckets if b != math.inf)
+        self._requests: dict[tuple[str, str], int] = {}
+        #: Per app: the count in each bucket (the last one past every bound), then the sum.
+        self._durations: dict[str, list[float]] = {}
+
+    def add(self, app: str, status: int | None, seconds: float) -> None:
+        """One request to APP, answered with STATUS (None: not answered) after SECONDS."""
+        answered = _CLASSES.get(status // 100, "none") if status is not None else "none"
+        key = (app, answered)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        durations = self._durations.get(app)
+        if durations is None:
+            durations = self._durations[app] = [0.0] * (len(self.bounds) + 2)
+        durations[bisect.bisect_left(self.bounds, seconds)] += 1
+        durations[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "shipway_router_requests",
+            "Requests the router answered for an app, by app and status class (2xx, …, 5xx; "
+            "none when the client went away before an answer).",
+            labels=["app", "status_class"],
+        )
+        for (app, answered), count in sorted(self._requests.items()):
+            requests.add_metric([app, answered], count)
+        durations = HistogramMetricFamily(
+            "shipway_router_request_duration_seconds",
+            "How long the router took over an app's requests, from the request head to the end "
+            "of the answer.",
+            labels=["app"],
+        )
+        bounds = [*map(floatToGoString, self.bounds), "+Inf"]
+        for app, counts in sorted(self._durations.items()):
+            cumulative = list(itertools.accumulate(counts[:-1]))
+            durations.add_metric([app], list(zip(bounds, cumulative, strict=True)), counts[-1])
+        yield requests
+        yield durations
+
+
+ROUTED = Routed()
+DATA_PLANE.register(ROUTED)
+routed = ROUTED.add
 
 
 class Census(Collector):

@@ -13,6 +13,8 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Awaitable
+from typing import cast
 
 from shipway import metrics, tracing
 from shipway.router import pages, spans, static
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 BUFFERED_BODY = 64 * 1024
 #: How long a client connection may sit between requests.
 KEEPALIVE_SECONDS = 75.0
+#: A response head longer than this is left to the stream code (which refuses one over its
+#: reader's limit, 64 KiB).
+EXPRESS_HEAD = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -53,26 +58,309 @@ class _Stale(Exception):
 
 
 class _ClientProtocol(asyncio.StreamReaderProtocol):
-    """A client connection's streams, and GONE: done once the client has closed its end or the
-    connection is lost, so that a response still on its way to it is cut short there and then,
-    not at its next write (a stream's next keep-alive may be many seconds away)."""
+    """A client connection. Requests are taken from its bytes as they arrive and answered one
+    at a time: a bodiless one to a running app over a pooled connection by callbacks alone
+    (`_Express`), any other bodiless one by the stream code in a task. The first request with a
+    body or an upgrade hands the connection to the stream code for good, which reads it from
+    then on.
+
+    GONE is done once the client has closed its end or the connection is lost, so that a
+    response still on its way to it is cut short there and then, not at its next write (a
+    stream's next keep-alive may be many seconds away)."""
 
     def __init__(self, router: Router) -> None:
-        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        reader = asyncio.StreamReader(limit=router.max_header_bytes)
-        super().__init__(reader, lambda r, w: router.handle(_Client(r, w, self.gone)))
+        loop = asyncio.get_running_loop()
+        self.router = router
+        self.gone: asyncio.Future[None] = loop.create_future()
+        self.reader = asyncio.StreamReader(limit=router.max_header_bytes, loop=loop)
+        super().__init__(self.reader)
+        self.transport: asyncio.Transport
+        self.client: _Client
+        #: Bytes of the requests not yet taken, while the stream code does not read them.
+        self.pending = b""
+        #: Whether a request is being answered; the next one waits in PENDING meanwhile.
+        self.busy = False
+        #: Whether the stream code reads the connection (for good).
+        self.streaming = False
+        #: Whether the client's side of the connection has more unsent bytes than it should.
+        self.writing_paused = False
+        self.express: _Express | None = None
+        #: The task answering the request in flight, when the stream code answers it.
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport = cast(asyncio.Transport, transport)
+        loop = asyncio.get_running_loop()
+        writer = asyncio.StreamWriter(self.transport, self, self.reader, loop)
+        _no_delay(writer)
+        self.client = _Client(self.reader, writer, self.gone)
+        self.router._idle(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.streaming:
+            super().data_received(data)
+            return
+        self.pending = self.pending + data if self.pending else data
+        if not self.busy:
+            self.router._take(self)
+        elif len(self.pending) > self.router.max_header_bytes:
+            self.transport.pause_reading()  # until the request in flight is answered
+
+    def answered(self, keep_alive: bool) -> None:
+        """The request in flight has had its answer: take the next one, or close."""
+        self.express = None
+        self.task = None
+        if not keep_alive or self.gone.done():
+            self.transport.close()
+            return
+        self.busy = False
+        if not self.transport.is_reading():
+            self.transport.resume_reading()
+        self.router._idle(self)
+
+    def stream(self) -> None:
+        """Hand the connection to the stream code, from the request waiting in PENDING on."""
+        self.streaming = self.busy = True
+        self.reader.feed_data(self.pending)
+        self.pending = b""
+        self.task = asyncio.get_running_loop().create_task(self.router.handle(self.client))
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writing_paused = True
+        if self.express is not None:
+            self.express.pause()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writing_paused = False
+        if self.express is not None:
+            self.express.resume()
 
     def eof_received(self) -> bool | None:
         self._went()
-        return super().eof_received()
+        if self.streaming:
+            return super().eof_received()
+        return False  # closes the connection
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._went()
+        self.router._forget(self.client)
         super().connection_lost(exc)
 
     def _went(self) -> None:
         if not self.gone.done():
             self.gone.set_result(None)
+        if self.express is not None:
+            self.express.cut()
+
+
+class _Express(asyncio.Protocol):
+    """A bodiless request to an app over a pooled connection, answered by callbacks alone: the
+    protocol of the upstream connection for the time of one exchange.
+
+    A response framed by Content-Length, or with no body, is relayed here. Anything else (an
+    interim or malformed head, a chunked or close-delimited body, a connection lost before the
+    head) is handed with the bytes read so far to the stream code, which answers it as it
+    answers every other request, a retry on a fresh connection included."""
+
+    __slots__ = (
+        "app",
+        "buffer",
+        "conn",
+        "exchange",
+        "head_out",
+        "keep_alive",
+        "over",
+        "paused",
+        "payload",
+        "proto",
+        "remaining",
+        "reusable",
+        "router",
+        "started",
+        "stream",
+        "transport",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        router: Router,
+        proto: _ClientProtocol,
+        exchange: _Exchange,
+        app: str,
+        upstream: Upstream,
+        conn: Connection,
+    ) -> None:
+        self.router = router
+        self.proto = proto
+        self.exchange = exchange
+        self.app = app
+        self.upstream = upstream
+        self.conn = conn
+        self.started = time.monotonic()
+        head = exchange.head
+        self.payload = head.for_upstream(proto.client.address, exchange.request_id)
+        self.keep_alive = head.keep_alive
+        self.buffer = b""
+        #: The head for the client, held back until the body's first bytes have come.
+        self.head_out: bytes | None = None
+        #: Body bytes still to relay, once the response head has come.
+        self.remaining: int | None = None
+        self.reusable = False
+        self.over = False
+        self.paused = False
+        #: The upstream connection's transport, with its own protocol in STREAM meanwhile.
+        self.transport = cast(asyncio.Transport, conn.writer.transport)
+        self.stream = self.transport.get_protocol()
+
+    def send(self) -> None:
+        """Send the request upstream; the rest happens as the response arrives."""
+        transport = self.transport
+        transport.set_protocol(self)
+        self.upstream.active += 1
+        self.proto.express = self
+        transport.write(self.payload)
+        self.router._watch(self.conn)
+        if self.proto.writing_paused:
+            self.pause()
+
+    def data_received(self, data: bytes) -> None:
+        if self.remaining is not None:
+            self._relay(data)
+            return
+        buffer = self.buffer + data if self.buffer else data
+        end = buffer.find(HEAD_END)
+        if end < 0:
+            self.buffer = buffer
+            if len(buffer) > EXPRESS_HEAD:
+                self._hand_over()
+            return
+        try:
+            response: ResponseHead | None = parse_response(buffer[: end + 4])
+        except HttpError:
+            response = None
+        head = self.exchange.head
+        bodyless = head.method == b"HEAD" or (
+            response is not None and response.status in _NO_BODY_STATUSES
+        )
+        if (
+            response is None
+            or response.status < 200
+            or not (bodyless or response.content_length is not None)
+        ):
+            self.buffer = buffer
+            self._hand_over()
+            return
+        self.router._forget(self.conn)
+        self.exchange.status = response.status
+        self.reusable = response.reusable
+        self.head_out = response.for_client(
+            self.exchange.request_id, _connection(self.keep_alive, head.version)
+        )
+        self.remaining = 0 if bodyless else response.content_length
+        self.buffer = b""
+        rest = buffer[end + 4 :]
+        if rest or not self.remaining:
+            self._relay(rest)
+
+    def _relay(self, data: bytes) -> None:
+        """Pass body bytes on, the held-back head first; the exchange ends with the body."""
+        remaining = self.remaining
+        assert remaining is not None
+        extra = len(data) > remaining
+        if extra:
+            data = data[:remaining]
+        self.remaining = remaining - len(data)
+        if self.head_out is not None:
+            data = self.head_out + data
+            self.head_out = None
+        self.proto.transport.write(data)
+        if not self.remaining:
+            self._end(self.reusable and not extra)
+
+    def _end(self, reusable: bool) -> None:
+        """The response has been relayed in full: pool the connection, take the next request."""
+        self.over = True
+        conn, transport = self.conn, self.transport
+        transport.set_protocol(self.stream)
+        if self.paused:
+            transport.resume_reading()
+        if reusable:
+            self.router.pool.put(self.upstream, conn)
+        else:
+            conn.abort()
+        self._settle()
+        self.proto.answered(self.keep_alive)
+
+    def eof_received(self) -> bool | None:
+        return False  # closes the connection, which connection_lost then sees
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.over:
+            return
+        if self.remaining is None:
+            self._hand_over(lost=True, exc=exc)
+            return
+        self.over = True
+        if self.head_out is None:  # the body was cut short: so is the client's connection
+            keep_alive = False
+        else:  # as the stream code does: a 502, since the client has had nothing yet
+            reason = "closed before the body began"
+            page, keep_alive = self.router._failure(self.exchange, self.upstream, 502, reason)
+            self.proto.transport.write(page)
+        self._settle()
+        self.proto.answered(keep_alive)
+
+    def cut(self) -> None:
+        """The client has gone: so does the upstream connection, mid-response."""
+        if self.over:
+            return
+        self.over = True
+        self.proto.express = None
+        self.router._forget(self.conn)
+        self.conn.abort()
+        self._settle()
+
+    def pause(self) -> None:
+        """The client reads slower than the upstream sends: stop reading the upstream."""
+        if not self.over and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused and not self.over:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def _hand_over(self, *, lost: bool = False, exc: Exception | None = None) -> None:
+        """Give the exchange to the stream code, with what the upstream has sent so far."""
+        self.over = True
+        self.proto.express = None
+        conn, transport = self.conn, self.transport
+        transport.set_protocol(self.stream)
+        if self.paused and not lost:
+            transport.resume_reading()
+        if self.buffer:
+            conn.reader.feed_data(self.buffer)
+        if lost:
+            self.stream.connection_lost(exc)
+        loop = asyncio.get_running_loop()
+        self.proto.task = loop.create_task(self.router._answer(self.proto, self._rest()))
+
+    async def _rest(self) -> bool:
+        try:
+            return await self.router._exchange(
+                self.exchange, self.upstream, self.payload, sent=self.conn
+            )
+        finally:
+            self._settle()
+
+    def _settle(self) -> None:
+        self.upstream.active -= 1
+        metrics.routed(self.app, self.exchange.status, time.monotonic() - self.started)
 
 
 class _Client:
@@ -193,7 +481,6 @@ class Router:
     async def handle(self, client: _Client) -> None:
         """Serve one client connection, request after request, until either side ends it."""
         writer = client.writer
-        _no_delay(writer)
         try:
             while await self._next(client):
                 pass
@@ -222,13 +509,94 @@ class Router:
             head = parse_request(raw)
         except HttpError as e:
             return await self._refuse(writer, e.status, e.message)
+        return await self._dispatch(head, client)
+
+    def _dispatch(self, head: RequestHead, client: _Client) -> Awaitable[bool]:
+        """Answer a request by its Host: an app's, or else the control plane's."""
         request_id = head.request_id or _new_request_id()
         host = head.host_name()
         if host.endswith(self._suffix) and len(host) > len(self._suffix):
             exchange = _Exchange(head, request_id, client, host)
-            return await self._app(exchange, host, client.address)
+            return self._app(exchange, host, client.address)
         exchange = _Exchange(head, request_id, client, None)
-        return await self._forward(exchange, self.control, client.address, None)
+        return self._forward(exchange, self.control, client.address, None)
+
+    def _idle(self, proto: _ClientProtocol) -> None:
+        """Wait for PROTO's next request, for a while, taking it at once if it has come."""
+        self._watchdog.watch(proto.client, KEEPALIVE_SECONDS)
+        self._take(proto)
+
+    def _take(self, proto: _ClientProtocol) -> None:
+        """Answer the request waiting in PROTO's pending bytes, once its head is whole."""
+        pending = proto.pending
+        end = pending.find(HEAD_END)
+        if end < 0 and len(pending) <= self.max_header_bytes:
+            return
+        self._watchdog.unwatch(proto.client)
+        if end < 0 or end + 4 > self.max_header_bytes:
+            self._refuse_now(proto, 431, "The request head is too large.")
+            return
+        try:
+            head = parse_request(pending[: end + 4])
+        except HttpError as e:
+            self._refuse_now(proto, e.status, e.message)
+            return
+        if head.has_body or head.upgrade is not None:
+            proto.stream()
+            return
+        proto.pending = pending[end + 4 :]
+        proto.busy = True
+        route = self._running(head)
+        if route is None:
+            answering = self._dispatch(head, proto.client)
+        else:
+            route.last_request = time.monotonic()
+            request_id = head.request_id or _new_request_id()
+            exchange = _Exchange(head, request_id, proto.client, route.app)
+            upstream = route.next_upstream()
+            conn = self.pool.take(upstream)
+            if conn is not None:
+                _Express(self, proto, exchange, route.app, upstream, conn).send()
+                return
+            forwarding = self._forward(exchange, upstream, proto.client.address, None)
+            answering = self._counted(route.app, exchange, forwarding)
+        proto.task = asyncio.get_running_loop().create_task(self._answer(proto, answering))
+
+    def _running(self, head: RequestHead) -> Route | None:
+        """The route of HEAD's host when it is an app's with running instances, and nothing
+        (a span of the router's own, a static site, a wake-up) comes before forwarding."""
+        host = head.host_name()
+        if tracing.active or not host.endswith(self._suffix) or len(host) == len(self._suffix):
+            return None
+        route = self.table.get(host)
+        if route is None or not route.upstreams or route.static_root is not None:
+            return None
+        return route
+
+    async def _answer(self, proto: _ClientProtocol, answering: Awaitable[bool]) -> None:
+        """Answer a bodiless request with the stream code, then take the next one."""
+        try:
+            keep_alive = await answering
+        except (ConnectionError, TimeoutError, SourceBroken, SinkBroken):
+            keep_alive = False
+        except Exception:
+            log.exception("router: the connection from %s failed", proto.client.address.decode())
+            keep_alive = False
+        proto.answered(keep_alive)
+
+    def _refuse_now(self, proto: _ClientProtocol, status: int, message: str) -> None:
+        """Answer a request that could not be read, then close: the stream is out of step."""
+        proto.busy = True
+        proto.transport.write(pages.error(status, message, request_id=_new_request_id()))
+        proto.transport.close()
+
+    def _watch(self, conn: Connection) -> None:
+        """Give CONN's upstream its time to answer."""
+        self._watchdog.watch(conn, self.upstream_timeout)
+
+    def _forget(self, item: Connection | _Client) -> None:
+        """ITEM's deadline no longer holds."""
+        self._watchdog.unwatch(item)
 
     async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> bool:
         """Answer a request that could not be read, then close: the stream is out of step."""
@@ -242,11 +610,16 @@ class Router:
         route = self.table.get(host)
         if route is None:
             return await self._error(exchange, 404, f"No app is served at {host}.")
+        return await self._counted(route.app, exchange, self._route(exchange, route, host, client))
+
+    @staticmethod
+    async def _counted(app: str, exchange: _Exchange, answering: Awaitable[bool]) -> bool:
+        """ANSWERING, counted in APP's series."""
         started = time.monotonic()
         try:
-            return await self._route(exchange, route, host, client)
+            return await answering
         finally:
-            metrics.routed(route.app, exchange.status, time.monotonic() - started)
+            metrics.routed(app, exchange.status, time.monotonic() - started)
 
     async def _route(self, exchange: _Exchange, route: Route, host: str, client: bytes) -> bool:
         """Serve a request by its app's route: static files, an upstream, or an error page."""
@@ -312,22 +685,29 @@ class Router:
         self, exchange: _Exchange, status: int, message: str, *, keep_alive: bool | None = None
     ) -> bool:
         """Answer with an error page (JSON for the control plane); returns keep-alive."""
+        page, keep_alive = self._page(exchange, status, message, keep_alive)
+        exchange.writer.write(page)
+        await exchange.writer.drain()
+        return keep_alive
+
+    @staticmethod
+    def _page(
+        exchange: _Exchange, status: int, message: str, keep_alive: bool | None = None
+    ) -> tuple[bytes, bool]:
+        """An error page (JSON for the control plane), and whether the connection stays."""
         head = exchange.head
         if keep_alive is None:
             keep_alive = head.keep_alive and not head.has_body
         exchange.status = status
-        exchange.writer.write(
-            pages.error(
-                status,
-                message,
-                request_id=exchange.request_id,
-                keep_alive=keep_alive,
-                head_only=head.method == b"HEAD",
-                as_json=exchange.app is None,
-            )
+        page = pages.error(
+            status,
+            message,
+            request_id=exchange.request_id,
+            keep_alive=keep_alive,
+            head_only=head.method == b"HEAD",
+            as_json=exchange.app is None,
         )
-        await exchange.writer.drain()
-        return keep_alive
+        return page, keep_alive
 
     async def _forward(
         self, exchange: _Exchange, upstream: Upstream, client: bytes, limit: int | None
@@ -362,11 +742,14 @@ class Router:
         exchange: _Exchange,
         upstream: Upstream,
         payload: bytes,
-        streamed: bool,
-        limit: int | None,
+        streamed: bool = False,
+        limit: int | None = None,
+        *,
+        sent: Connection | None = None,
     ) -> bool:
-        """Send the request and relay the response; retries once on a dead pooled connection."""
-        conn = self.pool.take(upstream)
+        """Send the request and relay the response; retries once on a dead pooled connection.
+        SENT is a connection the request has already been sent on."""
+        conn = sent or self.pool.take(upstream)
         retry = conn is not None and not streamed
         while True:
             if conn is None:
@@ -377,7 +760,8 @@ class Router:
                 except Exception as e:
                     reason = f"connect: {e}"
                     return await self._upstream_failed(exchange, upstream, 502, None, reason)
-            conn.writer.write(payload)
+            if conn is not sent:
+                conn.writer.write(payload)
             pump = None
             if streamed:
                 pump = asyncio.ensure_future(self._pump(exchange, conn, limit))
@@ -469,14 +853,22 @@ class Router:
     ) -> bool:
         """A 502 or 504 page naming the app (or the control plane), never a traceback."""
         _settle(pump)
+        page, keep_alive = self._failure(exchange, upstream, status, reason)
+        exchange.writer.write(page)
+        await exchange.writer.drain()
+        return keep_alive
+
+    def _failure(
+        self, exchange: _Exchange, upstream: Upstream, status: int, reason: str
+    ) -> tuple[bytes, bool]:
+        """The 502 or 504 page for a failed upstream, and whether the connection stays."""
         what = exchange.app or "the control plane"
         if status == 504:
             message = f"{what} did not answer in time."
         else:
             message = f"{what} is not reachable right now."
         log.warning("router: %d for %s via %s: %s", status, what, upstream.name, reason)
-        keep_alive = exchange.head.keep_alive and not exchange.head.has_body
-        return await self._error(exchange, status, message, keep_alive=keep_alive)
+        return self._page(exchange, status, message)
 
     async def _respond(
         self,
