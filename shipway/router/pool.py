@@ -7,6 +7,7 @@ import contextlib
 import time
 import weakref
 from collections import deque
+from typing import cast
 
 from shipway.router.upstream import Upstream
 
@@ -20,11 +21,20 @@ IDLE_SECONDS = 4.0
 class Connection:
     """One open stream pair to an upstream; `reused` tells a pooled one from a fresh one."""
 
-    __slots__ = ("awaiting_head", "idle_since", "reader", "reused", "timed_out", "writer")
+    __slots__ = (
+        "awaiting_head",
+        "idle_since",
+        "reader",
+        "reused",
+        "timed_out",
+        "transport",
+        "writer",
+    )
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.transport = cast(asyncio.Transport, writer.transport)
         self.reused = False
         self.idle_since = 0.0
         self.awaiting_head = False
@@ -34,7 +44,7 @@ class Connection:
         """Whether the upstream has neither closed it nor left it idle since NOT_BEFORE."""
         return (
             self.idle_since >= not_before
-            and not self.writer.is_closing()  # also when the connection was lost
+            and not self.transport.is_closing()  # also when the connection was lost
             and not self.reader.at_eof()
         )
 
@@ -44,7 +54,7 @@ class Connection:
 
     def abort(self) -> None:
         """Close at once, dropping unsent data: for broken or abandoned exchanges."""
-        self.writer.transport.abort()
+        self.transport.abort()
 
     def expire(self) -> None:
         """The upstream took too long to answer: give up on it, remembering why."""
@@ -53,25 +63,31 @@ class Connection:
 
 
 def _close_all(idle: deque[Connection]) -> None:
-    """Close the idle connections of an upstream that no route holds any more."""
+    """Close the idle connections of an upstream, when no route holds it any more."""
     while idle:
         with contextlib.suppress(RuntimeError):  # their event loop is already closed
             idle.pop().abort()
 
 
+def _drop(idle: dict[int, deque[Connection]], key: int) -> None:
+    """Forget a dead upstream's idle connections, closing them."""
+    _close_all(idle.pop(key, deque()))
+
+
 class Pool:
-    """A small LIFO pool per upstream, so the hottest connection is reused first."""
+    """A small LIFO pool per upstream, so the hottest connection is reused first.
+
+    Kept by the upstream's id, and dropped when the upstream object dies: a plain dict is
+    looked up at every request, a WeakKeyDictionary costs a Python call."""
 
     def __init__(self, size: int = POOL_SIZE, idle_seconds: float = IDLE_SECONDS) -> None:
         self.size = size
         self.idle_seconds = idle_seconds
-        self._idle: weakref.WeakKeyDictionary[Upstream, deque[Connection]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._idle: dict[int, deque[Connection]] = {}
 
     def take(self, upstream: Upstream) -> Connection | None:
         """An idle connection that still looks alive, or None when a new one is needed."""
-        idle = self._idle.get(upstream)
+        idle = self._idle.get(id(upstream))
         if not idle:
             return None
         not_before = time.monotonic() - self.idle_seconds
@@ -85,10 +101,11 @@ class Pool:
 
     def put(self, upstream: Upstream, conn: Connection) -> None:
         """Keep CONN for the next request, dropping the stalest ones the upstream closed."""
-        idle = self._idle.get(upstream)
+        key = id(upstream)
+        idle = self._idle.get(key)
         if idle is None:
-            idle = self._idle[upstream] = deque()
-            weakref.finalize(upstream, _close_all, idle).atexit = False
+            idle = self._idle[key] = deque()
+            weakref.finalize(upstream, _drop, self._idle, key).atexit = False
         now = time.monotonic()
         not_before = now - self.idle_seconds
         while idle and not idle[0].alive(not_before):
@@ -101,7 +118,7 @@ class Pool:
 
     def idle(self, upstream: Upstream) -> int:
         """How many idle connections are kept for UPSTREAM."""
-        return len(self._idle.get(upstream, ()))
+        return len(self._idle.get(id(upstream), ()))
 
     def close(self) -> None:
         """Close every idle connection, when the router stops."""

@@ -84,6 +84,8 @@ class _ClientProtocol(asyncio.StreamReaderProtocol):
         self.streaming = False
         #: Whether the client's side of the connection has more unsent bytes than it should.
         self.writing_paused = False
+        #: Whether reading the client waits until the request in flight is answered.
+        self.reading_paused = False
         self.express: _Express | None = None
         #: The task answering the request in flight, when the stream code answers it.
         self.task: asyncio.Task[None] | None = None
@@ -104,8 +106,9 @@ class _ClientProtocol(asyncio.StreamReaderProtocol):
         self.pending = self.pending + data if self.pending else data
         if not self.busy:
             self.router._take(self)
-        elif len(self.pending) > self.router.max_header_bytes:
-            self.transport.pause_reading()  # until the request in flight is answered
+        elif len(self.pending) > self.router.max_header_bytes and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
 
     def answered(self, keep_alive: bool) -> None:
         """The request in flight has had its answer: take the next one, or close."""
@@ -115,7 +118,8 @@ class _ClientProtocol(asyncio.StreamReaderProtocol):
             self.transport.close()
             return
         self.busy = False
-        if not self.transport.is_reading():
+        if self.reading_paused:
+            self.reading_paused = False
             self.transport.resume_reading()
         self.router._idle(self)
 
@@ -146,7 +150,7 @@ class _ClientProtocol(asyncio.StreamReaderProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._went()
-        self.router._forget(self.client)
+        self.router.watchdog.unwatch(self.client)
         super().connection_lost(exc)
 
     def _went(self) -> None:
@@ -169,17 +173,18 @@ class _Express(asyncio.Protocol):
         "app",
         "buffer",
         "conn",
-        "exchange",
+        "head",
         "head_out",
-        "keep_alive",
         "over",
         "paused",
         "payload",
         "proto",
         "remaining",
+        "request_id",
         "reusable",
         "router",
         "started",
+        "status",
         "stream",
         "transport",
         "upstream",
@@ -189,41 +194,42 @@ class _Express(asyncio.Protocol):
         self,
         router: Router,
         proto: _ClientProtocol,
-        exchange: _Exchange,
+        head: RequestHead,
+        request_id: bytes,
         app: str,
         upstream: Upstream,
         conn: Connection,
     ) -> None:
         self.router = router
         self.proto = proto
-        self.exchange = exchange
+        self.head = head
+        self.request_id = request_id
         self.app = app
         self.upstream = upstream
         self.conn = conn
         self.started = time.monotonic()
-        head = exchange.head
-        self.payload = head.for_upstream(proto.client.address, exchange.request_id)
-        self.keep_alive = head.keep_alive
+        self.payload = head.for_upstream(proto.client.address, request_id)
         self.buffer = b""
         #: The head for the client, held back until the body's first bytes have come.
         self.head_out: bytes | None = None
         #: Body bytes still to relay, once the response head has come.
         self.remaining: int | None = None
+        self.status: int | None = None
         self.reusable = False
         self.over = False
         self.paused = False
         #: The upstream connection's transport, with its own protocol in STREAM meanwhile.
-        self.transport = cast(asyncio.Transport, conn.writer.transport)
+        self.transport = conn.transport
         self.stream = self.transport.get_protocol()
 
     def send(self) -> None:
         """Send the request upstream; the rest happens as the response arrives."""
-        transport = self.transport
+        router, transport = self.router, self.transport
         transport.set_protocol(self)
         self.upstream.active += 1
         self.proto.express = self
         transport.write(self.payload)
-        self.router._watch(self.conn)
+        router.watchdog.watch(self.conn, router.upstream_timeout)
         if self.proto.writing_paused:
             self.pause()
 
@@ -239,10 +245,12 @@ class _Express(asyncio.Protocol):
                 self._hand_over()
             return
         try:
-            response: ResponseHead | None = parse_response(buffer[: end + 4])
+            response: ResponseHead | None = parse_response(
+                buffer if end + 4 == len(buffer) else buffer[: end + 4]
+            )
         except HttpError:
             response = None
-        head = self.exchange.head
+        head = self.head
         bodyless = head.method == b"HEAD" or (
             response is not None and response.status in _NO_BODY_STATUSES
         )
@@ -254,11 +262,11 @@ class _Express(asyncio.Protocol):
             self.buffer = buffer
             self._hand_over()
             return
-        self.router._forget(self.conn)
-        self.exchange.status = response.status
+        self.router.watchdog.unwatch(self.conn)
+        self.status = response.status
         self.reusable = response.reusable
         self.head_out = response.for_client(
-            self.exchange.request_id, _connection(self.keep_alive, head.version)
+            self.request_id, _connection(head.keep_alive, head.version)
         )
         self.remaining = 0 if bodyless else response.content_length
         self.buffer = b""
@@ -273,12 +281,12 @@ class _Express(asyncio.Protocol):
         extra = len(data) > remaining
         if extra:
             data = data[:remaining]
-        self.remaining = remaining - len(data)
+        remaining = self.remaining = remaining - len(data)
         if self.head_out is not None:
             data = self.head_out + data
             self.head_out = None
         self.proto.transport.write(data)
-        if not self.remaining:
+        if not remaining:
             self._end(self.reusable and not extra)
 
     def _end(self, reusable: bool) -> None:
@@ -293,7 +301,7 @@ class _Express(asyncio.Protocol):
         else:
             conn.abort()
         self._settle()
-        self.proto.answered(self.keep_alive)
+        self.proto.answered(self.head.keep_alive)
 
     def eof_received(self) -> bool | None:
         return False  # closes the connection, which connection_lost then sees
@@ -308,8 +316,10 @@ class _Express(asyncio.Protocol):
         if self.head_out is None:  # the body was cut short: so is the client's connection
             keep_alive = False
         else:  # as the stream code does: a 502, since the client has had nothing yet
+            exchange = self._exchange()
             reason = "closed before the body began"
-            page, keep_alive = self.router._failure(self.exchange, self.upstream, 502, reason)
+            page, keep_alive = self.router._failure(exchange, self.upstream, 502, reason)
+            self.status = exchange.status
             self.proto.transport.write(page)
         self._settle()
         self.proto.answered(keep_alive)
@@ -320,7 +330,7 @@ class _Express(asyncio.Protocol):
             return
         self.over = True
         self.proto.express = None
-        self.router._forget(self.conn)
+        self.router.watchdog.unwatch(self.conn)
         self.conn.abort()
         self._settle()
 
@@ -334,6 +344,10 @@ class _Express(asyncio.Protocol):
         if self.paused and not self.over:
             self.paused = False
             self.transport.resume_reading()
+
+    def _exchange(self) -> _Exchange:
+        """The exchange as the stream code knows it."""
+        return _Exchange(self.head, self.request_id, self.proto.client, self.app)
 
     def _hand_over(self, *, lost: bool = False, exc: Exception | None = None) -> None:
         """Give the exchange to the stream code, with what the upstream has sent so far."""
@@ -351,16 +365,18 @@ class _Express(asyncio.Protocol):
         self.proto.task = loop.create_task(self.router._answer(self.proto, self._rest()))
 
     async def _rest(self) -> bool:
+        exchange = self._exchange()
         try:
             return await self.router._exchange(
-                self.exchange, self.upstream, self.payload, sent=self.conn
+                exchange, self.upstream, self.payload, sent=self.conn
             )
         finally:
+            self.status = exchange.status
             self._settle()
 
     def _settle(self) -> None:
         self.upstream.active -= 1
-        metrics.routed(self.app, self.exchange.status, time.monotonic() - self.started)
+        metrics.routed(self.app, self.status, time.monotonic() - self.started)
 
 
 class _Client:
@@ -464,7 +480,8 @@ class Router:
         self.pool = Pool()
         self._suffix = "." + self.base_domain
         self._waking: dict[str, asyncio.Future[None]] = {}
-        self._watchdog = Watchdog(min(1.0, upstream_timeout / 4))
+        #: Deadlines of idle clients and of upstreams yet to answer.
+        self.watchdog = Watchdog(min(1.0, upstream_timeout / 4))
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         """Start serving on an already bound, listening socket (TCP or unix)."""
@@ -475,7 +492,7 @@ class Router:
 
     def close(self) -> None:
         """Close the idle upstream connections; the server is closed by its owner."""
-        self._watchdog.close()
+        self.watchdog.close()
         self.pool.close()
 
     async def handle(self, client: _Client) -> None:
@@ -489,20 +506,20 @@ class Router:
         except Exception:
             log.exception("router: the connection from %s failed", client.address.decode())
         finally:
-            self._watchdog.unwatch(client)
+            self.watchdog.unwatch(client)
             writer.close()
 
     async def _next(self, client: _Client) -> bool:
         """Read and answer one request; returns whether the connection stays open."""
         reader, writer = client.reader, client.writer
-        self._watchdog.watch(client, KEEPALIVE_SECONDS)
+        self.watchdog.watch(client, KEEPALIVE_SECONDS)
         try:
             raw = await reader.readuntil(HEAD_END)
         except asyncio.IncompleteReadError:
             return False
         except asyncio.LimitOverrunError:
             return await self._refuse(writer, 431, "The request head is too large.")
-        self._watchdog.unwatch(client)
+        self.watchdog.unwatch(client)
         if len(raw) > self.max_header_bytes:
             return await self._refuse(writer, 431, "The request head is too large.")
         try:
@@ -523,8 +540,9 @@ class Router:
 
     def _idle(self, proto: _ClientProtocol) -> None:
         """Wait for PROTO's next request, for a while, taking it at once if it has come."""
-        self._watchdog.watch(proto.client, KEEPALIVE_SECONDS)
-        self._take(proto)
+        self.watchdog.watch(proto.client, KEEPALIVE_SECONDS)
+        if proto.pending:
+            self._take(proto)
 
     def _take(self, proto: _ClientProtocol) -> None:
         """Answer the request waiting in PROTO's pending bytes, once its head is whole."""
@@ -532,19 +550,19 @@ class Router:
         end = pending.find(HEAD_END)
         if end < 0 and len(pending) <= self.max_header_bytes:
             return
-        self._watchdog.unwatch(proto.client)
+        self.watchdog.unwatch(proto.client)
         if end < 0 or end + 4 > self.max_header_bytes:
             self._refuse_now(proto, 431, "The request head is too large.")
             return
         try:
-            head = parse_request(pending[: end + 4])
+            head = parse_request(pending if end + 4 == len(pending) else pending[: end + 4])
         except HttpError as e:
             self._refuse_now(proto, e.status, e.message)
             return
-        if head.has_body or head.upgrade is not None:
+        if head.chunked or head.content_length or head.upgrade is not None:
             proto.stream()
             return
-        proto.pending = pending[end + 4 :]
+        proto.pending = b"" if end + 4 == len(pending) else pending[end + 4 :]
         proto.busy = True
         route = self._running(head)
         if route is None:
@@ -552,12 +570,12 @@ class Router:
         else:
             route.last_request = time.monotonic()
             request_id = head.request_id or _new_request_id()
-            exchange = _Exchange(head, request_id, proto.client, route.app)
             upstream = route.next_upstream()
             conn = self.pool.take(upstream)
             if conn is not None:
-                _Express(self, proto, exchange, route.app, upstream, conn).send()
+                _Express(self, proto, head, request_id, route.app, upstream, conn).send()
                 return
+            exchange = _Exchange(head, request_id, proto.client, route.app)
             forwarding = self._forward(exchange, upstream, proto.client.address, None)
             answering = self._counted(route.app, exchange, forwarding)
         proto.task = asyncio.get_running_loop().create_task(self._answer(proto, answering))
@@ -589,14 +607,6 @@ class Router:
         proto.busy = True
         proto.transport.write(pages.error(status, message, request_id=_new_request_id()))
         proto.transport.close()
-
-    def _watch(self, conn: Connection) -> None:
-        """Give CONN's upstream its time to answer."""
-        self._watchdog.watch(conn, self.upstream_timeout)
-
-    def _forget(self, item: Connection | _Client) -> None:
-        """ITEM's deadline no longer holds."""
-        self._watchdog.unwatch(item)
 
     async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> bool:
         """Answer a request that could not be read, then close: the stream is out of step."""
@@ -783,7 +793,7 @@ class Router:
         """The final response head, in time; interim ones (100 Continue) go to the client."""
         conn.awaiting_head = True
         if pump is None:
-            self._watchdog.watch(conn, self.upstream_timeout)
+            self.watchdog.watch(conn, self.upstream_timeout)
         else:  # the upstream's time to answer starts when the body has been sent
             pump.add_done_callback(functools.partial(self._sent, conn))
         interim = False
@@ -807,12 +817,12 @@ class Router:
             raise
         finally:
             conn.awaiting_head = False
-            self._watchdog.unwatch(conn)
+            self.watchdog.unwatch(conn)
 
     def _sent(self, conn: Connection, pump: asyncio.Task[None]) -> None:
         """The body has been sent in full: the upstream's time to answer starts now."""
         if conn.awaiting_head and not pump.cancelled() and pump.exception() is None:
-            self._watchdog.watch(conn, self.upstream_timeout)
+            self.watchdog.watch(conn, self.upstream_timeout)
 
     async def _pump(self, exchange: _Exchange, conn: Connection, limit: int | None) -> None:
         """Stream the request body upstream while the response is awaited."""

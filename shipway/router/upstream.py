@@ -2,7 +2,7 @@
 
 The proxy relies on `open()` alone, so a new kind of upstream (a socket made inside another
 network namespace, say) only has to return a connected stream pair. Upstreams compare by
-identity: the connection pool keys idle connections by the object itself.
+identity: the connection pool keys idle connections by the object's id.
 """
 
 from __future__ import annotations

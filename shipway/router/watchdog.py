@@ -32,7 +32,7 @@ class Watchdog:
     def watch(self, item: Expirable, seconds: float) -> None:
         """Expire ITEM in SECONDS (plus up to one tick) unless it is unwatched first."""
         self._deadlines[item] = time.monotonic() + seconds
-        if self._task is None or self._task.done():
+        if self._task is None:  # the sweep runs until close()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="watchdog")
 
     def unwatch(self, item: Expirable) -> None:
