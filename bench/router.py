@@ -3,9 +3,12 @@
 A trivial upstream (a raw asyncio responder in its own process) answers every GET with 13
 bytes. Measured against it, directly, through the Router (in its own process) and through
 nginx (one worker, upstream keep-alive on) when an `nginx` binary exists:
-- latency: sequential GETs over one keep-alive connection, median and p95;
+- latency: sequential GETs over one keep-alive connection, median and p95; once with the
+  processes where the scheduler puts them, once with all of them on one core, where no
+  wake-up crosses cores (a virtual machine pays dearly for those, proxy or not);
 - throughput: requests/s with CONNECTIONS concurrent keep-alive clients, by `wrk` when it
-  is installed, else by a Python client (which then limits the figures itself).
+  is installed, else by a Python client (which then limits the figures itself); with wrk,
+  also with a new path in every request, so that no head is ever the same twice.
 Prints the figures and appends them to bench/RESULTS.md (not with `--dry-run`). Nothing here
 asserts a time.
 """
@@ -79,11 +82,11 @@ async def _serve_router(port: int, upstream_port: int) -> None:
 
 
 @contextmanager
-def _process(args: list[str], port: int) -> Iterator[None]:
+def _process(args: list[str], port: int) -> Iterator[int]:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -162,17 +165,30 @@ def latency(port: int) -> list[float]:
     return samples
 
 
-def throughput(port: int) -> float:
-    """Requests per second with CONNECTIONS concurrent keep-alive clients."""
+#: A wrk script giving every request a path of its own.
+NEW_PATHS = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/item/" .. counter .. "?page=" .. counter % 7)
+end
+"""
+
+
+def throughput(port: int, script: Path | None = None) -> float:
+    """Requests per second with CONNECTIONS concurrent keep-alive clients; SCRIPT, a wrk
+    script that makes the requests."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return asyncio.run(_python_load(port))
+    scripted = ["-s", str(script)] if script else []
     out = subprocess.run(
         [
             wrk,
             "-t1",
             f"-c{CONNECTIONS}",
             f"-d{SECONDS}s",
+            *scripted,
             "-H",
             f"Host: {HOST}",
             f"http://127.0.0.1:{port}/",
@@ -219,28 +235,54 @@ def _nginx() -> str | None:
     return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
 
 
-def measure(targets: dict[str, int]) -> list[tuple[str, str]]:
-    """Latency and throughput of each target, and how the router compares."""
+def _pin(pids: list[int], cpus: set[int]) -> None:
+    """Put the processes PIDS and their children (nginx's workers) on CPUS."""
+    for pid in pids:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for each in (pid, *map(int, children)):
+            os.sched_setaffinity(each, cpus)
+
+
+def _latencies(targets: dict[str, int], where: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     medians: dict[str, float] = {}
     for name, port in targets.items():
         medians[name], p95 = ms(latency(port))
-        rows.append((f"GET latency, {name}", f"p50 {medians[name]:.3f} ms, p95 {p95:.3f} ms"))
+        rows.append(
+            (f"GET latency, {name}{where}", f"p50 {medians[name]:.3f} ms, p95 {p95:.3f} ms")
+        )
     for name in ("router", "nginx"):
         if name in medians:
             added = medians[name] - medians["direct"]
             target = " (target ≤ 0.1 ms)" if name == "router" else ""
-            rows.append((f"added latency of the {name}, p50", f"{added:.3f} ms{target}"))
-    samples: dict[str, list[float]] = {name: [] for name in targets}
+            rows.append((f"added latency of the {name}{where}, p50", f"{added:.3f} ms{target}"))
+    return rows
+
+
+def measure(targets: dict[str, int], pids: list[int], script: Path) -> list[tuple[str, str]]:
+    """Latency and throughput of each target, and how the router compares."""
+    rows = _latencies(targets, "")
+    cpus = os.sched_getaffinity(0)
+    _pin([os.getpid(), *pids], {min(cpus)})
+    try:
+        rows += _latencies(targets, ", all on one core")
+    finally:
+        _pin([os.getpid(), *pids], cpus)
+    runs = {name: (port, None) for name, port in targets.items()}
+    if shutil.which("wrk"):
+        runs |= {f"{name}, a new path each": (targets[name], script) for name in targets}
+        del runs["direct, a new path each"]
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(ROUNDS):
-        for name, port in targets.items():
-            samples[name].append(throughput(port))
+        for name, (port, each) in runs.items():
+            samples[name].append(throughput(port, each))
     rates = {name: statistics.median(values) for name, values in samples.items()}
     for name, rate in rates.items():
         rows.append((f"throughput, {name}", f"{rate:,.0f} req/s"))
-    if "nginx" in rates:
-        ratio = rates["router"] / rates["nginx"]
-        rows.append(("throughput ratio router / nginx (target ≥ 0.8)", f"{ratio:.2f}"))
+    for kind in ("", ", a new path each"):
+        if f"nginx{kind}" in rates:
+            ratio = rates[f"router{kind}"] / rates[f"nginx{kind}"]
+            rows.append((f"throughput ratio router / nginx{kind} (target ≥ 0.8)", f"{ratio:.2f}"))
     return rows
 
 
@@ -248,27 +290,36 @@ def main(record: bool) -> None:
     upstream_port, router_port, nginx_port = any_free(), any_free(), any_free()
     me = [sys.executable, __file__]
     nginx = _nginx()
+    busy = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        stack.enter_context(_process([*me, "upstream", str(upstream_port)], upstream_port))
+        upstream = [*me, "upstream", str(upstream_port)]
         router = [*me, "router", str(router_port), str(upstream_port)]
-        stack.enter_context(_process(router, router_port))
+        pids = [stack.enter_context(_process(upstream, upstream_port))]
+        pids.append(stack.enter_context(_process(router, router_port)))
         targets = {"direct": upstream_port, "router": router_port}
         if nginx:
             conf = _nginx_conf(Path(tmp), nginx_port, upstream_port)
             command = [nginx, "-p", tmp, "-c", str(conf), "-e", str(Path(tmp) / "error.log")]
-            stack.enter_context(_process(command, nginx_port))
+            pids.append(stack.enter_context(_process(command, nginx_port)))
             targets["nginx"] = nginx_port
-        rows = measure(targets)
-    report(rows, "wrk" if shutil.which("wrk") else "a Python asyncio client", record)
+        script = Path(tmp) / "new_paths.lua"
+        script.write_text(NEW_PATHS)
+        rows = measure(targets, pids, script)
+    report(rows, "wrk" if shutil.which("wrk") else "a Python asyncio client", busy, record)
 
 
-def report(rows: list[tuple[str, str]], load: str, record: bool) -> None:
+def report(rows: list[tuple[str, str]], load: str, busy: float, record: bool) -> None:
     notes = (
-        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router and "
-        f"nginx (1 worker, upstream keep-alive) each in their own process. Latency: {SEQUENTIAL} "
-        f"sequential GETs over one keep-alive connection. Throughput: {CONNECTIONS} keep-alive "
-        f"connections, median of {ROUNDS} rounds of {SECONDS} s, driven by {load}; load "
-        "generator, proxy and upstream share the 2 cores."
+        f"Machine: {machine()}. A raw asyncio upstream answering 13 bytes; the router (the "
+        "node's code: asyncio, a bodiless request over a pooled connection answered in "
+        "callbacks) and nginx (1 worker, upstream keep-alive) each in their own process. "
+        f"Latency: {SEQUENTIAL} sequential GETs over one keep-alive connection, the processes "
+        "where the scheduler puts them, then all on one core. Throughput: "
+        f"{CONNECTIONS} keep-alive connections, median of {ROUNDS} rounds of {SECONDS} s "
+        f"alternating the targets, driven by {load}; load generator, proxy and upstream share "
+        "the machine's cores. The router keeps parsed heads by their bytes, so the same request "
+        "again skips the parse: 'a new path each' (a wrk script) shows the figures when no "
+        f"head repeats. 1-minute load average before the run: {busy:.2f}."
     )
     table("Router overhead", notes, rows, save=record)
 

@@ -3,10 +3,11 @@
 Only the fields a proxy acts on are picked out (framing, connection handling, host and
 forwarding headers); every other header line passes through byte for byte.
 
-A busy connection sends the same few heads over and over, and an app answers with the same few
+Most request heads carry no header the proxy acts on but Host: those are checked as a whole
+and sent upstream as they came, forwarding headers added, without a look at each line. A busy
+connection also sends the same few heads over and over, and an app answers with the same few
 (one per second at most, by their Date). So a parsed head, never changed after parsing, is
-kept by its bytes and given again for the same bytes: the parse of a head is the bulk of the
-router's own work on a small request.
+kept by its bytes and given again for the same bytes.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ _NOTED_REQUEST = frozenset(
     | _DROP_FROM_REQUEST
 )
 _NOTED_RESPONSE = frozenset({b"content-length", b"transfer-encoding"} | _DROP_FROM_RESPONSE)
+#: Finds, in a lowercased head, a header the proxy acts on other than Host; a head with none
+#: (most are so) needs no look at each of its lines.
+_NOTED_LINE = re.compile(
+    rb"\r\n(?:" + rb"|".join(re.escape(n) for n in sorted(_NOTED_REQUEST - {b"host"})) + rb"):"
+)
+_HOST_LINE = b"\r\nhost:"
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 #: A request line; the target is visible bytes only, so no whitespace or control byte.
@@ -98,7 +105,11 @@ def _content_length(value: bytes, previous: int | None) -> int:
 
 
 class RequestHead:
-    """A parsed request head; `fields` holds (lowercased name, value, raw line) per header."""
+    """A parsed request head. RAW[LINES:] are its header lines, each after a CRLF, then the
+    empty line; `fields()` splits them into (lowercased name, value, raw line).
+
+    PLAIN heads have no header line the proxy acts on but Host: sent upstream as they are,
+    forwarding headers added."""
 
     __slots__ = (
         "_forwarded",
@@ -107,10 +118,12 @@ class RequestHead:
         "connection",
         "content_length",
         "expect_continue",
-        "fields",
         "host",
         "keep_alive",
+        "lines",
         "method",
+        "plain",
+        "raw",
         "request_id",
         "request_line",
         "target",
@@ -118,12 +131,14 @@ class RequestHead:
         "version",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, raw: bytes = b"\r\n\r\n", lines: int = 0) -> None:
+        self.raw = raw
+        self.lines = lines
+        self.plain = False
         self.request_line = b""
         self.method = b""
         self.target = b""
         self.version = b""
-        self.fields: list[tuple[bytes, bytes, bytes]] = []
         self.host: bytes | None = None
         self.content_length: int | None = None
         self.chunked = False
@@ -141,9 +156,20 @@ class RequestHead:
         """Whether body bytes follow the head."""
         return self.chunked or bool(self.content_length)
 
+    def fields(self) -> list[tuple[bytes, bytes, bytes]]:
+        """(lowercased name, value, raw line) of each header line."""
+        block = self.raw[self.lines + 2 : -4]
+        if not block:
+            return []
+        fields = []
+        for line in block.split(CRLF):
+            name, _, value = line.partition(b":")
+            fields.append((name.lower(), value.strip(b" \t"), line))
+        return fields
+
     def header(self, name: bytes) -> bytes | None:
         """The first value of header NAME (lowercase), for the rarely needed ones."""
-        for lname, value, _ in self.fields:
+        for lname, value, _ in self.fields():
             if lname == name:
                 return value
         return None
@@ -168,6 +194,21 @@ class RequestHead:
         the router's own trace context header lines, in place of the client's."""
         if trace is not None:
             return self._for_upstream(client, request_id, trace)
+        if self.plain:
+            host = b"X-Forwarded-Host: " + self.host + CRLF if self.host is not None else b""
+            return b"".join(
+                (
+                    self.request_line,
+                    self.raw[self.lines : -2],
+                    b"X-Forwarded-For: ",
+                    client,
+                    b"\r\nX-Forwarded-Proto: http\r\n",
+                    host,
+                    b"X-Request-Id: ",
+                    request_id,
+                    b"\r\n\r\n",
+                )
+            )
         forwarded = self._forwarded
         if forwarded is None or forwarded[0] != client:
             before, _, after = self._for_upstream(client, b"\0", None).partition(b"\0")
@@ -182,7 +223,7 @@ class RequestHead:
             drop = drop | _TRACE_CONTEXT
         out = [self.request_line]
         forwarded_for = b""
-        for lname, value, line in self.fields:
+        for lname, value, line in self.fields():
             if lname not in drop:
                 out.append(line)
             elif lname == b"x-forwarded-for":
@@ -254,22 +295,28 @@ def parse_request(raw: bytes) -> RequestHead:
     request_line = _REQUEST_LINE.fullmatch(raw, start, end) if end > 0 else None
     if request_line is None:
         raise HttpError(400, "malformed request line")
-    head = RequestHead()
+    head = RequestHead(raw, end)
     _request_line(head, request_line)
     if _FIELD_LINES.fullmatch(raw, end + 2) is None:
         raise HttpError(400, "malformed header line")
-    hosts = 0
-    fields = head.fields
-    for line in raw[end + 2 : -4].split(CRLF) if end + 4 < len(raw) else ():
-        name, _, value = line.partition(b":")
-        lname = name.lower()
-        value = value.strip(b" \t")
-        fields.append((lname, value, line))
-        if lname in _NOTED_REQUEST:
-            hosts += lname == b"host"
-            _note_request_header(head, lname, value)
-    if hosts > 1:
-        raise HttpError(400, "more than one Host header")
+    lowered = raw[end:].lower()
+    if _NOTED_LINE.search(lowered) is None:
+        head.plain = True
+        at = lowered.find(_HOST_LINE)
+        if at >= 0:
+            if lowered.find(_HOST_LINE, at + 7) >= 0:
+                raise HttpError(400, "more than one Host header")
+            at += end + 7
+            if head.host is None:  # an absolute-form target names the host itself
+                head.host = raw[at : raw.find(CRLF, at)].strip(b" \t")
+    else:
+        hosts = 0
+        for lname, value, _ in head.fields():
+            if lname in _NOTED_REQUEST:
+                hosts += lname == b"host"
+                _note_request_header(head, lname, value)
+        if hosts > 1:
+            raise HttpError(400, "more than one Host header")
     if head.chunked and head.content_length is not None:
         raise HttpError(400, "both Content-Length and Transfer-Encoding")
     connection = head.connection
