@@ -175,9 +175,9 @@ end
 """
 
 
-def throughput(port: int, script: Path | None = None) -> float:
-    """Requests per second with CONNECTIONS concurrent keep-alive clients; SCRIPT, a wrk
-    script that makes the requests."""
+def throughput(port: int, script: Path | None = None) -> tuple[float, int]:
+    """Requests per second with CONNECTIONS concurrent keep-alive clients, and how many were
+    made; SCRIPT, a wrk script that makes the requests."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return asyncio.run(_python_load(port))
@@ -197,12 +197,13 @@ def throughput(port: int, script: Path | None = None) -> float:
         text=True,
         check=True,
     ).stdout
-    match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    made = re.search(r"(\d+) requests in", out)
+    assert rate and made, out
+    return float(rate.group(1)), int(made.group(1))
 
 
-async def _python_load(port: int) -> float:
+async def _python_load(port: int) -> tuple[float, int]:
     done = 0
     stop = time.monotonic() + SECONDS
 
@@ -218,7 +219,7 @@ async def _python_load(port: int) -> float:
 
     started = time.monotonic()
     await asyncio.gather(*(client() for _ in range(CONNECTIONS)))
-    return done / (time.monotonic() - started)
+    return done / (time.monotonic() - started), done
 
 
 def ms(samples: list[float]) -> tuple[float, float]:
@@ -235,12 +236,25 @@ def _nginx() -> str | None:
     return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
 
 
+def _family(pid: int) -> list[int]:
+    """PID and its children (nginx's workers)."""
+    return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+
+
 def _pin(pids: list[int], cpus: set[int]) -> None:
-    """Put the processes PIDS and their children (nginx's workers) on CPUS."""
+    """Put the processes PIDS and their children on CPUS."""
     for pid in pids:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        for each in (pid, *map(int, children)):
+        for each in _family(pid):
             os.sched_setaffinity(each, cpus)
+
+
+def _cpu(pid: int) -> tuple[float, float]:
+    """User and kernel CPU seconds of PID and its children so far."""
+    ticks = [
+        Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split() for each in _family(pid)
+    ]
+    hertz = os.sysconf("SC_CLK_TCK")
+    return sum(int(t[11]) for t in ticks) / hertz, sum(int(t[12]) for t in ticks) / hertz
 
 
 def _latencies(targets: dict[str, int], where: str) -> list[tuple[str, str]]:
@@ -259,26 +273,38 @@ def _latencies(targets: dict[str, int], where: str) -> list[tuple[str, str]]:
     return rows
 
 
-def measure(targets: dict[str, int], pids: list[int], script: Path) -> list[tuple[str, str]]:
-    """Latency and throughput of each target, and how the router compares."""
+def measure(targets: dict[str, int], pids: dict[str, int], script: Path) -> list[tuple[str, str]]:
+    """Latency and throughput of each target (served by the process PIDS names), what each
+    request cost that process, and how the router compares."""
     rows = _latencies(targets, "")
     cpus = os.sched_getaffinity(0)
-    _pin([os.getpid(), *pids], {min(cpus)})
+    _pin([os.getpid(), *pids.values()], {min(cpus)})
     try:
         rows += _latencies(targets, ", all on one core")
     finally:
-        _pin([os.getpid(), *pids], cpus)
-    runs = {name: (port, None) for name, port in targets.items()}
+        _pin([os.getpid(), *pids.values()], cpus)
+    runs: dict[str, tuple[str, Path | None]] = {name: (name, None) for name in targets}
     if shutil.which("wrk"):
-        runs |= {f"{name}, a new path each": (targets[name], script) for name in targets}
-        del runs["direct, a new path each"]
+        runs |= {f"{name}, a new path each": (name, script) for name in ("router", "nginx")}
     samples: dict[str, list[float]] = {name: [] for name in runs}
+    costs: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(ROUNDS):
-        for name, (port, each) in runs.items():
-            samples[name].append(throughput(port, each))
+        for name, (target, each) in runs.items():
+            user, kernel = _cpu(pids[target])
+            rate, made = throughput(targets[target], each)
+            after = _cpu(pids[target])
+            samples[name].append(rate)
+            costs[name].append(((after[0] - user) / made, (after[1] - kernel) / made))
     rates = {name: statistics.median(values) for name, values in samples.items()}
     for name, rate in rates.items():
         rows.append((f"throughput, {name}", f"{rate:,.0f} req/s"))
+    for name, cost in costs.items():
+        user = statistics.median(c[0] for c in cost) * 1e6
+        kernel = statistics.median(c[1] for c in cost) * 1e6
+        who = "the upstream" if name == "direct" else f"the {name.partition(',')[0]}"
+        rows.append(
+            (f"CPU per request of {who}, {name}", f"user {user:.1f} µs, kernel {kernel:.1f} µs")
+        )
     for kind in ("", ", a new path each"):
         if f"nginx{kind}" in rates:
             ratio = rates[f"router{kind}"] / rates[f"nginx{kind}"]
@@ -294,13 +320,13 @@ def main(record: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         upstream = [*me, "upstream", str(upstream_port)]
         router = [*me, "router", str(router_port), str(upstream_port)]
-        pids = [stack.enter_context(_process(upstream, upstream_port))]
-        pids.append(stack.enter_context(_process(router, router_port)))
+        pids = {"direct": stack.enter_context(_process(upstream, upstream_port))}
+        pids["router"] = stack.enter_context(_process(router, router_port))
         targets = {"direct": upstream_port, "router": router_port}
         if nginx:
             conf = _nginx_conf(Path(tmp), nginx_port, upstream_port)
             command = [nginx, "-p", tmp, "-c", str(conf), "-e", str(Path(tmp) / "error.log")]
-            pids.append(stack.enter_context(_process(command, nginx_port)))
+            pids["nginx"] = stack.enter_context(_process(command, nginx_port))
             targets["nginx"] = nginx_port
         script = Path(tmp) / "new_paths.lua"
         script.write_text(NEW_PATHS)
@@ -319,7 +345,9 @@ def report(rows: list[tuple[str, str]], load: str, busy: float, record: bool) ->
         f"alternating the targets, driven by {load}; load generator, proxy and upstream share "
         "the machine's cores. The router keeps parsed heads by their bytes, so the same request "
         "again skips the parse: 'a new path each' (a wrk script) shows the figures when no "
-        f"head repeats. 1-minute load average before the run: {busy:.2f}."
+        "head repeats. CPU per request: the process's user and kernel time over a round, "
+        "divided by the requests made in it, median of the rounds. 1-minute load average "
+        f"before the run: {busy:.2f}."
     )
     table("Router overhead", notes, rows, save=record)
 

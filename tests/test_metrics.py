@@ -1,7 +1,8 @@
 """The control plane's series move with real work: builds and deployments through the real
 DeployWorkflow (Temporal, NATS, bubblewrap), function calls in real V8, audit entries through
 the API (through NATS: tests/audit/test_consumer.py); and `GET /metrics` gives them to a
-platform owner only."""
+platform owner only. The router's plain numbers (Routed) come out as the families they stand
+for."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from shipway import metrics, subscribers
@@ -185,3 +187,60 @@ def test_a_scrape_without_temporal_nats_or_a_node_still_answers(api: TestClient)
         assert name in families, name
     # No node here: its series are not made up, and its health is not claimed.
     assert "shipway_router_requests" not in families and "shipway_instances" not in families
+
+
+def test_the_router_s_numbers_are_exposed_as_a_counter_and_a_histogram() -> None:
+    routed = metrics.Routed(buckets=(0.1, 0.5, 1.0))
+    registry = CollectorRegistry()
+    registry.register(routed)
+    routed.add("shop", 200, 0.05)
+    routed.add("shop", 204, 0.1)  # on a bound: counted under it (le is "at most")
+    routed.add("shop", 404, 0.7)
+    routed.add("shop", None, 3.0)  # the client went away; past every bound
+    routed.add("blog", 503, 0.25)
+    routed.add("blog", 101, 0.5)
+
+    text = metrics.text(registry)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def requests(app: str, status_class: str) -> float | None:
+        labels = (("app", app), ("status_class", status_class))
+        return samples.pop(("shipway_router_requests_total", labels), None)
+
+    def histogram(app: str) -> tuple[list[float | None], float | None, float | None]:
+        """The cumulative bucket counts, the count and the sum of APP's durations."""
+        name = "shipway_router_request_duration_seconds"
+        buckets = [
+            samples.pop((f"{name}_bucket", (("app", app), ("le", le))), None)
+            for le in ("0.1", "0.5", "1.0", "+Inf")
+        ]
+        count = samples.pop((f"{name}_count", (("app", app),)), None)
+        return buckets, count, samples.pop((f"{name}_sum", (("app", app),)), None)
+
+    assert "# TYPE shipway_router_requests_total counter" in text
+    assert "# TYPE shipway_router_request_duration_seconds histogram" in text
+    assert [requests("shop", c) for c in ("2xx", "4xx", "none")] == [2, 1, 1]
+    assert [requests("blog", c) for c in ("1xx", "5xx")] == [1, 1]
+    buckets, count, seconds = histogram("shop")
+    assert (buckets, count) == ([2, 2, 3, 4], 4) and seconds == pytest.approx(3.85)
+    buckets, count, seconds = histogram("blog")
+    assert (buckets, count) == ([0, 2, 2, 2], 2) and seconds == pytest.approx(0.75)
+    assert samples == {}  # nothing else: no _created series, no other class or app
+
+
+def test_the_router_s_default_buckets_end_in_one_inf() -> None:
+    routed = metrics.Routed()
+    registry = CollectorRegistry()
+    registry.register(routed)
+    routed.add("shop", 200, 0.003)
+    routed.add("shop", 200, 1e6)
+    text = metrics.text(registry)
+    assert text.count('le="+Inf"') == 1
+    assert 'shipway_router_request_duration_seconds_bucket{app="shop",le="+Inf"} 2.0' in text
+    assert 'shipway_router_request_duration_seconds_bucket{app="shop",le="0.005"} 1.0' in text
+    assert 'shipway_router_request_duration_seconds_bucket{app="shop",le="10.0"} 1.0' in text
+    assert 'shipway_router_request_duration_seconds_count{app="shop"} 2.0' in text

@@ -19,15 +19,22 @@ IDLE_SECONDS = 4.0
 
 
 class Connection:
-    """One open stream pair to an upstream; `reused` tells a pooled one from a fresh one."""
+    """One open stream pair to an upstream; `reused` tells a pooled one from a fresh one.
+
+    PROTOCOL is the one of its streams; while the connection waits in the pool, its transport
+    has another (`_Waiting`), which spoils it when the upstream sends or closes anything:
+    with no request in flight, such bytes could only ever answer the wrong one."""
 
     __slots__ = (
         "awaiting_head",
         "idle_since",
+        "protocol",
         "reader",
         "reused",
+        "spoiled",
         "timed_out",
         "transport",
+        "waiting",
         "writer",
     )
 
@@ -35,15 +42,20 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.transport = cast(asyncio.Transport, writer.transport)
+        self.protocol = self.transport.get_protocol()
+        self.waiting = _Waiting(self)
         self.reused = False
+        self.spoiled = False
         self.idle_since = 0.0
         self.awaiting_head = False
         self.timed_out = False
 
     def alive(self, not_before: float) -> bool:
-        """Whether the upstream has neither closed it nor left it idle since NOT_BEFORE."""
+        """Whether the upstream has neither closed it, nor sent on it, nor left it idle since
+        NOT_BEFORE."""
         return (
             self.idle_since >= not_before
+            and not self.spoiled
             and not self.transport.is_closing()  # also when the connection was lost
             and not self.reader.at_eof()
         )
@@ -60,6 +72,26 @@ class Connection:
         """The upstream took too long to answer: give up on it, remembering why."""
         self.timed_out = True
         self.abort()
+
+
+class _Waiting(asyncio.Protocol):
+    """The protocol of a connection in the pool: whatever comes spoils it."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.spoiled = True
+        self.conn.abort()
+
+    def eof_received(self) -> bool | None:
+        self.conn.spoiled = True
+        return False  # closes the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.spoiled = True
 
 
 def _close_all(idle: deque[Connection]) -> None:
@@ -95,6 +127,7 @@ class Pool:
             conn = idle.pop()
             if conn.alive(not_before):
                 conn.reused = True
+                conn.transport.set_protocol(conn.protocol)
                 return conn
             conn.abort()
         return None
@@ -114,6 +147,7 @@ class Pool:
             conn.close()
             return
         conn.idle_since = now
+        conn.transport.set_protocol(conn.waiting)
         idle.append(conn)
 
     def idle(self, upstream: Upstream) -> int:

@@ -220,7 +220,7 @@ class _Express(asyncio.Protocol):
         self.paused = False
         #: The upstream connection's transport, with its own protocol in STREAM meanwhile.
         self.transport = conn.transport
-        self.stream = self.transport.get_protocol()
+        self.stream = conn.protocol
 
     def send(self) -> None:
         """Send the request upstream; the rest happens as the response arrives."""
@@ -239,7 +239,7 @@ class _Express(asyncio.Protocol):
             return
         buffer = self.buffer + data if self.buffer else data
         end = buffer.find(HEAD_END)
-        if end < 0:
+        if end < 0 or end + 4 > EXPRESS_HEAD:
             self.buffer = buffer
             if len(buffer) > EXPRESS_HEAD:
                 self._hand_over()
@@ -293,12 +293,12 @@ class _Express(asyncio.Protocol):
         """The response has been relayed in full: pool the connection, take the next request."""
         self.over = True
         conn, transport = self.conn, self.transport
-        transport.set_protocol(self.stream)
         if self.paused:
             transport.resume_reading()
         if reusable:
-            self.router.pool.put(self.upstream, conn)
+            self.router.pool.put(self.upstream, conn)  # which gives it its waiting protocol
         else:
+            transport.set_protocol(self.stream)
             conn.abort()
         self._settle()
         self.proto.answered(self.head.keep_alive)

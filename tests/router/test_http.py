@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from shipway.router.http import HttpError, parse_request, parse_response
+from shipway.router.http import (
+    MEMO_BYTES,
+    MEMO_HEADS,
+    HttpError,
+    RequestHead,
+    parse_request,
+    parse_response,
+)
 
 
 def test_request_fields_the_proxy_acts_on() -> None:
@@ -117,3 +124,89 @@ def test_client_head_replaces_connection_and_request_id() -> None:
     assert dirty.for_client(b"r2", b"close") == (
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Request-Id: r2\r\nConnection: close\r\n\r\n"
     )
+
+
+def request_fields(head: RequestHead) -> dict[str, object]:
+    """What a parsed request head says, field by field (its caches left out)."""
+    return {name: getattr(head, name) for name in RequestHead.__slots__ if name[0] != "_"}
+
+
+def test_a_bad_head_is_not_kept() -> None:
+    """Parsed again, it is refused again: no half-parsed head is given for its bytes."""
+    for parse, raw in (
+        (parse_request, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        (parse_response, b"HTTP/1.1 OK\r\n\r\n"),
+    ):
+        for _ in range(2):
+            with pytest.raises(HttpError):
+                parse(raw)
+
+
+def test_a_head_longer_than_the_memo_keeps_is_parsed_all_the_same() -> None:
+    value = b"v" * (MEMO_BYTES + 1000)
+    raw = b"GET /long HTTP/1.1\r\nHost: a.localhost\r\nX-Long: " + value + b"\r\n\r\n"
+    assert len(raw) > MEMO_BYTES
+    for _ in range(2):
+        head = parse_request(raw)
+        assert head.target == b"/long" and head.header(b"x-long") == value
+        assert head.host_name() == "a.localhost"
+    long_response = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Long: " + value + b"\r\n\r\n"
+    for _ in range(2):
+        response = parse_response(long_response)
+        assert (response.status, response.content_length) == (200, 3)
+        assert response.for_client(b"r", None).endswith(value + b"\r\nX-Request-Id: r\r\n\r\n")
+
+
+def test_a_kept_head_parsed_again_says_the_same() -> None:
+    raw = b"GET /same HTTP/1.1\r\nHost: a.localhost\r\nX-Request-Id: id-7\r\nAccept: */*\r\n\r\n"
+    first = parse_request(raw)
+    said = request_fields(first)
+    assert said["target"] == b"/same" and said["request_id"] == b"id-7"
+    first.for_upstream(b"1.1.1.1", b"r1")  # fills its caches
+    again = parse_request(bytes(raw))  # equal bytes, another object
+    assert request_fields(again) == said
+    # Its caches never carry one client's head to another.
+    out = again.for_upstream(b"2.2.2.2", b"r2")
+    assert b"X-Forwarded-For: 2.2.2.2\r\n" in out and b"X-Request-Id: r2\r\n" in out
+    assert b"1.1.1.1" not in out and b"r1" not in out
+    assert first.for_upstream(b"1.1.1.1", b"r3").count(b"X-Request-Id: r3\r\n") == 1
+
+
+def test_heads_parsed_past_the_memo_s_size_are_still_right() -> None:
+    """The memo is emptied when full; a head kept before then is parsed anew, the same."""
+    raws = [b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(MEMO_HEADS + 10)]
+    for raw in raws:
+        parse_request(raw)
+    for i in (0, MEMO_HEADS - 1, MEMO_HEADS + 9):
+        assert parse_request(raws[i]).target == b"/%d" % i
+
+
+def test_a_plain_head_goes_upstream_as_it_came_with_forwarding_headers() -> None:
+    head = parse_request(
+        b"\r\nGET http://a.localhost/x?y=1 HTTP/1.1\r\nHost: other\r\nAccept: */*\r\n"
+        b"Cookie: k=v; hostname=z\r\n\r\n"
+    )
+    assert head.plain and head.host_name() == "a.localhost"
+    assert head.for_upstream(b"9.9.9.9", b"rid") == (
+        b"GET /x?y=1 HTTP/1.1\r\nHost: other\r\nAccept: */*\r\nCookie: k=v; hostname=z\r\n"
+        b"X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.localhost\r\n"
+        b"X-Request-Id: rid\r\n\r\n"
+    )
+    assert parse_request(b"GET / HTTP/1.1\r\n\r\n").for_upstream(b"c", b"r") == (
+        b"GET / HTTP/1.1\r\nX-Forwarded-For: c\r\nX-Forwarded-Proto: http\r\n"
+        b"X-Request-Id: r\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "line", [b"CONNECTION: close", b"X-Request-Id: mine", b"te: trailers", b"Content-Length: 0"]
+)
+def test_a_head_with_a_header_the_proxy_acts_on_is_not_plain(line: bytes) -> None:
+    head = parse_request(b"GET / HTTP/1.1\r\nHost: a.localhost\r\n" + line + b"\r\n\r\n")
+    assert not head.plain
+    assert line not in head.for_upstream(b"c", b"r") or line == b"Content-Length: 0"
+
+
+def test_a_second_host_header_is_refused_in_a_plain_head_too() -> None:
+    with pytest.raises(HttpError):
+        parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nHOST: b\r\n\r\n")
