@@ -131,7 +131,7 @@ class RequestHead:
         "version",
     )
 
-    def __init__(self, raw: bytes = b"\r\n\r\n", lines: int = 0) -> None:
+    def __init__(self, raw: bytes, lines: int) -> None:
         self.raw = raw
         self.lines = lines
         self.plain = False
@@ -194,21 +194,6 @@ class RequestHead:
         the router's own trace context header lines, in place of the client's."""
         if trace is not None:
             return self._for_upstream(client, request_id, trace)
-        if self.plain:
-            host = b"X-Forwarded-Host: " + self.host + CRLF if self.host is not None else b""
-            return b"".join(
-                (
-                    self.request_line,
-                    self.raw[self.lines : -2],
-                    b"X-Forwarded-For: ",
-                    client,
-                    b"\r\nX-Forwarded-Proto: http\r\n",
-                    host,
-                    b"X-Request-Id: ",
-                    request_id,
-                    b"\r\n\r\n",
-                )
-            )
         forwarded = self._forwarded
         if forwarded is None or forwarded[0] != client:
             before, _, after = self._for_upstream(client, b"\0", None).partition(b"\0")
@@ -216,20 +201,23 @@ class RequestHead:
         return forwarded[1] + request_id + forwarded[2]
 
     def _for_upstream(self, client: bytes, request_id: bytes, trace: bytes | None) -> bytes:
-        drop = _DROP_FROM_REQUEST
-        if self.connection:
-            drop = drop | (frozenset(self.connection) - _PROTECTED)
-        if trace is not None:
-            drop = drop | _TRACE_CONTEXT
-        out = [self.request_line]
         forwarded_for = b""
-        for lname, value, line in self.fields():
-            if lname not in drop:
-                out.append(line)
-            elif lname == b"x-forwarded-for":
-                forwarded_for = forwarded_for + b", " + value if forwarded_for else value
-            elif lname == b"upgrade" and self.upgrade is not None:
-                out.append(line)
+        if self.plain and trace is None:  # nothing to drop or merge: the lines go as they came
+            out = [self.request_line + self.raw[self.lines : -4]]
+        else:
+            drop = _DROP_FROM_REQUEST
+            if self.connection:
+                drop = drop | (frozenset(self.connection) - _PROTECTED)
+            if trace is not None:
+                drop = drop | _TRACE_CONTEXT
+            out = [self.request_line]
+            for lname, value, line in self.fields():
+                if lname not in drop:
+                    out.append(line)
+                elif lname == b"x-forwarded-for":
+                    forwarded_for = forwarded_for + b", " + value if forwarded_for else value
+                elif lname == b"upgrade" and self.upgrade is not None:
+                    out.append(line)
         out.append(
             b"X-Forwarded-For: " + (forwarded_for + b", " + client if forwarded_for else client)
         )

@@ -559,7 +559,7 @@ class Router:
         except HttpError as e:
             self._refuse_now(proto, e.status, e.message)
             return
-        if head.chunked or head.content_length or head.upgrade is not None:
+        if head.has_body or head.upgrade is not None:
             proto.stream()
             return
         proto.pending = b"" if end + 4 == len(pending) else pending[end + 4 :]
