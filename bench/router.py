@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psutil
 from run import machine, table, wait_for_port
 
 from shipway.embedded.ports import any_free
@@ -236,25 +237,23 @@ def _nginx() -> str | None:
     return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
 
 
-def _family(pid: int) -> list[int]:
+def _family(pid: int) -> list[psutil.Process]:
     """PID and its children (nginx's workers)."""
-    return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    process = psutil.Process(pid)
+    return [process, *process.children()]
 
 
 def _pin(pids: list[int], cpus: set[int]) -> None:
     """Put the processes PIDS and their children on CPUS."""
     for pid in pids:
         for each in _family(pid):
-            os.sched_setaffinity(each, cpus)
+            each.cpu_affinity(sorted(cpus))
 
 
 def _cpu(pid: int) -> tuple[float, float]:
     """User and kernel CPU seconds of PID and its children so far."""
-    ticks = [
-        Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split() for each in _family(pid)
-    ]
-    hertz = os.sysconf("SC_CLK_TCK")
-    return sum(int(t[11]) for t in ticks) / hertz, sum(int(t[12]) for t in ticks) / hertz
+    times = [each.cpu_times() for each in _family(pid)]
+    return sum(t.user for t in times), sum(t.system for t in times)
 
 
 def _latencies(targets: dict[str, int], where: str) -> list[tuple[str, str]]:
