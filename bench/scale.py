@@ -6,7 +6,7 @@ bubblewrap-sandboxed instances (gunicorn, 2 workers, each in its own network nam
   organization has the same requirements.txt, so its build reuses that dependency layer. From
   the start of `git push` until the app's URL answers, and the build record's duration.
 - memory: PSS (/proc/PID/smaps_rollup) of everything below the `shipway node` process, split
-  into the supervisor (reaper.py and the two bwrap processes), the network relay
+  into the supervisor (the reaper program and the two bwrap processes), the network relay
   (slirp4netns) and the app's own processes (the Procfile's shell, gunicorn and its workers);
   the RSS of the node, of `shipway up` and of its embedded Temporal and NATS.
 - commit → live: one changed line in app.py of app "bench", from the start of `git push`
@@ -199,8 +199,14 @@ def node_process(bench: Bench) -> psutil.Process:
 
 
 def instances(node: psutil.Process) -> list[psutil.Process]:
-    """The supervisors (reaper.py) the node runs, one per instance."""
-    return [c for c in node.children() if any("reaper.py" in a for a in safe_cmdline(c))]
+    """The supervisors the node runs, one per instance."""
+    return [c for c in node.children() if is_supervisor(c)]
+
+
+def is_supervisor(process: psutil.Process) -> bool:
+    """Whether PROCESS runs the sandbox's reaper program (built from reaper.c)."""
+    cmdline = safe_cmdline(process)
+    return bool(cmdline) and Path(cmdline[0]).name.startswith("reaper-")
 
 
 def safe_cmdline(process: psutil.Process) -> list[str]:
@@ -216,8 +222,7 @@ def memory(bench: Bench, apps: int) -> Memory:
     control = psutil.Process(int((bench.data / "shipway.pid").read_text().split()[0]))
     out = Memory(apps)
     for child in node.children():
-        cmdline = safe_cmdline(child)
-        if any("reaper.py" in a for a in cmdline):
+        if is_supervisor(child):
             out.instances += 1
             out.reaper += pss(child.pid)
             for below in child.children(recursive=True):
@@ -586,7 +591,7 @@ def main() -> None:
         "`git push` until the app's URL answers through the router (polled every 5 ms, a new "
         "connection each); the build's duration is its record's (GET /apps/APP/builds). "
         f"At {', '.join(map(str, stages))} idle apps: PSS from /proc/PID/smaps_rollup of "
-        "every process below `shipway node`: supervisor = reaper.py + the two bwrap "
+        "every process below `shipway node`: supervisor = the reaper program + the two bwrap "
         "processes, app = the Procfile's /bin/sh + gunicorn + 2 workers, and the node's "
         "slirp4netns, one per instance; RSS of the node, of `shipway up` and of its Temporal "
         f"and NATS. Commit → live: {args.pushes} pushes of one changed line in app.py of one "

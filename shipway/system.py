@@ -5,7 +5,7 @@ with network gets one of its own from slirp4netns over /dev/net/tun. Without sli
 networked sandbox would have to share the host's network, so shipway refuses to run one
 instead: this check says so before the first build does. Dockerfile builds and their
 containers run with podman and runc, and the Debian bases they start from are made with
-mmdebstrap.
+mmdebstrap. Each sandbox's supervisor is a small C program that shipway builds with gcc.
 
 Standard library only: `make up` runs it with the system's Python before the virtualenv exists
 (`python3 -m shipway.system --install`).
@@ -68,6 +68,12 @@ REQUIREMENTS = (
     Requirement("runc", "the runtime podman runs containers with", _command("runc")),
     Requirement("catatonit", "the init of each container", _command("catatonit")),
     Requirement("mmdebstrap", "Debian base images made without a registry", _command("mmdebstrap")),
+    Requirement("gcc", "building each sandbox's supervisor (reaper.c)", _command("cc")),
+    Requirement(
+        "libc6-dev",
+        "building each sandbox's supervisor (reaper.c)",
+        lambda: os.path.exists("/usr/include/stdlib.h"),
+    ),
 )
 
 

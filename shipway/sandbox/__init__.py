@@ -36,9 +36,9 @@ Limits
 Ending
     shipway keeps the wall clock. At wall_seconds, or when the awaiting task is cancelled,
     the sandbox's pid 1 is SIGKILLed, which takes its whole PID namespace with it. A reaper
-    process between shipway and bubblewrap (a bare interpreter running reaper.py, see
-    child.py) exits only once every process of the sandbox is gone and reaped, and run()
-    returns (or re-raises) only after it has.
+    process between shipway and bubblewrap (a small C program, reaper.c, see child.py) exits
+    only once every process of the sandbox is gone and reaped, and run() returns (or
+    re-raises) only after it has.
     Everything dies with shipway too (parent-death signals all the way down).
 """
 

