@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,15 @@ DISCARD_MAX = 1024 * 1024 * 1024
 
 #: Variables of the server's own environment that must not steer the repository's git.
 _PRIVATE_PREFIXES = ("GIT_", "SHIPWAY_")
+
+
+@functools.cache
+def _http_backend() -> str:
+    """git's own http-backend program, run without the `git` wrapper's fork in front of it."""
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return os.path.join(exec_path, "git-http-backend")
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,7 @@ async def run(
     push is refused with a receive-pack result that names the limit. git (and its hooks)
     inherit PASS_FDS."""
     proc = await asyncio.create_subprocess_exec(
-        "git",
-        "http-backend",
+        _http_backend(),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 APP_DIR = "/app"
 #: Lines of output kept to explain a failure.
 TAIL_LINES = 20
-#: Seconds between health checks while an instance starts.
-CHECK_EVERY = 0.02
+#: Seconds between health checks while an instance starts: often in its first seconds, when
+#: most apps come up and each check's wait is added to the deploy, then less often.
+CHECK_EVERY = 0.005
+CHECK_LATER_EVERY = 0.02
+CHECK_OFTEN_SECONDS = 2.0
 #: Backoff between restarts of a crashing instance: first delay and cap, in seconds.
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
@@ -280,12 +283,14 @@ class Instance:
         upstream = self.upstream
         if upstream is None:
             return not ended.done()
-        deadline = time.monotonic() + self.spec.health_timeout
+        started = time.monotonic()
+        deadline = started + self.spec.health_timeout
         while not ended.done() and time.monotonic() < deadline:
             status = await health.check(upstream.open, self.spec.health_path, self.spec.health_host)
             if health.healthy(status):
                 return True
-            await asyncio.wait({ended}, timeout=CHECK_EVERY)
+            often = time.monotonic() - started < CHECK_OFTEN_SECONDS
+            await asyncio.wait({ended}, timeout=CHECK_EVERY if often else CHECK_LATER_EVERY)
         return False
 
     def _settle(self, failure: str | None) -> None:

@@ -133,15 +133,18 @@ async def deploy_push(
         row = apps.get(session, principal, app)
         organization = tenant(session, principal.organization_id)
     repo = repos.repo_path(ctx.settings.data_dir, row.organization_id, app)
-    upload = await asyncio.to_thread(
-        archive.pushed,
-        repo,
-        body.sha,
-        launch.upload_path(ctx.settings.data_dir),
-        ctx.settings.max_source,
-        body.quarantine,
+    # Archived and described side by side: two git processes, neither waiting for the other.
+    upload, commit = await asyncio.gather(
+        asyncio.to_thread(
+            archive.pushed,
+            repo,
+            body.sha,
+            launch.upload_path(ctx.settings.data_dir),
+            ctx.settings.max_source,
+            body.quarantine,
+        ),
+        asyncio.to_thread(commits.describe, repo, body.sha, body.quarantine),
     )
-    commit = await asyncio.to_thread(commits.describe, repo, body.sha, body.quarantine)
     return await _launch(
         request, principal, app, upload, organization, body.ref, body.sha, "git", commit=commit
     )
