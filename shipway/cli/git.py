@@ -46,9 +46,12 @@ def set_up_remote(api: Api, app: str, name: str, data: Path | None, say: Say) ->
         git.Remote.PRESENT: f"Git remote {name} points at {url} already",
         git.Remote.CLEANED: f"Git remote {name} → {url}, without the token it held",
     }[done]
-    say(f"{said}; deploy with: git push {name} {git.branch(here)}")
+    # Set up before anything is said: a reader that goes away early (`| head -1`) must not
+    # leave git without the token.
     command = git.helper_command(_local_data(data, api.url))
-    if git.install_helper(api.url, command, replace=False) is git.Helper.INSTALLED:
+    helper = git.install_helper(api.url, command, replace=False)
+    say(f"{said}; deploy with: git push {name} {git.branch(here)}")
+    if helper is git.Helper.INSTALLED:
         say(f"git takes the token for {api.url} from shipway (its global credential helper)")
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from shipway.cli.git import set_up_remote
 from shipway.cli.main import app as cli
 from shipway.cli.output import console, errors
+from shipway.client.api import Api
 from shipway.client.git import helper_command
 from tests.cli.conftest import Server
 from tests.helpers import git
@@ -115,3 +117,21 @@ def test_login_makes_shipway_the_credential_helper_for_its_server(
     assert helpers(url) == ["", helper_command()]
     assert token not in (home / ".gitconfig").read_text()
     assert helpers("https://github.com") == []
+
+
+def test_git_is_set_up_before_anything_is_said(
+    server: Server, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that goes away at the first line (`apps create web | head -1`) still leaves
+    git with the remote and the credential helper."""
+    url = server.env["SHIPWAY_URL"]
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+
+    def gone(line: str) -> None:
+        raise BrokenPipeError
+
+    with pytest.raises(BrokenPipeError):
+        set_up_remote(Api.find(), "web", "shipway", None, gone)
+    assert git(repo, "remote", "get-url", "shipway").stdout.strip() == f"{url}/git/web.git"
+    assert helpers(url) == ["", helper_command()]
