@@ -1,9 +1,10 @@
 """The sandbox's supervisor, built from reaper.c with the host's C compiler.
 
-The process shipway forks for a sandbox execs this small program at once (see child.py), so
-that a sandbox's supervisor holds a few hundred KiB rather than a copy of shipway's memory, or
-even a bare interpreter's few MiB. It is built the first time a process of shipway needs it,
-beside its source (in __pycache__, where Python keeps its own compiled code), under a name
+shipway starts this small program in place of bubblewrap (see child.py): it sets up
+bubblewrap's process and reaps everything below it. So a sandbox's supervisor holds a few
+hundred KiB rather than a copy of shipway's memory, or even a bare interpreter's few MiB, and
+shipway itself never forks for a sandbox. It is built the first time a process of shipway needs
+it, beside its source (in __pycache__, where Python keeps its own compiled code), under a name
 that changes with the source; where shipway's own files cannot be written, in a private
 directory of that process instead.
 """
@@ -56,7 +57,7 @@ def _compile(target: Path) -> None:
     # Built under a name of this process's own, then renamed: others may be building it too.
     partial = target.with_name(f"{target.name}.{os.getpid()}")
     done = subprocess.run(
-        [cc, "-O2", "-o", str(partial), str(SOURCE)],
+        [cc, "-O2", "-Wall", "-o", str(partial), str(SOURCE)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -11,7 +11,6 @@ import math
 import os
 import resource
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -179,7 +178,7 @@ class _Run:
         started = time.monotonic()
         try:
             with tracing.span("sandbox.spawn"):
-                status_fd = await self._spawn()
+                status_fd, setup_fd = await self._spawn()
         except BaseException:
             await self._close_network()
             raise
@@ -187,6 +186,8 @@ class _Run:
             exited = asyncio.ensure_future(self.proc.wait())
             pump = asyncio.ensure_future(self._pump(on_line))
             try:
+                with tracing.span("sandbox.setup"):
+                    await _set_up(setup_fd, exited)
                 if self.slirp is not None or on_started is not None:
                     own_network = not self.spec.network or self.slirp is not None
                     with tracing.span("sandbox.pid1"):
@@ -206,6 +207,7 @@ class _Run:
             self.status.poll()
         finally:
             os.close(status_fd)
+            os.close(setup_fd)
             await self._close_network()
         return self._result(duration)
 
@@ -213,15 +215,16 @@ class _Run:
         if self.slirp is not None:
             await self.slirp.close()
 
-    async def _spawn(self) -> int:
-        """Start bubblewrap; returns the read end of its status pipe, which the caller closes."""
+    async def _spawn(self) -> tuple[int, int]:
+        """Start bubblewrap under its supervisor; returns the read ends of bubblewrap's status
+        pipe and of its setup's error pipe, which the caller closes."""
         spec, ident = self.spec, self.ident
         fds: list[int] = []  # bubblewrap's copies are all it needs of these
         status_r, status_w = os.pipe()
         try:
             fds.append(status_w)
             error_r, error_w = os.pipe()
-            fds += [error_r, error_w]
+            fds.append(error_w)
             os.set_blocking(status_r, False)
             os.set_blocking(error_r, False)
             passwd_fd = _memfd("passwd", toolchain.passwd(ident.uid, ident.gid))
@@ -243,43 +246,38 @@ class _Run:
             passed.append(args_fd)
             setup = ChildSetup(
                 error_fd=error_w,
-                reaper=reaper.program(),
                 cgroup_procs=self.group.procs_files if self.group else (),
                 rlimits=self._rlimits(),
                 staging=staging,
                 uid=ident.uid if ident.switched else None,
                 gid=ident.gid if ident.switched else None,
             )
+            command = setup.argv(
+                reaper.program(), executable, ["bwrap", "--args", str(args_fd), "--", *spec.argv]
+            )
             try:
+                # No preexec_fn: the supervisor does the setup, so this is a vfork and an exec.
                 self.proc = await asyncio.create_subprocess_exec(
-                    "bwrap",
-                    "--args",
-                    str(args_fd),
-                    "--",
-                    *spec.argv,
-                    executable=executable,
+                    *command,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
                     pass_fds=passed,
-                    preexec_fn=setup,
                     start_new_session=True,
                     cwd="/",
                     env={},
                 )
-            except subprocess.SubprocessError as e:
-                why = _read_all(error_r) or str(e)
-                raise SandboxError(f"cannot set up the sandbox: {why}") from e
             except OSError as e:
-                raise SandboxError(f"cannot start bubblewrap: {e}") from e
+                raise SandboxError(f"cannot start the sandbox's supervisor: {e}") from e
         except BaseException:
             os.close(status_r)
+            os.close(error_r)
             raise
         finally:
             for fd in fds:
                 os.close(fd)
         self.status = _Status(status_r)
-        return status_r
+        return status_r, error_r
 
     def _sources(
         self, passwd_fd: int, group_fd: int, status_fd: int
@@ -436,6 +434,15 @@ class _Run:
             setup_error = _setup_error(self.last_line)
         reason = self.evidence.reason(code, setup_error)
         return SandboxResult(exit_code=code, reason=reason, duration=duration)
+
+
+async def _set_up(error_fd: int, exited: asyncio.Future[int]) -> None:
+    """Return once bubblewrap runs: the supervisor's child holds ERROR_FD until its exec, or
+    says there why its setup failed (SandboxError)."""
+    await network.until_readable(error_fd, exited)
+    why = _read_all(error_fd)
+    if why:
+        raise SandboxError(why)
 
 
 def _setup_error(line: str) -> str | None:

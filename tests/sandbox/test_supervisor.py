@@ -4,6 +4,7 @@ an interpreter, and it still reaps everything below it and passes on bubblewrap'
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -30,8 +31,11 @@ async def test_the_supervisor_is_the_reaper_program_and_holds_no_copy_of_shipway
     try:
         supervisor = _supervisor()
         (bwrap,) = supervisor.children()
-        assert supervisor.cmdline() == [reaper.program(), str(bwrap.pid)]
+        line = supervisor.cmdline()
+        assert line[:3] == [reaper.program(), "--parent", str(os.getpid())]
+        assert line[line.index("--") + 2 :][:2] == ["bwrap", "--args"]
         assert supervisor.exe() == reaper.program()
+        assert bwrap.ppid() == supervisor.pid
         mapped = {Path(m.path).name for m in supervisor.memory_maps()}
         assert not any("python" in name for name in mapped), mapped
         # A copy of shipway holds tens of MiB of its own, a bare interpreter about 3.
@@ -68,3 +72,32 @@ def test_a_compiler_error_is_named_and_leaves_nothing_behind(
     with pytest.raises(SandboxError, match=r"from reaper\.c: .*missing"):
         reaper._compile(tmp_path / "reaper")
     assert list(tmp_path.iterdir()) == [broken]
+
+
+def test_once_shipway_is_gone_nothing_is_started(tmp_path: Path) -> None:
+    """The supervisor's parent must still be the shipway that started it: else it starts
+    nothing, and says so in the error pipe."""
+    marker = tmp_path / "ran"
+    read, write = os.pipe()
+    supervisor = [reaper.program(), "--parent", "1", "--error-fd", str(write)]
+    done = subprocess.run(
+        [*supervisor, "--", "/bin/sh", "sh", "-c", f"touch {marker}"], pass_fds=(write,)
+    )
+    os.close(write)
+    with os.fdopen(read) as said:
+        assert said.read() == "cannot set up the sandbox: shipway is gone"
+    assert done.returncode == 127
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [["--uid", "x", "--"], ["--stage"], ["--bind", "a", "b"], ["--"], ["--", "/bin/true"]],
+)
+def test_a_malformed_command_line_starts_nothing(line: list[str]) -> None:
+    read, write = os.pipe()
+    done = subprocess.run([reaper.program(), "--error-fd", str(write), *line], pass_fds=(write,))
+    os.close(write)
+    with os.fdopen(read) as said:
+        assert said.read().startswith("cannot set up the sandbox: "), line
+    assert done.returncode == 127
