@@ -37,6 +37,7 @@ STEPS = (
     "RunActivity:shipway.runtime.go_live",
     "instance.start",
     "sandbox.spawn",
+    "sandbox.setup",
     "sandbox.pid1",
     "sandbox.network",
     "instance.health",
