@@ -86,6 +86,11 @@ static long number(const char *text, const char *what) {
     return (long)value;
 }
 
+static void room(int used, const char *option) {
+    if (used == MAX_STEPS)
+        fail("cannot set up the sandbox: more than %d %s", MAX_STEPS, option);
+}
+
 static void parse(int argc, char **argv, struct setup *s) {
     memset(s, 0, sizeof *s);
     s->error_fd = -1;
@@ -98,14 +103,17 @@ static void parse(int argc, char **argv, struct setup *s) {
             s->error_fd = error_fd = (int)number(argv[++i], "fd");
         } else if (!strcmp(option, "--parent") && left >= 1) {
             s->parent = (pid_t)number(argv[++i], "pid");
-        } else if (!strcmp(option, "--cgroup") && left >= 1 && s->ncgroups < MAX_STEPS) {
+        } else if (!strcmp(option, "--cgroup") && left >= 1) {
+            room(s->ncgroups, option);
             s->cgroups[s->ncgroups++] = argv[++i];
-        } else if (!strcmp(option, "--rlimit") && left >= 2 && s->nrlimits < MAX_STEPS) {
+        } else if (!strcmp(option, "--rlimit") && left >= 2) {
+            room(s->nrlimits, option);
             s->resources[s->nrlimits] = (int)number(argv[++i], "resource");
             s->values[s->nrlimits++] = (rlim_t)strtoull(argv[++i], NULL, 10);
         } else if (!strcmp(option, "--stage") && left >= 1) {
             s->stage = argv[++i];
-        } else if (!strcmp(option, "--bind") && left >= 3 && s->nbinds < MAX_STEPS) {
+        } else if (!strcmp(option, "--bind") && left >= 3) {
+            room(s->nbinds, option);
             struct bind *b = &s->binds[s->nbinds++];
             b->source = argv[++i];
             b->target = argv[++i];

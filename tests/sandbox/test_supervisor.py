@@ -92,7 +92,14 @@ def test_once_shipway_is_gone_nothing_is_started(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [["--uid", "x", "--"], ["--stage"], ["--bind", "a", "b"], ["--"], ["--", "/bin/true"]],
+    [
+        ["--uid", "x", "--"],
+        ["--stage"],
+        ["--bind", "a", "b"],
+        ["--"],
+        ["--", "/bin/true"],
+        [*["--rlimit", "1", "1"] * 65, "--", "/bin/true", "true"],
+    ],
 )
 def test_a_malformed_command_line_starts_nothing(line: list[str]) -> None:
     read, write = os.pipe()
