@@ -12,7 +12,6 @@ the API calls it makes) join the push's.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import os
 import socket
@@ -163,37 +162,53 @@ def _serve(channel: socket.socket, api: Api, app: str) -> None:
             return  # git ended without running the hook: a refused or fetched-only request
 
         def say(line: str) -> None:
-            channel.sendall(json.dumps({"say": line}).encode() + b"\n")
+            for part in line.split("\n"):  # the hook reads a line at a time
+                channel.sendall(b"say " + part.encode(errors="replace") + b"\n")
 
         try:
             code = _work(api, app, request, say)
-            channel.sendall(json.dumps({"exit": code}).encode() + b"\n")
+            channel.sendall(b"exit %d\n" % code)
         except OSError as e:  # the hook went away: the pusher gave up, or git was stopped
             log.info("the pre-receive hook of a push to %s went away: %s", app, e)
 
 
-def _request(channel: socket.socket) -> dict[str, object] | None:
+@dataclass(frozen=True)
+class HookRequest:
+    """What the hook sends (see relay.py): the push's quarantine directory, and git's lines."""
+
+    quarantine: str | None
+    updates: list[str]
+
+
+def _request(channel: socket.socket) -> HookRequest | None:
     """The hook's request; None when git ended without running the hook (or sent nonsense)."""
     received = b""
-    while chunk := channel.recv(65536):
-        received += chunk
-        if len(received) > MAX_REQUEST:
+    while b"\n" not in received:
+        chunk = channel.recv(65536)
+        if not chunk or len(received) > 20:
             return None
-    try:
-        request = json.loads(received) if received else None
-    except ValueError:
-        request = None
-    return request if isinstance(request, dict) else None
+        received += chunk
+    head, _, body = received.partition(b"\n")
+    length = int(head) if head.isdigit() else MAX_REQUEST + 1
+    if length > MAX_REQUEST:
+        return None
+    while len(body) < length:
+        chunk = channel.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    quarantine, _, updates = body[:length].partition(b"\n")
+    return HookRequest(
+        quarantine.decode(errors="replace") or None,
+        updates.decode(errors="replace").splitlines(),
+    )
 
 
-def _work(api: Api, app: str, request: dict[str, object], say: Say) -> int:
-    updates = request.get("updates")
-    quarantine = request.get("quarantine")
-    lines = updates.splitlines() if isinstance(updates, str) else []
-    where = os.path.basename(quarantine) if isinstance(quarantine, str) and quarantine else None
+def _work(api: Api, app: str, request: HookRequest, say: Say) -> int:
+    where = os.path.basename(request.quarantine) if request.quarantine else None
     with tracing.span("git.pre_receive", {"shipway.app": app}):
         try:
-            return run(api, app, read_updates(lines), where, say)
+            return run(api, app, read_updates(request.updates), where, say)
         except OSError:
             raise
         except Exception:

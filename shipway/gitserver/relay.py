@@ -2,40 +2,40 @@
 git and prints what the server says back, so a push waits for no interpreter full of imports.
 
 The server passes a socket down to git for each push (its number in SHIPWAY_HOOK_FD); nothing
-else can reach it. The hook sends one JSON line, `{"updates": "OLD NEW REF\\n…",
-"quarantine": PATH}`, and shuts its side for writing; the server answers with JSON lines,
-`{"say": LINE}` for each line the pusher sees as `remote: LINE`, then `{"exit": CODE}`: a
-non-zero code rejects the whole push. The script runs as `python -I -S` and imports the
-standard library only.
+else can reach it. The hook sends `LENGTH\\n` and then LENGTH bytes: the push's quarantine
+directory (an empty line when there is none) and git's `OLD NEW REF` lines. The server answers
+with lines: `say TEXT` for each line the pusher sees as `remote: TEXT`, then `exit CODE`; a
+non-zero code rejects the whole push. The script runs as `python -I -S` and imports nothing
+but os and sys, which the interpreter has loaded already: every push waits for its start.
 """
 
-import json
 import os
-import socket
 import sys
 
 
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+def write(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def main() -> int:
     fd = os.environ.get("SHIPWAY_HOOK_FD", "")
     if not fd.isdigit():
-        say(" !     shipway's hook runs under shipway's git server only (SHIPWAY_HOOK_FD is unset)")
+        write(1, b" !     shipway's hook runs under shipway's git server only ")
+        write(1, b"(SHIPWAY_HOOK_FD is unset)\n")
         return 1
-    request = {"updates": sys.stdin.read(), "quarantine": os.environ.get("GIT_QUARANTINE_PATH")}
-    with socket.socket(fileno=int(fd)) as server:
-        server.sendall(json.dumps(request).encode() + b"\n")
-        server.shutdown(socket.SHUT_WR)
-        with server.makefile("rb") as answers:
-            for answer in answers:
-                message = json.loads(answer)
-                if "exit" in message:
-                    return int(message["exit"])
-                say(message["say"])
-    say(" !     shipway stopped before it had deployed the push")
+    server = int(fd)
+    body = os.environ.get("GIT_QUARANTINE_PATH", "").encode() + b"\n" + sys.stdin.buffer.read()
+    write(server, b"%d\n" % len(body) + body)
+    pending = b""
+    while chunk := os.read(server, 65536):
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            kind, _, text = line.partition(b" ")
+            if kind == b"exit":
+                return int(text)
+            write(1, text + b"\n")
+    write(1, b" !     shipway stopped before it had deployed the push\n")
     return 1
 
 

@@ -3,8 +3,12 @@ to the server over the push's own channel and passes back what the server says."
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+
+import pytest
 
 from shipway.client.api import Api
 from shipway.gitserver import hook, repos
@@ -53,14 +57,30 @@ def test_the_server_side_ends_when_git_never_runs_the_hook() -> None:
     assert not channel.thread.is_alive()
 
 
-def test_the_hook_imports_nothing_but_the_standard_library() -> None:
-    probe = (
-        "import runpy, sys; sys.argv = ['relay']; "
-        f"runpy.run_path({str(repos.RELAY)!r}, run_name='relay'); "
-        "print(sorted(m for m in sys.modules if m.startswith(('shipway', 'httpx'))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+def test_the_hook_imports_nothing_but_os_and_sys() -> None:
+    """git waits for the hook's start on every push: it loads no module beyond those two."""
+
+    def imported(*argv: str) -> set[str]:
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-X", "importtime", *argv],
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+        return {line.split("|")[-1].strip() for line in lines[1:]}
+
+    assert imported(str(repos.RELAY)) <= imported("-c", "import os, sys")
+
+
+@pytest.mark.parametrize("sent", [b"", b"x" * 100, b"12x\n", b"99999999999\n", b"20\nshort"])
+def test_a_hook_that_sends_nonsense_deploys_nothing_and_the_server_side_ends(sent: bytes) -> None:
+    channel = hook.Channel(NOWHERE, "web")
+    with socket.socket(fileno=os.dup(channel.fds[0])) as theirs:
+        channel.close()
+        theirs.sendall(sent)
+        theirs.shutdown(socket.SHUT_WR)
+        channel.thread.join(30)
+        assert not channel.thread.is_alive()
+        assert theirs.recv(1024) == b""
