@@ -6,14 +6,16 @@ the example, and reads the build's steps; then, in a fresh directory with an emp
 cache, runs the floor, what a person would run by hand: `python3 -m venv && pip install -r
 requirements.txt` (examples/flask) or `npm ci && npm run build` (examples/node), with the
 flags shipway's install uses. The ratio is the build's own time (every step) over the floor's,
-per round. Both download from the package registries, so the figures move with the network;
-the per-round ratio is what counts. Prints the figures and appends them to bench/RESULTS.md
-(not with --no-save). Nothing here asserts a time.
+per round. Both download from the package registries (the floor's pip without this machine's
+pip settings, which the build's cannot see either: no local wheel directory), so the figures
+move with the network; the per-round ratio is what counts. Prints the figures and appends
+them to bench/RESULTS.md (not with --no-save). Nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -41,9 +43,14 @@ def floor(example: str, cache: Path, bench: Bench) -> float:
                 f"/usr/bin/python3 -m venv venv && venv/bin/pip install {' '.join(PIP)} "
                 f"--cache-dir {cache} -r requirements.txt"
             )
+        # The build's pip sees none of this machine's pip settings (a sandbox has no home of
+        # the user's, and no PIP_ variable): it downloads from the package index. So does the
+        # floor, rather than find the wheels in a local directory that pip.conf names.
+        env = {k: v for k, v in bench.env.items() if not k.startswith("PIP_")}
+        env["PIP_CONFIG_FILE"] = os.devnull
         started = time.perf_counter()
         done = subprocess.run(
-            ["/bin/sh", "-c", script], cwd=work, env=bench.env, capture_output=True, timeout=900
+            ["/bin/sh", "-c", script], cwd=work, env=env, capture_output=True, timeout=900
         )
         seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -116,7 +123,9 @@ def main() -> None:
         "Cold first build beside its floor (examples/flask, examples/node)",
         f"Machine: {machine()}; SQLite store, embedded Temporal and NATS, the local builder, "
         f"bubblewrap sandbox; {options.rounds} rounds per example, floor and build "
-        "interleaved, each with empty download caches (a new organization per build).",
+        "interleaved, each with empty download caches (a new organization per build); the "
+        "floor's pip without this machine's pip settings (PIP_CONFIG_FILE=/dev/null, no PIP_ "
+        "variable), as the build's pip runs.",
         rows,
         save=not options.no_save,
     )
