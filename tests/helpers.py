@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
+import uvloop
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
@@ -28,6 +30,11 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
 from shipway.store import Store, upgrade
 from shipway.store.tables import Base, Organization
+
+
+def on_the_nodes_loop(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """pytest-asyncio's loop for tests of the node's code: uvloop's, as `shipway node` runs."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 def auth(token: str) -> dict[str, str]:

@@ -193,7 +193,7 @@ class Stopped:
 
 def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
     """Run this machine's node until SIGTERM; `shipway up` starts it in the background."""
-    import asyncio
+    import uvloop
 
     from shipway.startup import loading
 
@@ -205,7 +205,9 @@ def node(settings: Settings, temporal: str, nats: str, listen_fd: int) -> None:
     )
     for noisy in ("temporalio", "nats", "uvicorn", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(Node(settings, Links(temporal, nats, listen_fd)).run())
+    # The node's loop is uvloop's: the router's every request crosses it several times, and
+    # uvloop's costs a third less CPU each time than asyncio's own.
+    uvloop.run(Node(settings, Links(temporal, nats, listen_fd)).run())
 
 
 def probe(temporal: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from shipway import children
 from shipway.embedded import ports
 from shipway.errors import PortInUse, ServiceError
 
@@ -67,7 +68,7 @@ class SupervisedProcess:
         self.state = ProcessState.STOPPED
         self.restarts = 0
         self.last_exit: int | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: children.Child | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = asyncio.Event()
@@ -99,11 +100,11 @@ class SupervisedProcess:
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.spec.log_path, "ab") as out:
             self._log_start = out.tell()
-            self._proc = await asyncio.create_subprocess_exec(
+            self._proc = await children.start(
                 *self.spec.argv,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=children.DEVNULL,
                 stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
+                stderr=children.STDOUT,
                 cwd=self.spec.cwd,
                 env={**os.environ, **self.spec.env},
                 preexec_fn=die_with_parent,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from nats.aio.subscription import Subscription
 
-from shipway import eventbus
+from shipway import children, eventbus
 from shipway.fleet import load
 from shipway.fleet.lifecycle import BuilderState
 from shipway.fleet.local import LocalBuilders
@@ -146,13 +146,13 @@ class Autoscaler:
 
 
 async def _run_command(command: str, sizing: Sizing) -> None:
-    process = await asyncio.create_subprocess_exec(
+    process = await children.start(
         *shlex.split(command),
         sizing.pool,
         str(sizing.desired),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdin=children.DEVNULL,
+        stdout=children.PIPE,
+        stderr=children.STDOUT,
     )
     try:
         async with asyncio.timeout(ACT_TIMEOUT):

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipway import children
 from shipway.gitserver import pktline
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,11 @@ async def run(
     """Serve one request. The whole body is read before the answer starts; past LIMIT the
     push is refused with a receive-pack result that names the limit. git (and its hooks)
     inherit PASS_FDS."""
-    proc = await asyncio.create_subprocess_exec(
+    proc = await children.start(
         _http_backend(),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=children.PIPE,
+        stdout=children.PIPE,
+        stderr=children.PIPE,
         env=dict(env),
         start_new_session=True,
         pass_fds=pass_fds,
@@ -144,7 +145,7 @@ async def run(
 
 
 async def _refusal(
-    proc: asyncio.subprocess.Process,
+    proc: children.Child,
     errors: asyncio.Task[bytes],
     status: int,
     headers: list[tuple[str, str]],
@@ -164,7 +165,7 @@ async def _refusal(
 class _Feeder:
     """Copies the request body to the CGI's stdin, keeping its head and counting its bytes."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, limit: Limit | None) -> None:
+    def __init__(self, proc: children.Child, limit: Limit | None) -> None:
         self.proc = proc
         self.limit = limit
         self.head = b""
@@ -216,9 +217,7 @@ async def _read_head(stdout: asyncio.StreamReader) -> tuple[int | None, list[tup
             headers.append((name.strip(), value.strip()))
 
 
-async def _stream(
-    proc: asyncio.subprocess.Process, errors: asyncio.Task[bytes]
-) -> AsyncIterator[bytes]:
+async def _stream(proc: children.Child, errors: asyncio.Task[bytes]) -> AsyncIterator[bytes]:
     """The rest of the CGI's output, chunk by chunk as it comes. If the client goes away first,
     the process group is stopped (a hook that follows a build stops following it)."""
     assert proc.stdout is not None
@@ -243,13 +242,13 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-def _signal(proc: asyncio.subprocess.Process, sig: int) -> None:
+def _signal(proc: children.Child, sig: int) -> None:
     """Signal the CGI's whole process group: http-backend, receive-pack and the hook."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
+async def _stop(proc: children.Child) -> None:
     if proc.returncode is None:
         _signal(proc, signal.SIGTERM)
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipway import children
 from shipway.oci.podman import ULIMITS, Podman, PodmanError, missing
 from shipway.sandbox import Limits, Mount, SandboxResult, Started, cgroups, network
 from shipway.sandbox.cgroups import Cgroup
@@ -134,19 +135,19 @@ def _never() -> asyncio.Future[int]:
     return asyncio.get_running_loop().create_future()
 
 
-async def _start(podman: Podman, spec: ContainerSpec) -> asyncio.subprocess.Process:
+async def _start(podman: Podman, spec: ContainerSpec) -> children.Child:
     """Start the initialised container attached: its output from the very first line."""
-    return await asyncio.create_subprocess_exec(
+    return await children.start(
         *podman.argv("start", "--attach", "--sig-proxy=false", spec.name),
         cwd=spec.scratch,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdin=children.DEVNULL,
+        stdout=children.PIPE,
+        stderr=children.STDOUT,
     )
 
 
 async def _pump(
-    attaching: asyncio.subprocess.Process, on_line: Callable[[str], None], evidence: Evidence
+    attaching: children.Child, on_line: Callable[[str], None], evidence: Evidence
 ) -> bool:
     """Relay the container's output until it ends; True when it ran past its time limit."""
     assert attaching.stdout is not None

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipway import children
 from shipway.accounts.roles import Principal, Role
 from shipway.errors import (
     Conflict,
@@ -233,11 +234,11 @@ async def rootfs(base: Base, out: Path, line: Line | None = None) -> None:
     if shutil.which("mmdebstrap") is None:
         raise ServiceError("mmdebstrap is not installed: run `apt-get install mmdebstrap`")
     argv = mmdebstrap_argv(base, out, extra_cas())
-    proc = await asyncio.create_subprocess_exec(
+    proc = await children.start(
         *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdin=children.DEVNULL,
+        stdout=children.PIPE,
+        stderr=children.STDOUT,
         limit=1024 * 1024,  # apt's progress can make a long line
     )
     said: list[str] = []

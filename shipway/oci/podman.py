@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shipway import children
 from shipway.errors import ShipwayError
 
 #: What a machine needs for Dockerfile builds and image releases, as Debian names it.
@@ -94,7 +95,7 @@ class Podman:
         ENV is added to podman's environment (where `--env NAME` takes NAME's value from);
         CWD is where it runs (conmon, which podman starts, writes a file there on an OOM
         kill)."""
-        proc = await self._spawn(args, asyncio.subprocess.PIPE, env=env, cwd=cwd)
+        proc = await self._spawn(args, children.PIPE, env=env, cwd=cwd)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -113,14 +114,14 @@ class Podman:
         stderr: int,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
-    ) -> asyncio.subprocess.Process:
+    ) -> children.Child:
         problem = missing()
         if problem is not None:
             raise PodmanError(problem)
-        return await asyncio.create_subprocess_exec(
+        return await children.start(
             *self.argv(*args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=children.DEVNULL,
+            stdout=children.PIPE,
             stderr=stderr,
             env={**os.environ, **env} if env else None,
             cwd=cwd,
@@ -129,11 +130,11 @@ class Podman:
     async def settle(self) -> None:
         """podman 4.3 leaves its storage's overlay mounted when a command fails; the next one
         that succeeds unmounts it, so that the data dir can be moved or deleted."""
-        proc = await asyncio.create_subprocess_exec(
+        proc = await children.start(
             *self.argv("images", "--quiet"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdin=children.DEVNULL,
+            stdout=children.DEVNULL,
+            stderr=children.DEVNULL,
         )
         await proc.wait()
 
@@ -144,7 +145,7 @@ class Podman:
     async def stream(self, *args: str, line: Callable[[str], Any]) -> int:
         """Run podman ARGS, its output and errors line by line to LINE, and return its exit
         code."""
-        proc = await self._spawn(args, asyncio.subprocess.STDOUT)
+        proc = await self._spawn(args, children.STDOUT)
         try:
             assert proc.stdout is not None
             async for raw in proc.stdout:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipway import children
 from shipway.builder.cache import PRUNE_ABOVE, disk_usage_ratio
 from shipway.oci.podman import APP_LABEL, REPOSITORY, Podman, PodmanError, digest, missing
 from shipway.releases.retention import kept_images
@@ -305,15 +306,15 @@ async def _disk_use(root: Path) -> int:
     mounts of running containers (other file systems) not at all. Unlike the sizes podman
     reports, where the layers images share count in each, the difference of two measures is
     what a prune freed, give or take what a build wrote in between."""
-    proc = await asyncio.create_subprocess_exec(
+    proc = await children.start(
         "du",
         "--summarize",
         "--one-file-system",
         "--block-size=1",
         str(root),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdin=children.DEVNULL,
+        stdout=children.PIPE,
+        stderr=children.DEVNULL,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), _DU_TIMEOUT)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from shipway import children
 from shipway.oci.podman import Podman
 from shipway.sandbox import network
 from shipway.sandbox.spec import SandboxError
@@ -62,11 +63,11 @@ async def build_network(podman: Podman, wanted: bool) -> AsyncIterator[tuple[str
 async def _rootless(podman: Podman, slirp4netns: str) -> AsyncIterator[str]:
     """A walled network namespace in podman's own user namespace, held while in use: the
     /proc path of it."""
-    proc = await asyncio.create_subprocess_exec(
+    proc = await children.start(
         *podman.argv("unshare", sys.executable, "-c", _HOLDER),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=children.PIPE,
+        stdout=children.PIPE,
+        stderr=children.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     ended: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
@@ -104,15 +105,15 @@ async def stream(
     slirp = network.Slirp(slirp4netns, None, None)
     slirp.block_w = block_w
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await children.start(
             "/bin/sh",
             "-c",
             _AFTER_NETWORK,
             "sh",
             *argv,
             stdin=block_r,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdout=children.PIPE,
+            stderr=children.STDOUT,
             env=environment,
             preexec_fn=network.own_network,
         )
@@ -139,11 +140,11 @@ async def run_offline(
 
 
 async def _run(argv: list[str], line: Callable[[str], Awaitable[Any]], env: dict[str, str]) -> int:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await children.start(
         *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdin=children.DEVNULL,
+        stdout=children.PIPE,
+        stderr=children.STDOUT,
         env=env,
     )
     try:
@@ -152,7 +153,7 @@ async def _run(argv: list[str], line: Callable[[str], Awaitable[Any]], env: dict
         await _stop(proc, asyncio.ensure_future(proc.wait()))
 
 
-async def _stop(proc: asyncio.subprocess.Process, ended: asyncio.Future[int]) -> None:
+async def _stop(proc: children.Child, ended: asyncio.Future[int]) -> None:
     """End PROC if it still runs: podman is asked first, so that it unmounts and removes the
     build's working container, then killed."""
     if proc.returncode is None:
@@ -166,7 +167,7 @@ async def _stop(proc: asyncio.subprocess.Process, ended: asyncio.Future[int]) ->
     await asyncio.shield(ended)
 
 
-async def _relay(proc: asyncio.subprocess.Process, line: Callable[[str], Awaitable[Any]]) -> int:
+async def _relay(proc: children.Child, line: Callable[[str], Awaitable[Any]]) -> int:
     assert proc.stdout is not None
     async for raw in proc.stdout:
         await line(raw.decode(errors="replace").rstrip("\r\n"))

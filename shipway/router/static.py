@@ -8,12 +8,15 @@ import os
 import stat
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote_to_bytes
 
 from shipway.router import pages
 from shipway.router.http import RequestHead
 
 _ALLOW = (b"Allow: GET, HEAD",)
+#: Bytes of a file read at once where the loop cannot hand the file to the kernel.
+FILE_CHUNK = 256 * 1024
 
 
 class StaticFile:
@@ -142,8 +145,26 @@ async def serve(
         return 200, keep_alive
     await writer.drain()
     with found.path.open("rb") as file:
-        await asyncio.get_running_loop().sendfile(writer.transport, file, 0, found.size)
+        await _send_file(writer, file, found.size)
     return 200, keep_alive
+
+
+async def _send_file(writer: asyncio.StreamWriter, file: BinaryIO, size: int) -> None:
+    """SIZE bytes of FILE down the connection: by sendfile(2) where the loop can, else read in
+    chunks beside the loop (uvloop's, which the node runs, has no sendfile)."""
+    try:
+        await asyncio.get_running_loop().sendfile(writer.transport, file, 0, size)
+        return
+    except NotImplementedError:
+        pass
+    left = size
+    while left > 0:
+        chunk = await asyncio.to_thread(file.read, min(FILE_CHUNK, left))
+        if not chunk:
+            break
+        writer.write(chunk)
+        await writer.drain()
+        left -= len(chunk)
 
 
 def _head(

@@ -52,5 +52,13 @@ class UnixUpstream(Upstream):
         self.path = path
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Connect to the socket file; a missing file raises FileNotFoundError (an OSError)."""
-        return await asyncio.open_unix_connection(self.path)
+        """Connect to the socket, a file or an abstract name (a NUL first); nothing there
+        raises an OSError. Connected here, since uvloop's own connect refuses abstract names."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, self.path)
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_unix_connection(sock=sock)

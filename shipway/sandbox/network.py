@@ -36,7 +36,7 @@ from enum import StrEnum
 from functools import cache
 from typing import NoReturn
 
-from shipway import system
+from shipway import children, system
 from shipway.sandbox.child import _check, _libc, drop_privileges
 from shipway.sandbox.spec import SandboxError
 
@@ -307,7 +307,7 @@ class Slirp:
         self.executable = executable
         self.uid = uid
         self.gid = gid
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: children.Child | None = None
         #: The write end of bubblewrap's --block-fd: closing it unblocks the sandbox too.
         self.block_w: int | None = None
 
@@ -381,10 +381,10 @@ class Slirp:
             ]
             passed = (ready_w, netns_fd) if userns_fd is None else (ready_w, userns_fd, netns_fd)
             try:
-                self.proc = await asyncio.create_subprocess_exec(
+                self.proc = await children.start(
                     self.executable,
                     *args,
-                    stdin=asyncio.subprocess.DEVNULL,
+                    stdin=children.DEVNULL,
                     stdout=output,
                     stderr=output,
                     pass_fds=passed,

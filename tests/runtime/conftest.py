@@ -2,7 +2,8 @@
 
 Releases are made here from a few files (a stdlib-only Python server, so no dependency
 install is needed) and recorded in the store as a build would record them; the runtime then
-starts and routes them exactly as the deploy workflow has it do.
+starts and routes them exactly as the deploy workflow has it do, on uvloop's loop, as the
+node runs them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from shipway.runtime.agent import Runtime
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Organization, Release
 from tests.helpers import migrated_store
+from tests.helpers import on_the_nodes_loop as pytest_asyncio_loop_factories  # noqa: F401
 
 #: A small threaded HTTP server that says who it is; /crash ends the process, /slow waits.
 SERVER = r"""
