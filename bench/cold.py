@@ -1,7 +1,10 @@
 """Benchmark: a cold first build beside its floor, in one run, rounds interleaved.
 
 A cold build is an app's first, in an organization of its own: no dependency layer to reuse
-and empty download caches. Each round creates a new organization and an app in it, pushes
+and empty download caches. shipway's data directory is new, so the first Python round also
+prepares the machine's Python virtualenv seed (made once per machine and runtime, then
+copied into every install): that round shows what a machine's very first build costs. Each
+round creates a new organization and an app in it, pushes
 the example, and reads the build's steps; then, in a fresh directory with an empty download
 cache, runs the floor, what a person would run by hand: `python3 -m venv && pip install -r
 requirements.txt` (examples/flask) or `npm ci && npm run build` (examples/node), with the
@@ -125,7 +128,8 @@ def main() -> None:
         f"bubblewrap sandbox; {options.rounds} rounds per example, floor and build "
         "interleaved, each with empty download caches (a new organization per build); the "
         "floor's pip without this machine's pip settings (PIP_CONFIG_FILE=/dev/null, no PIP_ "
-        "variable), as the build's pip runs.",
+        "variable), as the build's pip runs. shipway's data directory is new: flask's first "
+        "round also prepares the machine's Python virtualenv seed, once.",
         rows,
         save=not options.no_save,
     )

@@ -36,6 +36,10 @@ class Stack:
     inputs: tuple[str, ...] = ()
     #: The install command run in the sandbox, or none (static sites).
     install: tuple[str, ...] = ()
+    #: What the install starts from, the same for every app of the runtime (a Python
+    #: runtime's empty virtualenv): the command that makes it at deps_mount, run once per
+    #: machine (shipway.builder.seeds), or none.
+    seed: tuple[str, ...] = ()
     #: Where the dependency layer is mounted at build time.
     deps_mount: str | None = None
     #: Where it is mounted at run time, beside the read-only app at /app; default deps_mount.
@@ -99,7 +103,8 @@ def detect(source: Path, dockerfile: str | None = None) -> Stack:
             runtime=python.runtime,
             lockfile="requirements.txt",
             inputs=("requirements.txt",),
-            install=_python_install(python.path, "-r", "/workspace/requirements.txt"),
+            install=_pip_install("-r", "/workspace/requirements.txt"),
+            seed=_venv(python.path),
             deps_mount="/deps",
         )
     if (source / "pyproject.toml").is_file():
@@ -110,7 +115,8 @@ def detect(source: Path, dockerfile: str | None = None) -> Stack:
             runtime=python.runtime,
             lockfile="pyproject.toml",
             inputs=(),
-            install=_python_install(python.path, *deps),
+            install=_pip_install(*deps),
+            seed=_venv(python.path),
             deps_mount="/deps",
             extra_key=json.dumps(sorted(deps)),
         )
@@ -175,13 +181,23 @@ def _on_path(node: str, *argv: str) -> tuple[str, ...]:
     return ("/bin/sh", "-c", script, node, *argv)
 
 
-def _python_install(python: str, *requirements: str) -> tuple[str, ...]:
-    """A virtualenv made by PYTHON at /deps/venv, which instances run, with REQUIREMENTS."""
-    script = (
-        f"{python} -m venv /deps/venv && "
-        "/deps/venv/bin/pip install --disable-pip-version-check --no-input --progress-bar off "
-        '--cache-dir /cache/pip "$@"'
-    )
+def _venv(python: str) -> tuple[str, ...]:
+    """The virtualenv made by PYTHON at /deps/venv, which instances run."""
+    return (python, "-m", "venv", "/deps/venv")
+
+
+def _pip_install(*requirements: str) -> tuple[str, ...]:
+    """REQUIREMENTS installed into the virtualenv; nothing to run when there are none."""
     if not requirements:
-        script = f"{python} -m venv /deps/venv"
-    return ("/bin/sh", "-c", script, "install", *requirements)
+        return ()
+    return (
+        "/deps/venv/bin/pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--cache-dir",
+        "/cache/pip",
+        *requirements,
+    )

@@ -157,7 +157,7 @@ def test_the_dependency_key_follows_the_chosen_python(
     a = source(tmp_path / "a", {**files, ".python-version": "3.11"})
     b = source(tmp_path / "b", {**files, ".python-version": "3.12"})
     assert detect(a).deps_key(a) != detect(b).deps_key(b)
-    assert "python3.12 -m venv /deps/venv" in " ".join(detect(b).install)
+    assert "python3.12 -m venv /deps/venv" in " ".join(detect(b).seed)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 from shipway.builder import buildstep
 from shipway.builder.backends import BuildFailed, Built, Job, Log
 from shipway.builder.cache import BuildCache, prune
+from shipway.builder.seeds import SeedFailed, Seeds
 from shipway.releases.layers import LayerStore
 from shipway.releases.manifest import LayerRef, Manifest
 from shipway.sandbox import Mount, SandboxResult, SandboxSpec
@@ -110,6 +111,11 @@ async def _install(job: Job, downloads: Path, private: bool) -> tuple[Path, floa
     deps_dir = job.work / "deps"
     deps_dir.mkdir()
     assert stack.deps_mount is not None
+    if stack.seed:
+        try:
+            await Seeds(job.data_dir).plant(stack, deps_dir, lambda line: job.log(f"-----> {line}"))
+        except SeedFailed as e:
+            raise BuildFailed(str(e)) from e
     mounts = [Mount(downloads, "/cache", writable=True)]
     if stack.deps_mount.startswith("/workspace/"):
         (workspace / stack.deps_mount.removeprefix("/workspace/")).mkdir(parents=True)
@@ -122,14 +128,18 @@ async def _install(job: Job, downloads: Path, private: bool) -> tuple[Path, floa
         network=request.network,
         limits=request.limits,
     )
-    result = await _run_logged(spec, job.log, private)
-    if result.exit_code != 0 or result.reason:
-        raise BuildFailed(f"installing dependencies failed: {result.reason or 'non-zero exit'}")
+    seconds = 0.0
+    if spec.argv:
+        result = await _run_logged(spec, job.log, private)
+        if result.exit_code != 0 or result.reason:
+            reason = result.reason or "non-zero exit"
+            raise BuildFailed(f"installing dependencies failed: {reason}")
+        seconds = result.duration
     for name, target in stack.links:
         (deps_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (deps_dir / name).unlink(missing_ok=True)
         (deps_dir / name).symlink_to(target)
-    return deps_dir, result.duration
+    return deps_dir, seconds
 
 
 async def _build_step(
