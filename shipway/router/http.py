@@ -7,7 +7,9 @@ Most request heads carry no header the proxy acts on but Host: those are checked
 and sent upstream as they came, forwarding headers added, without a look at each line. A busy
 connection also sends the same few heads over and over, and an app answers with the same few
 (one per second at most, by their Date). So a parsed head, never changed after parsing, is
-kept by its bytes and given again for the same bytes.
+kept by its bytes and given again for the same bytes. A client that asks for ever new paths
+still sends the same header lines after each request line: those are parsed once too, and
+their upstream form (forwarding headers added) is made once for every request line.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class RequestHead:
     __slots__ = (
         "_forwarded",
         "_host_name",
+        "_lines",
         "chunked",
         "connection",
         "content_length",
@@ -131,25 +134,28 @@ class RequestHead:
         "version",
     )
 
-    def __init__(self, raw: bytes, lines: int) -> None:
+    def __init__(self, raw: bytes, lines: int, said: _HeaderLines) -> None:
         self.raw = raw
         self.lines = lines
-        self.plain = False
         self.request_line = b""
         self.method = b""
         self.target = b""
         self.version = b""
+        self.plain = said.plain
         self.host: bytes | None = None
-        self.content_length: int | None = None
-        self.chunked = False
-        self.connection: list[bytes] = []
+        self.content_length = said.content_length
+        self.chunked = said.chunked
+        self.connection = said.connection
         self.keep_alive = True
-        self.upgrade: bytes | None = None
-        self.expect_continue = False
-        self.request_id: bytes | None = None
+        self.upgrade = said.upgrade
+        self.expect_continue = said.expect_continue
+        self.request_id = said.request_id
         #: The last client's upstream head, split around where the request id goes.
         self._forwarded: tuple[bytes, bytes, bytes] | None = None
         self._host_name: str | None = None
+        #: The header lines' own parse when they alone make the upstream head's rest (a
+        #: plain HTTP/1.1 head whose host they name), shared by every request line before them.
+        self._lines: _HeaderLines | None = None
 
     @property
     def has_body(self) -> bool:
@@ -158,14 +164,7 @@ class RequestHead:
 
     def fields(self) -> list[tuple[bytes, bytes, bytes]]:
         """(lowercased name, value, raw line) of each header line."""
-        block = self.raw[self.lines + 2 : -4]
-        if not block:
-            return []
-        fields = []
-        for line in block.split(CRLF):
-            name, _, value = line.partition(b":")
-            fields.append((name.lower(), value.strip(b" \t"), line))
-        return fields
+        return _fields(self.raw[self.lines :])
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header NAME (lowercase), for the rarely needed ones."""
@@ -176,9 +175,10 @@ class RequestHead:
 
     def host_name(self) -> str:
         """The Host without port and trailing dot, lowercased; "" when there is none."""
-        name = self._host_name
+        shared = self if self._lines is None else self._lines
+        name = shared._host_name
         if name is None:
-            name = self._host_name = self._name_of_host()
+            name = shared._host_name = self._name_of_host()
         return name
 
     def _name_of_host(self) -> str:
@@ -194,11 +194,16 @@ class RequestHead:
         the router's own trace context header lines, in place of the client's."""
         if trace is not None:
             return self._for_upstream(client, request_id, trace)
-        forwarded = self._forwarded
+        shared = self if self._lines is None else self._lines
+        forwarded = shared._forwarded
         if forwarded is None or forwarded[0] != client:
             before, _, after = self._for_upstream(client, b"\0", None).partition(b"\0")
-            forwarded = self._forwarded = (client, before, after)
-        return forwarded[1] + request_id + forwarded[2]
+            if shared is not self:
+                before = before[len(self.request_line) :]  # what follows any request line
+            forwarded = shared._forwarded = (client, before, after)
+        if shared is self:
+            return forwarded[1] + request_id + forwarded[2]
+        return self.request_line + forwarded[1] + request_id + forwarded[2]
 
     def _for_upstream(self, client: bytes, request_id: bytes, trace: bytes | None) -> bytes:
         forwarded_for = b""
@@ -251,10 +256,10 @@ def _request_line(head: RequestHead, line: re.Match[bytes]) -> None:
     head.method, head.target, head.version = method, target, version
 
 
-def _note_request_header(head: RequestHead, lname: bytes, value: bytes) -> None:
+def _note_request_header(head: _HeaderLines, lname: bytes, value: bytes) -> None:
     """Record a header the proxy acts on."""
     if lname == b"host":
-        if head.host is None:  # an absolute-form target names the host itself
+        if head.host is None:
             head.host = value
     elif lname == b"content-length":
         head.content_length = _content_length(value, head.content_length)
@@ -273,6 +278,80 @@ def _note_request_header(head: RequestHead, lname: bytes, value: bytes) -> None:
         head.request_id = value
 
 
+def _fields(block: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """(lowercased name, value, raw line) of each line of BLOCK: header lines, each after a
+    CRLF, then the empty line."""
+    block = block[2:-4]
+    if not block:
+        return []
+    fields = []
+    for line in block.split(CRLF):
+        name, _, value = line.partition(b":")
+        fields.append((name.lower(), value.strip(b" \t"), line))
+    return fields
+
+
+class _HeaderLines:
+    """What a request's header lines say, whatever its request line; kept by their bytes."""
+
+    __slots__ = (
+        "_forwarded",
+        "_host_name",
+        "chunked",
+        "connection",
+        "content_length",
+        "expect_continue",
+        "host",
+        "plain",
+        "request_id",
+        "upgrade",
+    )
+
+    def __init__(self) -> None:
+        self.plain = False
+        self.host: bytes | None = None
+        self.content_length: int | None = None
+        self.chunked = False
+        self.connection: list[bytes] = []
+        self.upgrade: bytes | None = None
+        self.expect_continue = False
+        self.request_id: bytes | None = None
+        #: As RequestHead's, for the part of the upstream head after the request line.
+        self._forwarded: tuple[bytes, bytes, bytes] | None = None
+        self._host_name: str | None = None
+
+
+@_memoized
+def _header_lines(block: bytes) -> _HeaderLines:
+    """Parse BLOCK, a head's header lines (each after a CRLF) and the empty line after them;
+    raise HttpError when they are bad."""
+    if _FIELD_LINES.fullmatch(block, 2) is None:
+        raise HttpError(400, "malformed header line")
+    lines = _HeaderLines()
+    lowered = block.lower()
+    if _NOTED_LINE.search(lowered) is None:
+        lines.plain = True
+        at = lowered.find(_HOST_LINE)
+        if at >= 0:
+            if lowered.find(_HOST_LINE, at + 7) >= 0:
+                raise HttpError(400, "more than one Host header")
+            at += 7
+            lines.host = block[at : block.find(CRLF, at)].strip(b" \t")
+    else:
+        hosts = 0
+        for lname, value, _ in _fields(block):
+            if lname in _NOTED_REQUEST:
+                hosts += lname == b"host"
+                _note_request_header(lines, lname, value)
+        if hosts > 1:
+            raise HttpError(400, "more than one Host header")
+    if lines.chunked and lines.content_length is not None:
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    if lines.upgrade is not None and b"upgrade" not in lines.connection:
+        lines.upgrade = None
+    return lines
+
+
 @_memoized
 def parse_request(raw: bytes) -> RequestHead:
     """Parse a request head that ends with an empty line; raise HttpError when it is bad."""
@@ -283,37 +362,17 @@ def parse_request(raw: bytes) -> RequestHead:
     request_line = _REQUEST_LINE.fullmatch(raw, start, end) if end > 0 else None
     if request_line is None:
         raise HttpError(400, "malformed request line")
-    head = RequestHead(raw, end)
-    _request_line(head, request_line)
-    if _FIELD_LINES.fullmatch(raw, end + 2) is None:
-        raise HttpError(400, "malformed header line")
-    lowered = raw[end:].lower()
-    if _NOTED_LINE.search(lowered) is None:
-        head.plain = True
-        at = lowered.find(_HOST_LINE)
-        if at >= 0:
-            if lowered.find(_HOST_LINE, at + 7) >= 0:
-                raise HttpError(400, "more than one Host header")
-            at += end + 7
-            if head.host is None:  # an absolute-form target names the host itself
-                head.host = raw[at : raw.find(CRLF, at)].strip(b" \t")
-    else:
-        hosts = 0
-        for lname, value, _ in head.fields():
-            if lname in _NOTED_REQUEST:
-                hosts += lname == b"host"
-                _note_request_header(head, lname, value)
-        if hosts > 1:
-            raise HttpError(400, "more than one Host header")
-    if head.chunked and head.content_length is not None:
-        raise HttpError(400, "both Content-Length and Transfer-Encoding")
-    connection = head.connection
+    lines = _header_lines(raw[end:])
+    head = RequestHead(raw, end, lines)
+    _request_line(head, request_line)  # an absolute-form target names the host itself
+    if head.host is None:
+        head.host = lines.host
+        if head.plain and head.version == b"HTTP/1.1":
+            head._lines = lines
     if head.version == b"HTTP/1.1":
-        head.keep_alive = b"close" not in connection
+        head.keep_alive = b"close" not in head.connection
     else:
-        head.keep_alive = b"keep-alive" in connection
-    if head.upgrade is not None and b"upgrade" not in connection:
-        head.upgrade = None
+        head.keep_alive = b"keep-alive" in head.connection
     return head
 
 

@@ -210,3 +210,48 @@ def test_a_head_with_a_header_the_proxy_acts_on_is_not_plain(line: bytes) -> Non
 def test_a_second_host_header_is_refused_in_a_plain_head_too() -> None:
     with pytest.raises(HttpError):
         parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nHOST: b\r\n\r\n")
+
+
+def test_heads_that_share_their_header_lines_each_go_upstream_as_their_own() -> None:
+    """New paths with the same header lines: the lines are parsed once, and each head goes
+    upstream with its own request line, and the host its target may name."""
+    lines = b"\r\nHost: a.localhost\r\nAccept: */*\r\n\r\n"
+    one = parse_request(b"GET /one HTTP/1.1" + lines)
+    two = parse_request(b"POST /two?x=1 HTTP/1.1" + lines)
+    absolute = parse_request(b"GET http://b.localhost/three HTTP/1.1" + lines)
+    old = parse_request(b"GET /four HTTP/1.0" + lines)
+    for head in (one, two, absolute, one):
+        head.for_upstream(b"9.9.9.9", b"r")  # fills the caches, the shared ones too
+    forwarding = b"X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Proto: http\r\n"
+    assert one.for_upstream(b"9.9.9.9", b"r1") == (
+        b"GET /one HTTP/1.1\r\nHost: a.localhost\r\nAccept: */*\r\n"
+        + forwarding
+        + b"X-Forwarded-Host: a.localhost\r\nX-Request-Id: r1\r\n\r\n"
+    )
+    assert two.for_upstream(b"8.8.8.8", b"r2") == (
+        b"POST /two?x=1 HTTP/1.1\r\nHost: a.localhost\r\nAccept: */*\r\n"
+        b"X-Forwarded-For: 8.8.8.8\r\nX-Forwarded-Proto: http\r\n"
+        b"X-Forwarded-Host: a.localhost\r\nX-Request-Id: r2\r\n\r\n"
+    )
+    assert (absolute.host_name(), one.host_name(), two.host_name()) == (
+        "b.localhost",
+        "a.localhost",
+        "a.localhost",
+    )
+    assert absolute.for_upstream(b"9.9.9.9", b"r3") == (
+        b"GET /three HTTP/1.1\r\nHost: a.localhost\r\nAccept: */*\r\n"
+        + forwarding
+        + b"X-Forwarded-Host: b.localhost\r\nX-Request-Id: r3\r\n\r\n"
+    )
+    assert not old.keep_alive
+    assert old.for_upstream(b"9.9.9.9", b"r4") == (
+        b"GET /four HTTP/1.0\r\nHost: a.localhost\r\nAccept: */*\r\n"
+        + forwarding
+        + b"X-Forwarded-Host: a.localhost\r\nX-Request-Id: r4\r\n\r\n"
+    )
+
+
+def test_bad_header_lines_are_refused_after_any_request_line() -> None:
+    for target in (b"/a", b"/b"):
+        with pytest.raises(HttpError, match="malformed header line"):
+            parse_request(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nBad Line: x\r\n\r\n")
