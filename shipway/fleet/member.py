@@ -79,6 +79,10 @@ class Builder:
         self.started_at = time.time()
         self._drain = asyncio.Event()
         self._beating: asyncio.Task[None] | None = None
+        #: Whether the heartbeat goes on: cleared on stop, besides cancelling it, since on
+        #: Python 3.11 a cancel that lands as an awaited NATS request completes can be lost
+        #: (inside asyncio.wait_for), and the heartbeat would then beat on.
+        self._beat = True
 
     @property
     def running(self) -> bool:
@@ -106,10 +110,7 @@ class Builder:
         self.state = BUILDERS.advance(self.state, BuilderState.DRAINING)
         await self._tell("draining")
         await asyncio.gather(*(workers.stop() for workers in self.workers))
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
+        await self._stop_heartbeat()
         self.state = BUILDERS.advance(self.state, BuilderState.DRAINED)
         if await self._tell("drained"):
             with contextlib.suppress(Exception):
@@ -140,8 +141,19 @@ class Builder:
     async def _put(self) -> None:
         await registry.put(self.js, self.record())
 
+    async def _stop_heartbeat(self) -> None:
+        """End the heartbeat, waiting at most a beat and a bit: a lost cancel ends it at the
+        top of its next beat, and it puts nothing after its last."""
+        self._beat = False
+        if self._beating is None:
+            return
+        self._beating.cancel()
+        await asyncio.wait({self._beating}, timeout=registry.HEARTBEAT_EVERY * 3)
+        if not self._beating.done():
+            log.warning("builder %s: the fleet heartbeat did not stop", self.id)
+
     async def _heartbeat(self) -> None:
-        while True:
+        while self._beat:
             try:
                 await self._put()
                 if await registry.drain_requested(self.js, self.id):

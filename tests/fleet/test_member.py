@@ -181,3 +181,36 @@ async def test_a_builder_drains_even_when_nats_is_out_of_reach(
     assert builder.state is BuilderState.DRAINED and not builder.running
     record = await registry.get(js, builder.id)
     assert record is not None and record.state == "active", "it could not say it drained"
+
+
+async def test_a_heartbeat_whose_cancel_is_lost_still_ends_and_the_drain_with_it(
+    js: JetStreamContext,
+    make: Callable[[JetStreamContext], Builder],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Python 3.11, a cancel that lands as an awaited NATS request completes can be lost
+    (inside asyncio.wait_for): the heartbeat's put then returns as if nothing happened. The
+    drain does not wait for that heartbeat forever, and it ends at its next beat."""
+    builder = make(js)
+    await until(lambda: registry.get(js, builder.id), "the builder's first record")
+    put = builder._put
+    putting = asyncio.Event()
+
+    async def losing_the_cancel() -> None:
+        if putting.is_set():
+            return await put()
+        putting.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(PATIENCE)
+        await put()
+
+    monkeypatch.setattr(builder, "_put", losing_the_cancel)
+    await until(putting.is_set, "a heartbeat's put")
+    stopping = asyncio.ensure_future(builder.stop())
+    await asyncio.wait({stopping}, timeout=PATIENCE)  # not cancelled if it takes longer
+    assert stopping.done(), "the drain waited for the heartbeat"
+    stopping.result()
+    assert builder.state is BuilderState.DRAINED
+    beating = builder._beating
+    assert beating is not None
+    await until(beating.done, "the heartbeat to end")
