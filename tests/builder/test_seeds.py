@@ -12,7 +12,7 @@ import pytest
 
 from shipway.builder.pipeline import BuildFailed
 from shipway.builder.seeds import SeedFailed, Seeds
-from shipway.builder.stacks import detect
+from shipway.builder.stacks import Stack, detect
 from tests.builder.conftest import Builder, Log
 
 #: No requirement to install (no registry needed), and a build command that runs the app's
@@ -27,6 +27,15 @@ PREPARING = "(once)"
 
 def preparing(log: Log) -> list[str]:
     return [line for line in log.text if line.endswith(PREPARING)]
+
+
+@pytest.fixture
+def python(tmp_path: Path) -> Stack:
+    """The stack of a Python app that asks for no particular Python."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "requirements.txt").write_text("")
+    return detect(source)
 
 
 async def test_first_builds_of_every_organization_start_from_one_seed(builder: Builder) -> None:
@@ -46,17 +55,13 @@ async def test_first_builds_of_every_organization_start_from_one_seed(builder: B
         assert pip.startswith("pip ") and "/deps/venv/lib/python3." in pip
 
 
-async def test_the_seeds_tree_is_what_the_command_makes_in_place(
-    builder: Builder, tmp_path: Path
+async def test_a_seed_is_a_virtualenv_with_pip_made_once_and_copied_whole(
+    builder: Builder, python: Stack, tmp_path: Path
 ) -> None:
-    source = tmp_path / "source"
-    source.mkdir()
-    (source / "requirements.txt").write_text("")
-    stack = detect(source)
     planted = tmp_path / "planted"
     planted.mkdir()
     log = Log()
-    await Seeds(builder.data).plant(stack, planted, log)
+    await Seeds(builder.data).plant(python, planted, log)
     assert len(preparing(log)) == 1
     files = sorted(str(p.relative_to(planted)) for p in planted.rglob("*"))
     assert "venv/bin/pip" in files and "venv/bin/python" in files
@@ -67,18 +72,15 @@ async def test_the_seeds_tree_is_what_the_command_makes_in_place(
     again = tmp_path / "again"
     again.mkdir()
     log = Log()
-    await Seeds(builder.data).plant(stack, again, log)
+    await Seeds(builder.data).plant(python, again, log)
     assert preparing(log) == []
     assert sorted(str(p.relative_to(again)) for p in again.rglob("*")) == files
 
 
 async def test_a_seed_that_cannot_be_made_says_why_and_leaves_nothing(
-    builder: Builder, tmp_path: Path
+    builder: Builder, python: Stack, tmp_path: Path
 ) -> None:
-    source = tmp_path / "source"
-    source.mkdir()
-    (source / "requirements.txt").write_text("")
-    broken = replace(detect(source), seed=("/bin/sh", "-c", "echo no room for a venv >&2; exit 4"))
+    broken = replace(python, seed=("/bin/sh", "-c", "echo no room for a venv >&2; exit 4"))
     into = tmp_path / "into"
     into.mkdir()
     with pytest.raises(SeedFailed, match=r"cannot prepare Python 3.*: no room for a venv"):
