@@ -88,38 +88,79 @@ class Child:
         loop.add_reader(pidfd, ended)
 
 
-async def start(*argv: str, limit: int = LINE_LIMIT, **options: Any) -> Child:
-    """Start ARGV with `subprocess.Popen` OPTIONS (stdin, stdout, stderr, env, cwd, pass_fds,
-    start_new_session, preexec_fn); PIPE ends become streams, as with asyncio's subprocesses.
-    Raises what Popen raises (an OSError when ARGV[0] cannot be run)."""
+async def start(
+    *argv: str,
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    limit: int = LINE_LIMIT,
+    **options: Any,
+) -> Child:
+    """Start ARGV with `subprocess.Popen` OPTIONS (env, cwd, pass_fds, start_new_session,
+    preexec_fn); a PIPE for STDIN, STDOUT or STDERR becomes a stream, as with asyncio's
+    subprocesses. Raises what Popen raises (an OSError when ARGV[0] cannot be run)."""
     loop = asyncio.get_running_loop()
-    popen = subprocess.Popen(argv, bufsize=0, close_fds=True, **options)
+    ours: dict[str, int] = {}  # our end of each pipe, by stream
+    theirs: list[int] = []
+
+    def piped(stream: str, given: Any) -> Any:
+        if given != PIPE:
+            return given
+        read, write = os.pipe()
+        ours[stream], child_end = (write, read) if stream == "stdin" else (read, write)
+        theirs.append(child_end)
+        return child_end
+
+    try:
+        stdio = {name: piped(name, given) for name, given in _named(stdin, stdout, stderr)}
+        popen = subprocess.Popen(argv, close_fds=True, **stdio, **options)
+    except BaseException:
+        for fd in ours.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in theirs:
+            os.close(fd)
     child = Child(popen)
     try:
         child._watch(loop)
-        if popen.stdin is not None:
-            child.stdin = await _writer(loop, popen.stdin)
-        if popen.stdout is not None:
-            child.stdout = await _reader(loop, popen.stdout, limit)
-        if popen.stderr is not None:
-            child.stderr = await _reader(loop, popen.stderr, limit)
+        for name, fd in list(ours.items()):
+            del ours[name]
+            if name == "stdin":
+                child.stdin = await _writer(loop, fd)
+            else:
+                setattr(child, name, await _reader(loop, fd, limit))
     except BaseException:
+        for fd in ours.values():
+            os.close(fd)
         popen.kill()
         raise
     return child
 
 
-async def _reader(
-    loop: asyncio.AbstractEventLoop, pipe: IO[bytes], limit: int
-) -> asyncio.StreamReader:
+def _named(stdin: Any, stdout: Any, stderr: Any) -> list[tuple[str, Any]]:
+    return [("stdin", stdin), ("stdout", stdout), ("stderr", stderr)]
+
+
+def _pipe(loop: asyncio.AbstractEventLoop, fd: int, mode: str) -> IO[bytes]:
+    """FD as the file object a loop's pipe transport takes, closed once whatever the loop.
+    asyncio's transport closes the file object, so that must close FD. uvloop's closes FD
+    itself and then the file object too: a second close of FD, which in a process with other
+    threads can hit a file one of them has just opened under the same number (seen as a
+    subprocess.run in a thread losing its output pipe). So for uvloop it must not."""
+    return open(fd, mode, buffering=0, closefd=not type(loop).__module__.startswith("uvloop"))
+
+
+async def _reader(loop: asyncio.AbstractEventLoop, fd: int, limit: int) -> asyncio.StreamReader:
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    await loop.connect_read_pipe(lambda: protocol, _pipe(loop, fd, "rb"))
     return reader
 
 
-async def _writer(loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> asyncio.StreamWriter:
+async def _writer(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamWriter:
     protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop)
-    transport, _ = await loop.connect_write_pipe(lambda: protocol, pipe)
+    transport, _ = await loop.connect_write_pipe(lambda: protocol, _pipe(loop, fd, "wb"))
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 

@@ -7,7 +7,9 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -113,3 +115,35 @@ def test_a_child_that_ignores_its_input(loop: asyncio.AbstractEventLoop) -> None
 def test_nothing_to_run_raises(loop: asyncio.AbstractEventLoop) -> None:
     with pytest.raises(FileNotFoundError):
         loop.run_until_complete(children.start("/nonexistent/program"))
+
+
+def test_a_childs_pipes_are_closed_once_while_other_threads_open_files(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Each end of a child's pipes is closed exactly once: a second close, after its number
+    was given to a file another thread opened meanwhile, would close that one instead."""
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def open_and_read() -> None:
+        while not stop.is_set():
+            try:
+                subprocess.run(["true"], capture_output=True, check=True)
+            except BaseException as e:  # a lost pipe shows as EBADF here
+                failures.append(e)
+                return
+
+    async def many() -> None:
+        for _ in range(150):
+            child = await children.start("echo", "hi", stdout=children.PIPE, stderr=children.PIPE)
+            out, _ = await child.communicate()
+            assert out == b"hi\n"
+
+    neighbour = threading.Thread(target=open_and_read)
+    neighbour.start()
+    try:
+        loop.run_until_complete(many())
+    finally:
+        stop.set()
+        neighbour.join()
+    assert failures == []
