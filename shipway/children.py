@@ -103,16 +103,17 @@ async def start(
     ours: dict[str, int] = {}  # our end of each pipe, by stream
     theirs: list[int] = []
 
-    def piped(stream: str, given: Any) -> Any:
-        if given != PIPE:
-            return given
+    def piped(stream: str, value: Any) -> Any:
+        if value != PIPE:
+            return value
         read, write = os.pipe()
         ours[stream], child_end = (write, read) if stream == "stdin" else (read, write)
         theirs.append(child_end)
         return child_end
 
     try:
-        stdio = {name: piped(name, given) for name, given in _named(stdin, stdout, stderr)}
+        given = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
+        stdio = {name: piped(name, value) for name, value in given.items()}
         popen = subprocess.Popen(argv, close_fds=True, **stdio, **options)
     except BaseException:
         for fd in ours.values():
@@ -136,10 +137,6 @@ async def start(
         popen.kill()
         raise
     return child
-
-
-def _named(stdin: Any, stdout: Any, stderr: Any) -> list[tuple[str, Any]]:
-    return [("stdin", stdin), ("stdout", stdout), ("stderr", stderr)]
 
 
 def _pipe(loop: asyncio.AbstractEventLoop, fd: int, mode: str) -> IO[bytes]:
