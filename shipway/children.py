@@ -5,7 +5,8 @@ node runs) hands a child every inheritable fd of shipway, and stray copies of it
 a sandbox could receive one, and a daemon that podman leaves behind kept podman's output
 open, so its caller never saw the end of it. So a child is started by `subprocess.Popen`,
 which closes all other fds, and waited on through a pidfd that the loop watches (no thread,
-no SIGCHLD handler). The object it returns does what `children.Child` does.
+no SIGCHLD handler). Its pipes are made here, and each end is closed exactly once whatever
+the loop (see `_pipe`). The object it returns does what `asyncio.subprocess.Process` does.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shipway.builder import buildstep
@@ -65,10 +66,7 @@ async def _dependencies(job: Job, layers: LayerStore, private: bool) -> tuple[st
     if known is not None:
         return known, True
 
-    async def waiting(line: str) -> None:
-        await log(f"-----> {line}")
-
-    async with cache.installing(key, job.work / "downloads", waiting) as downloads:
+    async with cache.installing(key, job.work / "downloads", _as_step(log)) as downloads:
         # The install waited for may have built this very layer.
         known = await _reused(job, cache, layers, key)
         if known is not None:
@@ -80,6 +78,15 @@ async def _dependencies(job: Job, layers: LayerStore, private: bool) -> tuple[st
         cache.remember(key, digest)
     await log(f"-----> Dependency layer {digest[:19]} ({seconds:.1f}s)")
     return digest, False
+
+
+def _as_step(log: Log) -> Callable[[str], Awaitable[None]]:
+    """LOG for lines that read as steps of the build ("-----> LINE")."""
+
+    async def step(line: str) -> None:
+        await log(f"-----> {line}")
+
+    return step
 
 
 def _cache(job: Job) -> BuildCache:
@@ -113,7 +120,7 @@ async def _install(job: Job, downloads: Path, private: bool) -> tuple[Path, floa
     assert stack.deps_mount is not None
     if stack.seed:
         try:
-            await Seeds(job.data_dir).plant(stack, deps_dir, lambda line: job.log(f"-----> {line}"))
+            await Seeds(job.data_dir).plant(stack, deps_dir, _as_step(job.log))
         except SeedFailed as e:
             raise BuildFailed(str(e)) from e
     mounts = [Mount(downloads, "/cache", writable=True)]
