@@ -529,8 +529,12 @@ async def test_sixteen_calls_run_at_once(runtime: PythonRuntime) -> None:
 async def test_a_killed_worker_is_started_again(runtime: PythonRuntime) -> None:
     await still_serves(runtime)
     [worker] = worker_processes()
+    # The sandbox dies with its supervisor, a moment after it: a call sent in that moment
+    # may still be served by the old worker, so wait until all of it has gone.
+    old = [worker, *worker.children(recursive=True)]
     worker.send_signal(signal.SIGKILL)
-    worker.wait(PATIENCE)
+    _, alive = psutil.wait_procs(old, timeout=PATIENCE)
+    assert not alive
     await still_serves(runtime)
     [again] = worker_processes()
     assert again.pid != worker.pid
