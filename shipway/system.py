@@ -68,10 +68,10 @@ REQUIREMENTS = (
     Requirement("runc", "the runtime podman runs containers with", _command("runc")),
     Requirement("catatonit", "the init of each container", _command("catatonit")),
     Requirement("mmdebstrap", "Debian base images made without a registry", _command("mmdebstrap")),
-    Requirement("gcc", "building each sandbox's supervisor (reaper.c)", _command("cc")),
+    Requirement("gcc", "building the sandbox's programs (reaper.c, netsetup.c)", _command("cc")),
     Requirement(
         "libc6-dev",
-        "building each sandbox's supervisor (reaper.c)",
+        "building the sandbox's programs (reaper.c, netsetup.c)",
         lambda: os.path.exists("/usr/include/stdlib.h"),
     ),
 )

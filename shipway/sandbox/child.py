@@ -1,4 +1,4 @@
-"""How bubblewrap's process is set up, and the steps shipway's own forked children share.
+"""How bubblewrap's process is set up.
 
 shipway starts the sandbox's supervisor (reaper.c) rather than bubblewrap, with `ChildSetup`'s
 steps on its command line. The supervisor stays behind as a child subreaper that waits until
@@ -11,16 +11,9 @@ init, which may never reap it.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -62,19 +55,3 @@ class ChildSetup:
         if self.uid is not None and self.gid is not None:
             line += ["--uid", str(self.uid), "--gid", str(self.gid)]
         return [*line, "--", executable, *argv]
-
-
-def drop_privileges(uid: int | None, gid: int | None) -> None:  # pragma: no cover - in a child
-    """Become UID and GID for good (when given), and die with shipway: the parent-death signal
-    is set after the switch, which clears it."""
-    if uid is not None and gid is not None:
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _check(result: int, what: str) -> None:  # pragma: no cover - runs in the child
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"cannot {what}: {os.strerror(errno)}")

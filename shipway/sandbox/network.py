@@ -5,9 +5,10 @@ bubblewrap makes the namespace and waits on --block-fd before the command runs. 
 namespace it made before its own setup inside has run, and that setup adds lo's 127.0.0.1
 exclusively: had lo come up first (the kernel gives lo that address as it does), bubblewrap
 would fail ("loopback: Failed RTM_NEWADDR"). So nothing of shipway's touches the namespace until
-lo is up with its address. Then a child in the namespace gives the sandbox unreachable routes to
-the host's addresses, bar loopback, and to link-local ones (such as a cloud's metadata service),
-and slirp4netns, run as the sandbox's uid, joins the namespace's owning user namespace, configures
+lo is up with its address. Then netsetup.c, in the namespace as the sandbox's uid, gives the
+sandbox unreachable routes to the host's addresses, bar loopback, and to link-local ones (such
+as a cloud's metadata service). slirp4netns, which netsetup.c starts as the sandbox's uid (no
+fork of shipway does either step), joins the namespace's owning user namespace, configures
 tap0 (10.0.2.100, gateway 10.0.2.2, DNS 10.0.2.3) and relays the sandbox's connections through
 sockets of its own in the host's namespace. --disable-host-loopback refuses the gateway's way to
 the host's 127.0.0.1; without those routes, the host's other addresses would still be reached
@@ -21,23 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import ctypes
 import fcntl
 import ipaddress
 import logging
 import os
 import shutil
-import signal
 import socket
-import stat
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from typing import NoReturn
 
 from shipway import children, system
-from shipway.sandbox.child import _check, _libc, drop_privileges
+from shipway.sandbox import programs
 from shipway.sandbox.spec import SandboxError
 
 log = logging.getLogger(__name__)
@@ -51,19 +49,10 @@ READY_SECONDS = 30.0
 #: Processes of the sandbox's uid that slirp4netns adds while the command runs.
 SLIRP_PROCESSES = 1
 
-_TUN = system.TUN
+_libc = ctypes.CDLL(None, use_errno=True)
 _NS_GET_USERNS = 0xB701
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
-_MS_NOSUID = 0x2
-_MS_REC = 0x4000
-_MS_PRIVATE = 0x40000
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _SIOCGIFADDR, _IFF_UP = 0x8913, 0x8914, 0x8915, 0x1
-_RTMGRP_LINK, _RTMGRP_IPV4_IFADDR = 0x1, 0x10
-_RTM_NEWROUTE = 24
-_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-_RT_TABLE_MAIN, _RTPROT_STATIC, _RTN_UNREACHABLE, _RTA_DST = 254, 4, 7, 1
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
 
 class Isolation(StrEnum):
@@ -162,77 +151,16 @@ def unreachable() -> tuple[ipaddress.IPv4Network, ...]:
     return tuple(sorted(found))
 
 
-@dataclass(frozen=True)
-class _SlirpSetup:
-    """slirp4netns's preexec_fn: a tun device it may open, and its uid."""
-
-    uid: int | None = None
-    gid: int | None = None
-
-    def __call__(self) -> None:  # pragma: no cover - runs in the child between fork and exec
-        try:
-            if self.uid is not None and self.gid is not None:
-                _private_tun()
-            drop_privileges(self.uid, self.gid)
-        except BaseException as e:
-            os.write(2, f"{e}\n".encode())
-            raise
-
-
-def _private_tun() -> None:  # pragma: no cover - runs in the child
-    """A /dev/net/tun the sandbox uid may open (the host's may be root's only), seen by none
-    but slirp4netns."""
-    _check(_libc.unshare(_CLONE_NEWNS), "unshare the mount namespace")
-    _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
-    device = os.stat(_TUN).st_rdev
-    _check(
-        _libc.mount(b"tmpfs", b"/dev/net", b"tmpfs", _MS_NOSUID, b"mode=0755,size=4k"),
-        "mount a tmpfs on /dev/net",
-    )
-    os.mknod(_TUN, stat.S_IFCHR | 0o666, device)
-    os.chmod(_TUN, 0o666)
-
-
-@dataclass(frozen=True)
-class _Routing:
-    """A child in the sandbox's namespaces, as its uid: once bubblewrap has set up lo there, it
-    adds the unreachable routes. slirp4netns itself must stay in the host's namespaces."""
-
-    #: None when the namespace is shipway's own user namespace's (a podman build's).
-    userns_fd: int | None
-    netns_fd: int
-    unreachable: tuple[ipaddress.IPv4Network, ...]
-    #: Where it says why it failed.
-    error_fd: int
-    uid: int | None = None
-    gid: int | None = None
-
-    def __call__(self) -> NoReturn:  # pragma: no cover - runs in the forked child
-        code = 1
-        try:
-            with contextlib.suppress(ValueError):  # a signal here must not wake shipway's loop
-                signal.set_wakeup_fd(-1)
-            drop_privileges(self.uid, self.gid)
-            if self.userns_fd is not None:
-                _check(
-                    _libc.setns(self.userns_fd, _CLONE_NEWUSER), "join the sandbox's user namespace"
-                )
-            _check(
-                _libc.setns(self.netns_fd, _CLONE_NEWNET), "join the sandbox's network namespace"
-            )
-            _await_loopback()
-            _add_unreachable(self.unreachable)
-            code = 0
-        except BaseException as e:
-            os.write(self.error_fd, f"{e}\n".encode())
-        finally:
-            os._exit(code)
-
-
 def _own_user_namespace(userns_fd: int) -> bool:
     ours = os.stat("/proc/self/ns/user")
     theirs = os.fstat(userns_fd)
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def _check(result: int, what: str) -> None:  # pragma: no cover - runs in the child
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"cannot {what}: {os.strerror(errno)}")
 
 
 def own_network() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -244,60 +172,6 @@ def own_network() -> None:  # pragma: no cover - runs in the child between fork 
         now = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16s24x", b"lo"))
         flags = struct.unpack_from("H", now, 16)[0] | _IFF_UP
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
-
-
-def _await_loopback() -> None:  # pragma: no cover - runs in the child
-    """Return once lo is up with 127.0.0.1: bubblewrap has set up the namespace's loopback."""
-    with (
-        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as changes,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe,
-    ):
-        # Listening before looking: no change between the two goes unseen.
-        changes.bind((0, _RTMGRP_LINK | _RTMGRP_IPV4_IFADDR))
-        while not _loopback_up(probe):
-            try:
-                changes.recv(65536)
-            except OSError as e:
-                if e.errno != errno.ENOBUFS:  # changes were dropped: look again
-                    raise
-
-
-def _loopback_up(probe: socket.socket) -> bool:  # pragma: no cover - runs in the child
-    request = struct.pack("16s24x", b"lo")  # struct ifreq
-    flags = struct.unpack_from("H", fcntl.ioctl(probe, _SIOCGIFFLAGS, request), 16)[0]
-    if not flags & _IFF_UP:
-        return False
-    try:
-        answer = fcntl.ioctl(probe, _SIOCGIFADDR, request)
-    except OSError as e:
-        if e.errno == errno.EADDRNOTAVAIL:
-            return False
-        raise
-    return answer[20:24] == socket.inet_aton("127.0.0.1")
-
-
-def _add_unreachable(blocked: tuple[ipaddress.IPv4Network, ...]) -> None:
-    """rtnetlink's RTM_NEWROUTE, type unreachable, for each network: `ip route add unreachable`."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:
-        for seq, network in enumerate(blocked, 1):
-            route = struct.pack(
-                "BBBBBBBBI",
-                socket.AF_INET,
-                network.prefixlen,
-                0,
-                0,
-                _RT_TABLE_MAIN,
-                _RTPROT_STATIC,
-                0,
-                _RTN_UNREACHABLE,
-                0,
-            )
-            route += struct.pack("HH", 8, _RTA_DST) + network.network_address.packed
-            flags = _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_EXCL | _NLM_F_CREATE
-            sock.send(struct.pack("IHHII", 16 + len(route), _RTM_NEWROUTE, flags, seq, 0) + route)
-            error = struct.unpack_from("i", sock.recv(4096), 16)[0]
-            if error:
-                raise OSError(-error, f"cannot add route to {network}: {os.strerror(-error)}")
 
 
 class Slirp:
@@ -338,17 +212,28 @@ class Slirp:
         with contextlib.suppress(BrokenPipeError):  # it has ended: its result says why
             os.write(self.block_w, b"1")
 
+    def _as_sandbox(self) -> list[str]:
+        """netsetup's options that make it the sandbox's uid."""
+        if self.uid is None or self.gid is None:
+            return []
+        return ["--uid", str(self.uid), "--gid", str(self.gid)]
+
     async def _route(
         self, userns_fd: int | None, netns_fd: int, ended: asyncio.Future[int]
     ) -> None:
-        """Wait for bubblewrap's loopback, then add the unreachable routes (see _Routing)."""
+        """Wait for bubblewrap's loopback, then add the unreachable routes: netsetup's `route`,
+        as the sandbox's uid in its namespaces. slirp4netns itself stays in the host's."""
+        args = [*self._as_sandbox(), "--netns-fd", str(netns_fd)]
+        passed = [netns_fd]
+        if userns_fd is not None:
+            args += ["--userns-fd", str(userns_fd)]
+            passed.append(userns_fd)
+        for blocked in unreachable():
+            args += ["--unreachable", str(blocked)]
         output = os.memfd_create("routing", os.MFD_CLOEXEC)
         try:
-            routing = _Routing(userns_fd, netns_fd, unreachable(), output, self.uid, self.gid)
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child
-                routing()
-            code = await _exit_code(pid, ended, READY_SECONDS)
+            proc = await _helper(["route", *args], output, passed)
+            code = await _exit_code(proc, ended, READY_SECONDS)
             if ended.done():
                 return  # its result says why
             if code is None:
@@ -364,10 +249,11 @@ class Slirp:
     async def _start(
         self, userns_fd: int | None, netns_fd: int, ended: asyncio.Future[int]
     ) -> None:
+        """Start slirp4netns through netsetup's `relay`: as the sandbox's uid, with a
+        /dev/net/tun of its own that it may open (the host's may be root's only)."""
         ready_r, ready_w = os.pipe()
         output = os.memfd_create("slirp4netns", os.MFD_CLOEXEC)
         try:
-            setup = _SlirpSetup(self.uid, self.gid)
             args = [
                 "--configure",
                 "--mtu=65520",
@@ -379,23 +265,14 @@ class Slirp:
                 f"/proc/self/fd/{netns_fd}",
                 "tap0",
             ]
-            passed = (ready_w, netns_fd) if userns_fd is None else (ready_w, userns_fd, netns_fd)
+            passed = [ready_w, netns_fd] if userns_fd is None else [ready_w, userns_fd, netns_fd]
+            relay = ["relay", *self._as_sandbox()]
+            if self.uid is not None:
+                relay.append("--private-tun")
             try:
-                self.proc = await children.start(
-                    self.executable,
-                    *args,
-                    stdin=children.DEVNULL,
-                    stdout=output,
-                    stderr=output,
-                    pass_fds=passed,
-                    preexec_fn=setup,
-                    cwd="/",
-                    env={},
+                self.proc = await _helper(
+                    [*relay, "--", self.executable, "slirp4netns", *args], output, passed
                 )
-            except OSError as e:
-                raise SandboxError(f"cannot start slirp4netns: {e}") from e
-            except Exception as e:
-                raise SandboxError(f"cannot start slirp4netns: {_said(output) or e}") from e
             finally:
                 os.close(ready_w)
             ready = await until_readable(ready_r, ended, READY_SECONDS)
@@ -436,19 +313,38 @@ async def until_readable(fd: int, ended: asyncio.Future[int], timeout: float | N
     return readable in done
 
 
-async def _exit_code(pid: int, ended: asyncio.Future[int], timeout: float) -> int | None:
-    """The exit code of the child PID, reaped; None, once it is killed and reaped, if ENDED
-    finished or TIMEOUT passed first."""
-    pidfd = os.pidfd_open(pid)
-    exited = False
+async def _helper(args: list[str], output: int, passed: list[int]) -> children.Child:
+    """netsetup with ARGS, its output to OUTPUT, the fds PASSED handed down."""
     try:
-        exited = await until_readable(pidfd, ended, timeout)
+        return await children.start(
+            programs.network(),
+            *args,
+            stdin=children.DEVNULL,
+            stdout=output,
+            stderr=output,
+            pass_fds=passed,
+            cwd="/",
+            env={},
+        )
+    except OSError as e:
+        raise SandboxError(f"cannot set up the sandbox's network: {e}") from e
+
+
+async def _exit_code(
+    proc: children.Child, ended: asyncio.Future[int], timeout: float
+) -> int | None:
+    """The exit code of PROC; None, once it is killed and reaped, if ENDED finished or TIMEOUT
+    passed first."""
+    exited = asyncio.ensure_future(proc.wait())
+    try:
+        await asyncio.wait({exited, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if exited.done():
+            return exited.result()
     finally:
-        if not exited:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        os.close(pidfd)
-        status = os.waitpid(pid, 0)[1]  # at once: it has exited, or was killed
-    return os.waitstatus_to_exitcode(status) if exited else None
+        if not exited.done():
+            proc.kill()
+            await asyncio.shield(exited)
+    return None
 
 
 def _said(fd: int) -> str:

