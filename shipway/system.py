@@ -68,10 +68,14 @@ REQUIREMENTS = (
     Requirement("runc", "the runtime podman runs containers with", _command("runc")),
     Requirement("catatonit", "the init of each container", _command("catatonit")),
     Requirement("mmdebstrap", "Debian base images made without a registry", _command("mmdebstrap")),
-    Requirement("gcc", "building the sandbox's programs (reaper.c, netsetup.c)", _command("cc")),
+    Requirement(
+        "gcc",
+        "building shipway's C programs (the sandbox's supervisor, its network, the git hook)",
+        _command("cc"),
+    ),
     Requirement(
         "libc6-dev",
-        "building the sandbox's programs (reaper.c, netsetup.c)",
+        "building shipway's C programs (the sandbox's supervisor, its network, the git hook)",
         lambda: os.path.exists("/usr/include/stdlib.h"),
     ),
 )

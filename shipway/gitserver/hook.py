@@ -1,6 +1,6 @@
 """The pre-receive hook's work: deploy each pushed branch before its ref moves.
 
-git runs the hook (shipway.gitserver.relay) with the pushed objects still in quarantine and
+git runs the hook (relay.c) with the pushed objects still in quarantine and
 `OLD NEW REF` lines on stdin; the hook hands them to this server over the push's `Channel`,
 and a thread here deploys the branches as the pusher, calling the API back. All it says
 reaches the pusher as `remote: …` lines, and a non-zero exit code rejects the whole push, so
@@ -174,7 +174,7 @@ def _serve(channel: socket.socket, api: Api, app: str) -> None:
 
 @dataclass(frozen=True)
 class HookRequest:
-    """What the hook sends (see relay.py): the push's quarantine directory, and git's lines."""
+    """What the hook sends (see relay.c): the push's quarantine directory, and git's lines."""
 
     quarantine: str | None
     updates: list[str]

@@ -8,10 +8,11 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
+
+from shipway import native
 
 HOOK = "pre-receive"
 
@@ -42,16 +43,16 @@ def identity(app_id: int, created_at: datetime) -> str:
     return f"{app_id}@{created_at.isoformat()}"
 
 
-#: The hook git runs: a script of the standard library only, handing the push to the server.
-RELAY = Path(__file__).with_name("relay.py")
+#: The hook git runs: a small C program handing the push to the server (see relay.c).
+RELAY = Path(__file__).with_name("relay.c")
 
 
-def hook_script(python: str | None = None) -> str:
-    """The hook: this interpreter, isolated and without site-packages, runs the relay."""
+def hook_script() -> str:
+    """The hook: the relay, built from relay.c (NativeError where it cannot be)."""
     return (
         "#!/bin/sh\n"
         "# Installed by shipway: deploy each pushed branch; a failed build rejects the push.\n"
-        f"exec {shlex.quote(python or sys.executable)} -I -S {shlex.quote(str(RELAY))}\n"
+        f"exec {shlex.quote(native.program(RELAY))}\n"
     )
 
 

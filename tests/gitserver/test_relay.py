@@ -1,15 +1,16 @@
-"""The pre-receive hook git runs is a script of the standard library only: it hands the push
-to the server over the push's own channel and passes back what the server says."""
+"""The pre-receive hook git runs is a small C program: it hands the push to the server over the
+push's own channel and passes back what the server says."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
+from shipway import native
 from shipway.client.api import Api
 from shipway.gitserver import hook, repos
 
@@ -22,7 +23,7 @@ def relay(channel: hook.Channel | None, stdin: str) -> subprocess.CompletedProce
     """Run the hook as git does, with CHANNEL's end inherited (or none)."""
     try:
         return subprocess.run(
-            [sys.executable, "-I", "-S", str(repos.RELAY)],
+            [native.program(repos.RELAY)],
             input=stdin,
             env={"PATH": "/usr/bin:/bin", **(channel.env if channel else {})},
             pass_fds=channel.fds if channel else (),
@@ -57,21 +58,31 @@ def test_the_server_side_ends_when_git_never_runs_the_hook() -> None:
     assert not channel.thread.is_alive()
 
 
-def test_the_hook_imports_nothing_but_os_and_sys() -> None:
-    """git waits for the hook's start on every push: it loads no module beyond those two."""
+def test_the_hook_git_runs_is_the_relay_program(tmp_path: Path) -> None:
+    repo = repos.ensure(tmp_path, 1, "web", "identity")
+    hook = (repo / "hooks" / repos.HOOK).read_text()
+    assert hook.splitlines()[-1] == f"exec {native.program(repos.RELAY)}"
 
-    def imported(*argv: str) -> set[str]:
+
+def test_a_server_that_says_much_and_nonsense_reaches_the_pusher_as_it_is() -> None:
+    """Lines of any kind but exit are shown; a bad exit code rejects the push."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        long = "x" * 100_000
+        theirs.sendall(f"say one\nsay {long}\nbare\nsay two words\nexit nope\n".encode())
         done = subprocess.run(
-            [sys.executable, "-I", "-S", "-X", "importtime", *argv],
-            env={"PATH": "/usr/bin:/bin"},
+            [native.program(repos.RELAY)],
+            input=f"{OLD} {NEW} refs/heads/main\n",
+            env={"SHIPWAY_HOOK_FD": str(ours.fileno())},
+            pass_fds=(ours.fileno(),),
             capture_output=True,
             text=True,
             timeout=60,
         )
-        lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
-        return {line.split("|")[-1].strip() for line in lines[1:]}
-
-    assert imported(str(repos.RELAY)) <= imported("-c", "import os, sys")
+        sent = theirs.recv(4096).decode()
+    assert sent == f"{len(OLD + NEW) + 19}\n\n{OLD} {NEW} refs/heads/main\n"
+    assert done.returncode == 1
+    assert done.stdout == f"one\n{long}\n\ntwo words\n"
 
 
 @pytest.mark.parametrize("sent", [b"", b"x" * 100, b"12x\n", b"99999999999\n", b"20\nshort"])

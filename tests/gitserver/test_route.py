@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
+from shipway import native
 from shipway.gitserver.pktline import FLUSH, pkt
 from tests.helpers import make_token
 
@@ -70,6 +74,32 @@ def test_an_unknown_app_is_a_404_that_says_how_to_create_it(api: TestClient) -> 
     response = api.get(INFO.format(app="ghost", service="git-receive-pack"))
     assert response.status_code == 404
     assert response.text == "no app named 'ghost'; create it with: shipway apps create ghost\n"
+
+
+def test_without_a_c_compiler_the_push_is_refused_saying_what_to_install(
+    api: TestClient,
+    admin_token: str,
+    app_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hook is a C program built on first use; where it cannot be, git hears why."""
+    path = tmp_path / "bin"  # git, but no cc
+    path.mkdir()
+    git = shutil.which("git")
+    assert git is not None
+    (path / "git").symlink_to(git)
+    monkeypatch.setenv("PATH", str(path))
+    monkeypatch.setattr(
+        native, "program", lambda source: native._compile(source, tmp_path / source.stem)
+    )
+    response = api.get(
+        INFO.format(app=app_name, service="git-receive-pack"),
+        auth=basic(admin_token),
+        headers={"Authorization": ""},
+    )
+    assert response.status_code == 503
+    assert "no C compiler (cc); install gcc and libc6-dev" in response.text
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from shipway import native
+from shipway.native import NativeError
 from shipway.sandbox import SandboxError, programs
 from tests.sandbox.conftest import cancel, started
 
@@ -58,16 +60,22 @@ def test_without_a_c_compiler_the_supervisor_cannot_be_built_and_says_what_to_in
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(SandboxError, match=r"no C compiler \(cc\); install gcc and libc6-dev"):
-        programs._compile(programs.SUPERVISOR, tmp_path / "reaper")
+    with pytest.raises(NativeError, match=r"no C compiler \(cc\); install gcc and libc6-dev"):
+        native._compile(programs.SUPERVISOR, tmp_path / "reaper")
     assert list(tmp_path.iterdir()) == []
+    # And a sandbox says so, as any sandbox it cannot set up.
+    monkeypatch.setattr(
+        programs.native, "program", lambda source: native._compile(source, tmp_path / "x")
+    )
+    with pytest.raises(SandboxError, match=r"no C compiler \(cc\)"):
+        programs.supervisor()
 
 
 def test_a_compiler_error_is_named_and_leaves_nothing_behind(tmp_path: Path) -> None:
     broken = tmp_path / "reaper.c"
     broken.write_text("int main(void) { return missing; }\n")
-    with pytest.raises(SandboxError, match=r"from reaper\.c: .*missing"):
-        programs._compile(broken, tmp_path / "reaper")
+    with pytest.raises(NativeError, match=r"from reaper\.c: .*missing"):
+        native._compile(broken, tmp_path / "reaper")
     assert list(tmp_path.iterdir()) == [broken]
 
 

@@ -23,6 +23,7 @@ from shipway.apps import service as apps
 from shipway.client.api import Api
 from shipway.errors import NotFound, Unauthorized
 from shipway.gitserver import backend, hook, repos
+from shipway.native import NativeError
 from shipway.store import Store
 
 router = APIRouter(include_in_schema=False, route_class=Route)
@@ -62,9 +63,12 @@ async def git_http(app: str, path: str, request: Request) -> Response:
     if pushing and not access.principal.role.allows(Role.DEPLOYER):
         return _text(403, f"a {access.principal.role} token can fetch but not push")
     data_dir = ctx.settings.data_dir
-    repo = await asyncio.to_thread(
-        repos.ensure, data_dir, access.organization_id, app, access.app_identity
-    )
+    try:
+        repo = await asyncio.to_thread(
+            repos.ensure, data_dir, access.organization_id, app, access.app_identity
+        )
+    except NativeError as e:  # the hook cannot be built here: say what to install
+        return _text(503, e.message)
     limit = await _push_limit(repo, ctx.settings.max_source) if pushing else None
     # Only a receive-pack POST runs the pre-receive hook.
     channel = (
