@@ -55,6 +55,9 @@ class Requirement:
     present: Callable[[], bool]
 
 
+#: What gcc and libc6-dev are for (see shipway.native).
+_C_PROGRAMS = "building shipway's C programs (the sandbox's supervisor, its network, the git hook)"
+
 REQUIREMENTS = (
     Requirement("git", "git pushes and builds", _command("git")),
     Requirement("python3-venv", "Python builds", _venv),
@@ -68,16 +71,8 @@ REQUIREMENTS = (
     Requirement("runc", "the runtime podman runs containers with", _command("runc")),
     Requirement("catatonit", "the init of each container", _command("catatonit")),
     Requirement("mmdebstrap", "Debian base images made without a registry", _command("mmdebstrap")),
-    Requirement(
-        "gcc",
-        "building shipway's C programs (the sandbox's supervisor, its network, the git hook)",
-        _command("cc"),
-    ),
-    Requirement(
-        "libc6-dev",
-        "building shipway's C programs (the sandbox's supervisor, its network, the git hook)",
-        lambda: os.path.exists("/usr/include/stdlib.h"),
-    ),
+    Requirement("gcc", _C_PROGRAMS, _command("cc")),
+    Requirement("libc6-dev", _C_PROGRAMS, lambda: os.path.exists("/usr/include/stdlib.h")),
 )
 
 
