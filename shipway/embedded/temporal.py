@@ -11,7 +11,8 @@ holds 8 MiB less, for no CPU that can be measured. It runs on half the cores (go
 Its background services that shipway has no use for are off (DYNAMIC_CONFIG). Each is a
 worker of Temporal's own that keeps long polls open, renewed every minute: with them off,
 the server alone at rest takes half the CPU (0.30 against 0.59 % of a core) and 20 MiB
-less."""
+less. The rest of DYNAMIC_CONFIG fits it to one server with one namespace: with shipway's
+workers polling it, it took 0.80 % of a core at rest, and 0.43 % with these."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ DYNAMIC_CONFIG = (
     # deletes finished workflows.
     "worker.taskQueueScannerEnabled=false",
     "worker.historyScannerEnabled=false",
+    # One partition per task queue rather than four: partitions spread a busy queue over the
+    # hosts of a cluster, and on one server they only forward polls and tasks to each other.
+    # With one, an activity reaches its poller in 6 ms rather than 8-10 (so does each step of
+    # a deploy), and the server at rest renews a quarter of the leases.
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+    # How often each service reloads the namespaces (2 s by default): shipway has one.
+    'system.namespaceCacheRefreshInterval="10s"',
+    # How often a task queue writes how far it has handed out its tasks (1 min by default).
+    # It is only where a restarted server starts reading again: a task read twice is one the
+    # history service has seen started and is dropped.
+    'matching.updateAckInterval="5m"',
 )
 
 

@@ -1,11 +1,15 @@
-"""The embedded Temporal runs without the background workers shipway has no use for."""
+"""The embedded Temporal runs without the background workers shipway has no use for, and with
+one partition per task queue."""
 
 from __future__ import annotations
 
 import pytest
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    ListTaskQueuePartitionsRequest,
+)
 from temporalio.client import Client
 
 from tests.helpers import until
@@ -42,3 +46,13 @@ async def test_the_workers_shipway_has_no_use_for_do_not_poll(servers: Servers) 
     await until(lambda: pollers(client, KEPT))
     for queue in OFF:
         assert await pollers(client, queue) == 0, queue
+
+
+async def test_each_task_queue_has_one_partition(servers: Servers) -> None:
+    """On one server, partitions would only forward polls and tasks to each other."""
+    client = await Client.connect(servers.temporal_address)
+    response = await client.workflow_service.list_task_queue_partitions(
+        ListTaskQueuePartitionsRequest(namespace="default", task_queue=TaskQueue(name="any"))
+    )
+    assert len(response.workflow_task_queue_partitions) == 1
+    assert len(response.activity_task_queue_partitions) == 1
