@@ -7,7 +7,7 @@
 - netsetup.c gives a networked sandbox its routes and starts its slirp4netns (see network.py).
 
 With them shipway never forks for a sandbox: it starts each with vfork and exec, which costs
-the same whatever shipway's size, where a fork of a node holding 100 MiB took 10-15 ms.
+the same whatever shipway's size, where each fork of a node holding 100 MiB took 10-20 ms.
 Without a C compiler, a sandbox is refused and says what to install.
 """
 
