@@ -266,9 +266,9 @@ class Slirp:
                 "tap0",
             ]
             passed = [ready_w, netns_fd] if userns_fd is None else [ready_w, userns_fd, netns_fd]
-            relay = ["relay", *self._as_sandbox()]
-            if self.uid is not None:
-                relay.append("--private-tun")
+            # A switched uid may not open the host's /dev/net/tun: it gets one of its own.
+            as_sandbox = self._as_sandbox()
+            relay = ["relay", *as_sandbox, *(["--private-tun"] if as_sandbox else [])]
             try:
                 self.proc = await _helper(
                     [*relay, "--", self.executable, "slirp4netns", *args], output, passed
