@@ -51,7 +51,7 @@ from shipway.runtime.instance import (
 )
 from shipway.runtime.lifecycle import InstanceState
 from shipway.runtime.placement import Key, Placement
-from shipway.sandbox import Limits, Mount, SandboxError, network
+from shipway.sandbox import Limits, Mount, SandboxError, expect_sandboxes, network
 from shipway.settings import DEFAULT_RELEASE_TIMEOUT
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Environment
@@ -147,6 +147,7 @@ class Runtime:
         to run (no `release:`, or a rollback: the release phase ran when its code first went
         out). Raises ReleasePhaseFailed, with its last output, if it fails, runs past the
         release timeout or hits a limit."""
+        expect_sandboxes()
         place, source = await asyncio.to_thread(self._deployment, deployment_id)
         command = place.manifest.release_command
         if command is None or source == deploys.ROLLBACK:
@@ -189,6 +190,7 @@ class Runtime:
     async def launch(self, deployment_id: int) -> Generation:
         """Start the release of a deploying deployment and wait until it is healthy; it is
         routed by `route`. Raises InstanceFailed (nothing left running) when it cannot be."""
+        expect_sandboxes()
         place = (await asyncio.to_thread(self._deployment, deployment_id))[0]
         for other_id, other in list(self._pending.items()):
             if other.placement.key == place.key:  # a superseded deploy's instances

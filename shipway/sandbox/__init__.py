@@ -44,6 +44,7 @@ Ending
 
 from __future__ import annotations
 
+from shipway.sandbox.joins import expect_sandboxes
 from shipway.sandbox.runner import run
 from shipway.sandbox.spec import (
     Limits,
@@ -62,6 +63,7 @@ __all__ = [
     "SandboxResult",
     "SandboxSpec",
     "Started",
+    "expect_sandboxes",
     "run",
     "toolchain_mounts",
 ]

@@ -68,9 +68,7 @@ async def run(
     with lease() as ident:
         where = cgroups.hierarchy() if ident.switched else None
         try:
-            if ident.switched:
-                await asyncio.to_thread(_hand_over, spec, ident)
-            group = Cgroup.create(where, f"slot-{ident.slot}", spec.limits) if where else None
+            group = await asyncio.to_thread(_prepare, spec, ident, where)
         except OSError as e:
             raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         try:
@@ -78,6 +76,14 @@ async def run(
         finally:
             if group is not None:
                 await group.dispose(REAP_SECONDS)
+
+
+def _prepare(spec: SandboxSpec, ident: Identity, where: cgroups.Hierarchy | None) -> Cgroup | None:
+    """Hand the sandbox's files to its uid and make its cgroup (both block, the cgroup on a
+    kernel lock that may wait for an RCU grace period: see shipway.sandbox.joins)."""
+    if ident.switched:
+        _hand_over(spec, ident)
+    return Cgroup.create(where, f"slot-{ident.slot}", spec.limits) if where else None
 
 
 def _hand_over(spec: SandboxSpec, ident: Identity) -> None:
