@@ -51,6 +51,19 @@ def descendants(spans: list[Span], root: Span) -> Iterator[Span]:
         yield from descendants(spans, child)
 
 
+def of_the_release(spans: list[Span], root: Span) -> Iterator[Span]:
+    """The push's spans, with those of sandboxes and instances only where they start the new
+    release (under go_live): a push may run other sandboxes meanwhile (a build's, a
+    function's), whose steps would otherwise mix with the release's."""
+    starts = [
+        s for s in descendants(spans, root) if s.name == "RunActivity:shipway.runtime.go_live"
+    ]
+    release = {s.span_id for start in starts for s in descendants(spans, start)}
+    for span in descendants(spans, root):
+        if span.span_id in release or not span.name.startswith(("sandbox.", "instance.")):
+            yield span
+
+
 def push_until_live(bench: Bench, marker: str) -> tuple[float, float]:
     """Seconds from the start of `git push` to its end, and to the new version answering."""
     app = bench.repo / "app.py"
@@ -98,7 +111,7 @@ def main() -> None:
 
                 root = receiver.wait(rooted, 30, "the push's first request")
                 spans = [s for s in receiver.received() if s.trace_id == switch.trace_id]
-                for span in descendants(spans, root):
+                for span in of_the_release(spans, root):
                     if span.name in offsets:
                         offsets[span.name].append(
                             ((span.start - root.start) / 1e6, (span.end - root.start) / 1e6)
