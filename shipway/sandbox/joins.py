@@ -38,6 +38,12 @@ class _QuickJoins:
         #: Writes made so far.
         self.writes = 0
 
+    @property
+    def running(self) -> bool:
+        """Whether its thread is keeping joins quick now."""
+        with self._lock:
+            return self._running
+
     def extend(self, seconds: float) -> None:
         where = cgroups.hierarchy()
         if where is None:

@@ -5,7 +5,6 @@ as ever."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +23,6 @@ def until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
-def running() -> bool:
-    return any(t.name == "quick-joins" for t in threading.enumerate())
-
-
 @pytest.fixture
 def v1() -> None:
     if cgroups.hierarchy() is None:
@@ -39,11 +34,11 @@ def test_keeping_joins_quick_moves_nothing_and_stops_when_its_time_is_up() -> No
     before = Path("/proc/self/cgroup").read_text()
     quick = joins._QuickJoins()
     quick.extend(0.05)
-    until(lambda: quick.writes >= 2 and not running(), "two writes, then the thread ended")
+    until(lambda: quick.writes >= 2 and not quick.running, "two writes, then the thread ended")
     assert Path("/proc/self/cgroup").read_text() == before
     done = quick.writes
     quick.extend(0.05)
-    until(lambda: quick.writes > done and not running(), "a later extend writes again")
+    until(lambda: quick.writes > done and not quick.running, "a later extend writes again")
 
 
 def test_a_process_that_cannot_write_gives_up_once_and_says_so(
@@ -54,9 +49,9 @@ def test_a_process_that_cannot_write_gives_up_once_and_says_so(
     quick = joins._QuickJoins()
     with caplog.at_level(logging.INFO, logger=joins.__name__):
         quick.extend(1)
-        until(lambda: not running(), "the thread ended")
+        until(lambda: not quick.running, "the thread ended")
         quick.extend(1)
-        assert not running()
+        assert not quick.running
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "cgroup joins wait for the kernel" in said[0], said
     assert quick.writes == 0
@@ -66,7 +61,7 @@ def test_without_sandbox_cgroups_nothing_is_written(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(cgroups, "hierarchy", lambda: None)
     quick = joins._QuickJoins()
     quick.extend(1)
-    assert not running() and quick.writes == 0
+    assert not quick.running and quick.writes == 0
 
 
 @pytest.mark.usefixtures("v1")
