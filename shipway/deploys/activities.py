@@ -16,6 +16,7 @@ from shipway.deploys.lifecycle import BuildStatus, DeploymentStatus, is_terminal
 from shipway.deploys.workflow import Outcome
 from shipway.errors import ShipwayError
 from shipway.releases.manifest import Manifest
+from shipway.sandbox import expect_sandboxes
 from shipway.store import Store
 from shipway.store.tables import Build, Deployment, Release
 
@@ -28,7 +29,11 @@ class DeployActivities:
     @activity.defn(name="shipway.deploy.release")
     async def release(self, outcome: Outcome) -> Outcome:
         """Record the built release (if a build made one) and move the deployment to deploying,
-        once the environment's add-ons are there (a preview's own made) and their servers up."""
+        once the environment's add-ons are there (a preview's own made) and their servers up.
+
+        Its instances start next: where a node runs on this machine, the wait of their cgroup
+        joins passes meanwhile (see shipway.sandbox.joins)."""
+        expect_sandboxes()
         if self.addons is not None:
             try:
                 await addon_service.prepare(

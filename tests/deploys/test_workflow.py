@@ -17,6 +17,7 @@ from shipway.accounts.roles import Principal, Role
 from shipway.apps import service as apps
 from shipway.builder.activity import BuilderActivities
 from shipway.builder.messages import builder_queue
+from shipway.deploys import activities as deploy_activities
 from shipway.deploys import launch
 from shipway.deploys.activities import DeployActivities
 from shipway.deploys.workflow import DeployInput, DeployWorkflow, _may_have_release_phase
@@ -193,6 +194,17 @@ async def test_a_static_site_becomes_a_live_release(platform: Platform) -> None:
     with platform.store.transaction() as session:
         [release] = session.scalars(select(Release)).all()
         assert release.version == 1 and release.manifest["static_root"] == "."
+
+
+async def test_recording_a_release_readies_the_cgroup_joins_of_its_instances(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its instances start next: the joins' wait passes meanwhile (shipway.sandbox.joins)."""
+    readied: list[bool] = []
+    monkeypatch.setattr(deploy_activities, "expect_sandboxes", lambda: readied.append(True))
+    deployment = await platform.deploy({"index.html": "<h1>hi"})
+    assert await platform.wait(deployment, {"live", "failed"}) == "live"
+    assert readied == [True]
 
 
 async def test_a_source_without_a_stack_fails_with_what_was_looked_for(
