@@ -35,6 +35,7 @@ STEPS = (
     "RunActivity:shipway.build",
     "RunActivity:shipway.deploy.release",
     "RunActivity:shipway.runtime.go_live",
+    "release.early_start",
     "instance.start",
     "sandbox.spawn",
     "sandbox.setup",
@@ -45,6 +46,11 @@ STEPS = (
 )
 
 
+#: The spans under which the node starts the release: on hearing it recorded, or when the
+#: workflow asks (a release with a release phase).
+STARTS = ("release.early_start", "RunActivity:shipway.runtime.go_live")
+
+
 def descendants(spans: list[Span], root: Span) -> Iterator[Span]:
     for child in children(spans, root):
         yield child
@@ -53,11 +59,9 @@ def descendants(spans: list[Span], root: Span) -> Iterator[Span]:
 
 def of_the_release(spans: list[Span], root: Span) -> Iterator[Span]:
     """The push's spans, with those of sandboxes and instances only where they start the new
-    release (under go_live): a push may run other sandboxes meanwhile (a build's, a
+    release (under STARTS): a push may run other sandboxes meanwhile (a build's, a
     function's), whose steps would otherwise mix with the release's."""
-    starts = [
-        s for s in descendants(spans, root) if s.name == "RunActivity:shipway.runtime.go_live"
-    ]
+    starts = [s for s in descendants(spans, root) if s.name in STARTS]
     release = {s.span_id for start in starts for s in descendants(spans, start)}
     for span in descendants(spans, root):
         if span.span_id in release or not span.name.startswith(("sandbox.", "instance.")):

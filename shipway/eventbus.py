@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from shipway import tracing
 from shipway.events import Event
 from shipway.links import NatsLink
 
@@ -59,10 +60,11 @@ class Publisher:
         if where is None or self.loop.is_closed():
             return
         body = json.dumps({"action": event.action, "subject": event.subject}).encode()
-        self.loop.call_soon_threadsafe(self._send, where, body)
+        # The span that made the change, for work a listener does on hearing it.
+        self.loop.call_soon_threadsafe(self._send, where, body, tracing.headers() or None)
 
-    def _send(self, where: str, body: bytes) -> None:
-        sending = asyncio.ensure_future(self.link.nc.publish(where, body))
+    def _send(self, where: str, body: bytes, headers: dict[str, str] | None) -> None:
+        sending = asyncio.ensure_future(self.link.nc.publish(where, body, headers=headers))
         self._sending.add(sending)
         sending.add_done_callback(self._sent)
 

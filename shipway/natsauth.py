@@ -72,7 +72,11 @@ PERMISSIONS: dict[Role, dict[str, list[str]]] = {
             f"{_JS}.CONSUMER.DELETE.LOGS.*",
             f"{_JS}.CONSUMER.INFO.LOGS.*",
         ],
-        "subscribe": [INBOX[Role.NODE] + ".>"],
+        "subscribe": [
+            INBOX[Role.NODE] + ".>",
+            # A deployment's changes: its release recorded, so that the node starts it.
+            "events.deployment.>",
+        ],
     },
 }
 

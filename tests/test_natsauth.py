@@ -14,7 +14,7 @@ import nkeys
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from shipway import natsauth
+from shipway import eventbus, natsauth
 from shipway.audit.consumer import subject as audit_subject
 from shipway.errors import ServiceError
 from shipway.fleet import registry
@@ -99,6 +99,25 @@ async def test_a_node_writes_app_logs_only(servers: Servers, control: NatsLink) 
         assert await bus.last_published(node.js, "app", 42) == 1
         await _refused(lambda: node.js.publish(bus.subject("build", 7), b"x", timeout=REFUSED))
         await _refused(lambda: node.nc.jetstream(timeout=REFUSED).key_value(FUNCTIONS))
+    finally:
+        await node.close()
+
+
+async def test_a_node_hears_of_deployments_and_of_no_other_event(
+    servers: Servers, control: NatsLink
+) -> None:
+    node = servers.link(Role.NODE)
+    await node.connect()
+    try:
+        deployments = await node.nc.subscribe(eventbus.subject("deployment", 12))
+        others = await node.nc.subscribe(eventbus.subject("app", 3))
+        await node.nc.flush()
+        await control.nc.publish(eventbus.subject("app", 3, "app.created"), b"{}")
+        await control.nc.publish(eventbus.subject("deployment", 12, "deployment.deploying"), b"{}")
+        heard = await deployments.next_msg(timeout=10)
+        assert heard.subject == "events.deployment.12.deployment.deploying"
+        with pytest.raises(Exception, match=r"timeout|Timeout"):
+            await others.next_msg(timeout=1)
     finally:
         await node.close()
 

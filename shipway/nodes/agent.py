@@ -30,6 +30,7 @@ from shipway.router import Router, RouteTable, UnixUpstream
 from shipway.runtime.activities import RuntimeActivities
 from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import NODE_QUEUE
+from shipway.runtime.prelaunch import Prelaunch
 from shipway.sandbox import network
 from shipway.settings import Settings
 from shipway.store import Store
@@ -105,6 +106,9 @@ class Node:
         temporal = await connect_temporal(
             self.links.temporal, settings.temporal_namespace, **temporal_security(settings)
         )
+        prelaunch = Prelaunch(runtime, link)
+        await prelaunch.start()
+        stack.push_async_callback(prelaunch.close)
         activities = RuntimeActivities(runtime, store)
         workers = Workers(
             temporal,

@@ -14,6 +14,7 @@ fails, nothing of the release starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import shutil
@@ -23,7 +24,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -55,6 +56,9 @@ from shipway.sandbox import Limits, Mount, SandboxError, expect_sandboxes, netwo
 from shipway.settings import DEFAULT_RELEASE_TIMEOUT
 from shipway.store import Store
 from shipway.store.tables import App, Deployment, Environment
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,10 @@ class Runtime:
         self.box = SecretBox.load(data_dir)
         self._live: dict[Key, Generation] = {}
         self._pending: dict[int, Generation] = {}
+        #: Starts `prelaunch` began that no `launch` has taken over yet.
+        self._early: dict[int, asyncio.Task[Generation | None]] = {}
+        #: Deployments whose `launch` is under way.
+        self._launching: set[int] = set()
         self._logs: dict[int, AppLog] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._idle_task: asyncio.Task[None] | None = None
@@ -148,9 +156,9 @@ class Runtime:
         out). Raises ReleasePhaseFailed, with its last output, if it fails, runs past the
         release timeout or hits a limit."""
         expect_sandboxes()
-        place, source = await asyncio.to_thread(self._deployment, deployment_id)
-        command = place.manifest.release_command
-        if command is None or source == deploys.ROLLBACK:
+        place, source, _ = await asyncio.to_thread(self._deployment, deployment_id)
+        command = _release_command(place, source)
+        if command is None:
             return None
         with tracing.span("release.phase", _traced(place)):
             return await self._release_phase(place, command)
@@ -189,9 +197,51 @@ class Runtime:
 
     async def launch(self, deployment_id: int) -> Generation:
         """Start the release of a deploying deployment and wait until it is healthy; it is
-        routed by `route`. Raises InstanceFailed (nothing left running) when it cannot be."""
+        routed by `route`. It takes over the start `prelaunch` began, if any. Raises
+        InstanceFailed (nothing left running) when it cannot be."""
+        self._launching.add(deployment_id)
+        try:
+            early = self._early.pop(deployment_id, None)
+            generation = await early if early is not None else None
+            if generation is None:
+                expect_sandboxes()
+                place = (await asyncio.to_thread(self._deployment, deployment_id))[0]
+                generation = await self._start_pending(deployment_id, place)
+            return generation
+        finally:
+            self._launching.discard(deployment_id)
+
+    def prelaunch(self, deployment_id: int, parent: Context | None = None) -> bool:
+        """Begin to start the release of a deployment just recorded deploying, before its
+        workflow asks for it (`launch` then takes it over); whether it began. Nothing begins
+        where a start of it is under way or done; and what began starts nothing when the
+        deployment is no longer deploying, or its release has a release phase to run first.
+        Its span is a child of PARENT: the change that made it deploying."""
+        if any(deployment_id in begun for begun in (self._early, self._launching, self._pending)):
+            return False
+        self._early[deployment_id] = asyncio.ensure_future(self._prelaunch(deployment_id, parent))
+        return True
+
+    async def forget_early(self, deployment_id: int) -> None:
+        """Stop what `prelaunch` began for a deployment that is no longer deploying, if no
+        `launch` took it over (its workflow ended, or was replaced, before it asked)."""
+        if deployment_id in self._early:
+            await self.discard(deployment_id)
+
+    async def _prelaunch(self, deployment_id: int, parent: Context | None) -> Generation | None:
         expect_sandboxes()
-        place = (await asyncio.to_thread(self._deployment, deployment_id))[0]
+        try:
+            place, source, status = await asyncio.to_thread(self._deployment, deployment_id)
+        except ValidationError:
+            return None
+        if status is not DeploymentStatus.DEPLOYING or _release_command(place, source):
+            return None
+        with tracing.span("release.early_start", _traced(place), parent=parent):
+            return await self._start_pending(deployment_id, place)
+
+    async def _start_pending(self, deployment_id: int, place: Placement) -> Generation:
+        """Start PLACE for DEPLOYMENT_ID, stopping what a superseded deploy of the same
+        environment started; it waits in `_pending` for `route`."""
         for other_id, other in list(self._pending.items()):
             if other.placement.key == place.key:  # a superseded deploy's instances
                 del self._pending[other_id]
@@ -212,14 +262,20 @@ class Runtime:
         return True
 
     async def discard(self, deployment_id: int) -> None:
-        """Stop what `launch` started for a deployment that will not go live."""
+        """Stop what `launch` (or `prelaunch`) started for a deployment that will not go
+        live."""
+        early = self._early.pop(deployment_id, None)
+        if early is not None:
+            early.cancel()
+            with contextlib.suppress(BaseException):
+                await early
         generation = self._pending.pop(deployment_id, None)
         if generation is not None:
             await generation.stop()
 
-    def _deployment(self, deployment_id: int) -> tuple[Placement, str]:
-        """What a deployment runs, and what made it (its source: git, upload, config,
-        rollback)."""
+    def _deployment(self, deployment_id: int) -> tuple[Placement, str, DeploymentStatus]:
+        """What a deployment runs, what made it (its source: git, upload, config, rollback)
+        and its status."""
         with self.store.transaction() as session:
             deployment = session.get(Deployment, deployment_id)
             if deployment is None or deployment.release_id is None:
@@ -229,7 +285,7 @@ class Runtime:
             place = placements.load(
                 session, deployment.release_id, env.name, self.base_domain, self.box, self.data_dir
             )
-            return place, deployment.source
+            return place, deployment.source, DeploymentStatus(deployment.status)
 
     async def _start(self, place: Placement) -> Generation:
         """A generation of PLACE with every instance healthy (static sites have none)."""
@@ -523,6 +579,11 @@ class Runtime:
         """Stop every instance at once (shipway is stopping; `reconcile` restores them)."""
         if self._idle_task is not None:
             self._idle_task.cancel()
+        early = list(self._early.values())
+        self._early.clear()
+        for task in early:
+            task.cancel()
+        await asyncio.gather(*early, return_exceptions=True)
         generations = [*self._live.values(), *self._pending.values()]
         self._live.clear()
         self._pending.clear()
@@ -544,6 +605,12 @@ class Runtime:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _release_command(place: Placement, source: str) -> str | None:
+    """The release phase to run before PLACE starts: none for a rollback, whose release
+    phase ran when its code first went out."""
+    return None if source == deploys.ROLLBACK else place.manifest.release_command
 
 
 def _traced(place: Placement) -> tracing.Attributes:

@@ -154,6 +154,32 @@ def test_a_push_is_one_trace_from_git_to_the_route_switch(
     assert instance_start.end <= switch.start
 
 
+def test_a_release_started_on_hearing_it_recorded_is_in_the_push_trace(
+    traced: tuple[Instance, Receiver], tmp_path: Path
+) -> None:
+    """Without a release phase, the node starts the release as soon as NATS tells it the
+    release is recorded: that start is a child of the step that recorded it."""
+    instance, receiver = traced
+    app = "heard"
+    assert instance.cli("apps", "create", app).returncode == 0
+    files = {**FILES, "Procfile": "web: python3 server.py\n"}
+    pushed = push(instance, make_repo(tmp_path / app, files), app)
+    assert pushed.returncode == 0, pushed.stderr
+
+    def switched(spans: list[Span]) -> Span | None:
+        return one(spans, "route.switch", **{"shipway.app": app})
+
+    switch = receiver.wait(switched, 30, "the route switch's span")
+    spans = [s for s in receiver.received() if s.trace_id == switch.trace_id]
+    [recorded] = [s for s in spans if s.name == "RunActivity:shipway.deploy.release"]
+    early = child(spans, recorded, "release.early_start")
+    assert recorded.process == "control-plane" and early.process == "node"
+    instance_start = child(spans, early, "instance.start")
+    assert instance_start.attributes["shipway.instance"].endswith("web.1")
+    assert recorded.start <= early.start and instance_start.end <= switch.start
+    assert not any(s.error for s in spans)
+
+
 def test_the_router_hands_its_span_to_the_app(traced: tuple[Instance, Receiver]) -> None:
     instance, receiver = traced
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
