@@ -33,6 +33,7 @@ STEPS = (
     "POST /api/v1/apps/{app}/pushes",
     "StartWorkflow:shipway.Deploy",
     "RunActivity:shipway.build",
+    "release.record",
     "RunActivity:shipway.deploy.release",
     "RunActivity:shipway.runtime.go_live",
     "release.early_start",

@@ -231,6 +231,7 @@ class Server:
                 services.nats.js,
                 slots=BUILD_SLOTS,
                 graceful=STOP_BUILDS_AFTER,
+                on_built=deploys.record_built,
             )
         ][: self.settings.builders]
         assert services.invoker is not None

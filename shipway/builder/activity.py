@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from shipway.sandbox import Limits
 from shipway.store import Store
 
 HEARTBEAT_EVERY = 1.0
+
+#: Told a deployment's build output once it succeeded (see BuilderActivities).
+Built = Callable[[int, BuildOutput], Awaitable[None]]
 
 
 class Stopped(Enum):
@@ -54,8 +58,11 @@ class BuilderActivities:
         *,
         slots: SharedSlots | None = None,
         own_queue: str | None = None,
+        on_built: Built | None = None,
     ) -> None:
         """RECORDS: the store (a builder beside the control plane) or what stands for it.
+        ON_BUILT: what the process does with a build's output as soon as it succeeded, before
+        Temporal hears of it (inside `shipway up`: record its release).
         SLOTS: the builder's, which a build from OWN_QUEUE (sent here for the warm cache)
         claims; a pool build comes with its slot."""
         self.records = LocalRecords(records, data_dir) if isinstance(records, Store) else records
@@ -64,6 +71,7 @@ class BuilderActivities:
         self.name = name or builder_name()
         self.slots = slots
         self.own_queue = own_queue
+        self.on_built = on_built
         #: Builds running now.
         self.running = 0
 
@@ -158,12 +166,15 @@ class BuilderActivities:
         await self._held(task.build_id, attempt, log)
         await log.write(f"-----> Build succeeded ({sum(result.steps.values()):.2f}s)")
         await log.close("succeeded")
-        return BuildOutput(
+        output = BuildOutput(
             manifest=result.manifest.to_json(),
             cache_warm=result.cache_warm,
             builder=self.name,
             steps=result.steps,
         )
+        if self.on_built is not None:
+            await self.on_built(task.deployment_id, output)
+        return output
 
     async def _build_and_publish(self, request: BuildRequest, log: LogWriter) -> BuildResult:
         """Build, then put the release's layers, or its image, where releases run (sent over

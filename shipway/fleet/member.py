@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from temporalio.client import Client
 
 from shipway import __version__
-from shipway.builder.activity import BuilderActivities, builder_name
+from shipway.builder.activity import BuilderActivities, Built, builder_name
 from shipway.builder.messages import builder_queue, own_queue
 from shipway.builder.records import BuildRecords
 from shipway.fleet import registry
@@ -44,10 +44,12 @@ class Builder:
         slots: int = 2,
         graceful: float = 960.0,
         name: str | None = None,
+        on_built: Built | None = None,
     ) -> None:
         """GRACEFUL: seconds a drain waits for running builds, as long as a build may take
         and a little more; past it they are cancelled and Temporal gives them to another
-        builder. A builder inside `shipway up` stops with the server and waits less."""
+        builder. A builder inside `shipway up` stops with the server and waits less, and
+        records each release it builds at once (ON_BUILT, see BuilderActivities)."""
         self.js = js
         self.pool = pool
         self.labels = dict(labels or {})
@@ -55,7 +57,13 @@ class Builder:
         self.id = registry.builder_id(name or builder_name())
         shared = SharedSlots(slots)
         self.activities = BuilderActivities(
-            records, data_dir, js, name=self.id, slots=shared, own_queue=own_queue(self.id)
+            records,
+            data_dir,
+            js,
+            name=self.id,
+            slots=shared,
+            own_queue=own_queue(self.id),
+            on_built=on_built,
         )
         self.workers = [
             Workers(

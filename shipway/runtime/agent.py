@@ -230,13 +230,14 @@ class Runtime:
 
     async def _prelaunch(self, deployment_id: int, parent: Context | None) -> Generation | None:
         expect_sandboxes()
-        try:
-            place, source, status = await asyncio.to_thread(self._deployment, deployment_id)
-        except ValidationError:
-            return None
-        if status is not DeploymentStatus.DEPLOYING or _release_command(place, source):
-            return None
-        with tracing.span("release.early_start", _traced(place), parent=parent):
+        traced = {"shipway.deployment.id": deployment_id}
+        with tracing.span("release.early_start", traced, parent=parent):
+            try:
+                place, source, status = await asyncio.to_thread(self._deployment, deployment_id)
+            except ValidationError:
+                return None
+            if status is not DeploymentStatus.DEPLOYING or _release_command(place, source):
+                return None
             return await self._start_pending(deployment_id, place)
 
     async def _start_pending(self, deployment_id: int, place: Placement) -> Generation:

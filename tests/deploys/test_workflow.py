@@ -29,7 +29,7 @@ from shipway.runtime.activities import RuntimeActivities
 from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import NODE_QUEUE
 from shipway.store import Store
-from shipway.store.tables import Deployment, LogLine, Organization, Release
+from shipway.store.tables import AuditEntry, Build, Deployment, LogLine, Organization, Release
 from shipway.workers import Workers
 from tests.helpers import migrated_store, sandboxed
 from tests.runtime.conftest import app_log
@@ -139,8 +139,16 @@ class Platform:
         return deployment.id
 
 
+#: The builder inside `shipway up`: it records each release as its build succeeds.
+BESIDE = "builder beside the control plane"
+
+
 @pytest_asyncio.fixture
-async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
+async def platform(
+    servers: Servers, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Platform]:
+    """The control plane's workers, a node's and a builder's (with the parameter BESIDE,
+    one that records what it builds at once)."""
     store = migrated_store(f"sqlite:///{tmp_path / 'shipway.db'}")
     with store.transaction() as session:
         org = Organization(name="acme", is_admin=True)
@@ -156,6 +164,7 @@ async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
 
     pool = f"test-{uuid.uuid4().hex[:8]}"
     deploys = DeployActivities(store)
+    on_built = deploys.record_built if getattr(request, "param", None) == BESIDE else None
     control = Workers(
         client,
         "shipway-control",
@@ -170,7 +179,7 @@ async def platform(servers: Servers, tmp_path: Path) -> AsyncIterator[Platform]:
         client,
         builder_queue(pool),
         workflows=[],
-        activities=[BuilderActivities(store, tmp_path, link.js).build],
+        activities=[BuilderActivities(store, tmp_path, link.js, on_built=on_built).build],
     )
     control.start()
     builder.start()
@@ -194,6 +203,30 @@ async def test_a_static_site_becomes_a_live_release(platform: Platform) -> None:
     with platform.store.transaction() as session:
         [release] = session.scalars(select(Release)).all()
         assert release.version == 1 and release.manifest["static_root"] == "."
+
+
+@pytest.mark.parametrize("platform", [BESIDE], indirect=True)
+async def test_a_builder_beside_the_control_plane_records_its_release_once(
+    platform: Platform,
+) -> None:
+    """It records the release as the build succeeds; the workflow's step finds it there."""
+    first = await platform.deploy({"index.html": "<h1>one"})
+    assert await platform.wait(first, {"live", "failed"}) == "live", platform.reason(first)
+    second = await platform.deploy({"index.html": "<h1>two"})
+    assert await platform.wait(second, {"live", "failed"}) == "live", platform.reason(second)
+    with platform.store.transaction() as session:
+        releases = session.scalars(select(Release).order_by(Release.version)).all()
+        assert [r.version for r in releases] == [1, 2]
+        row = session.get(Deployment, second)
+        assert row is not None and row.release_id == releases[1].id
+        build = session.get(Build, row.build_id)
+        assert build is not None and build.status == "succeeded" and build.steps
+        assert [
+            e.action
+            for e in session.scalars(
+                select(AuditEntry).where(AuditEntry.subject == f"deployment:{second}")
+            )
+        ].count("deployment.deploying") == 1
 
 
 async def test_recording_a_release_readies_the_cgroup_joins_of_its_instances(

@@ -171,7 +171,10 @@ def test_a_release_started_on_hearing_it_recorded_is_in_the_push_trace(
 
     switch = receiver.wait(switched, 30, "the route switch's span")
     spans = [s for s in receiver.received() if s.trace_id == switch.trace_id]
-    [recorded] = [s for s in spans if s.name == "RunActivity:shipway.deploy.release"]
+    # The builder inside `shipway up` records the release as its build succeeds.
+    [recorded] = [s for s in spans if s.name == "release.record"]
+    [build] = [s for s in spans if s.span_id == recorded.parent_id]
+    assert build.name == "build" and build.attributes["shipway.app"] == app
     early = child(spans, recorded, "release.early_start")
     assert recorded.process == "control-plane" and early.process == "node"
     instance_start = child(spans, early, "instance.start")
