@@ -28,8 +28,9 @@ from shipway.store import Store
 
 HEARTBEAT_EVERY = 1.0
 
-#: Told a deployment's build output once it succeeded (see BuilderActivities).
-Built = Callable[[int, BuildOutput], Awaitable[None]]
+#: Told a deployment's build output once it succeeded (see BuilderActivities); whether it
+#: recorded the release.
+Built = Callable[[int, BuildOutput], Awaitable[bool]]
 
 
 class Stopped(Enum):
@@ -173,7 +174,7 @@ class BuilderActivities:
             steps=result.steps,
         )
         if self.on_built is not None:
-            await self.on_built(task.deployment_id, output)
+            output.recorded = await self.on_built(task.deployment_id, output)
         return output
 
     async def _build_and_publish(self, request: BuildRequest, log: LogWriter) -> BuildResult:

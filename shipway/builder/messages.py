@@ -29,6 +29,9 @@ class BuildOutput:
     cache_warm: bool
     builder: str
     steps: dict[str, float] = field(default_factory=dict)
+    #: Whether the builder recorded the release itself (one inside `shipway up`), so that the
+    #: workflow's release step only confirms it.
+    recorded: bool = False
 
 
 BUILD_ACTIVITY = "shipway.build"

@@ -37,7 +37,10 @@ class DeployActivities:
         once the environment's add-ons are there (a preview's own made) and their servers up.
 
         Its instances start next: where a node runs on this machine, the wait of their cgroup
-        joins passes meanwhile (see shipway.sandbox.joins)."""
+        joins passes meanwhile (see shipway.sandbox.joins). A release its builder recorded
+        already (`record_built`) is only confirmed."""
+        if outcome.build is not None and outcome.build.recorded:
+            return await asyncio.to_thread(self._release, outcome)
         expect_sandboxes()
         if self.addons is not None:
             try:
@@ -54,16 +57,21 @@ class DeployActivities:
                 return await asyncio.to_thread(self._finish, failed)
         return await asyncio.to_thread(self._release, outcome)
 
-    async def record_built(self, deployment_id: int, built: BuildOutput) -> None:
+    async def record_built(self, deployment_id: int, built: BuildOutput) -> bool:
         """Record the release of a build that just succeeded on the builder in this process,
         as `release` does, rather than one trip through Temporal later: its node hears of it
-        sooner (shipway.runtime.prelaunch). The workflow's own step then finds it recorded.
-        A failure here is the workflow's step's to meet, so it is only logged."""
+        sooner (shipway.runtime.prelaunch). Whether the deployment is deploying it now: the
+        workflow's own step then only confirms it. A failure here is left to that step, so
+        it is only logged."""
         try:
             with tracing.span("release.record", {"shipway.deployment.id": deployment_id}):
-                await self.release(Outcome(deployment_id, DeploymentStatus.DEPLOYING, None, built))
+                recorded = await self.release(
+                    Outcome(deployment_id, DeploymentStatus.DEPLOYING, None, built)
+                )
         except Exception:
             log.exception("deployment %d: the release is left to the workflow", deployment_id)
+            return False
+        return recorded.status is DeploymentStatus.DEPLOYING
 
     @activity.defn(name="shipway.deploy.finish")
     async def finish(self, outcome: Outcome) -> Outcome:
