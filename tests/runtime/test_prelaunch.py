@@ -33,13 +33,15 @@ def booted(node: Node) -> list[str]:
     return [line for line in node.app_log("shop") if "booting" in line]
 
 
-def queued(node: Node, files: dict[str, str]) -> int:
-    """A deployment of a release of FILES, not yet deploying: as a build leaves it."""
+def deploying(node: Node, files: dict[str, str]) -> int:
+    """A deployment of a release of FILES, built, then moved to deploying as the control
+    plane moves it (its event goes out once committed)."""
     deployment = node.deployment("shop", node.release("shop", files))
     with node.store.transaction() as session:
         row = session.get(Deployment, deployment)
         assert row is not None
         row.status = DeploymentStatus.BUILDING.value
+    move(node, deployment, DeploymentStatus.DEPLOYING)
     return deployment
 
 
@@ -52,7 +54,7 @@ def move(node: Node, deployment: int, status: DeploymentStatus) -> None:
 
 
 @pytest_asyncio.fixture
-async def hearing(node: Node, servers: Servers) -> AsyncIterator[Node]:
+async def hearing(node: Node, servers: Servers) -> AsyncIterator[tuple[Node, Prelaunch]]:
     """NODE hearing, with a node's NATS key, the deployment events this test's store emits."""
     control = servers.link()
     await control.connect()
@@ -63,7 +65,7 @@ async def hearing(node: Node, servers: Servers) -> AsyncIterator[Node]:
     await prelaunch.start()
     try:
         node.create_app("shop")
-        yield node
+        yield node, prelaunch
     finally:
         await prelaunch.close()
         events.unlisten(publisher)
@@ -72,11 +74,10 @@ async def hearing(node: Node, servers: Servers) -> AsyncIterator[Node]:
 
 
 async def test_a_release_starts_on_its_event_and_the_workflows_launch_takes_it_over(
-    hearing: Node,
+    hearing: tuple[Node, Prelaunch],
 ) -> None:
-    node = hearing
-    deployment = queued(node, WEB)
-    move(node, deployment, DeploymentStatus.DEPLOYING)
+    node, prelaunch = hearing
+    deployment = deploying(node, WEB)
     await until(ours)
     early = node.runtime._early[deployment]
     generation = await node.runtime.launch(deployment)
@@ -85,26 +86,27 @@ async def test_a_release_starts_on_its_event_and_the_workflows_launch_takes_it_o
     assert (await node.get(HOST)).json()["release"] == "v1"
     assert len(ours()) == 1
     move(node, deployment, DeploymentStatus.LIVE)
+    await until(lambda: not prelaunch._watching)
     assert (await node.get(HOST)).json()["release"] == "v1", "a live one is never stopped"
 
 
 async def test_an_early_start_nobody_takes_over_stops_when_the_deployment_ends(
-    hearing: Node,
+    hearing: tuple[Node, Prelaunch],
 ) -> None:
-    node = hearing
-    deployment = queued(node, WEB)
-    move(node, deployment, DeploymentStatus.DEPLOYING)
+    node, _ = hearing
+    deployment = deploying(node, WEB)
     await until(lambda: booted(node))
     move(node, deployment, DeploymentStatus.SUPERSEDED)
     await until(lambda: not ours())
     assert not node.runtime.route(deployment), "nothing of it is left to route"
 
 
-async def test_a_release_with_a_release_phase_waits_for_the_workflow(hearing: Node) -> None:
-    node = hearing
+async def test_a_release_with_a_release_phase_waits_for_the_workflow(
+    hearing: tuple[Node, Prelaunch],
+) -> None:
+    node, _ = hearing
     files = {**WEB, "Procfile": "release: echo migrating\nweb: python3 server.py\n"}
-    deployment = queued(node, files)
-    move(node, deployment, DeploymentStatus.DEPLOYING)
+    deployment = deploying(node, files)
     started = await until(lambda: node.runtime._early.get(deployment))
     assert await started is None, "it started nothing"
     assert await node.runtime.release_phase(deployment) is not None
