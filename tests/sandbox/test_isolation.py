@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ import psutil
 import pytest
 
 from shipway.sandbox import Mount, SandboxSpec, run
+from tests.helpers import until
 from tests.sandbox.conftest import cancel, processes_of, sandboxed, started
 
 
@@ -94,7 +96,8 @@ async def test_unprivileged_inside_and_outside(workspace: Path) -> None:
     try:
         uid, gid, groups = int(lines[0]), int(lines[1]), lines[2].split()
         assert uid != 0 and gid != 0 and groups == [str(gid)]
-        sleeper = next(p for p in processes_of(uid) if p.cmdline() == ["sleep", "1000"])
+        # "ready" comes just before the shell execs sleep: wait for the exec.
+        sleeper = await until(lambda: sleeping(uid))
         status = dict(
             line.split(":", 1)
             for line in Path(f"/proc/{sleeper.pid}/status").read_text().split("\n")
@@ -108,6 +111,15 @@ async def test_unprivileged_inside_and_outside(workspace: Path) -> None:
             assert uid != os.getuid()
     finally:
         await cancel(task)
+
+
+def sleeping(uid: int) -> psutil.Process | None:
+    """The sandbox's `sleep 1000`, once its shell has exec'd it."""
+    for process in processes_of(uid):
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            if process.cmdline() == ["sleep", "1000"]:
+                return process
+    return None
 
 
 async def test_own_pid_namespace(workspace: Path) -> None:
