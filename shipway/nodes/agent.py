@@ -109,7 +109,7 @@ class Node:
         prelaunch = Prelaunch(runtime, link)
         await prelaunch.start()
         stack.push_async_callback(prelaunch.close)
-        activities = RuntimeActivities(runtime, store)
+        activities = RuntimeActivities(runtime)
         workers = Workers(
             temporal,
             NODE_QUEUE,

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.errors import ShipwayError
 from shipway.runtime.agent import Runtime
 from shipway.runtime.messages import (
@@ -23,8 +22,6 @@ from shipway.runtime.messages import (
     START_ACTIVITY,
     RunInput,
 )
-from shipway.store import Store
-from shipway.store.tables import Deployment
 
 HEARTBEAT_EVERY = 1.0
 
@@ -32,9 +29,8 @@ T = TypeVar("T")
 
 
 class RuntimeActivities:
-    def __init__(self, runtime: Runtime, store: Store) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.store = store
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity a node's worker serves."""
@@ -63,7 +59,7 @@ class RuntimeActivities:
     async def route(self, task: RunInput) -> bool:
         """Switch the router to the started release, if its deployment is still the one to go
         live (a newer push may have superseded it meanwhile); else stop it."""
-        if await asyncio.to_thread(self._deploying, task.deployment_id):
+        if await asyncio.to_thread(self.runtime.deploying, task.deployment_id):
             return self.runtime.route(task.deployment_id)
         await self.runtime.discard(task.deployment_id)
         return False
@@ -102,17 +98,14 @@ class RuntimeActivities:
         finally:
             beat.cancel()
 
-    def _deploying(self, deployment_id: int) -> bool:
-        with self.store.transaction() as session:
-            row = session.get(Deployment, deployment_id)
-            return row is not None and row.status == DeploymentStatus.DEPLOYING.value
-
     async def _heartbeat(self, deployment_id: int, work: asyncio.Task[Any]) -> bool:
         """Heartbeat; stop starting a deployment that a newer one has superseded (True)."""
         while not work.done():
             activity.heartbeat()
             await asyncio.sleep(HEARTBEAT_EVERY)
-            if not work.done() and not await asyncio.to_thread(self._deploying, deployment_id):
+            if not work.done() and not await asyncio.to_thread(
+                self.runtime.deploying, deployment_id
+            ):
                 work.cancel()
                 return True
         return False

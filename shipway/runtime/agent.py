@@ -274,6 +274,12 @@ class Runtime:
         if generation is not None:
             await generation.stop()
 
+    def deploying(self, deployment_id: int) -> bool:
+        """Whether the deployment is deploying still (a store read: call it in a thread)."""
+        with self.store.transaction() as session:
+            row = session.get(Deployment, deployment_id)
+            return row is not None and row.status == DeploymentStatus.DEPLOYING.value
+
     def _deployment(self, deployment_id: int) -> tuple[Placement, str, DeploymentStatus]:
         """What a deployment runs, what made it (its source: git, upload, config, rollback)
         and its status."""

@@ -21,7 +21,6 @@ from shipway import eventbus, tracing
 from shipway.deploys.lifecycle import DeploymentStatus
 from shipway.links import NatsLink
 from shipway.runtime.agent import Runtime
-from shipway.store.tables import Deployment
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class Prelaunch:
         """Once the deployment is no longer deploying, stop what no activity took over."""
 
         async def ended() -> bool | None:
-            return await asyncio.to_thread(self._ended, deployment_id) or None
+            return not await asyncio.to_thread(self.runtime.deploying, deployment_id) or None
 
         on = eventbus.subject("deployment", deployment_id)
         try:
@@ -69,11 +68,6 @@ class Prelaunch:
             await self.runtime.forget_early(deployment_id)
         except Exception:  # the start it watches is the runtime's; it stops with the node
             log.exception("deployment %d: cannot watch its early start", deployment_id)
-
-    def _ended(self, deployment_id: int) -> bool:
-        with self.runtime.store.transaction() as session:
-            row = session.get(Deployment, deployment_id)
-            return row is None or row.status != DeploymentStatus.DEPLOYING.value
 
 
 def deployment_of(subject: str) -> int | None:

@@ -172,7 +172,7 @@ async def platform(
         activities=[deploys.release, deploys.finish],
     )
     runtime = Runtime(store, tmp_path, RouteTable(), base_domain="localhost", js=link.js)
-    node = RuntimeActivities(runtime, store)
+    node = RuntimeActivities(runtime)
     node_workers = Workers(client, NODE_QUEUE, workflows=[], activities=node.all())
     node_workers.start()
     builder = Workers(
